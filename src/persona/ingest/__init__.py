@@ -1,0 +1,1 @@
+"""Ingest: event schema, validation, dedupe, quarantine and bulk import."""

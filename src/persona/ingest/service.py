@@ -1,0 +1,351 @@
+"""Ingest: validate -> dedupe -> store with profile updates, in one transaction per call.
+
+Nothing acknowledged is lost and nothing is silently dropped: every event of a call ends as
+accepted, duplicate or rejected, and every rejected event is written to the quarantine with its
+raw payload, a machine code, a message and the path of the error, in the same transaction as
+the accepted ones. The caller only hears back after the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from persona.clock import Clock
+from persona.errors import BatchTooLargeError, ConflictError, NotFoundError
+from persona.ingest.schema import EventIn, UnparsableLine
+from persona.observability.metrics import Metrics
+from persona.profiles.service import ProfileService
+from persona.storage.protocols import Storage, UnitOfWork
+from persona.storage.records import EventRecord, QuarantineRecord
+
+ERROR_CODES = {
+    "missing_identity": "missing_identity",
+    "extra_forbidden": "unknown_field",
+    "missing": "missing_field",
+    "invalid_timestamp": "invalid_timestamp",
+    "invalid_document": "invalid_document",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    max_batch_events: int = 1000
+    max_event_bytes: int = 32 * 1024
+    future_tolerance_ms: int = 300_000
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """An event that passed validation, normalized, with its id and payload hash."""
+
+    index: int
+    event_id: str
+    type: str
+    user_id: str | None
+    anonymous_id: str | None
+    item_id: str | None
+    occurred_at_ms: int
+    value: float | None
+    properties: dict[str, Any] | None
+    context: dict[str, Any] | None
+    decision_id: str | None
+    payload_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    code: str
+    message: str
+    path: str | None
+    raw: str
+    event_id: str | None = None
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "events": self.events,
+        }
+
+
+def payload_hash(event: EventIn, occurred_at_ms: int | None) -> str:
+    """Hash of what the client sent (not server-filled fields): tells retries from conflicts."""
+    canonical = orjson.dumps(
+        [
+            event.type,
+            event.user_id,
+            event.anonymous_id,
+            event.item_id,
+            occurred_at_ms,
+            event.value,
+            event.properties,
+            event.context,
+            event.decision_id,
+        ],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+def _raw_text(raw: Any) -> str:
+    try:
+        return orjson.dumps(raw).decode()
+    except TypeError:
+        return repr(raw)
+
+
+def validate_event(
+    raw: Any, index: int, *, now_ms: int, limits: IngestLimits
+) -> ValidEvent | Rejection:
+    """Check one raw event against the contract; never raises for bad input."""
+    if isinstance(raw, UnparsableLine):
+        return Rejection(
+            index, "malformed_json", f"line {raw.line} is not valid JSON", None, raw.text
+        )
+    try:
+        raw_bytes = orjson.dumps(raw)
+    except TypeError:
+        return Rejection(
+            index, "invalid_event", "the event is not valid JSON data", None, repr(raw)
+        )
+    raw_text = raw_bytes.decode()
+    if not isinstance(raw, dict):
+        return Rejection(index, "invalid_event", "an event must be a JSON object", None, raw_text)
+    client_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
+    if len(raw_bytes) > limits.max_event_bytes:
+        return Rejection(
+            index,
+            "event_too_large",
+            f"the event is {len(raw_bytes)} bytes; the limit is {limits.max_event_bytes}",
+            None,
+            raw_text,
+            client_id,
+        )
+    try:
+        event = EventIn.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        first = errors[0]
+        path = ".".join(str(part) for part in first["loc"]) or None
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in errors
+        )
+        code = ERROR_CODES.get(first["type"], "invalid_field")
+        return Rejection(index, code, message, path, raw_text, client_id)
+    occurred_at_ms = event.timestamp if event.timestamp is not None else now_ms
+    if occurred_at_ms > now_ms + limits.future_tolerance_ms:
+        return Rejection(
+            index,
+            "future_timestamp",
+            f"timestamp is more than {limits.future_tolerance_ms // 1000} s in the future",
+            "timestamp",
+            raw_text,
+            client_id,
+        )
+    return ValidEvent(
+        index=index,
+        event_id=event.event_id or str(uuid.uuid4()),
+        type=event.type,
+        user_id=event.user_id,
+        anonymous_id=event.anonymous_id,
+        item_id=event.item_id,
+        occurred_at_ms=occurred_at_ms,
+        value=event.value,
+        properties=event.properties,
+        context=event.context,
+        decision_id=event.decision_id,
+        payload_hash=payload_hash(event, event.timestamp),
+    )
+
+
+class IngestService:
+    def __init__(
+        self,
+        storage: Storage,
+        profiles: ProfileService,
+        clock: Clock,
+        limits: IngestLimits,
+        metrics: Metrics,
+    ) -> None:
+        self._storage = storage
+        self._profiles = profiles
+        self._clock = clock
+        self._limits = limits
+        self._metrics = metrics
+
+    @property
+    def limits(self) -> IngestLimits:
+        return self._limits
+
+    def ingest(self, raw_events: Sequence[Any], *, source: str = "api") -> IngestResult:
+        """Validate, dedupe and store a batch; returns one outcome per event, in order."""
+        if len(raw_events) > self._limits.max_batch_events:
+            limit = self._limits.max_batch_events
+            raise BatchTooLargeError(f"{len(raw_events)} events in one batch; the limit is {limit}")
+        now_ms = self._clock.now_ms()
+        batch = _Batch(raw_events)
+        self._validate(batch, now_ms)
+        with self._storage.write() as uow:
+            self._store(uow, batch, now_ms, source)
+            uow.quarantine.add([_quarantine_record(r, now_ms, source) for r in batch.rejections])
+        return self._finish(batch)
+
+    def replay(self, quarantine_id: int, fixed_event: Any | None = None) -> IngestResult:
+        """Send a quarantined event (as stored, or as fixed by the caller) through ingest, once.
+
+        The check, the store and the mark happen in one transaction, so two concurrent replays
+        of one entry cannot both land. A replay that is rejected again leaves the entry open.
+        """
+        now_ms = self._clock.now_ms()
+        with self._storage.write() as uow:
+            entry = uow.quarantine.get(quarantine_id)
+            if entry is None:
+                raise NotFoundError(f"no quarantine entry {quarantine_id}")
+            if entry.replayed_at_ms is not None:
+                raise ConflictError(f"quarantine entry {quarantine_id} was already replayed")
+            raw = fixed_event if fixed_event is not None else orjson.loads(entry.raw)
+            batch = _Batch([raw])
+            self._validate(batch, now_ms)
+            self._store(uow, batch, now_ms, "replay")
+            if not batch.rejections:
+                event_id = next(iter(batch.candidates))
+                uow.quarantine.mark_replayed(quarantine_id, event_id, now_ms)
+        return self._finish(batch)
+
+    def _validate(self, batch: _Batch, now_ms: int) -> None:
+        for index, raw in enumerate(batch.raw_events):
+            checked = validate_event(raw, index, now_ms=now_ms, limits=self._limits)
+            if isinstance(checked, Rejection):
+                batch.rejections.append(checked)
+                continue
+            earlier = batch.candidates.get(checked.event_id)
+            if earlier is None:
+                batch.candidates[checked.event_id] = checked
+            elif earlier.payload_hash == checked.payload_hash:
+                batch.duplicate(checked)
+            else:
+                batch.rejections.append(_conflict(checked, raw))
+
+    def _store(self, uow: UnitOfWork, batch: _Batch, now_ms: int, source: str) -> None:
+        stored = uow.events.payload_hashes(list(batch.candidates))
+        for event in list(batch.candidates.values()):
+            known = stored.get(event.event_id)
+            if known is None:
+                batch.fresh.append(event)
+            elif known == event.payload_hash:
+                batch.duplicate(event)
+            else:
+                batch.rejections.append(_conflict(event, batch.raw_events[event.index]))
+        profile_keys = self._profiles.apply_events(uow, batch.fresh, now_ms)
+        records = [_record(e, profile_keys[e.event_id], now_ms, source) for e in batch.fresh]
+        inserted = uow.events.append(records)
+        if len(inserted) != len(records):
+            # Cannot happen under the write lock; refuse to acknowledge rather than guess.
+            raise RuntimeError("the event log refused events that passed the duplicate check")
+        batch.profiles_updated = len(set(profile_keys.values()))
+
+    def _finish(self, batch: _Batch) -> IngestResult:
+        outcomes = batch.outcomes
+        for event in batch.fresh:
+            outcomes[event.index] = {
+                "index": event.index,
+                "status": "accepted",
+                "event_id": event.event_id,
+            }
+        for r in batch.rejections:
+            outcomes[r.index] = {
+                "index": r.index,
+                "status": "rejected",
+                "event_id": r.event_id,
+                "code": r.code,
+                "message": r.message,
+                "path": r.path,
+            }
+        accepted, rejected = len(batch.fresh), len(batch.rejections)
+        result = IngestResult(accepted, len(outcomes) - accepted - rejected, rejected, outcomes)
+        self._metrics.events_ingested(result.accepted, result.duplicates, result.rejected)
+        self._metrics.profile_updates.inc(batch.profiles_updated)
+        return result
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The working state of one ingest call."""
+
+    raw_events: Sequence[Any]
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    candidates: dict[str, ValidEvent] = field(default_factory=dict)
+    fresh: list[ValidEvent] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    profiles_updated: int = 0
+
+    def __post_init__(self) -> None:
+        self.outcomes = [{} for _ in self.raw_events]
+
+    def duplicate(self, event: ValidEvent) -> None:
+        self.outcomes[event.index] = {
+            "index": event.index,
+            "status": "duplicate",
+            "event_id": event.event_id,
+        }
+
+
+def _conflict(event: ValidEvent, raw: Any) -> Rejection:
+    return Rejection(
+        event.index,
+        "event_id_conflict",
+        "an event with this event_id and a different payload was already received",
+        "event_id",
+        _raw_text(raw),
+        event.event_id,
+    )
+
+
+def _record(event: ValidEvent, profile_key: str, now_ms: int, source: str) -> EventRecord:
+    return EventRecord(
+        event_id=event.event_id,
+        type=event.type,
+        profile_key=profile_key,
+        user_id=event.user_id,
+        anonymous_id=event.anonymous_id,
+        item_id=event.item_id,
+        occurred_at_ms=event.occurred_at_ms,
+        received_at_ms=now_ms,
+        value=event.value,
+        properties=event.properties,
+        context=event.context,
+        decision_id=event.decision_id,
+        payload_hash=event.payload_hash,
+        source=source,
+    )
+
+
+def _quarantine_record(rejection: Rejection, now_ms: int, source: str) -> QuarantineRecord:
+    return QuarantineRecord(
+        code=rejection.code,
+        message=rejection.message,
+        raw=rejection.raw,
+        source=source,
+        received_at_ms=now_ms,
+        event_id=rejection.event_id,
+        path=rejection.path,
+        batch_index=rejection.index,
+    )

@@ -1,0 +1,44 @@
+"""Prometheus metrics, one registry per engine so tests and processes never collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "persona_http_requests",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "persona_http_request_seconds",
+            "HTTP request latency by route.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "persona_events",
+            "Events by ingest outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.profile_updates = Counter(
+            "persona_profile_updates",
+            "Profiles updated by ingest (one per profile per batch).",
+            registry=self.registry,
+        )
+
+    def events_ingested(self, accepted: int, duplicates: int, rejected: int) -> None:
+        self.events.labels("accepted").inc(accepted)
+        self.events.labels("duplicate").inc(duplicates)
+        self.events.labels("rejected").inc(rejected)
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,1 @@
+"""Profiles: one per person, behavioural aggregates, traits and identity resolution."""

@@ -1,0 +1,184 @@
+"""Profile updates inside the ingest transaction, identity merges, reads and traits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from persona.clock import Clock
+from persona.errors import NotFoundError
+from persona.profiles.aggregate import AggregateRules, FoldEvent, ProfileState
+from persona.profiles.schema import Profile, RecentItem, Rfm
+from persona.storage.protocols import Storage, UnitOfWork
+
+USER = "u:"
+ANONYMOUS = "a:"
+IDENTIFY = "identify"
+DAY_MS = 86_400_000
+
+
+class IdentifiedEvent(Protocol):
+    """What profile updates read from an accepted event."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def anonymous_id(self) -> str | None: ...
+    @property
+    def item_id(self) -> str | None: ...
+    @property
+    def occurred_at_ms(self) -> int: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def context(self) -> dict[str, Any] | None: ...
+
+
+def user_key(user_id: str) -> str:
+    return USER + user_id
+
+
+def anonymous_key(anonymous_id: str) -> str:
+    return ANONYMOUS + anonymous_id
+
+
+def _iso(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class ProfileService:
+    def __init__(self, storage: Storage, clock: Clock, rules: AggregateRules) -> None:
+        self._storage = storage
+        self._clock = clock
+        self.rules = rules
+
+    def apply_events(
+        self, uow: UnitOfWork, events: Sequence[IdentifiedEvent], now_ms: int
+    ) -> dict[str, str]:
+        """Fold accepted events into their profiles; returns the profile key of each event.
+
+        An ``identify`` event that carries both ids links the anonymous id to the user: the
+        anonymous profile is merged into the user's, its events are moved over, and later
+        events under either id land in the user's profile. An anonymous id is linked to the
+        first user it is identified with; later links of the same anonymous id are ignored.
+        """
+        if not events:
+            return {}
+        anon_keys = {anonymous_key(e.anonymous_id) for e in events if e.anonymous_id}
+        links = uow.profiles.resolve_aliases(list(anon_keys))
+        wanted = {user_key(e.user_id) for e in events if e.user_id}
+        wanted |= {links.get(k, k) for k in anon_keys}
+        states = {
+            k: ProfileState.from_dict(r.state) for k, r in uow.profiles.load(list(wanted)).items()
+        }
+        categories = uow.catalog.categories_for(list({e.item_id for e in events if e.item_id}))
+
+        new_links: dict[str, str] = {}
+        merged_away: list[str] = []
+        dirty: set[str] = set()
+        raw_keys: dict[str, str] = {}
+        for event in events:
+            if event.type == IDENTIFY and event.user_id and event.anonymous_id:
+                alias, target = anonymous_key(event.anonymous_id), user_key(event.user_id)
+                if alias not in links:
+                    links[alias] = new_links[alias] = target
+                    if alias in states:
+                        absorbed = states.pop(alias)
+                        states.setdefault(target, ProfileState()).merge(absorbed, self.rules)
+                        dirty.discard(alias)
+                        dirty.add(target)
+                        merged_away.append(alias)
+            if event.user_id:
+                key = user_key(event.user_id)
+            else:
+                alias = anonymous_key(event.anonymous_id or "")
+                key = links.get(alias, alias)
+            fold = FoldEvent(
+                event.event_id,
+                event.type,
+                event.occurred_at_ms,
+                event.item_id,
+                event.value,
+                event.context,
+            )
+            states.setdefault(key, ProfileState()).apply(
+                fold, categories.get(event.item_id, ()) if event.item_id else (), self.rules
+            )
+            dirty.add(key)
+            raw_keys[event.event_id] = key
+
+        uow.profiles.save_states({k: states[k].to_dict() for k in dirty}, now_ms)
+        if merged_away:
+            uow.profiles.delete(merged_away)
+            for alias in merged_away:
+                uow.events.reassign_profile(alias, links[alias])
+        uow.profiles.add_aliases(new_links, now_ms)
+        return {eid: links.get(k, k) for eid, k in raw_keys.items()}
+
+    def resolve(self, uow: UnitOfWork, person_id: str) -> str | None:
+        """The profile key for a user id, or for an anonymous id (following its link)."""
+        key = user_key(person_id)
+        if uow.profiles.load([key]):
+            return key
+        alias = anonymous_key(person_id)
+        key = uow.profiles.resolve_aliases([alias]).get(alias, alias)
+        return key if uow.profiles.load([key]) else None
+
+    def get(self, person_id: str) -> Profile:
+        with self._storage.read() as uow:
+            key = self.resolve(uow, person_id)
+            record = uow.profiles.load([key]).get(key) if key else None
+            if key is None or record is None:
+                raise NotFoundError(f"no profile for {person_id!r}")
+            aliases = [a.removeprefix(ANONYMOUS) for a in uow.profiles.aliases_of(key)]
+        return self._view(key, record.state, record.traits, record.updated_at_ms, aliases)
+
+    def set_traits(self, user_id: str, traits: dict[str, Any]) -> Profile:
+        key = user_key(user_id)
+        now = self._clock.now_ms()
+        with self._storage.write() as uow:
+            uow.profiles.set_traits(key, traits, ProfileState().to_dict(), now)
+        return self.get(user_id)
+
+    def _view(
+        self,
+        key: str,
+        state_doc: dict[str, Any],
+        traits: dict[str, Any] | None,
+        updated_at_ms: int,
+        aliases: list[str],
+    ) -> Profile:
+        state = ProfileState.from_dict(state_doc)
+        now = self._clock.now_ms()
+        kind = "user" if key.startswith(USER) else "anonymous"
+        affinities = sorted(state.affinity.items(), key=lambda kv: (-kv[1], kv[0]))
+        return Profile(
+            profile_id=key[2:],
+            kind=kind,
+            aliases=aliases,
+            traits=traits or {},
+            event_count=state.event_count,
+            counts=dict(sorted(state.counts.items())),
+            first_seen_at=_iso(state.first_seen_ms),
+            last_seen_at=_iso(state.last_seen_ms),
+            days_since_last_seen=None
+            if state.last_seen_ms is None
+            else max(0.0, (now - state.last_seen_ms) / DAY_MS),
+            rfm=Rfm(
+                recency_days=None
+                if state.last_purchase_ms is None
+                else max(0.0, (now - state.last_purchase_ms) / DAY_MS),
+                frequency=state.purchases,
+                monetary=state.revenue,
+            ),
+            category_affinities={name: round(score, 6) for name, score in affinities},
+            recent_items=[RecentItem(item_id=i, at=_iso(t)) for i, t, _ in state.recent],
+            last_context=state.last_context,
+            session_count=state.session_count,
+            updated_at=_iso(updated_at_ms),
+        )

@@ -1,0 +1,1 @@
+"""Storage: narrow interfaces per need, with SQLite and PostgreSQL implementations."""

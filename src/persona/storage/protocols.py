@@ -1,0 +1,128 @@
+"""The narrow storage interfaces the domains depend on.
+
+Each need has its own small protocol. A ``UnitOfWork`` groups them over one transaction, so an
+ingest call commits its events, quarantine records and profile updates together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from persona.storage.records import (
+    ApiKeyRecord,
+    EventRecord,
+    ItemRecord,
+    ProfileRecord,
+    QuarantineRecord,
+)
+
+
+class EventLog(Protocol):
+    def payload_hashes(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """Stored payload hash of each of ``event_ids`` that is already in the log."""
+        ...
+
+    def append(self, events: Sequence[EventRecord]) -> set[str]:
+        """Insert events whose id is new; return the ids actually inserted."""
+        ...
+
+    def reassign_profile(self, from_key: str, to_key: str) -> int: ...
+
+    def for_profile(self, profile_key: str, limit: int) -> list[EventRecord]:
+        """The most recent events of a profile, newest first."""
+        ...
+
+    def get(self, event_id: str) -> EventRecord | None: ...
+
+    def count(self) -> int: ...
+
+    def iter_all(self, batch_size: int = 10_000) -> Iterator[EventRecord]:
+        """Every event in (occurred_at_ms, event_id) order."""
+        ...
+
+
+class QuarantineLog(Protocol):
+    def add(self, records: Sequence[QuarantineRecord]) -> None: ...
+
+    def list(
+        self, *, after_id: int, limit: int, code: str | None = None
+    ) -> list[QuarantineRecord]: ...
+
+    def get(self, quarantine_id: int) -> QuarantineRecord | None: ...
+
+    def mark_replayed(self, quarantine_id: int, event_id: str, at_ms: int) -> bool:
+        """Mark an entry replayed; False when it already was (replay happens once)."""
+        ...
+
+    def count(self) -> int: ...
+
+
+class ProfileStore(Protocol):
+    def load(self, profile_keys: Sequence[str]) -> dict[str, ProfileRecord]: ...
+
+    def save_states(self, states: Mapping[str, dict[str, Any]], at_ms: int) -> None:
+        """Upsert aggregate states, leaving traits as they are."""
+        ...
+
+    def set_traits(
+        self, profile_key: str, traits: dict[str, Any], empty_state: dict[str, Any], at_ms: int
+    ) -> None: ...
+
+    def delete(self, profile_keys: Sequence[str]) -> None: ...
+
+    def resolve_aliases(self, alias_keys: Sequence[str]) -> dict[str, str]: ...
+
+    def add_aliases(self, links: Mapping[str, str], at_ms: int) -> None: ...
+
+    def aliases_of(self, profile_key: str) -> list[str]: ...
+
+    def count(self) -> int: ...
+
+
+class Catalog(Protocol):
+    def upsert(self, items: Sequence[ItemRecord]) -> None: ...
+
+    def get(self, item_id: str) -> ItemRecord | None: ...
+
+    def categories_for(self, item_ids: Sequence[str]) -> dict[str, list[str]]: ...
+
+    def list(self, *, after_id: str | None, limit: int) -> list[ItemRecord]: ...
+
+    def count(self) -> int: ...
+
+
+class KeyStore(Protocol):
+    def add(self, record: ApiKeyRecord) -> None: ...
+
+    def get(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    def list(self) -> list[ApiKeyRecord]: ...
+
+    def revoke(self, key_id: str, at_ms: int) -> bool: ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def events(self) -> EventLog: ...
+    @property
+    def quarantine(self) -> QuarantineLog: ...
+    @property
+    def profiles(self) -> ProfileStore: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def keys(self) -> KeyStore: ...
+
+
+class Storage(Protocol):
+    def write(self) -> AbstractContextManager[UnitOfWork]:
+        """A transaction that holds the write lock; commits on normal exit."""
+        ...
+
+    def read(self) -> AbstractContextManager[UnitOfWork]: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,70 @@
+"""Plain records that cross the storage interfaces (no SQLAlchemy types leak out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    event_id: str
+    type: str
+    profile_key: str
+    user_id: str | None
+    anonymous_id: str | None
+    item_id: str | None
+    occurred_at_ms: int
+    received_at_ms: int
+    value: float | None
+    properties: dict[str, Any] | None
+    context: dict[str, Any] | None
+    decision_id: str | None
+    payload_hash: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    code: str
+    message: str
+    raw: str
+    source: str
+    received_at_ms: int
+    event_id: str | None = None
+    path: str | None = None
+    batch_index: int | None = None
+    quarantine_id: int | None = None
+    replayed_at_ms: int | None = None
+    replayed_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRecord:
+    profile_key: str
+    state: dict[str, Any]
+    traits: dict[str, Any] | None
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    item_id: str
+    title: str | None
+    categories: list[str]
+    tags: list[str]
+    price: float | None
+    available: bool
+    created_at_ms: int
+    attributes: dict[str, Any]
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    key_id: str
+    name: str
+    secret_hash: str
+    scopes: list[str] = field(default_factory=list)
+    created_at_ms: int = 0
+    revoked_at_ms: int | None = None

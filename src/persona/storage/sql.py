@@ -1,0 +1,392 @@
+"""SQLAlchemy Core implementation of the storage interfaces, for SQLite and PostgreSQL.
+
+One class per interface, bound to the connection of a unit of work. The two dialects differ in
+few places (upserts, the write lock); those are named where they happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from itertools import islice
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, Row
+
+from persona.storage import tables
+from persona.storage.database import WRITE_OPTION
+from persona.storage.records import (
+    ApiKeyRecord,
+    EventRecord,
+    ItemRecord,
+    ProfileRecord,
+    QuarantineRecord,
+)
+
+T = TypeVar("T")
+IN_CHUNK = 900  # stay below every SQLite build's bound on bound parameters
+# PostgreSQL: writers that read-modify-write profiles take this transaction-level advisory lock,
+# which gives them the same one-writer-at-a-time guarantee SQLite's BEGIN IMMEDIATE gives.
+PG_WRITE_LOCK = 0x70657273
+
+
+def _chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    iterator = iter(values)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+UpsertInsert = sqlite.Insert | postgresql.Insert
+
+
+def _insert(connection: Connection, table: Table) -> UpsertInsert:
+    """An INSERT with the dialect's ON CONFLICT clauses (both dialects spell them the same)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+class SqlEventLog:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def payload_hashes(self, event_ids: Sequence[str]) -> dict[str, str]:
+        t = tables.events
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(event_ids)):
+            rows = self._c.execute(
+                select(t.c.event_id, t.c.payload_hash).where(t.c.event_id.in_(chunk))
+            )
+            found.update((row.event_id, row.payload_hash) for row in rows)
+        return found
+
+    def append(self, events: Sequence[EventRecord]) -> set[str]:
+        if not events:
+            return set()
+        t = tables.events
+        statement = (
+            _insert(self._c, t)
+            .on_conflict_do_nothing(index_elements=[t.c.event_id])
+            .returning(t.c.event_id)
+        )
+        rows = [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "profile_key": e.profile_key,
+                "user_id": e.user_id,
+                "anonymous_id": e.anonymous_id,
+                "item_id": e.item_id,
+                "occurred_at_ms": e.occurred_at_ms,
+                "received_at_ms": e.received_at_ms,
+                "value": e.value,
+                "properties": e.properties,
+                "context": e.context,
+                "decision_id": e.decision_id,
+                "payload_hash": e.payload_hash,
+                "source": e.source,
+            }
+            for e in events
+        ]
+        return set(self._c.execute(statement, rows).scalars())
+
+    def reassign_profile(self, from_key: str, to_key: str) -> int:
+        t = tables.events
+        result = self._c.execute(
+            update(t).where(t.c.profile_key == from_key).values(profile_key=to_key)
+        )
+        return int(result.rowcount)
+
+    def for_profile(self, profile_key: str, limit: int) -> list[EventRecord]:
+        t = tables.events
+        rows = self._c.execute(
+            select(t)
+            .where(t.c.profile_key == profile_key)
+            .order_by(t.c.occurred_at_ms.desc(), t.c.event_id.desc())
+            .limit(limit)
+        )
+        return [_event(row) for row in rows]
+
+    def get(self, event_id: str) -> EventRecord | None:
+        row = self._c.execute(
+            select(tables.events).where(tables.events.c.event_id == event_id)
+        ).first()
+        return _event(row) if row else None
+
+    def count(self) -> int:
+        return int(self._c.execute(select(func.count()).select_from(tables.events)).scalar_one())
+
+    def iter_all(self, batch_size: int = 10_000) -> Iterator[EventRecord]:
+        t = tables.events
+        result = self._c.execution_options(yield_per=batch_size).execute(
+            select(t).order_by(t.c.occurred_at_ms, t.c.event_id)
+        )
+        for row in result:
+            yield _event(row)
+
+
+def _event(row: Row[Any]) -> EventRecord:
+    m = row._mapping
+    return EventRecord(**{name: m[name] for name in EventRecord.__slots__})
+
+
+class SqlQuarantineLog:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(self, records: Sequence[QuarantineRecord]) -> None:
+        if not records:
+            return
+        rows = [
+            {
+                "event_id": r.event_id,
+                "code": r.code,
+                "message": r.message,
+                "path": r.path,
+                "batch_index": r.batch_index,
+                "raw": r.raw,
+                "source": r.source,
+                "received_at_ms": r.received_at_ms,
+            }
+            for r in records
+        ]
+        self._c.execute(tables.quarantine.insert(), rows)
+
+    def list(self, *, after_id: int, limit: int, code: str | None = None) -> list[QuarantineRecord]:
+        t = tables.quarantine
+        query = select(t).where(t.c.quarantine_id > after_id)
+        if code is not None:
+            query = query.where(t.c.code == code)
+        rows = self._c.execute(query.order_by(t.c.quarantine_id).limit(limit))
+        return [_quarantine(row) for row in rows]
+
+    def get(self, quarantine_id: int) -> QuarantineRecord | None:
+        t = tables.quarantine
+        row = self._c.execute(select(t).where(t.c.quarantine_id == quarantine_id)).first()
+        return _quarantine(row) if row else None
+
+    def mark_replayed(self, quarantine_id: int, event_id: str, at_ms: int) -> bool:
+        t = tables.quarantine
+        result = self._c.execute(
+            update(t)
+            .where(t.c.quarantine_id == quarantine_id, t.c.replayed_at_ms.is_(None))
+            .values(replayed_at_ms=at_ms, replayed_event_id=event_id)
+        )
+        return bool(result.rowcount == 1)
+
+    def count(self) -> int:
+        return int(
+            self._c.execute(select(func.count()).select_from(tables.quarantine)).scalar_one()
+        )
+
+
+def _quarantine(row: Row[Any]) -> QuarantineRecord:
+    m = row._mapping
+    return QuarantineRecord(**{name: m[name] for name in QuarantineRecord.__slots__})
+
+
+class SqlProfileStore:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def load(self, profile_keys: Sequence[str]) -> dict[str, ProfileRecord]:
+        t = tables.profiles
+        found: dict[str, ProfileRecord] = {}
+        for chunk in _chunks(list(profile_keys)):
+            for row in self._c.execute(select(t).where(t.c.profile_key.in_(chunk))):
+                found[row.profile_key] = ProfileRecord(
+                    row.profile_key, row.state, row.traits, row.updated_at_ms
+                )
+        return found
+
+    def save_states(self, states: Mapping[str, dict[str, Any]], at_ms: int) -> None:
+        if not states:
+            return
+        t = tables.profiles
+        statement = _insert(self._c, t)
+        statement = statement.on_conflict_do_update(
+            index_elements=[t.c.profile_key],
+            set_={
+                "state": statement.excluded.state,
+                "updated_at_ms": statement.excluded.updated_at_ms,
+            },
+        )
+        rows = [{"profile_key": k, "state": s, "updated_at_ms": at_ms} for k, s in states.items()]
+        self._c.execute(statement, rows)
+
+    def set_traits(
+        self, profile_key: str, traits: dict[str, Any], empty_state: dict[str, Any], at_ms: int
+    ) -> None:
+        t = tables.profiles
+        statement = _insert(self._c, t).values(
+            profile_key=profile_key, state=empty_state, traits=traits, updated_at_ms=at_ms
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[t.c.profile_key],
+            set_={
+                "traits": statement.excluded.traits,
+                "updated_at_ms": statement.excluded.updated_at_ms,
+            },
+        )
+        self._c.execute(statement)
+
+    def delete(self, profile_keys: Sequence[str]) -> None:
+        t = tables.profiles
+        for chunk in _chunks(list(profile_keys)):
+            self._c.execute(delete(t).where(t.c.profile_key.in_(chunk)))
+
+    def resolve_aliases(self, alias_keys: Sequence[str]) -> dict[str, str]:
+        t = tables.aliases
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(alias_keys)):
+            rows = self._c.execute(
+                select(t.c.alias_key, t.c.profile_key).where(t.c.alias_key.in_(chunk))
+            )
+            found.update((row.alias_key, row.profile_key) for row in rows)
+        return found
+
+    def add_aliases(self, links: Mapping[str, str], at_ms: int) -> None:
+        if not links:
+            return
+        t = tables.aliases
+        statement = _insert(self._c, t).on_conflict_do_nothing(index_elements=[t.c.alias_key])
+        self._c.execute(
+            statement,
+            [{"alias_key": a, "profile_key": p, "created_at_ms": at_ms} for a, p in links.items()],
+        )
+
+    def aliases_of(self, profile_key: str) -> list[str]:
+        t = tables.aliases
+        rows = self._c.execute(
+            select(t.c.alias_key).where(t.c.profile_key == profile_key).order_by(t.c.alias_key)
+        )
+        return list(rows.scalars())
+
+    def count(self) -> int:
+        return int(self._c.execute(select(func.count()).select_from(tables.profiles)).scalar_one())
+
+
+class SqlCatalog:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def upsert(self, items: Sequence[ItemRecord]) -> None:
+        if not items:
+            return
+        t = tables.items
+        statement = _insert(self._c, t)
+        columns = [c.name for c in t.columns if c.name != "item_id"]
+        statement = statement.on_conflict_do_update(
+            index_elements=[t.c.item_id],
+            set_={name: statement.excluded[name] for name in columns},
+        )
+        rows = [{name: getattr(item, name) for name in ItemRecord.__slots__} for item in items]
+        self._c.execute(statement, rows)
+
+    def get(self, item_id: str) -> ItemRecord | None:
+        row = self._c.execute(select(tables.items).where(tables.items.c.item_id == item_id)).first()
+        return _item(row) if row else None
+
+    def categories_for(self, item_ids: Sequence[str]) -> dict[str, list[str]]:
+        t = tables.items
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(list(item_ids)):
+            rows = self._c.execute(
+                select(t.c.item_id, t.c.categories).where(t.c.item_id.in_(chunk))
+            )
+            found.update((row.item_id, row.categories) for row in rows)
+        return found
+
+    def list(self, *, after_id: str | None, limit: int) -> list[ItemRecord]:
+        t = tables.items
+        query = select(t).order_by(t.c.item_id).limit(limit)
+        if after_id is not None:
+            query = query.where(t.c.item_id > after_id)
+        return [_item(row) for row in self._c.execute(query)]
+
+    def count(self) -> int:
+        return int(self._c.execute(select(func.count()).select_from(tables.items)).scalar_one())
+
+
+def _item(row: Row[Any]) -> ItemRecord:
+    m = row._mapping
+    return ItemRecord(**{name: m[name] for name in ItemRecord.__slots__})
+
+
+class SqlKeyStore:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(self, record: ApiKeyRecord) -> None:
+        self._c.execute(
+            tables.api_keys.insert().values(
+                key_id=record.key_id,
+                name=record.name,
+                secret_hash=record.secret_hash,
+                scopes=list(record.scopes),
+                created_at_ms=record.created_at_ms,
+                revoked_at_ms=record.revoked_at_ms,
+            )
+        )
+
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        t = tables.api_keys
+        row = self._c.execute(select(t).where(t.c.key_id == key_id)).first()
+        return _key(row) if row else None
+
+    def list(self) -> list[ApiKeyRecord]:
+        t = tables.api_keys
+        return [_key(row) for row in self._c.execute(select(t).order_by(t.c.created_at_ms))]
+
+    def revoke(self, key_id: str, at_ms: int) -> bool:
+        t = tables.api_keys
+        result = self._c.execute(
+            update(t)
+            .where(t.c.key_id == key_id, t.c.revoked_at_ms.is_(None))
+            .values(revoked_at_ms=at_ms)
+        )
+        return bool(result.rowcount == 1)
+
+
+def _key(row: Row[Any]) -> ApiKeyRecord:
+    m = row._mapping
+    return ApiKeyRecord(**{name: m[name] for name in ApiKeyRecord.__slots__})
+
+
+class SqlUnitOfWork:
+    def __init__(self, connection: Connection) -> None:
+        self.events = SqlEventLog(connection)
+        self.quarantine = SqlQuarantineLog(connection)
+        self.profiles = SqlProfileStore(connection)
+        self.catalog = SqlCatalog(connection)
+        self.keys = SqlKeyStore(connection)
+
+
+class SqlStorage:
+    """Storage on one SQLAlchemy engine (SQLite in WAL mode, or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[SqlUnitOfWork]:
+        options = {WRITE_OPTION: True}
+        with self.engine.connect().execution_options(**options) as connection, connection.begin():
+            if self.dialect == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
+            yield SqlUnitOfWork(connection)
+
+    @contextmanager
+    def read(self) -> Iterator[SqlUnitOfWork]:
+        with self.engine.connect() as connection, connection.begin():
+            yield SqlUnitOfWork(connection)
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,105 @@
+"""The relational schema. Migrations in ``migrations/`` create exactly this (a test checks)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# JSON documents: JSONB on PostgreSQL (indexable, queryable by segments later), text on SQLite.
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+ID = 128  # longest id a client may send
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(ID), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("profile_key", String(ID + 2), nullable=False),
+    Column("user_id", String(ID)),
+    Column("anonymous_id", String(ID)),
+    Column("item_id", String(ID)),
+    Column("occurred_at_ms", BigInteger, nullable=False),
+    Column("received_at_ms", BigInteger, nullable=False),
+    Column("value", Float),
+    Column("properties", Document),
+    Column("context", Document),
+    Column("decision_id", String(ID)),
+    Column("payload_hash", String(32), nullable=False),
+    Column("source", String(64), nullable=False),
+    Index("ix_events_profile_time", "profile_key", "occurred_at_ms"),
+    Index("ix_events_occurred_at", "occurred_at_ms"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("quarantine_id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(ID)),
+    Column("code", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("path", String(512)),
+    Column("batch_index", Integer),
+    Column("raw", Text, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("received_at_ms", BigInteger, nullable=False),
+    Column("replayed_at_ms", BigInteger),
+    Column("replayed_event_id", String(ID)),
+    Index("ix_quarantine_code", "code"),
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("profile_key", String(ID + 2), primary_key=True),
+    Column("state", Document, nullable=False),
+    Column("traits", Document),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("alias_key", String(ID + 2), primary_key=True),
+    Column("profile_key", String(ID + 2), nullable=False, index=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("item_id", String(ID), primary_key=True),
+    Column("title", Text),
+    Column("categories", Document, nullable=False),
+    Column("tags", Document, nullable=False),
+    Column("price", Float),
+    Column("available", Boolean, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("attributes", Document, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", Document, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("revoked_at_ms", BigInteger),
+)

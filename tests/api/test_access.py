@@ -1,0 +1,118 @@
+"""API keys and scopes: no route opens without a key outside development mode."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from persona.access.keys import Scope
+from persona.api.app import create_app
+from persona.clock import FakeClock
+from persona.engine import Engine
+from tests.conftest import open_engine
+from tests.helpers import view
+
+
+@pytest.fixture
+def secured(
+    tmp_path: Path, database_url: str, clock: FakeClock
+) -> Iterator[tuple[Engine, TestClient]]:
+    engine = open_engine(tmp_path, database_url, clock, dev_mode=False, api_key_cache_seconds=0)
+    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+        yield engine, client
+    engine.close()
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+ROUTES = [
+    ("POST", "/v1/events", Scope.INGEST),
+    ("PUT", "/v1/items/i1", Scope.INGEST),
+    ("POST", "/v1/items", Scope.INGEST),
+    ("PUT", "/v1/users/u1/traits", Scope.INGEST),
+    ("GET", "/v1/items/i1", Scope.READ),
+    ("GET", "/v1/items", Scope.READ),
+    ("GET", "/v1/profiles/u1", Scope.READ),
+    ("GET", "/metrics", Scope.READ),
+    ("GET", "/v1/quarantine", Scope.ADMIN),
+    ("POST", "/v1/quarantine/1/replay", Scope.ADMIN),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), ROUTES)
+def test_every_route_needs_a_key_with_its_scope(
+    secured: tuple[Engine, TestClient], method: str, path: str, scope: Scope
+) -> None:
+    engine, client = secured
+    missing = client.request(method, path)
+    assert missing.status_code == 401 and missing.json()["code"] == "unauthorized"
+    wrong = client.request(method, path, headers=bearer("psk_nothere_secret"))
+    assert wrong.status_code == 401
+    other_scope = Scope.READ if scope != Scope.READ else Scope.INGEST
+    weak = engine.keys.create("weak", [other_scope]).secret
+    forbidden = client.request(method, path, headers=bearer(weak))
+    assert forbidden.status_code == 403 and forbidden.json()["code"] == "not_enough_permissions"
+    strong = engine.keys.create("strong", [scope]).secret
+    allowed = client.request(method, path, headers={"X-API-Key": strong})
+    assert allowed.status_code not in (401, 403)
+
+
+def test_admin_grants_every_scope_and_revocation_takes_effect(
+    secured: tuple[Engine, TestClient],
+) -> None:
+    engine, client = secured
+    created = engine.keys.create("ops", [Scope.ADMIN])
+    assert (
+        client.post("/v1/events", json=view("e1"), headers=bearer(created.secret)).status_code
+        == 200
+    )
+    assert client.get("/v1/profiles/u1", headers=bearer(created.secret)).status_code == 200
+    engine.keys.revoke(created.key_id)
+    assert client.get("/v1/profiles/u1", headers=bearer(created.secret)).status_code == 401
+
+
+def test_keys_are_stored_hashed_and_never_logged(
+    secured: tuple[Engine, TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, client = secured
+    created = engine.keys.create("ci", [Scope.READ])
+    secret_part = created.secret.split("_", 2)[2]
+    with engine.storage.read() as uow:
+        record = uow.keys.get(created.key_id)
+    assert (
+        record is not None
+        and secret_part not in record.secret_hash
+        and len(record.secret_hash) == 64
+    )
+    with caplog.at_level(logging.DEBUG):
+        client.get("/v1/profiles/u1", headers=bearer(created.secret + "tampered"))
+        client.get("/v1/profiles/u1", headers=bearer(created.secret))
+    assert secret_part not in caplog.text
+
+
+def test_a_tampered_secret_with_a_real_key_id_is_refused(
+    secured: tuple[Engine, TestClient],
+) -> None:
+    engine, client = secured
+    created = engine.keys.create("ci", [Scope.READ])
+    prefix, key_id, _ = created.secret.split("_", 2)
+    forged = f"{prefix}_{key_id}_{'A' * 43}"
+    assert client.get("/v1/items", headers=bearer(forged)).status_code == 401
+
+
+def test_health_and_docs_are_open(secured: tuple[Engine, TestClient]) -> None:
+    _, client = secured
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["status"] == "ok"
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_a_key_needs_a_scope(engine: Engine) -> None:
+    with pytest.raises(ValueError):
+        engine.keys.create("none", [])

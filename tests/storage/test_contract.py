@@ -1,0 +1,223 @@
+"""The storage contract: every backend (SQLite, PostgreSQL) passes the same tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from persona.engine import Engine
+from persona.storage.database import create_database_engine, migrate
+from persona.storage.records import ApiKeyRecord, EventRecord, ItemRecord, QuarantineRecord
+from persona.storage.tables import metadata
+
+
+def event(
+    event_id: str, profile_key: str = "u:1", at: int = 1_000, **fields: object
+) -> EventRecord:
+    values: dict[str, object] = {
+        "event_id": event_id,
+        "type": "view",
+        "profile_key": profile_key,
+        "user_id": profile_key[2:],
+        "anonymous_id": None,
+        "item_id": "i1",
+        "occurred_at_ms": at,
+        "received_at_ms": at,
+        "value": None,
+        "properties": {"k": [1, "two", {"three": 3.5}]},
+        "context": {"device": "mobile"},
+        "decision_id": None,
+        "payload_hash": "h-" + event_id,
+        "source": "test",
+    }
+    values.update(fields)
+    return EventRecord(**values)  # type: ignore[arg-type]
+
+
+def item(item_id: str, **fields: object) -> ItemRecord:
+    values: dict[str, object] = {
+        "item_id": item_id,
+        "title": f"Item {item_id}",
+        "categories": ["a", "b"],
+        "tags": ["t"],
+        "price": 9.5,
+        "available": True,
+        "created_at_ms": 1,
+        "attributes": {"year": 1999, "nested": {"x": [1, 2]}},
+        "updated_at_ms": 2,
+    }
+    values.update(fields)
+    return ItemRecord(**values)  # type: ignore[arg-type]
+
+
+class TestEventLog:
+    def test_append_returns_only_new_ids_and_keeps_the_first(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            assert uow.events.append([event("e1"), event("e2")]) == {"e1", "e2"}
+        with engine.storage.write() as uow:
+            assert uow.events.append([event("e2", payload_hash="other"), event("e3")]) == {"e3"}
+        with engine.storage.read() as uow:
+            assert uow.events.count() == 3
+            assert uow.events.payload_hashes(["e1", "e2", "missing"]) == {
+                "e1": "h-e1",
+                "e2": "h-e2",
+            }
+            stored = uow.events.get("e1")
+        assert stored == event("e1")
+
+    def test_round_trips_every_field(self, engine: Engine) -> None:
+        original = event("e1", value=4.5, decision_id="d1", anonymous_id="anon", properties=None)
+        with engine.storage.write() as uow:
+            uow.events.append([original])
+        with engine.storage.read() as uow:
+            assert uow.events.get("e1") == original
+
+    def test_for_profile_is_newest_first_and_reassign_moves_history(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.events.append(
+                [event("e1", "a:x", 10), event("e2", "a:x", 30), event("e3", "u:y", 20)]
+            )
+            assert uow.events.reassign_profile("a:x", "u:y") == 2
+        with engine.storage.read() as uow:
+            assert [e.event_id for e in uow.events.for_profile("u:y", 10)] == ["e2", "e3", "e1"]
+            assert uow.events.for_profile("a:x", 10) == []
+            assert [e.event_id for e in uow.events.iter_all(batch_size=2)] == ["e1", "e3", "e2"]
+
+    def test_many_ids_beyond_one_parameter_chunk(self, engine: Engine) -> None:
+        records = [event(f"e{i}", at=i) for i in range(2500)]
+        with engine.storage.write() as uow:
+            assert len(uow.events.append(records)) == 2500
+        with engine.storage.read() as uow:
+            assert len(uow.events.payload_hashes([r.event_id for r in records])) == 2500
+
+    def test_a_failed_unit_of_work_stores_nothing(self, engine: Engine) -> None:
+        def fail_midway() -> None:
+            with engine.storage.write() as uow:
+                uow.events.append([event("e1")])
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            fail_midway()
+        with engine.storage.read() as uow:
+            assert uow.events.count() == 0
+
+
+class TestQuarantineLog:
+    def test_add_list_page_and_replay_once(self, engine: Engine) -> None:
+        records = [
+            QuarantineRecord(
+                code="c1" if i % 2 else "c2", message="m", raw="{}", source="api", received_at_ms=i
+            )
+            for i in range(5)
+        ]
+        with engine.storage.write() as uow:
+            uow.quarantine.add(records)
+        with engine.storage.read() as uow:
+            first = uow.quarantine.list(after_id=0, limit=2)
+            rest = uow.quarantine.list(after_id=first[-1].quarantine_id or 0, limit=10)
+            only_c1 = uow.quarantine.list(after_id=0, limit=10, code="c1")
+        assert len(first) == 2 and len(rest) == 3
+        assert {r.code for r in only_c1} == {"c1"} and len(only_c1) == 2
+        target = first[0].quarantine_id
+        assert target is not None
+        with engine.storage.write() as uow:
+            assert uow.quarantine.mark_replayed(target, "e9", 99) is True
+            assert uow.quarantine.mark_replayed(target, "e9", 100) is False
+        with engine.storage.read() as uow:
+            entry = uow.quarantine.get(target)
+        assert entry is not None and entry.replayed_event_id == "e9" and entry.replayed_at_ms == 99
+
+
+class TestProfileStore:
+    def test_states_upsert_without_touching_traits(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.profiles.set_traits("u:1", {"plan": "gold"}, {"counts": {}}, 5)
+            uow.profiles.save_states({"u:1": {"counts": {"view": 1}}, "u:2": {"counts": {}}}, 6)
+        with engine.storage.read() as uow:
+            loaded = uow.profiles.load(["u:1", "u:2", "u:3"])
+        assert set(loaded) == {"u:1", "u:2"}
+        assert loaded["u:1"].traits == {"plan": "gold"}
+        assert loaded["u:1"].state == {"counts": {"view": 1}}
+        assert loaded["u:2"].traits is None and loaded["u:1"].updated_at_ms == 6
+
+    def test_aliases_resolve_and_first_link_wins(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.profiles.add_aliases({"a:x": "u:1", "a:y": "u:1"}, 1)
+            uow.profiles.add_aliases({"a:x": "u:2"}, 2)
+        with engine.storage.read() as uow:
+            assert uow.profiles.resolve_aliases(["a:x", "a:z"]) == {"a:x": "u:1"}
+            assert uow.profiles.aliases_of("u:1") == ["a:x", "a:y"]
+
+    def test_delete(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.profiles.save_states({"u:1": {}, "u:2": {}}, 1)
+            uow.profiles.delete(["u:1"])
+        with engine.storage.read() as uow:
+            assert set(uow.profiles.load(["u:1", "u:2"])) == {"u:2"}
+            assert uow.profiles.count() == 1
+
+
+class TestCatalog:
+    def test_upsert_get_replace_and_categories(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.catalog.upsert([item("1"), item("2", categories=["c"])])
+            uow.catalog.upsert([item("1", title="New", available=False)])
+        with engine.storage.read() as uow:
+            got = uow.catalog.get("1")
+            assert uow.catalog.get("nope") is None
+            assert uow.catalog.categories_for(["1", "2", "3"]) == {"1": ["a", "b"], "2": ["c"]}
+            page = uow.catalog.list(after_id="1", limit=10)
+        assert got == item("1", title="New", available=False)
+        assert [i.item_id for i in page] == ["2"]
+
+
+class TestKeyStore:
+    def test_add_get_list_revoke(self, engine: Engine) -> None:
+        record = ApiKeyRecord("k1", "ci", "hash", ["read"], 1)
+        with engine.storage.write() as uow:
+            uow.keys.add(record)
+        with engine.storage.write() as uow:
+            assert uow.keys.get("k1") == record
+            assert uow.keys.revoke("k1", 5) is True
+            assert uow.keys.revoke("k1", 6) is False
+        with engine.storage.read() as uow:
+            assert [k.revoked_at_ms for k in uow.keys.list()] == [5]
+
+
+def test_migrations_create_exactly_the_declared_schema(engine: Engine) -> None:
+    """Alembic's comparison finds no difference between the migrated database and tables.py."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with engine.storage.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        differences = compare_metadata(context, metadata)
+    assert differences == []
+
+
+def test_migrating_twice_changes_nothing(engine: Engine) -> None:
+    db = create_database_engine(
+        str(engine.storage.engine.url.render_as_string(hide_password=False))
+    )
+    migrate(db)
+    tables = set(inspect(db).get_table_names())
+    db.dispose()
+    assert {
+        "events",
+        "quarantine",
+        "profiles",
+        "aliases",
+        "items",
+        "api_keys",
+        "alembic_version",
+    } <= tables
+
+
+def test_sqlite_runs_in_wal_mode_with_durable_commits(tmp_path: Path) -> None:
+    db = create_database_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    with db.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    db.dispose()
