@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from persona.engine import Engine
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.records import ApiKeyRecord, EventRecord, ItemRecord, QuarantineRecord
-from persona.storage.tables import metadata
+from persona.storage.schema import metadata
 
 
 def event(

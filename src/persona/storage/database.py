@@ -69,7 +69,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
+def migrate(engine: Engine, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` with Alembic (idempotent)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

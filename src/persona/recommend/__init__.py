@@ -1,0 +1,1 @@
+"""Recommendations: candidate sources, filters, a learned ranker, reranking, evaluation."""

@@ -1,0 +1,98 @@
+"""The in-memory view of interactions and items that every recommender trains and scores on.
+
+The same structure is built from the store for serving and from the evaluation split offline,
+so the pipeline that answers the API is the one that is evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    """Item metadata by item index (the order of ``Interactions.item_ids``)."""
+
+    titles: list[str]
+    categories: list[list[str]]
+    tags: list[list[str]]
+    created_at_ms: IntArray
+    available: npt.NDArray[np.bool_]
+
+    @classmethod
+    def bare(cls, n_items: int) -> ItemTable:
+        """Metadata for items the catalog knows nothing about."""
+        return cls(
+            titles=[""] * n_items,
+            categories=[[] for _ in range(n_items)],
+            tags=[[] for _ in range(n_items)],
+            created_at_ms=np.zeros(n_items, dtype=np.int64),
+            available=np.ones(n_items, dtype=np.bool_),
+        )
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """One row per interaction, with users and items as dense indices.
+
+    ``user_ids[u]`` and ``item_ids[i]`` map indices back to external ids. ``weights`` is the
+    strength of each interaction (1.0 for a rating under the evaluation protocol).
+    """
+
+    user_ids: list[str]
+    item_ids: list[str]
+    users: IntArray
+    items: IntArray
+    timestamps_ms: IntArray
+    weights: FloatArray
+    values: FloatArray  # the event's value (rating, revenue) or NaN
+    item_table: ItemTable
+    _user_index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _item_index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._user_index.update((u, i) for i, u in enumerate(self.user_ids))
+        self._item_index.update((u, i) for i, u in enumerate(self.item_ids))
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def user_index(self, user_id: str) -> int | None:
+        return self._user_index.get(user_id)
+
+    def item_index(self, item_id: str) -> int | None:
+        return self._item_index.get(item_id)
+
+    def matrix(self) -> sparse.csr_matrix:
+        """Users x items, summing the weights of repeated interactions."""
+        m = sparse.csr_matrix(
+            (self.weights, (self.users, self.items)),
+            shape=(self.n_users, self.n_items),
+            dtype=np.float32,
+        )
+        m.sum_duplicates()
+        return m
+
+    def history_rows(self, histories: Sequence[Sequence[int]]) -> sparse.csr_matrix:
+        """A users x items matrix for histories given as item indices (weight 1 each)."""
+        indptr = np.zeros(len(histories) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum([len(h) for h in histories])
+        indices = np.fromiter((i for h in histories for i in h), dtype=np.int64, count=indptr[-1])
+        data = np.ones(len(indices), dtype=np.float32)
+        m = sparse.csr_matrix((data, indices, indptr), shape=(len(histories), self.n_items))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m

@@ -1,0 +1,11 @@
+"""The whole relational schema: the core tables plus each domain's own ``tables`` module.
+
+A domain that owns tables defines them in ``persona/<domain>/tables.py`` on the shared
+``metadata`` and is imported here, so that migrations and the schema test see every table.
+"""
+
+from __future__ import annotations
+
+from persona.storage.tables import metadata
+
+__all__ = ["metadata"]
