@@ -11,6 +11,8 @@ from persona.ingest.service import IngestLimits, IngestService
 from persona.observability.metrics import Metrics
 from persona.profiles.aggregate import AggregateRules
 from persona.profiles.service import ProfileService
+from persona.recommend.registry import ModelRegistry
+from persona.recommend.service import RecommendationService
 from persona.settings import Settings
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.sql import SqlStorage
@@ -26,6 +28,7 @@ class Engine:
     profiles: ProfileService
     ingest: IngestService
     keys: ApiKeyService
+    recommendations: RecommendationService
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Engine:
@@ -60,7 +63,15 @@ class Engine:
             profiles=profiles,
             ingest=IngestService(storage, profiles, clock, limits, metrics),
             keys=ApiKeyService(storage, clock, settings.api_key_cache_seconds),
+            recommendations=RecommendationService(
+                storage,
+                profiles,
+                clock,
+                ModelRegistry(settings.home / "models"),
+                budget_ms=settings.recommend_budget_ms,
+            ),
         )
 
     def close(self) -> None:
+        self.recommendations.close()
         self.storage.close()

@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     # access
     api_key_cache_seconds: float = Field(default=5.0, ge=0)
 
+    # recommendations
+    recommend_budget_ms: float = Field(
+        default=50.0, gt=0, description="Latency budget of the pipeline before a fallback answers."
+    )
+    retrain_interval_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="How often `persona serve` retrains the models (0 turns it off).",
+    )
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -111,7 +111,7 @@ def run_server(engine: Engine) -> None:
         raise typer.Exit(2)
     console.print(f"persona serving on http://{settings.host}:{settings.port} (docs at /docs)")
     uvicorn.run(
-        create_app(engine),
+        create_app(engine, background_jobs=True),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -235,6 +235,118 @@ def keys_revoke(ctx: typer.Context, key_id: str) -> None:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from None
     console.print(f"revoked {key_id}")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Train only on events before this time (ISO 8601 or Unix s)."),
+    ] = None,
+) -> None:
+    """Train every model from the stored events and register a new version."""
+    from persona.ingest.schema import parse_timestamp
+    from persona.recommend.training import NotEnoughDataError, train_model_set
+
+    engine = _open(ctx)
+    before_ms = None
+    if as_of is not None:
+        try:
+            before_ms = parse_timestamp(as_of)
+        except ValueError as exc:
+            console.print(f"[red]--as-of: {exc}[/red]")
+            raise typer.Exit(2) from None
+    with _progress() as progress:
+        task = progress.add_task("training", total=None)
+        try:
+            outcome = train_model_set(
+                engine.storage,
+                engine.recommendations.registry,
+                engine.clock,
+                engine.settings.event_weights,
+                before_ms=before_ms,
+                say=lambda step: progress.update(task, description=step),
+            )
+        except NotEnoughDataError as exc:
+            console.print(f"[red]{exc.detail}[/red]")
+            raise typer.Exit(1) from None
+    table = Table(title=f"model set {outcome.version.version}", show_header=False)
+    for name, value in outcome.version.metrics.items():
+        table.add_row(
+            f"validation {name}", f"{value:.4f}" if isinstance(value, float) else str(value)
+        )
+    table.add_row("sources", ", ".join(outcome.report.sources))
+    table.add_row(
+        "people / items / interactions",
+        f"{outcome.report.people:,} / {outcome.report.items:,} / {outcome.report.interactions:,}",
+    )
+    table.add_row("seconds", f"{outcome.seconds:.1f}")
+    verdict = (
+        "promoted to champion" if outcome.promoted else f"kept {outcome.champion_before} (better)"
+    )
+    table.add_row("status", verdict)
+    console.print(table)
+
+
+@app.command()
+def recommend(
+    ctx: typer.Context,
+    user_id: Annotated[str | None, typer.Argument(help="A user or anonymous id.")] = None,
+    n: Annotated[int, typer.Option("-n", help="How many items per person.", min=1, max=1000)] = 10,
+    all_people: Annotated[bool, typer.Option("--all", help="Every person in the store.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Write JSON Lines here (default stdout).")
+    ] = None,
+) -> None:
+    """Recommendations for one person, or for everyone (`--all`) as JSON Lines."""
+    import orjson
+
+    from persona.recommend.service import RecommendationQuery
+    from persona.recommend.training import NotEnoughDataError
+
+    if all_people == (user_id is not None):
+        console.print("[red]give a USER_ID or --all (not both)[/red]")
+        raise typer.Exit(2)
+    engine = _open(ctx)
+    if user_id is not None:
+        # The command line has no latency budget to keep: let the pipeline finish.
+        query = RecommendationQuery(person_id=user_id, n=n, budget_ms=60_000)
+        result = engine.recommendations.recommend(query)
+        answer = {
+            "user_id": user_id,
+            "items": [
+                {"item_id": i.item_id, "score": i.score, "sources": i.sources} for i in result.items
+            ],
+            "source": result.source,
+            "model_version": result.model_version,
+        }
+        typer.echo(orjson.dumps(answer).decode())
+        return
+    handle = out.open("wb") if out else None
+    try:
+        with _progress() as progress:
+            task = progress.add_task("recommending", total=None)
+            rows = engine.recommendations.recommend_all(
+                n, engine.settings.event_weights, progress=lambda k: progress.advance(task, k)
+            )
+            for person, items in rows:
+                line = orjson.dumps(
+                    {
+                        "user_id": person,
+                        "items": [{"item_id": i.item_id, "score": i.score} for i in items],
+                    }
+                )
+                if handle:
+                    handle.write(line + b"\n")
+                else:
+                    typer.echo(line.decode())
+    except NotEnoughDataError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        if handle:
+            handle.close()
 
 
 def main() -> None:

@@ -76,6 +76,19 @@ class Interactions:
     def item_index(self, item_id: str) -> int | None:
         return self._item_index.get(item_id)
 
+    def subset(self, rows: IntArray) -> Interactions:
+        """The given interactions only, with the same user and item indices."""
+        return Interactions(
+            user_ids=self.user_ids,
+            item_ids=self.item_ids,
+            users=self.users[rows],
+            items=self.items[rows],
+            timestamps_ms=self.timestamps_ms[rows],
+            weights=self.weights[rows],
+            values=self.values[rows],
+            item_table=self.item_table,
+        )
+
     def matrix(self) -> sparse.csr_matrix:
         """Users x items, summing the weights of repeated interactions."""
         m = sparse.csr_matrix(
@@ -86,13 +99,23 @@ class Interactions:
         m.sum_duplicates()
         return m
 
-    def history_rows(self, histories: Sequence[Sequence[int]]) -> sparse.csr_matrix:
+    def history_rows(self, histories: Sequence[Sequence[int] | IntArray]) -> sparse.csr_matrix:
         """A users x items matrix for histories given as item indices (weight 1 each)."""
-        indptr = np.zeros(len(histories) + 1, dtype=np.int64)
-        indptr[1:] = np.cumsum([len(h) for h in histories])
-        indices = np.fromiter((i for h in histories for i in h), dtype=np.int64, count=indptr[-1])
-        data = np.ones(len(indices), dtype=np.float32)
-        m = sparse.csr_matrix((data, indices, indptr), shape=(len(histories), self.n_items))
-        m.sum_duplicates()
-        m.data[:] = 1.0
-        return m
+        return history_matrix(histories, self.n_items)
+
+
+def history_matrix(
+    histories: Sequence[Sequence[int] | IntArray], n_items: int
+) -> sparse.csr_matrix:
+    """Rows x items with 1 for every item of each history (repeats count once)."""
+    indptr = np.zeros(len(histories) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(h) for h in histories])
+    if indptr[-1]:
+        indices = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+    else:
+        indices = np.zeros(0, dtype=np.int64)
+    data = np.ones(len(indices), dtype=np.float32)
+    m = sparse.csr_matrix((data, indices, indptr), shape=(len(histories), n_items))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m

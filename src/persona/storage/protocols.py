@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from persona.storage.records import (
     ApiKeyRecord,
     EventRecord,
+    Interaction,
     ItemRecord,
     ProfileRecord,
     QuarantineRecord,
@@ -37,6 +38,14 @@ class EventLog(Protocol):
     def get(self, event_id: str) -> EventRecord | None: ...
 
     def count(self) -> int: ...
+
+    def interactions(self, batch_size: int = 50_000) -> Iterator[Interaction]:
+        """Every event that names an item, as a light tuple, in event-time order."""
+        ...
+
+    def popular_items(self, limit: int, ignored_types: Sequence[str]) -> list[str]:
+        """Item ids by how many events name them, most first."""
+        ...
 
     def iter_all(self, batch_size: int = 10_000) -> Iterator[EventRecord]:
         """Every event in (occurred_at_ms, event_id) order."""
@@ -87,6 +96,8 @@ class Catalog(Protocol):
     def get(self, item_id: str) -> ItemRecord | None: ...
 
     def categories_for(self, item_ids: Sequence[str]) -> dict[str, list[str]]: ...
+
+    def unavailable_ids(self) -> list[str]: ...
 
     def list(self, *, after_id: str | None, limit: int) -> list[ItemRecord]: ...
 

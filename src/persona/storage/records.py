@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,16 @@ class ProfileRecord:
     state: dict[str, Any]
     traits: dict[str, Any] | None
     updated_at_ms: int
+
+
+class Interaction(NamedTuple):
+    """The columns of an event that recommenders learn from."""
+
+    profile_key: str
+    item_id: str
+    type: str
+    occurred_at_ms: int
+    value: float | None
 
 
 @dataclass(frozen=True, slots=True)

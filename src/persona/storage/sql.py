@@ -20,6 +20,7 @@ from persona.storage.database import WRITE_OPTION
 from persona.storage.records import (
     ApiKeyRecord,
     EventRecord,
+    Interaction,
     ItemRecord,
     ProfileRecord,
     QuarantineRecord,
@@ -117,6 +118,27 @@ class SqlEventLog:
 
     def count(self) -> int:
         return int(self._c.execute(select(func.count()).select_from(tables.events)).scalar_one())
+
+    def interactions(self, batch_size: int = 50_000) -> Iterator[Interaction]:
+        t = tables.events
+        query = (
+            select(t.c.profile_key, t.c.item_id, t.c.type, t.c.occurred_at_ms, t.c.value)
+            .where(t.c.item_id.is_not(None))
+            .order_by(t.c.occurred_at_ms, t.c.event_id)
+        )
+        for row in self._c.execution_options(yield_per=batch_size).execute(query):
+            yield Interaction(*row)
+
+    def popular_items(self, limit: int, ignored_types: Sequence[str]) -> list[str]:
+        t = tables.events
+        query = (
+            select(t.c.item_id)
+            .where(t.c.item_id.is_not(None), t.c.type.not_in(list(ignored_types)))
+            .group_by(t.c.item_id)
+            .order_by(func.count().desc(), t.c.item_id)
+            .limit(limit)
+        )
+        return list(self._c.execute(query).scalars())
 
     def iter_all(self, batch_size: int = 10_000) -> Iterator[EventRecord]:
         t = tables.events
@@ -288,6 +310,10 @@ class SqlCatalog:
     def get(self, item_id: str) -> ItemRecord | None:
         row = self._c.execute(select(tables.items).where(tables.items.c.item_id == item_id)).first()
         return _item(row) if row else None
+
+    def unavailable_ids(self) -> list[str]:
+        t = tables.items
+        return list(self._c.execute(select(t.c.item_id).where(t.c.available.is_(False))).scalars())
 
     def categories_for(self, item_ids: Sequence[str]) -> dict[str, list[str]]:
         t = tables.items

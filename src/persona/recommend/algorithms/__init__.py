@@ -1,0 +1,1 @@
+"""Collaborative scoring algorithms: the candidate sources' engines and the baselines."""

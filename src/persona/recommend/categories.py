@@ -1,0 +1,35 @@
+"""Which categories each item belongs to, and how a person's history spreads over them."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+from sklearn.preprocessing import normalize
+
+from persona.recommend.dataset import Interactions
+
+
+class CategoryIndex:
+    """Items x categories, and a person's category shares derived from a history row."""
+
+    def __init__(self, data: Interactions) -> None:
+        names = sorted({c for cats in data.item_table.categories for c in cats})
+        self.names = names
+        position = {name: i for i, name in enumerate(names)}
+        rows = [i for i, cats in enumerate(data.item_table.categories) for _ in cats]
+        cols = [position[c] for cats in data.item_table.categories for c in cats]
+        self.matrix = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+            shape=(data.n_items, max(1, len(names))),
+        )
+        self._item_norm = normalize(self.matrix)
+
+    def shares(self, history: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Rows x categories: the share of each category among the history's items."""
+        counts = sparse.csr_matrix(history @ self.matrix)
+        return normalize(counts, norm="l1")
+
+    def affinity(self, history: sparse.csr_matrix) -> np.ndarray:
+        """Rows x items: cosine between the person's category mix and each item's categories."""
+        person = normalize(history @ self.matrix)
+        return np.asarray((person @ self._item_norm.T).toarray(), dtype=np.float32)

@@ -1,0 +1,174 @@
+"""The ranker's view of one (person, candidate item) pair.
+
+Features are computed for a block of requests at once from the candidate sources' score
+matrices and from facts known at each request's moment (``as_of``): nothing after it is used,
+offline or online. The names are part of a saved model: a model is only loaded with the names
+it was trained with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+from persona.recommend.categories import CategoryIndex
+from persona.recommend.dataset import IntArray, Interactions
+from persona.recommend.request import RequestBlock, SourceInput
+from persona.recommend.timeline import DAY_S, ItemTimeline
+
+FloatMatrix = npt.NDArray[np.float32]
+TREND_WINDOWS_DAYS = (7.0, 30.0, 365.0)
+
+
+class ItemFacts:
+    """What the feature builder needs to know about items and people, fitted once."""
+
+    def __init__(self, data: Interactions) -> None:
+        self.n_items = data.n_items
+        self.timeline = ItemTimeline(data)
+        self.categories = CategoryIndex(data)
+        self.log_popularity = np.log1p(self.timeline.total_counts)
+        created = data.item_table.created_at_ms // 1000
+        self.created_s = np.where(created > 0, created, -1).astype(np.int64)
+
+
+def feature_names(source_names: Sequence[str]) -> list[str]:
+    names = []
+    for source in source_names:
+        names += [f"{source}_score", f"{source}_rank"]
+    names += [
+        "sources_proposing",
+        "item_log_popularity",
+        *(f"item_trend_{int(d)}d" for d in TREND_WINDOWS_DAYS),
+        "item_days_since_first_seen",
+        "item_days_since_created",
+        "person_log_history",
+        "person_mean_log_popularity",
+        "popularity_gap",
+        "person_mean_created_days",
+        "created_gap_days",
+        "category_affinity",
+        "recent_category_affinity",
+        "days_since_related",
+        "hour",
+    ]
+    return names
+
+
+def build_features(
+    facts: ItemFacts,
+    block: RequestBlock,
+    inputs: SourceInput,
+    candidates: Sequence[IntArray],
+    source_scores: Mapping[str, FloatMatrix],
+    source_ranks: Mapping[str, FloatMatrix],
+) -> FloatMatrix:
+    """One row per (request, candidate) in the order of ``candidates``; see ``feature_names``."""
+    rows = np.repeat(np.arange(len(block)), [len(c) for c in candidates])
+    items = np.concatenate(candidates) if candidates else np.zeros(0, dtype=np.int64)
+    as_of = block.as_of_s[rows]
+    columns: list[np.ndarray] = []
+    proposing = np.zeros(len(items), dtype=np.float32)
+    for name in source_scores:
+        columns.append(source_scores[name][rows, items])
+        rank = source_ranks[name][rows, items]
+        proposing += np.isfinite(rank)
+        columns.append(rank)
+    columns.append(proposing)
+
+    timeline = facts.timeline
+    columns.append(facts.log_popularity[items])
+    for days in TREND_WINDOWS_DAYS:
+        columns.append(np.log1p(timeline.count_before(items, as_of, days)))
+    first_seen = timeline.first_seen_s[items]
+    columns.append(_days_between(first_seen, as_of))
+    columns.append(_days_between(facts.created_s[items], as_of))
+
+    person = _person_features(facts, block, inputs)
+    columns.append(person.log_history[rows])
+    columns.append(person.mean_log_popularity[rows])
+    columns.append(facts.log_popularity[items] - person.mean_log_popularity[rows])
+    columns.append(person.mean_created_days[rows])
+    columns.append(_days_between(facts.created_s[items], as_of) - person.mean_created_days[rows])
+
+    item_categories = facts.categories.matrix[items]
+    columns.append(_row_dot(person.category_mix[rows], item_categories))
+    columns.append(_row_dot(person.recent_category_mix[rows], item_categories))
+    columns.append(_days_since_related(person.last_category_time_s, rows, item_categories, as_of))
+    columns.append(block.hours[rows].astype(np.float32))
+    return np.column_stack([np.asarray(c, dtype=np.float32) for c in columns])
+
+
+@dataclass(frozen=True)
+class _PersonFeatures:
+    log_history: FloatMatrix
+    mean_log_popularity: FloatMatrix
+    mean_created_days: FloatMatrix
+    category_mix: FloatMatrix  # rows x categories, unit length
+    recent_category_mix: FloatMatrix
+    last_category_time_s: npt.NDArray[np.int64]  # rows x categories, -1 when never
+
+
+def _person_features(facts: ItemFacts, block: RequestBlock, inputs: SourceInput) -> _PersonFeatures:
+    n = len(block)
+    n_categories = facts.categories.matrix.shape[1]
+    log_history = np.zeros(n, dtype=np.float32)
+    mean_pop = np.full(n, np.nan, dtype=np.float32)
+    mean_created = np.full(n, np.nan, dtype=np.float32)
+    last_time = np.full((n, n_categories), -1, dtype=np.int64)
+    item_cats = facts.categories.matrix
+    for row, history in enumerate(block.histories):
+        if not len(history.items):
+            continue
+        log_history[row] = np.log1p(len(history.items))
+        mean_pop[row] = facts.log_popularity[history.items].mean()
+        created = _days_between(facts.created_s[history.items], block.as_of_s[row])
+        if np.isfinite(created).any():
+            mean_created[row] = np.nanmean(created)
+        cats = item_cats[history.items].tocoo()
+        np.maximum.at(last_time[row], cats.col, history.times_s[cats.row])
+    return _PersonFeatures(
+        log_history=log_history,
+        mean_log_popularity=mean_pop,
+        mean_created_days=mean_created,
+        category_mix=_unit_rows(inputs.history @ item_cats),
+        recent_category_mix=_unit_rows(inputs.recent @ item_cats),
+        last_category_time_s=last_time,
+    )
+
+
+def _unit_rows(m: sparse.spmatrix) -> FloatMatrix:
+    dense = np.asarray(m.toarray(), dtype=np.float32)
+    norms = np.linalg.norm(dense, axis=1, keepdims=True)
+    unit: FloatMatrix = np.divide(dense, norms, out=np.zeros_like(dense), where=norms > 0)
+    return unit
+
+
+def _row_dot(person: FloatMatrix, item_categories: sparse.csr_matrix) -> FloatMatrix:
+    """Cosine of each pair's person mix with the item's categories (0 for items without any)."""
+    normalized = item_categories.multiply(1.0 / np.sqrt(np.maximum(item_categories.sum(1), 1)))
+    return np.asarray(normalized.multiply(person).sum(axis=1)).ravel().astype(np.float32)
+
+
+def _days_since_related(
+    last_time: npt.NDArray[np.int64],
+    rows: IntArray,
+    item_categories: sparse.csr_matrix,
+    as_of: IntArray,
+) -> FloatMatrix:
+    """Days since the person last touched an item sharing a category with the candidate."""
+    coo = item_categories.tocoo()
+    latest = np.full(item_categories.shape[0], -1, dtype=np.int64)
+    np.maximum.at(latest, coo.row, last_time[rows[coo.row], coo.col])
+    return np.where(latest >= 0, (as_of - latest) / DAY_S, np.nan).astype(np.float32)
+
+
+def _days_between(start_s: npt.NDArray[np.int64], end_s: IntArray | np.int64) -> FloatMatrix:
+    """Days from ``start_s`` to ``end_s``; NaN when the start is unknown or in the future."""
+    days = (np.asarray(end_s) - start_s) / DAY_S
+    valid = (start_s >= 0) & (days >= 0)
+    return np.where(valid, days, np.nan).astype(np.float32)

@@ -1,0 +1,471 @@
+"""The multi-stage recommendation pipeline: candidates -> filters -> ranker -> rerank.
+
+The same object answers the API (one request at a time, from the store) and the offline
+evaluation (every person at once, from the split): both build a ``RequestBlock`` and call
+``rank``. Training fits the candidate sources twice: once on the earlier part of each person's
+history, to learn the ranker on what came next (a temporal holdout inside the training data),
+then on everything, to serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from persona.recommend.algorithms.ease import EASE, EASEConfig
+from persona.recommend.algorithms.factorization import ALS
+from persona.recommend.algorithms.neighbours import ItemKNN, ItemKNNConfig
+from persona.recommend.dataset import IntArray, Interactions
+from persona.recommend.features import ItemFacts, build_features, feature_names
+from persona.recommend.ranker import LambdaRanker, RankerConfig, RankerReport
+from persona.recommend.request import History, RequestBlock, source_input
+from persona.recommend.rerank import BusinessRules, RerankConfig, Slot, rerank
+from persona.recommend.sources import (
+    CandidateSource,
+    CategoryTrending,
+    ContentSimilarity,
+    PersistentSource,
+    RecentView,
+    ScorerSource,
+    Trending,
+)
+from persona.recommend.timeline import DAY_S
+
+Progress = Callable[[str], None]
+SourceFactory = Callable[[int], list[CandidateSource]]
+MIN_PEOPLE = 5  # fewer people than this on either side, and no ranker is learned
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    # How many candidates each source proposes per request, by source name.
+    candidates: dict[str, int] = field(
+        default_factory=lambda: {
+            "ease": 100,
+            "als": 60,
+            "itemknn": 60,
+            "recent_neighbours": 60,
+            "content": 30,
+            "trending": 40,
+            "category_trending": 40,
+        }
+    )
+    holdout_share: float = 0.2  # the latest share of each history that trains the ranker
+    validation_share: float = 0.2  # people kept out of the ranker's training to measure it
+    max_ranker_people: int = 20_000  # a sample bounds the ranker's training time on big data
+    block_size: int = 256  # requests scored together (bounds memory: block x items per source)
+    seed: int = 7
+    ranker: RankerConfig = field(default_factory=RankerConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One ranking request after the caller resolved ids to indices."""
+
+    history: History
+    as_of_s: int
+    hour: int = 12
+    exclude: IntArray | None = None  # further item indices to leave out (filters, business)
+    rules: BusinessRules | None = None
+
+
+@dataclass(frozen=True)
+class Ranked:
+    items: list[Slot]
+    sources: list[list[str]]  # for each slot, the sources that proposed it
+
+
+@dataclass(frozen=True)
+class FitReport:
+    ranker: RankerReport | None
+    metrics: dict[str, float]  # validation NDCG@10 and Recall@10 (empty without a ranker)
+    sources: list[str]
+    people: int
+    items: int
+    interactions: int
+
+
+class RecommendationPipeline:
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        source_factory: SourceFactory | None = None,
+    ) -> None:
+        self.config = config or PipelineConfig()
+        self._source_factory = source_factory or default_sources
+        self.sources: list[CandidateSource] = []
+        self.ranker: LambdaRanker | None = None
+        self.facts: ItemFacts | None = None
+        self.data: Interactions | None = None
+        self.available: npt.NDArray[np.bool_] | None = None
+        self._histories: list[History] = []
+        self._last_times: IntArray = np.zeros(0, dtype=np.int64)
+
+    # Training -------------------------------------------------------------------------------
+
+    def fit(self, data: Interactions, progress: Progress | None = None) -> FitReport:
+        say = progress or (lambda _: None)
+        c = self.config
+        early, later = temporal_holdout(data, c.holdout_share)
+        people = np.flatnonzero([len(items) > 0 for items in later])
+        rng = np.random.default_rng(c.seed)
+        if len(people) > c.max_ranker_people:
+            people = np.sort(rng.choice(people, c.max_ranker_people, replace=False))
+        validation = rng.random(len(people)) < c.validation_share
+        report = None
+        metrics: dict[str, float] = {}
+        if validation.sum() >= MIN_PEOPLE and (~validation).sum() >= MIN_PEOPLE:
+            say("fitting candidate sources on the earlier part of each history")
+            self._fit_sources(early)
+            say("learning the ranker on what came next")
+            report = self._fit_ranker(early, later, people, validation)
+            say("measuring the pipeline on people the ranker did not learn from")
+            metrics = self._validate(later, people[validation])
+        say("fitting candidate sources on all events")
+        self._fit_sources(data)
+        return FitReport(
+            ranker=report,
+            metrics=metrics,
+            sources=[s.name for s in self.sources],
+            people=data.n_users,
+            items=data.n_items,
+            interactions=len(data.users),
+        )
+
+    def _fit_sources(self, data: Interactions) -> None:
+        self.sources = [
+            s for s in self._source_factory(data.n_items) if s.name in self.config.candidates
+        ]
+        for source in self.sources:
+            source.fit(data)
+        self._attach(data)
+
+    def _attach(self, data: Interactions) -> None:
+        self.facts = ItemFacts(data)
+        self.data = data
+        self.available = data.item_table.available.copy()
+        self._histories = histories_of(data)
+        self._last_times = last_times_s(data)
+
+    def _fit_ranker(
+        self,
+        early: Interactions,
+        later: Sequence[IntArray],
+        people: IntArray,
+        validation: npt.NDArray[np.bool_],
+    ) -> RankerReport | None:
+        xs: list[np.ndarray] = []
+        ys: list[npt.NDArray[np.int8]] = []
+        sizes: list[int] = []
+        held_out: list[bool] = []
+        for start in range(0, len(people), self.config.block_size):
+            chunk = people[start : start + self.config.block_size]
+            candidates, features, _ = self._candidates_and_features(
+                self._block(chunk), [None] * len(chunk)
+            )
+            offsets = np.cumsum([0] + [len(c) for c in candidates])
+            for row, person in enumerate(chunk):
+                relevant = np.isin(candidates[row], later[person])
+                # A person whose next items no source found teaches the ranker nothing.
+                if relevant.any():
+                    xs.append(features[offsets[row] : offsets[row + 1]])
+                    ys.append(relevant.astype(np.int8))
+                    sizes.append(len(relevant))
+                    held_out.append(bool(validation[start + row]))
+        if sum(held_out) == 0 or all(held_out):
+            self.ranker = None
+            return None
+        ranker = LambdaRanker(self.config.ranker)
+        report = ranker.fit(
+            np.vstack(xs),
+            np.concatenate(ys),
+            np.asarray(sizes, dtype=np.int64),
+            np.asarray(held_out, dtype=np.bool_),
+            feature_names([s.name for s in self.sources]),
+        )
+        self.ranker = ranker
+        return report
+
+    def _validate(
+        self, later: Sequence[IntArray], people: IntArray, k: int = 10
+    ) -> dict[str, float]:
+        """NDCG@k and Recall@k of the whole pipeline on what these people did next."""
+        requests = [self._offline_request(int(p)) for p in people]
+        ndcg = recall = 0.0
+        discounts = 1.0 / np.log2(np.arange(2, k + 2))
+        for person, ranked in zip(people, self.rank(requests, k), strict=True):
+            relevant = later[person]
+            hits = np.isin([s.item for s in ranked.items], relevant)
+            ideal = min(k, len(relevant))
+            ndcg += float((hits * discounts[: len(hits)]).sum() / discounts[:ideal].sum())
+            recall += float(hits.sum() / ideal)
+        return {
+            "ndcg@10": ndcg / len(people),
+            "recall@10": recall / len(people),
+            "people": len(people),
+        }
+
+    def _block(self, people: IntArray) -> RequestBlock:
+        return RequestBlock(
+            histories=[self._histories[u] for u in people],
+            as_of_s=self._last_times[people],
+            hours=_hours(self._last_times[people]),
+        )
+
+    def _offline_request(self, person: int) -> Request:
+        as_of = int(self._last_times[person])
+        return Request(self._histories[person], as_of, int(_hours(np.asarray([as_of]))[0]))
+
+    # Persistence ----------------------------------------------------------------------------
+
+    def source_arrays(self) -> dict[str, dict[str, np.ndarray]]:
+        """The fitted state of every source that has one worth saving."""
+        return {s.name: s.to_arrays() for s in self.sources if isinstance(s, PersistentSource)}
+
+    def restore(
+        self,
+        data: Interactions,
+        arrays: dict[str, dict[str, np.ndarray]],
+        ranker_text: str | None,
+    ) -> None:
+        """Rebuild a fitted pipeline: saved sources are loaded, cheap ones fitted again."""
+        self.sources = [
+            s for s in self._source_factory(data.n_items) if s.name in self.config.candidates
+        ]
+        for source in self.sources:
+            if isinstance(source, PersistentSource) and source.name in arrays:
+                source.load_arrays(arrays[source.name])
+            elif not isinstance(source, PersistentSource):
+                source.fit(data)
+            else:
+                raise ValueError(f"the model set has no saved state for source {source.name!r}")
+        self._attach(data)
+        names = feature_names([s.name for s in self.sources])
+        self.ranker = (
+            LambdaRanker.from_text(ranker_text, self.config.ranker, names) if ranker_text else None
+        )
+
+    # Serving --------------------------------------------------------------------------------
+
+    def rank(self, requests: Sequence[Request], k: int) -> list[Ranked]:
+        """A ranked list per request, without its history, exclusions or unavailable items."""
+        results: list[Ranked] = []
+        for start in range(0, len(requests), self.config.block_size):
+            chunk = requests[start : start + self.config.block_size]
+            block = RequestBlock(
+                histories=[r.history for r in chunk],
+                as_of_s=np.asarray([r.as_of_s for r in chunk], dtype=np.int64),
+                hours=np.asarray([r.hour for r in chunk], dtype=np.int64),
+            )
+            candidates, features, proposers = self._candidates_and_features(
+                block, [r.exclude for r in chunk]
+            )
+            scores = self._score(features, candidates)
+            offsets = np.cumsum([0] + [len(c) for c in candidates])
+            for row, request in enumerate(chunk):
+                row_scores = scores[offsets[row] : offsets[row + 1]]
+                order = np.argsort(-row_scores, kind="stable")
+                results.append(
+                    self._finish(
+                        request, candidates[row][order], row_scores[order], k, proposers[row]
+                    )
+                )
+        return results
+
+    def _score(self, features: np.ndarray, candidates: Sequence[IntArray]) -> np.ndarray:
+        if self.ranker is not None and len(features):
+            return self.ranker.predict(features)
+        # Without a ranker (too little data to learn one), candidates keep the order in which
+        # the sources proposed them: the first source's best first.
+        return np.concatenate([-np.arange(len(c), dtype=np.float64) for c in candidates])
+
+    def _finish(
+        self,
+        request: Request,
+        ranked: IntArray,
+        scores: np.ndarray,
+        k: int,
+        proposers: dict[int, list[str]],
+    ) -> Ranked:
+        assert self.data is not None
+        rules = self._allowed_rules(request)
+        rng = np.random.default_rng(
+            [self.config.seed, int(request.as_of_s), len(request.history.items)]
+        )
+        slots = rerank(
+            ranked,
+            scores,
+            k,
+            categories=self.data.item_table.categories,
+            config=self.config.rerank,
+            rules=rules,
+            new_items=self._new_items(request),
+            rng=rng,
+        )
+        sources = [
+            proposers.get(s.item, ["exploration"] if s.explored else ["rule"]) for s in slots
+        ]
+        return Ranked(slots, sources)
+
+    def _allowed_rules(self, request: Request) -> BusinessRules | None:
+        """Business rules without pins on items that a filter excludes for this request."""
+        rules = request.rules
+        if rules is None or not rules.pins:
+            return rules
+        blocked = self.excluded_mask(request.history, request.exclude)
+        pins = {item: pos for item, pos in rules.pins.items() if not blocked[item]}
+        return BusinessRules(pins=pins, boosts=rules.boosts, buried=rules.buried)
+
+    def _new_items(self, request: Request) -> IntArray | None:
+        """Items that appeared recently and few people saw yet, the person's best fit first."""
+        c = self.config.rerank
+        if not c.exploration_share or self.facts is None:
+            return None
+        timeline = self.facts.timeline
+        first = timeline.first_seen_s
+        age_days = (request.as_of_s - first) / DAY_S
+        created_age = (request.as_of_s - self.facts.created_s) / DAY_S
+        recent = ((age_days >= 0) & (age_days <= c.new_item_days)) | (
+            (self.facts.created_s > 0) & (created_age >= 0) & (created_age <= c.new_item_days)
+        )
+        few = timeline.count_before(np.arange(self.facts.n_items), request.as_of_s, 1e6)
+        eligible = recent & (few <= c.new_item_max_interactions)
+        eligible &= ~self.excluded_mask(request.history, request.exclude)
+        candidates = np.flatnonzero(eligible)
+        if not len(candidates):
+            return None
+        content = next((s for s in self.sources if s.name == "content"), None)
+        if content is None:
+            return candidates[:5]
+        inputs = source_input(
+            RequestBlock(
+                [request.history], np.asarray([request.as_of_s]), np.asarray([request.hour])
+            ),
+            self.facts.n_items,
+        )
+        affinity = content.score(inputs)[0][candidates]
+        return candidates[np.argsort(-affinity, kind="stable")][:5]
+
+    def excluded_mask(self, history: History, exclude: IntArray | None) -> npt.NDArray[np.bool_]:
+        assert self.available is not None
+        mask = ~self.available
+        mask[history.items] = True
+        if exclude is not None and len(exclude):
+            mask[exclude] = True
+        return mask
+
+    def _candidates_and_features(
+        self, block: RequestBlock, excludes: Sequence[IntArray | None]
+    ) -> tuple[list[IntArray], np.ndarray, list[dict[int, list[str]]]]:
+        """Each source's best items per request (filtered), merged, and their features."""
+        assert self.facts is not None
+        inputs = source_input(block, self.facts.n_items)
+        blocked = np.stack(
+            [self.excluded_mask(h, e) for h, e in zip(block.histories, excludes, strict=True)]
+        )
+        all_scores: dict[str, np.ndarray] = {}
+        all_ranks: dict[str, np.ndarray] = {}
+        proposed: list[dict[int, list[str]]] = [{} for _ in range(len(block))]
+        for source in self.sources:
+            scores = _finite(source.score(inputs))
+            top = _top_n(np.where(blocked, -np.inf, scores), self.config.candidates[source.name])
+            ranks = np.full(scores.shape, np.nan, dtype=np.float32)
+            rows = np.arange(len(block))[:, None]
+            ranks[rows, top] = np.arange(1, top.shape[1] + 1, dtype=np.float32)[None, :]
+            for row in range(len(block)):
+                for item in top[row]:
+                    if not blocked[row, item]:
+                        proposed[row].setdefault(int(item), []).append(source.name)
+            all_scores[source.name] = scores
+            all_ranks[source.name] = ranks
+        candidates = [np.fromiter(p.keys(), dtype=np.int64, count=len(p)) for p in proposed]
+        features = build_features(self.facts, block, inputs, candidates, all_scores, all_ranks)
+        return candidates, features, proposed
+
+    # Offline ------------------------------------------------------------------------------
+
+    def recommend(self, users: IntArray, history: Any, k: int) -> IntArray:
+        """The evaluation harness's call: top ``k`` for people of the fitted data.
+
+        Each person is ranked as of their last event, with their fitted history.
+        """
+        ranked = self.rank([self._offline_request(int(u)) for u in users], k)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        for row, result in enumerate(ranked):
+            items = [s.item for s in result.items][:k]
+            out[row, : len(items)] = items
+        return out
+
+
+def temporal_holdout(data: Interactions, share: float) -> tuple[Interactions, list[IntArray]]:
+    """Split each person's history in time: the earlier part, and the items of the latest share.
+
+    People with a single interaction keep it in the earlier part.
+    """
+    order = np.lexsort((data.items, data.timestamps_ms, data.users))
+    users = data.users[order]
+    counts = np.bincount(users, minlength=data.n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    held = np.where(counts > 1, np.ceil(counts * share).astype(np.int64), 0)
+    position = np.arange(len(order)) - starts[users]
+    is_later = position >= (counts - held)[users]
+    later_rows = order[is_later]
+    later: list[IntArray] = [np.zeros(0, dtype=np.int64) for _ in range(data.n_users)]
+    grouped = np.split(data.items[later_rows], np.cumsum(held)[:-1])
+    for user, items in enumerate(grouped):
+        later[user] = np.unique(items)
+    keep = np.sort(order[~is_later])
+    return data.subset(keep), later
+
+
+def histories_of(data: Interactions) -> list[History]:
+    order = np.lexsort((data.items, data.timestamps_ms, data.users))
+    counts = np.bincount(data.users[order], minlength=data.n_users)
+    items = np.split(data.items[order], np.cumsum(counts)[:-1])
+    times = np.split(data.timestamps_ms[order] // 1000, np.cumsum(counts)[:-1])
+    return [History(i, t) for i, t in zip(items, times, strict=True)]
+
+
+def last_times_s(data: Interactions) -> IntArray:
+    last = np.zeros(data.n_users, dtype=np.int64)
+    np.maximum.at(last, data.users, data.timestamps_ms // 1000)
+    return last
+
+
+def _hours(times_s: IntArray) -> IntArray:
+    return (np.asarray(times_s, dtype=np.int64) // 3600) % 24
+
+
+def _finite(scores: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(np.asarray(scores, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _top_n(scores: np.ndarray, n: int) -> IntArray:
+    """Column indices of each row's ``n`` highest scores, best first."""
+    n = max(1, min(n, scores.shape[1]))
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    picked = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-picked, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def default_sources(n_items: int) -> list[CandidateSource]:
+    """The candidate sources of the served pipeline (EASE only where the catalog allows it)."""
+    neighbours = ScorerSource("itemknn", ItemKNN(ItemKNNConfig(neighbours=100)))
+    trending = Trending()
+    sources: list[CandidateSource] = [
+        ScorerSource("als", ALS()),
+        neighbours,
+        RecentView("recent_neighbours", neighbours),
+        ContentSimilarity(),
+        trending,
+        CategoryTrending(trending),
+    ]
+    if n_items <= EASEConfig().max_items:
+        sources.insert(0, ScorerSource("ease", EASE(EASEConfig(l2=500.0))))
+    return sources

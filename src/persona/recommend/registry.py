@@ -1,0 +1,194 @@
+"""Versioned model sets in the home directory, with their offline metrics.
+
+A version is a directory ``models/<version>/`` holding only safe formats: a JSON manifest,
+numpy ``.npz`` arrays (loaded with ``allow_pickle=False``), and LightGBM's text model.
+``models/champion`` names the version in service. A challenger is promoted only when its
+validation NDCG@10 is not worse than the champion's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from persona.recommend.dataset import Interactions, ItemTable
+
+CHAMPION = "champion"
+KEEP_VERSIONS = 3  # model sets are large (an EASE matrix is items^2 floats): keep a few
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(self.manifest.get("metrics", {}))
+
+    @property
+    def validation_ndcg(self) -> float | None:
+        value = self.metrics.get("ndcg@10")
+        return None if value is None else float(value)
+
+
+class ModelRegistry:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def versions(self) -> list[ModelVersion]:
+        if not self.root.exists():
+            return []
+        found = []
+        for path in sorted(self.root.iterdir()):
+            manifest = path / "manifest.json"
+            if path.is_dir() and manifest.exists():
+                found.append(ModelVersion(path.name, path, json.loads(manifest.read_text())))
+        return found
+
+    def get(self, version: str) -> ModelVersion | None:
+        return next((v for v in self.versions() if v.version == version), None)
+
+    def new_version_name(self, now_ms: int) -> str:
+        """``v<UTC time>``, with a counter when that name is taken (a fast or frozen clock)."""
+        base = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("v%Y%m%dT%H%M%S%fZ")
+        name, n = base, 1
+        while (self.root / name).exists():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def champion(self) -> ModelVersion | None:
+        pointer = self.root / CHAMPION
+        if not pointer.exists():
+            return None
+        return self.get(pointer.read_text().strip())
+
+    def save(
+        self,
+        version: str,
+        manifest: dict[str, Any],
+        data: Interactions,
+        source_arrays: dict[str, dict[str, np.ndarray]],
+        ranker_text: str | None,
+    ) -> ModelVersion:
+        """Write a version atomically: into a temporary directory, then renamed into place."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=self.root))
+        try:
+            _save_interactions(staging / "interactions.npz", data)
+            (staging / "items.json").write_text(json.dumps(_item_table_json(data.item_table)))
+            for name, arrays in source_arrays.items():
+                _savez(staging / f"source-{name}.npz", arrays)
+            if ranker_text is not None:
+                (staging / "ranker.txt").write_text(ranker_text)
+            (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            _fsync_tree(staging)
+            staging.rename(self.root / version)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return ModelVersion(version, self.root / version, manifest)
+
+    def promote(self, version: str) -> None:
+        pointer = self.root / CHAMPION
+        temporary = self.root / f".{CHAMPION}.tmp"
+        temporary.write_text(version)
+        os.replace(temporary, pointer)
+        self.prune()
+
+    def prune(self, keep: int = KEEP_VERSIONS) -> list[str]:
+        """Delete all but the newest ``keep`` versions; the champion is always kept."""
+        champion = self.champion()
+        versions = self.versions()
+        doomed = [
+            v
+            for v in versions[: max(0, len(versions) - keep)]
+            if champion is None or v.version != champion.version
+        ]
+        for v in doomed:
+            shutil.rmtree(v.path, ignore_errors=True)
+        return [v.version for v in doomed]
+
+    def load_interactions(self, version: ModelVersion) -> Interactions:
+        with np.load(version.path / "interactions.npz", allow_pickle=False) as arrays:
+            table = _item_table_from_json(json.loads((version.path / "items.json").read_text()))
+            return Interactions(
+                user_ids=[str(u) for u in arrays["user_ids"]],
+                item_ids=[str(i) for i in arrays["item_ids"]],
+                users=arrays["users"],
+                items=arrays["items"],
+                timestamps_ms=arrays["timestamps_ms"],
+                weights=arrays["weights"],
+                values=arrays["values"],
+                item_table=table,
+            )
+
+    def load_source_arrays(self, version: ModelVersion) -> dict[str, dict[str, np.ndarray]]:
+        found = {}
+        for path in version.path.glob("source-*.npz"):
+            with np.load(path, allow_pickle=False) as arrays:
+                found[path.stem.removeprefix("source-")] = {k: arrays[k] for k in arrays.files}
+        return found
+
+    def load_ranker_text(self, version: ModelVersion) -> str | None:
+        path = version.path / "ranker.txt"
+        return path.read_text() if path.exists() else None
+
+
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with path.open("wb") as handle:
+        np.savez(handle, allow_pickle=False, **arrays)
+
+
+def _save_interactions(path: Path, data: Interactions) -> None:
+    arrays = {
+        "user_ids": np.asarray(data.user_ids, dtype=str),
+        "item_ids": np.asarray(data.item_ids, dtype=str),
+        "users": data.users,
+        "items": data.items,
+        "timestamps_ms": data.timestamps_ms,
+        "weights": data.weights,
+        "values": data.values,
+    }
+    _savez(path, arrays)
+
+
+def _item_table_json(table: ItemTable) -> dict[str, Any]:
+    return {
+        "titles": table.titles,
+        "categories": table.categories,
+        "tags": table.tags,
+        "created_at_ms": table.created_at_ms.tolist(),
+        "available": table.available.tolist(),
+    }
+
+
+def _item_table_from_json(raw: dict[str, Any]) -> ItemTable:
+    return ItemTable(
+        titles=list(raw["titles"]),
+        categories=[list(c) for c in raw["categories"]],
+        tags=[list(t) for t in raw["tags"]],
+        created_at_ms=np.asarray(raw["created_at_ms"], dtype=np.int64),
+        available=np.asarray(raw["available"], dtype=np.bool_),
+    )
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,57 @@
+"""What the pipeline is asked: for whom (their history), when, and in which context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from persona.recommend.dataset import IntArray, history_matrix
+
+RECENT_ITEMS = 10  # how many of the latest items describe what a person is into right now
+
+
+@dataclass(frozen=True)
+class History:
+    """One person's interactions in time order (item indices of the fitted data)."""
+
+    items: IntArray
+    times_s: IntArray
+
+    @classmethod
+    def empty(cls) -> History:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    def recent(self, n: int = RECENT_ITEMS) -> IntArray:
+        return self.items[-n:]
+
+
+@dataclass(frozen=True)
+class RequestBlock:
+    """Requests ranked together: their histories, moments and context."""
+
+    histories: Sequence[History]
+    as_of_s: IntArray
+    hours: IntArray  # hour of day of each request (0-23), a context feature
+
+    def __len__(self) -> int:
+        return len(self.histories)
+
+
+@dataclass(frozen=True)
+class SourceInput:
+    """A block of requests as the candidate sources see it."""
+
+    history: sparse.csr_matrix  # rows x items, 1 where the person interacted
+    recent: sparse.csr_matrix  # the same for the latest RECENT_ITEMS items only
+    as_of_s: IntArray
+
+
+def source_input(block: RequestBlock, n_items: int) -> SourceInput:
+    return SourceInput(
+        history=history_matrix([h.items for h in block.histories], n_items),
+        recent=history_matrix([h.recent() for h in block.histories], n_items),
+        as_of_s=block.as_of_s,
+    )

@@ -1,0 +1,356 @@
+"""Recommendations for one person, now: the served pipeline with its fallback chain.
+
+The person's history is read from the store at request time, so an event stored a moment ago
+changes the answer without a retrain. The pipeline runs under a latency budget in a worker
+thread; when the model set is missing, a stage fails or the budget runs out, the answer comes
+from the next source of the chain (trending, then popular) and says so. Such a fallback never
+turns into a 5xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from persona.clock import Clock
+from persona.profiles.service import ProfileService
+from persona.recommend.pipeline import (
+    PipelineConfig,
+    Ranked,
+    RecommendationPipeline,
+    Request,
+    histories_of,
+)
+from persona.recommend.registry import ModelRegistry, ModelVersion
+from persona.recommend.request import History, RequestBlock, source_input
+from persona.recommend.training import NOT_INTERACTIONS, NotEnoughDataError, load_training_data
+from persona.storage.protocols import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecommendationQuery:
+    person_id: str
+    n: int = 10
+    placement: str | None = None
+    device: str | None = None
+    country: str | None = None
+    hour: int | None = None
+    category: str | None = None
+    exclude: Sequence[str] = ()
+    budget_ms: float | None = None  # None: the service's latency budget
+
+
+@dataclass(frozen=True)
+class RecommendedItem:
+    item_id: str
+    score: float
+    sources: list[str]
+
+
+@dataclass(frozen=True)
+class RecommendationResult:
+    items: list[RecommendedItem]
+    source: str  # "pipeline", or the fallback that answered: "trending", "popular"
+    model_version: str | None
+    reason: str | None = None  # why a fallback answered
+    personalized: bool = True
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Served:
+    version: ModelVersion
+    pipeline: RecommendationPipeline
+
+
+class RecommendationService:
+    def __init__(
+        self,
+        storage: Storage,
+        profiles: ProfileService,
+        clock: Clock,
+        registry: ModelRegistry,
+        *,
+        budget_ms: float = 50.0,
+        history_limit: int = 500,
+    ) -> None:
+        self._storage = storage
+        self._profiles = profiles
+        self._clock = clock
+        self.registry = registry
+        self.budget_ms = budget_ms
+        self.history_limit = history_limit
+        self._served: _Served | None = None
+        self._lock = threading.Lock()
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recommend")
+        self._popular: tuple[float, list[str]] = (0.0, [])
+
+    # Model set ------------------------------------------------------------------------------
+
+    def reload(self) -> ModelVersion | None:
+        """Load the champion model set (a no-op when it is already in service)."""
+        champion = self.registry.champion()
+        if champion is None:
+            return None
+        with self._lock:
+            if self._served and self._served.version.version == champion.version:
+                return champion
+        pipeline = load_pipeline(self.registry, champion)
+        # One ranking before serving pays the first-call costs outside any request's budget.
+        pipeline.rank([Request(History.empty(), self._clock.now_ms() // 1000)], 10)
+        with self._lock:
+            self._served = _Served(champion, pipeline)
+        log.info("serving model set %s", champion.version)
+        return champion
+
+    @property
+    def served_version(self) -> str | None:
+        served = self._served
+        return served.version.version if served else None
+
+    # Serving --------------------------------------------------------------------------------
+
+    def recommend(self, query: RecommendationQuery) -> RecommendationResult:
+        started = time.perf_counter()
+        if self._served is None:
+            try:
+                self.reload()
+            except Exception:
+                log.exception("the model set could not be loaded")
+        served = self._served
+        history_ids = self._history(query.person_id)
+        if served is None:
+            return self._popular_fallback(query, history_ids, "no trained model set")
+        future = self._workers.submit(self._rank, served, query, history_ids)
+        budget_ms = query.budget_ms if query.budget_ms is not None else self.budget_ms
+        remaining = max(0.0, budget_ms / 1000 - (time.perf_counter() - started))
+        try:
+            ranked = future.result(timeout=remaining)
+        except FutureTimeout:
+            return self._trending_fallback(served, query, history_ids, "latency budget exceeded")
+        except Exception:
+            log.exception("the pipeline failed; answering from the fallback chain")
+            return self._trending_fallback(served, query, history_ids, "pipeline failed")
+        items = _items(served.pipeline, ranked)
+        return RecommendationResult(
+            items=items,
+            source="pipeline",
+            model_version=served.version.version,
+            timings_ms={"total": (time.perf_counter() - started) * 1000},
+        )
+
+    def _rank(
+        self, served: _Served, query: RecommendationQuery, history_ids: list[tuple[str, int]]
+    ) -> Ranked:
+        request = self._request(served.pipeline, query, history_ids)
+        return served.pipeline.rank([request], query.n)[0]
+
+    def _request(
+        self,
+        pipeline: RecommendationPipeline,
+        query: RecommendationQuery,
+        history_ids: list[tuple[str, int]],
+    ) -> Request:
+        data = pipeline.data
+        assert data is not None
+        known = [(data.item_index(item), t) for item, t in history_ids]
+        pairs = [(i, t) for i, t in known if i is not None]
+        history = History(
+            np.asarray([i for i, _ in pairs], dtype=np.int64),
+            np.asarray([t for _, t in pairs], dtype=np.int64),
+        )
+        now_s = self._clock.now_ms() // 1000
+        hour = query.hour if query.hour is not None else int(now_s // 3600 % 24)
+        return Request(
+            history=history, as_of_s=now_s, hour=hour, exclude=self._exclusions(pipeline, query)
+        )
+
+    def _exclusions(
+        self, pipeline: RecommendationPipeline, query: RecommendationQuery
+    ) -> np.ndarray:
+        data = pipeline.data
+        assert data is not None
+        excluded = {data.item_index(i) for i in query.exclude} | {
+            data.item_index(i) for i in self._unavailable()
+        }
+        indices = [i for i in excluded if i is not None]
+        if query.category is not None:
+            categories = data.item_table.categories
+            indices += [i for i in range(data.n_items) if query.category not in categories[i]]
+        return np.asarray(sorted(set(indices)), dtype=np.int64)
+
+    def _history(self, person_id: str) -> list[tuple[str, int]]:
+        """The person's items with their times (seconds), oldest first."""
+        with self._storage.read() as uow:
+            key = self._profiles.resolve(uow, person_id)
+            if key is None:
+                return []
+            events = uow.events.for_profile(key, self.history_limit)
+        return [
+            (e.item_id, e.occurred_at_ms // 1000)
+            for e in reversed(events)
+            if e.item_id is not None and e.type not in NOT_INTERACTIONS
+        ]
+
+    def _unavailable(self) -> list[str]:
+        with self._storage.read() as uow:
+            return uow.catalog.unavailable_ids()
+
+    # Batch ----------------------------------------------------------------------------------
+
+    def recommend_all(
+        self,
+        n: int,
+        weights: Mapping[str, float],
+        *,
+        as_of_last_event: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[str, list[RecommendedItem]]]:
+        """A list for every person in the store, ranked in blocks with the served pipeline.
+
+        Each person is ranked as of their latest event (what comes next for them), or as of
+        now with ``as_of_last_event=False``. Histories come from the store, not the model set.
+        """
+        if self._served is None:
+            self.reload()
+        served = self._served
+        if served is None:
+            raise NotEnoughDataError("no trained model set: run `persona train` first")
+        pipeline = served.pipeline
+        model_data = pipeline.data
+        assert model_data is not None
+        current = load_training_data(self._storage, weights).interactions
+        mapping = np.asarray(
+            [-1 if (j := model_data.item_index(i)) is None else j for i in current.item_ids],
+            dtype=np.int64,
+        )
+        now_s = self._clock.now_ms() // 1000
+        unavailable = self._exclusions(pipeline, RecommendationQuery(person_id=""))
+        histories = histories_of(current)
+        block = pipeline.config.block_size
+        for start in range(0, current.n_users, block):
+            people = range(start, min(start + block, current.n_users))
+            requests = []
+            for person in people:
+                h = histories[person]
+                mapped = mapping[h.items]
+                known = mapped >= 0
+                as_of = int(h.times_s[-1]) if as_of_last_event and len(h.times_s) else now_s
+                requests.append(
+                    Request(
+                        History(mapped[known], h.times_s[known]),
+                        as_of,
+                        hour=as_of // 3600 % 24,
+                        exclude=unavailable,
+                    )
+                )
+            for person, ranked in zip(people, pipeline.rank(requests, n), strict=True):
+                yield _external_id(current.user_ids[person]), _items(pipeline, ranked)
+            if progress:
+                progress(len(people))
+
+    # Fallbacks ------------------------------------------------------------------------------
+
+    def _trending_fallback(
+        self,
+        served: _Served,
+        query: RecommendationQuery,
+        history_ids: list[tuple[str, int]],
+        reason: str,
+    ) -> RecommendationResult:
+        try:
+            pipeline = served.pipeline
+            request = self._request(pipeline, query, history_ids)
+            trending = next(s for s in pipeline.sources if s.name == "trending")
+            block = RequestBlock(
+                [request.history], np.asarray([request.as_of_s]), np.asarray([request.hour])
+            )
+            assert pipeline.data is not None
+            scores = trending.score(source_input(block, pipeline.data.n_items))[0]
+            blocked = pipeline.excluded_mask(request.history, request.exclude)
+            scores = np.where(blocked, -np.inf, scores)
+            top = np.argsort(-scores, kind="stable")[: query.n]
+            items = [
+                RecommendedItem(pipeline.data.item_ids[i], float(scores[i]), ["trending"])
+                for i in top
+                if np.isfinite(scores[i])
+            ]
+            return RecommendationResult(items, "trending", served.version.version, reason)
+        except Exception:
+            log.exception("the trending fallback failed; answering with popular items")
+            return self._popular_fallback(query, history_ids, reason)
+
+    def _popular_fallback(
+        self, query: RecommendationQuery, history_ids: list[tuple[str, int]], reason: str
+    ) -> RecommendationResult:
+        seen = {item for item, _ in history_ids} | set(query.exclude) | set(self._unavailable())
+        items = [i for i in self._popular_items() if i not in seen][: query.n]
+        return RecommendationResult(
+            [RecommendedItem(item, 0.0, ["popular"]) for item in items],
+            "popular",
+            self.served_version,
+            reason,
+        )
+
+    def _popular_items(self, ttl_s: float = 60.0, limit: int = 1000) -> list[str]:
+        """The most interacted-with items in the store, cached for ``ttl_s``."""
+        cached_at, cached = self._popular
+        if cached and time.monotonic() - cached_at < ttl_s:
+            return cached
+        with self._storage.read() as uow:
+            popular = uow.events.popular_items(limit, sorted(NOT_INTERACTIONS))
+        self._popular = (time.monotonic(), popular)
+        return popular
+
+    def close(self) -> None:
+        self._workers.shutdown(wait=False, cancel_futures=True)
+
+
+def _items(pipeline: RecommendationPipeline, ranked: Ranked) -> list[RecommendedItem]:
+    assert pipeline.data is not None
+    ids = pipeline.data.item_ids
+    return [
+        RecommendedItem(ids[slot.item], _json_score(slot.score), sources)
+        for slot, sources in zip(ranked.items, ranked.sources, strict=True)
+    ]
+
+
+def _external_id(profile_key: str) -> str:
+    """The id a client knows: the user id, or the anonymous id of an unidentified person."""
+    return profile_key.split(":", 1)[1] if ":" in profile_key else profile_key
+
+
+def _json_score(score: float) -> float:
+    """Scores are finite in JSON: pinned items rank above all, explored ones below."""
+    if score == float("inf"):
+        return 1e9
+    if not np.isfinite(score):
+        return -1e9
+    return float(score)
+
+
+def load_pipeline(registry: ModelRegistry, version: ModelVersion) -> RecommendationPipeline:
+    config = pipeline_config_from(version.manifest.get("config", {}))
+    pipeline = RecommendationPipeline(config)
+    pipeline.restore(
+        registry.load_interactions(version),
+        registry.load_source_arrays(version),
+        registry.load_ranker_text(version),
+    )
+    return pipeline
+
+
+def pipeline_config_from(raw: dict[str, object]) -> PipelineConfig:
+    candidates = raw.get("candidates")
+    if isinstance(candidates, dict):
+        return PipelineConfig(candidates={str(k): int(v) for k, v in candidates.items()})
+    return PipelineConfig()

@@ -1,0 +1,198 @@
+"""Candidate sources: each proposes items for a person and scores them.
+
+A source sees the person's history as a row of a users x items matrix (the whole history and the
+latest items) and the moment of the request, never the person's index, so the newest events
+count without a retrain. The
+collaborative algorithms of ``algorithms/`` become sources through ``ScorerSource``; the sources
+defined here are the ones that need item metadata or time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from persona.recommend.categories import CategoryIndex
+from persona.recommend.dataset import Interactions
+from persona.recommend.request import SourceInput
+from persona.recommend.timeline import ItemTimeline
+
+if TYPE_CHECKING:
+    from persona.recommend.algorithms.base import Scorer
+
+Scores = np.ndarray  # rows x items, float32, higher is better
+WORD = r"(?u)\b\w[\w-]+\b"  # words of two characters or more, hyphens kept
+
+
+@runtime_checkable
+class CandidateSource(Protocol):
+    name: str
+
+    def fit(self, data: Interactions) -> None: ...
+
+    def score(self, inputs: SourceInput) -> Scores: ...
+
+
+@runtime_checkable
+class PersistentSource(CandidateSource, Protocol):
+    """A source whose fitted state is saved with the model set instead of fitted again."""
+
+    def to_arrays(self) -> dict[str, np.ndarray]: ...
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None: ...
+
+
+class ScorerSource:
+    """A collaborative scorer used as a candidate source (it ignores the moment)."""
+
+    def __init__(self, name: str, scorer: Scorer) -> None:
+        self.name = name
+        self.scorer = scorer
+
+    def fit(self, data: Interactions) -> None:
+        self.scorer.fit(data)
+
+    def score(self, inputs: SourceInput) -> Scores:
+        history = inputs.history
+        return np.asarray(self.scorer.score(history), dtype=np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return self.scorer.to_arrays()
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.scorer = type(self.scorer).from_arrays(self.scorer.config, arrays)
+
+
+class RecentView:
+    """A sibling source's scorer applied to the person's latest items only.
+
+    It proposes the neighbours of what was just viewed, which move up as soon as the view is
+    stored; the sibling fits (and saves) the scorer, so this view costs nothing to train.
+    """
+
+    def __init__(self, name: str, sibling: ScorerSource) -> None:
+        self.name = name
+        self.sibling = sibling
+
+    def fit(self, data: Interactions) -> None:
+        """The sibling source fits the shared scorer."""
+
+    def score(self, inputs: SourceInput) -> Scores:
+        return np.asarray(self.sibling.scorer.score(inputs.recent), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    min_df: int = 2
+    max_features: int = 20_000
+
+
+class ContentSimilarity:
+    """Items like the ones in the history by their categories, tags and title words.
+
+    TF-IDF over one document per item; a history is the sum of its items' vectors, so a
+    brand-new item with a good description can be proposed before anyone interacted with it.
+    """
+
+    name = "content"
+
+    def __init__(self, config: ContentConfig | None = None) -> None:
+        self.config = config or ContentConfig()
+        self._vectors: sparse.csr_matrix | None = None
+
+    def fit(self, data: Interactions) -> None:
+        table = data.item_table
+        documents = [
+            " ".join(
+                [f"cat_{_token(c)}" for c in table.categories[i]]
+                + [f"tag_{_token(t)}" for t in table.tags[i]]
+                + [table.titles[i]]
+            )
+            for i in range(data.n_items)
+        ]
+        vectorizer = TfidfVectorizer(
+            min_df=min(self.config.min_df, max(1, data.n_items)),
+            max_features=self.config.max_features,
+            token_pattern=WORD,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        try:
+            vectors = vectorizer.fit_transform(documents)
+        except ValueError:  # no item has any text: the source proposes nothing
+            vectors = sparse.csr_matrix((data.n_items, 1), dtype=np.float32)
+        self._vectors = normalize(vectors).astype(np.float32).tocsr()
+
+    def score(self, inputs: SourceInput) -> Scores:
+        assert self._vectors is not None, "fit first"
+        profile = normalize(inputs.history @ self._vectors)
+        return np.asarray((profile @ self._vectors.T).toarray(), dtype=np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        assert self._vectors is not None
+        v = self._vectors
+        return {
+            "data": v.data,
+            "indices": v.indices,
+            "indptr": v.indptr,
+            "shape": np.array(v.shape),
+        }
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        shape = tuple(int(x) for x in arrays["shape"])
+        self._vectors = sparse.csr_matrix(
+            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape
+        )
+
+
+def _token(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text.lower())
+
+
+@dataclass(frozen=True)
+class TrendingConfig:
+    windows_days: tuple[float, ...] = (7.0, 30.0, 365.0)
+
+
+class Trending:
+    """What many people interacted with shortly before the moment of the request."""
+
+    name = "trending"
+
+    def __init__(self, config: TrendingConfig | None = None) -> None:
+        self.config = config or TrendingConfig()
+        self.timeline: ItemTimeline | None = None
+
+    def fit(self, data: Interactions) -> None:
+        self.timeline = ItemTimeline(data)
+
+    def score(self, inputs: SourceInput) -> Scores:
+        assert self.timeline is not None, "fit first"
+        recent = self.timeline.trending(inputs.as_of_s, self.config.windows_days)
+        # All-time popularity breaks ties where nothing happened recently (a quiet catalog).
+        return recent + 1e-6 * np.log1p(self.timeline.total_counts)[None, :]
+
+
+class CategoryTrending:
+    """Trending items weighted by how much the person favours their categories."""
+
+    name = "category_trending"
+
+    def __init__(self, trending: Trending) -> None:
+        self._trending = trending
+        self._categories: CategoryIndex | None = None
+
+    def fit(self, data: Interactions) -> None:
+        """Indexes categories; the trending source it wraps is fitted on its own."""
+        self._categories = CategoryIndex(data)
+
+    def score(self, inputs: SourceInput) -> Scores:
+        assert self._categories is not None, "fit first"
+        trend = self._trending.score(inputs)
+        affinity = self._categories.affinity(inputs.history)  # rows x items, in [0, 1]
+        return np.asarray(trend * affinity, dtype=np.float32)

@@ -1,0 +1,153 @@
+"""The pipeline as a plain object: filters, ranking, rerank rules, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from persona.recommend.pipeline import (
+    PipelineConfig,
+    RecommendationPipeline,
+    Request,
+    histories_of,
+    last_times_s,
+    temporal_holdout,
+)
+from persona.recommend.request import History
+from persona.recommend.rerank import BusinessRules, RerankConfig, rerank
+from tests.recommend.synthetic import interactions
+
+
+@pytest.fixture(scope="module")
+def fitted() -> RecommendationPipeline:
+    pipeline = RecommendationPipeline()
+    report = pipeline.fit(interactions())
+    assert report.ranker is not None
+    assert 0.0 <= report.metrics["ndcg@10"] <= 1.0
+    return pipeline
+
+
+def test_temporal_holdout_keeps_the_latest_share_of_each_history() -> None:
+    data = interactions()
+    early, later = temporal_holdout(data, 0.2)
+    for person, history in enumerate(histories_of(data)):
+        n_later = int(np.ceil(len(history.items) * 0.2))
+        assert set(later[person]) == set(history.items[-n_later:].tolist())
+    assert len(early.users) + sum(len(x) for x in later) == len(data.users)
+    latest_early = last_times_s(early)
+    for person, history in enumerate(histories_of(data)):
+        assert latest_early[person] <= history.times_s[-len(later[person])]
+
+
+def test_lists_leave_out_history_exclusions_and_unavailable_items(
+    fitted: RecommendationPipeline,
+) -> None:
+    assert fitted.available is not None
+    fitted.available[5] = False
+    try:
+        history = History(np.asarray([0, 4, 8]), np.asarray([1, 2, 3]))
+        request = Request(history, as_of_s=1_600_000_000, exclude=np.asarray([12, 16]))
+        ranked = fitted.rank([request], 10)[0]
+        items = [s.item for s in ranked.items]
+        assert len(items) == 10 and len(set(items)) == 10
+        assert not {0, 4, 8, 12, 16, 5} & set(items)
+        assert all(sources for sources in ranked.sources)
+    finally:
+        fitted.available[5] = True
+
+
+def test_a_person_never_seen_gets_a_full_list(fitted: RecommendationPipeline) -> None:
+    ranked = fitted.rank([Request(History.empty(), as_of_s=1_600_000_000)], 10)[0]
+    assert len(ranked.items) == 10
+
+
+def test_what_was_just_viewed_moves_its_neighbours_up(fitted: RecommendationPipeline) -> None:
+    data = fitted.data
+    assert data is not None
+    horror = [i for i in range(data.n_items) if data.item_table.categories[i] == ["horror"]]
+    drama_history = History(np.asarray([0, 4, 8, 12, 16]), np.arange(5))
+    before = fitted.rank([Request(drama_history, 1_600_000_000)], 10)[0]
+    after_views = History(
+        np.concatenate([drama_history.items, horror[:3]]), np.arange(8, dtype=np.int64)
+    )
+    after = fitted.rank([Request(after_views, 1_600_000_000)], 10)[0]
+    count = lambda ranked: sum(s.item in horror for s in ranked.items)  # noqa: E731
+    assert count(after) > count(before)
+
+
+def test_save_and_restore_rank_the_same(fitted: RecommendationPipeline) -> None:
+    assert fitted.data is not None
+    restored = RecommendationPipeline(fitted.config)
+    text = fitted.ranker.to_text() if fitted.ranker else None
+    restored.restore(fitted.data, fitted.source_arrays(), text)
+    request = Request(History(np.asarray([1, 5, 9]), np.asarray([1, 2, 3])), 1_600_000_000)
+    a = fitted.rank([request], 10)[0]
+    b = restored.rank([request], 10)[0]
+    assert [s.item for s in a.items] == [s.item for s in b.items]
+
+
+def test_offline_recommend_matches_the_harness_contract(fitted: RecommendationPipeline) -> None:
+    users = np.arange(5)
+    top = fitted.recommend(users, None, 10)
+    assert top.shape == (5, 10)
+    histories = histories_of(fitted.data) if fitted.data else []
+    for row, user in enumerate(users):
+        assert not set(top[row].tolist()) & set(histories[user].items.tolist())
+
+
+def test_without_enough_people_no_ranker_is_learned_and_sources_still_rank() -> None:
+    data = interactions()
+    few = data.subset(np.flatnonzero(data.users < 4))
+    pipeline = RecommendationPipeline(PipelineConfig())
+    report = pipeline.fit(few)
+    assert report.ranker is None and pipeline.ranker is None
+    ranked = pipeline.rank([Request(History(np.asarray([0]), np.asarray([0])), 1_600_000_000)], 5)
+    assert len(ranked[0].items) == 5
+
+
+CATS = [["a"], ["a"], ["a"], ["b"], ["b"], ["c"]]
+
+
+def test_diversity_caps_the_share_of_one_category() -> None:
+    ranked = np.arange(6)
+    slots = rerank(ranked, -ranked.astype(float), 4, categories=CATS, config=RerankConfig(0.5, 0.0))
+    items = [s.item for s in slots]
+    assert items == [0, 1, 3, 4]
+
+
+def test_diversity_fills_from_skipped_items_when_nothing_else_is_left() -> None:
+    slots = rerank(
+        np.asarray([0, 1, 2]), np.zeros(3), 3, categories=CATS, config=RerankConfig(0.3, 0.0)
+    )
+    assert [s.item for s in slots] == [0, 1, 2]
+
+
+def test_business_rules_pin_boost_and_bury() -> None:
+    rules = BusinessRules(pins={5: 0}, boosts={2: 10.0}, buried=frozenset({0}))
+    slots = rerank(
+        np.asarray([0, 1, 2, 3]),
+        np.asarray([4.0, 3.0, 2.0, 1.0]),
+        4,
+        categories=CATS,
+        config=RerankConfig(1.0, 0.0),
+        rules=rules,
+    )
+    assert [s.item for s in slots] == [5, 2, 1, 3]
+
+
+def test_exploration_gives_slots_to_new_items_at_the_configured_rate() -> None:
+    config = RerankConfig(max_category_share=1.0, exploration_share=0.3)
+    rng = np.random.default_rng(1)
+    explored = 0
+    for _ in range(1000):
+        slots = rerank(
+            np.arange(5),
+            np.zeros(5),
+            5,
+            categories=CATS + [[]] * 10,
+            config=config,
+            new_items=np.asarray([10, 11, 12]),
+            rng=rng,
+        )
+        explored += sum(s.explored for s in slots)
+    assert 1350 <= explored <= 1650  # 0.3 x 5 slots x 1000 lists = 1500 expected

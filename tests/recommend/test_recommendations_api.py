@@ -1,0 +1,151 @@
+"""Recommendations over HTTP: real-time changes, cold start, fallbacks, the model registry."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from persona.engine import Engine
+from persona.recommend.pipeline import RecommendationPipeline
+from persona.recommend.training import train_model_set
+from tests.recommend.synthetic import START_S, catalog, events
+
+
+def load(client: TestClient) -> None:
+    response = client.post("/v1/items", json={"items": catalog()})
+    assert response.status_code == 200, response.text
+    rows = events()
+    for start in range(0, len(rows), 1000):
+        response = client.post("/v1/events", json=rows[start : start + 1000])
+        assert response.status_code == 200, response.text
+
+
+def train(engine: Engine) -> None:
+    outcome = train_model_set(
+        engine.storage, engine.recommendations.registry, engine.clock, engine.settings.event_weights
+    )
+    assert outcome.promoted
+    engine.recommendations.reload()
+
+
+def recommendations(client: TestClient, user: str, **params: Any) -> Any:
+    response = client.get(f"/v1/users/{user}/recommendations", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+def trained(client: TestClient, engine: Engine) -> TestClient:
+    load(client)
+    train(engine)
+    engine.recommendations.budget_ms = 5_000  # the test machine is shared: no flaky fallbacks
+    return client
+
+
+def test_without_a_model_the_answer_comes_from_popular_items(client: TestClient) -> None:
+    load(client)
+    body = recommendations(client, "p1", n=5)
+    assert body["source"] == "popular" and body["reason"] == "no trained model set"
+    assert len(body["items"]) == 5
+    seen = {e["item_id"] for e in events() if e["user_id"] == "p1"}
+    assert not seen & {i["item_id"] for i in body["items"]}
+
+
+def test_ranked_items_with_sources_version_and_request_id(trained: TestClient) -> None:
+    body = recommendations(trained, "p0", n=10)
+    assert body["source"] == "pipeline"
+    assert body["model_version"] and body["request_id"]
+    assert len(body["items"]) == 10
+    assert len({i["item_id"] for i in body["items"]}) == 10
+    assert all(i["sources"] for i in body["items"])
+    seen = {e["item_id"] for e in events() if e["user_id"] == "p0"}
+    assert not seen & {i["item_id"] for i in body["items"]}
+
+
+def test_the_item_just_bought_is_gone_from_the_next_answer(
+    trained: TestClient, engine: Engine
+) -> None:
+    first = recommendations(trained, "p0", n=5)["items"][0]["item_id"]
+    bought = {
+        "event_id": "buy-1",
+        "type": "purchase",
+        "user_id": "p0",
+        "item_id": first,
+        "timestamp": START_S + 90 * 86_400,
+    }
+    started = time.perf_counter()
+    assert trained.post("/v1/events", json=bought).status_code == 200
+    after = recommendations(trained, "p0", n=5)
+    assert time.perf_counter() - started < 1.0
+    assert first not in {i["item_id"] for i in after["items"]}
+
+
+def test_someone_never_seen_gets_a_list(trained: TestClient) -> None:
+    body = recommendations(trained, "brand-new-visitor", n=8)
+    assert body["source"] == "pipeline" and len(body["items"]) == 8
+
+
+def test_filters_category_and_exclude(trained: TestClient) -> None:
+    body = recommendations(trained, "p0", n=5, category="comedy", exclude=["i1", "i5"])
+    ids = {i["item_id"] for i in body["items"]}
+    assert ids and all(int(i[1:]) % 4 == 1 for i in ids)
+    assert not ids & {"i1", "i5"}
+
+
+def test_unavailable_items_are_never_recommended(trained: TestClient) -> None:
+    top = recommendations(trained, "p0", n=3)["items"][0]["item_id"]
+    response = trained.put(f"/v1/items/{top}", json={"available": False, "categories": []})
+    assert response.status_code == 200, response.text
+    assert top not in {i["item_id"] for i in recommendations(trained, "p0", n=10)["items"]}
+
+
+def test_a_failing_pipeline_answers_from_trending(
+    trained: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("stage failed")
+
+    monkeypatch.setattr(RecommendationPipeline, "rank", broken)
+    body = recommendations(trained, "p0", n=5)
+    assert body["source"] == "trending" and body["reason"] == "pipeline failed"
+    assert len(body["items"]) == 5
+
+
+def test_an_exceeded_budget_answers_from_trending(trained: TestClient, engine: Engine) -> None:
+    engine.recommendations.budget_ms = 0.001
+    body = recommendations(trained, "p0", n=5)
+    assert body["source"] == "trending" and body["reason"] == "latency budget exceeded"
+    assert len(body["items"]) == 5
+
+
+def test_bounds_on_n(trained: TestClient) -> None:
+    response = trained.get("/v1/users/p0/recommendations", params={"n": 1000})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+
+
+def test_models_lists_versions_with_metrics(trained: TestClient, engine: Engine) -> None:
+    body = trained.get("/v1/models").json()
+    assert body["serving"] == engine.recommendations.served_version
+    (version,) = body["versions"]
+    assert version["champion"] is True
+    assert 0.0 <= version["metrics"]["ndcg@10"] <= 1.0
+    assert "ease" in version["sources"]
+
+
+def test_a_worse_challenger_is_not_promoted(engine: Engine, client: TestClient) -> None:
+    load(client)
+    train(engine)
+    registry = engine.recommendations.registry
+    champion = registry.champion()
+    assert champion is not None
+    # Make the serving version look unbeatable: the next training must not replace it.
+    manifest = champion.manifest | {"metrics": {"ndcg@10": 1.0}}
+    (champion.path / "manifest.json").write_text(__import__("json").dumps(manifest))
+    outcome = train_model_set(engine.storage, registry, engine.clock, engine.settings.event_weights)
+    assert not outcome.promoted
+    assert registry.champion() is not None
+    assert registry.champion().version == champion.version  # type: ignore[union-attr]
