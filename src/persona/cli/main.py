@@ -349,5 +349,53 @@ def recommend(
             handle.close()
 
 
+@app.command()
+def evaluate(
+    out: Annotated[Path | None, typer.Option(help="Also write the table as JSON here.")] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Evaluate only these rows (repeatable).")
+    ] = None,
+) -> None:
+    """Run the offline protocol on MovieLens: every tuned baseline and persona, one table."""
+    import orjson
+
+    from persona.recommend.evaluation import Report, baselines, persona_candidate, run_protocol
+
+    candidates = [*baselines(), persona_candidate()]
+    if only:
+        candidates = [c for c in candidates if c.name in only]
+    report = Report()
+    with console.status("evaluating") as status:
+        for row in run_protocol(candidates, say=lambda step: status.update(step)):
+            report.rows.append(row)
+            console.print(f"{row.name}: NDCG@10 {row.metrics['ndcg@10']:.4f}")
+    columns = ["recall@10", "recall@20", "ndcg@10", "map@10", "hitrate@10", "coverage@10"]
+    table = Table("model", "tuned parameters", *columns, "mean pop.", "train s", "score s")
+    for row in report.rows:
+        table.add_row(
+            row.name,
+            row.params,
+            *(f"{row.metrics[c]:.4f}" for c in columns),
+            f"{row.metrics['mean_popularity@10']:.0f}",
+            f"{row.train_s:.1f}",
+            f"{row.score_s:.1f}",
+        )
+    Console().print(table)
+    ratios = report.ratios()
+    if ratios:
+        best = report.best_baseline().name
+        Console().print(
+            f"persona / best baseline ({best}): "
+            + ", ".join(f"{m} {v:.3f}" for m, v in ratios.items())
+        )
+    if out:
+        document = {
+            "rows": [row.__dict__ for row in report.rows],
+            "ratios": ratios,
+            "best_baseline": report.best_baseline().name if report.rows else None,
+        }
+        out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+
+
 def main() -> None:
     app()
