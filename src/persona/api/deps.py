@@ -17,9 +17,14 @@ _header_key = APIKeyHeader(
 )
 
 
-def get_engine(request: Request) -> Engine:
+def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
+
+
+async def get_engine(request: Request) -> Engine:
+    """The engine, as a dependency (async: FastAPI runs a plain function in a worker thread)."""
+    return engine_of(request)
 
 
 def require(scope: Scope) -> Any:
@@ -30,7 +35,7 @@ def require(scope: Scope) -> Any:
         bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
         header_key: str | None = Security(_header_key),
     ) -> Principal:
-        engine = get_engine(request)
+        engine = engine_of(request)
         if engine.settings.dev_mode:
             return DEV_PRINCIPAL
         presented = bearer.credentials if bearer else header_key

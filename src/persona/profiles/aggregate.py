@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 MICROS = 1_000_000
 STATE_VERSION = 1
@@ -33,6 +33,23 @@ class AggregateRules:
     recent_limit: int = 20
     weights: Mapping[str, float] = field(default_factory=dict)
     purchase_types: frozenset[str] = frozenset({"purchase"})
+
+
+class Foldable(Protocol):
+    """What the aggregate reads from an event."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at_ms(self) -> int: ...
+    @property
+    def item_id(self) -> str | None: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def context(self) -> Mapping[str, Any] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,30 +81,54 @@ class ProfileState:
     sessions: list[tuple[int, int]] = field(default_factory=list)
 
     # -- folding ---------------------------------------------------------------------------
-    def apply(self, event: FoldEvent, categories: Sequence[str], rules: AggregateRules) -> None:
-        t = event.occurred_at_ms
-        self.counts[event.type] = self.counts.get(event.type, 0) + 1
-        self.event_count += 1
-        self.first_seen_ms = t if self.first_seen_ms is None else min(self.first_seen_ms, t)
-        self.last_seen_ms = t if self.last_seen_ms is None else max(self.last_seen_ms, t)
-        if event.type in rules.purchase_types:
-            self.purchases += 1
-            if event.value is not None:
-                self.revenue_micros += round(event.value * MICROS)
-            self.last_purchase_ms = (
-                t if self.last_purchase_ms is None else max(self.last_purchase_ms, t)
-            )
-        weight = rules.weights.get(event.type, 0.0)
-        if categories and weight:
-            self._add_affinity({c: weight / len(categories) for c in categories}, t, rules)
-        if event.item_id is not None:
-            self._merge_recent([(event.item_id, t, event.event_id)], rules.recent_limit)
-        if event.context:
-            key = (t, event.event_id)
-            if self.last_context_key is None or key > self.last_context_key:
-                self.last_context_key = key
-                self.last_context = dict(event.context)
-        self._add_session(t, t, rules.session_gap_ms)
+    def apply(self, event: Foldable, categories: Sequence[str], rules: AggregateRules) -> None:
+        self.apply_many([(event, categories)], rules)
+
+    def apply_many(
+        self, events: Sequence[tuple[Foldable, Sequence[str]]], rules: AggregateRules
+    ) -> None:
+        """Fold events (each with its item's categories) in one pass; the same state as applying
+        them one by one, in any order (affinities up to floating-point rounding)."""
+        if not events:
+            return
+        counts = self.counts
+        weights = rules.weights
+        times: list[int] = []
+        scored: list[tuple[int, float, Sequence[str]]] = []
+        recent: list[tuple[str, int, str]] = []
+        for event, categories in events:
+            t = event.occurred_at_ms
+            kind = event.type
+            counts[kind] = counts.get(kind, 0) + 1
+            times.append(t)
+            if kind in rules.purchase_types:
+                self.purchases += 1
+                if event.value is not None:
+                    self.revenue_micros += round(event.value * MICROS)
+                if self.last_purchase_ms is None or t > self.last_purchase_ms:
+                    self.last_purchase_ms = t
+            weight = weights.get(kind, 0.0)
+            if categories and weight:
+                distinct = categories if len(categories) == 1 else tuple(dict.fromkeys(categories))
+                scored.append((t, weight / len(categories), distinct))
+            if event.item_id is not None:
+                recent.append((event.item_id, t, event.event_id))
+            if event.context:
+                key = (t, event.event_id)
+                if self.last_context_key is None or key > self.last_context_key:
+                    self.last_context_key = key
+                    self.last_context = dict(event.context)
+        self.event_count += len(events)
+        earliest, latest = min(times), max(times)
+        if self.first_seen_ms is None or earliest < self.first_seen_ms:
+            self.first_seen_ms = earliest
+        if self.last_seen_ms is None or latest > self.last_seen_ms:
+            self.last_seen_ms = latest
+        if scored:
+            self._add_scored(scored, rules.half_life_ms)
+        if recent:
+            self._merge_recent(recent, rules.recent_limit)
+        self._add_times(times, rules.session_gap_ms)
 
     def merge(self, other: ProfileState, rules: AggregateRules) -> None:
         """Fold ``other`` into this state, as if its events had been applied here."""
@@ -124,6 +165,24 @@ class ProfileState:
         for name, score in scores.items():
             self.affinity[name] = self.affinity.get(name, 0.0) + score * scale
 
+    def _add_scored(
+        self, scored: Sequence[tuple[int, float, Sequence[str]]], half_life_ms: float
+    ) -> None:
+        """Add (time, share, categories) contributions, anchored at the newest time seen."""
+        newest = max(t for t, _, _ in scored)
+        anchor = self.affinity_anchor_ms
+        affinity = self.affinity
+        if anchor is None or newest > anchor:
+            if anchor is not None:
+                factor = 2.0 ** ((anchor - newest) / half_life_ms)
+                for name in affinity:
+                    affinity[name] *= factor
+            self.affinity_anchor_ms = anchor = newest
+        for t, share, names in scored:
+            amount = share * 2.0 ** ((t - anchor) / half_life_ms)
+            for name in names:
+                affinity[name] = affinity.get(name, 0.0) + amount
+
     def _merge_recent(self, entries: Sequence[tuple[str, int, str]], limit: int) -> None:
         best = {item: (t, eid) for item, t, eid in self.recent}
         for item, t, eid in entries:
@@ -131,6 +190,17 @@ class ProfileState:
                 best[item] = (t, eid)
         ranked = sorted(best.items(), key=lambda kv: kv[1], reverse=True)[:limit]
         self.recent = [(item, t, eid) for item, (t, eid) in ranked]
+
+    def _add_times(self, times: list[int], gap: int) -> None:
+        """Add event times to the sessions: coalesce them first, then add each run once."""
+        times.sort()
+        start = end = times[0]
+        for t in times[1:]:
+            if t - end > gap:
+                self._add_session(start, end, gap)
+                start = t
+            end = t
+        self._add_session(start, end, gap)
 
     def _add_session(self, start: int, end: int, gap: int) -> None:
         sessions = self.sessions
@@ -167,10 +237,11 @@ class ProfileState:
             "last_purchase_ms": self.last_purchase_ms,
             "affinity": self.affinity,
             "affinity_anchor_ms": self.affinity_anchor_ms,
-            "recent": [list(r) for r in self.recent],
+            # tuples serialize as JSON arrays; copying the lists is all the work
+            "recent": list(self.recent),
             "last_context": self.last_context,
             "last_context_key": list(self.last_context_key) if self.last_context_key else None,
-            "sessions": [list(s) for s in self.sessions],
+            "sessions": list(self.sessions),
         }
 
     @classmethod
@@ -189,7 +260,7 @@ class ProfileState:
             recent=[(str(i), int(t), str(e)) for i, t, e in data.get("recent", [])],
             last_context=data.get("last_context"),
             last_context_key=(int(key[0]), str(key[1])) if key else None,
-            sessions=[(int(s), int(e)) for s, e in data.get("sessions", [])],
+            sessions=[(start, end) for start, end in data.get("sessions", [])],
         )
 
 

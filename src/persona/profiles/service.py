@@ -8,9 +8,10 @@ from typing import Any, Protocol
 
 from persona.clock import Clock
 from persona.errors import NotFoundError
-from persona.profiles.aggregate import AggregateRules, FoldEvent, ProfileState
+from persona.profiles.aggregate import AggregateRules, Foldable, ProfileState
 from persona.profiles.schema import Profile, RecentItem, Rfm
 from persona.storage.protocols import Storage, UnitOfWork
+from persona.storage.records import ProfileRecord
 
 USER = "u:"
 ANONYMOUS = "a:"
@@ -18,25 +19,13 @@ IDENTIFY = "identify"
 DAY_MS = 86_400_000
 
 
-class IdentifiedEvent(Protocol):
+class IdentifiedEvent(Foldable, Protocol):
     """What profile updates read from an accepted event."""
 
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
     @property
     def user_id(self) -> str | None: ...
     @property
     def anonymous_id(self) -> str | None: ...
-    @property
-    def item_id(self) -> str | None: ...
-    @property
-    def occurred_at_ms(self) -> int: ...
-    @property
-    def value(self) -> float | None: ...
-    @property
-    def context(self) -> dict[str, Any] | None: ...
 
 
 def user_key(user_id: str) -> str:
@@ -78,39 +67,41 @@ class ProfileService:
         }
         categories = uow.catalog.categories_for(list({e.item_id for e in events if e.item_id}))
 
+        # Links and each event's profile follow the arrival order; the fold is commutative, so
+        # it runs afterwards, once per profile, over that profile's events.
         new_links: dict[str, str] = {}
         merged_away: list[str] = []
-        dirty: set[str] = set()
+        grouped: dict[str, list[tuple[IdentifiedEvent, Sequence[str]]]] = {}
         raw_keys: dict[str, str] = {}
         for event in events:
             if event.type == IDENTIFY and event.user_id and event.anonymous_id:
                 alias, target = anonymous_key(event.anonymous_id), user_key(event.user_id)
                 if alias not in links:
                     links[alias] = new_links[alias] = target
-                    if alias in states:
-                        absorbed = states.pop(alias)
-                        states.setdefault(target, ProfileState()).merge(absorbed, self.rules)
-                        dirty.discard(alias)
-                        dirty.add(target)
+                    if alias in states or alias in grouped:
                         merged_away.append(alias)
             if event.user_id:
                 key = user_key(event.user_id)
             else:
                 alias = anonymous_key(event.anonymous_id or "")
                 key = links.get(alias, alias)
-            fold = FoldEvent(
-                event.event_id,
-                event.type,
-                event.occurred_at_ms,
-                event.item_id,
-                event.value,
-                event.context,
-            )
-            states.setdefault(key, ProfileState()).apply(
-                fold, categories.get(event.item_id, ()) if event.item_id else (), self.rules
-            )
-            dirty.add(key)
+            item_categories = categories.get(event.item_id, ()) if event.item_id else ()
+            grouped.setdefault(key, []).append((event, item_categories))
             raw_keys[event.event_id] = key
+
+        dirty: set[str] = set()
+        for alias in merged_away:
+            target = links[alias]
+            absorbed = states.pop(alias, None)
+            if absorbed is not None:
+                states.setdefault(target, ProfileState()).merge(absorbed, self.rules)
+                dirty.add(target)
+            earlier = grouped.pop(alias, None)  # events under the alias before it was linked
+            if earlier:
+                grouped.setdefault(target, []).extend(earlier)
+        for key, folded in grouped.items():
+            states.setdefault(key, ProfileState()).apply_many(folded, self.rules)
+            dirty.add(key)
 
         uow.profiles.save_states({k: states[k].to_dict() for k in dirty}, now_ms)
         if merged_away:
@@ -122,19 +113,24 @@ class ProfileService:
 
     def resolve(self, uow: UnitOfWork, person_id: str) -> str | None:
         """The profile key for a user id, or for an anonymous id (following its link)."""
+        record = self._find(uow, person_id)
+        return record.profile_key if record else None
+
+    def _find(self, uow: UnitOfWork, person_id: str) -> ProfileRecord | None:
         key = user_key(person_id)
-        if uow.profiles.load([key]):
-            return key
-        alias = anonymous_key(person_id)
-        key = uow.profiles.resolve_aliases([alias]).get(alias, alias)
-        return key if uow.profiles.load([key]) else None
+        record = uow.profiles.load([key]).get(key)
+        if record is None:
+            alias = anonymous_key(person_id)
+            key = uow.profiles.resolve_aliases([alias]).get(alias, alias)
+            record = uow.profiles.load([key]).get(key)
+        return record
 
     def get(self, person_id: str) -> Profile:
         with self._storage.read() as uow:
-            key = self.resolve(uow, person_id)
-            record = uow.profiles.load([key]).get(key) if key else None
-            if key is None or record is None:
+            record = self._find(uow, person_id)
+            if record is None:
                 raise NotFoundError(f"no profile for {person_id!r}")
+            key = record.profile_key
             aliases = [a.removeprefix(ANONYMOUS) for a in uow.profiles.aliases_of(key)]
         return self._view(key, record.state, record.traits, record.updated_at_ms, aliases)
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from itertools import islice
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
@@ -41,6 +42,72 @@ def _chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
 
 UpsertInsert = sqlite.Insert | postgresql.Insert
 
+# SQLite fast paths for the statements of every ingest batch and profile read. SQLAlchemy's
+# per-statement and per-row work costs about as much as SQLite's own (see BENCHMARKS.md), so on
+# SQLite these go to the driver as plain SQL with tuples; PostgreSQL keeps the Core statements
+# below them. A list of ids travels as one JSON parameter read by `json_each`, instead of a
+# 900-value IN list. tests/storage/test_sqlite_fast_paths.py checks both store the same bytes.
+_SQLITE_APPEND = """
+INSERT INTO events (
+    event_id, type, profile_key, user_id, anonymous_id, item_id, occurred_at_ms, received_at_ms,
+    value, properties, context, decision_id, payload_hash, source
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (event_id) DO NOTHING
+"""
+_SQLITE_PAYLOAD_HASHES = (
+    "SELECT event_id, payload_hash FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_PROFILES = (
+    "SELECT profile_key, state, traits, updated_at_ms FROM profiles"
+    " WHERE profile_key IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_ALIAS_LINKS = (
+    "SELECT alias_key, profile_key FROM aliases WHERE alias_key IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_ALIASES_OF = "SELECT alias_key FROM aliases WHERE profile_key = ? ORDER BY alias_key"
+_SQLITE_CATEGORIES = (
+    "SELECT item_id, categories FROM items WHERE item_id IN (SELECT value FROM json_each(?))"
+)
+
+
+def _is_sqlite(connection: Connection) -> bool:
+    return connection.dialect.name == "sqlite"
+
+
+def _driver(connection: Connection) -> Any:
+    """The driver's connection under ``connection``, inside the transaction it has open."""
+    return connection.connection.driver_connection
+
+
+def _json_text(value: Any) -> str:
+    """A JSON document as the engine's serializer writes it (so both paths store the same)."""
+    return "null" if value is None else orjson.dumps(value).decode()
+
+
+def _document(text: str | None) -> Any:
+    """A JSON column as SQLAlchemy's JSON type reads it: SQL NULL and JSON null are None."""
+    return None if text is None else orjson.loads(text)
+
+
+def _event_row(e: EventRecord) -> tuple[Any, ...]:
+    """The parameters of ``_SQLITE_APPEND``, in its column order."""
+    return (
+        e.event_id,
+        e.type,
+        e.profile_key,
+        e.user_id,
+        e.anonymous_id,
+        e.item_id,
+        e.occurred_at_ms,
+        e.received_at_ms,
+        e.value,
+        _json_text(e.properties),
+        _json_text(e.context),
+        e.decision_id,
+        e.payload_hash,
+        e.source,
+    )
+
 
 def _insert(connection: Connection, table: Table) -> UpsertInsert:
     """An INSERT with the dialect's ON CONFLICT clauses (both dialects spell them the same)."""
@@ -52,8 +119,16 @@ def _insert(connection: Connection, table: Table) -> UpsertInsert:
 class SqlEventLog:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        # SQLite: ids this transaction looked up and did not find. Its snapshot cannot change
+        # under it, so they stay absent until it appends them itself.
+        self._absent: set[str] = set()
 
     def payload_hashes(self, event_ids: Sequence[str]) -> dict[str, str]:
+        if _is_sqlite(self._c):
+            ids = _json_text(list(event_ids))
+            hashes = dict(_driver(self._c).execute(_SQLITE_PAYLOAD_HASHES, (ids,)).fetchall())
+            self._absent.update(i for i in event_ids if i not in hashes)
+            return hashes
         t = tables.events
         found: dict[str, str] = {}
         for chunk in _chunks(list(event_ids)):
@@ -66,6 +141,8 @@ class SqlEventLog:
     def append(self, events: Sequence[EventRecord]) -> set[str]:
         if not events:
             return set()
+        if _is_sqlite(self._c):
+            return self._append_sqlite(events)
         t = tables.events
         statement = (
             _insert(self._c, t)
@@ -92,6 +169,19 @@ class SqlEventLog:
             for e in events
         ]
         return set(self._c.execute(statement, rows).scalars())
+
+    def _append_sqlite(self, events: Sequence[EventRecord]) -> set[str]:
+        # Without RETURNING (which executemany cannot give), the new ids are those this
+        # transaction's snapshot does not hold; SQLite refuses to write over a newer snapshot.
+        absent = self._absent
+        unchecked = [e.event_id for e in events if e.event_id not in absent]
+        known = self.payload_hashes(unchecked) if unchecked else {}
+        fresh = {e.event_id: e for e in reversed(events) if e.event_id not in known}
+        rows = [_event_row(e) for e in events if fresh.get(e.event_id) is e]
+        if _driver(self._c).executemany(_SQLITE_APPEND, rows).rowcount != len(rows):
+            raise RuntimeError("the event log changed under an open transaction")
+        absent.difference_update(fresh)
+        return set(fresh)
 
     def reassign_profile(self, from_key: str, to_key: str) -> int:
         t = tables.events
@@ -214,6 +304,12 @@ class SqlProfileStore:
         self._c = connection
 
     def load(self, profile_keys: Sequence[str]) -> dict[str, ProfileRecord]:
+        if _is_sqlite(self._c):
+            rows = _driver(self._c).execute(_SQLITE_PROFILES, (_json_text(list(profile_keys)),))
+            return {
+                key: ProfileRecord(key, orjson.loads(state), _document(traits), updated_at_ms)
+                for key, state, traits, updated_at_ms in rows
+            }
         t = tables.profiles
         found: dict[str, ProfileRecord] = {}
         for chunk in _chunks(list(profile_keys)):
@@ -260,6 +356,9 @@ class SqlProfileStore:
             self._c.execute(delete(t).where(t.c.profile_key.in_(chunk)))
 
     def resolve_aliases(self, alias_keys: Sequence[str]) -> dict[str, str]:
+        if _is_sqlite(self._c):
+            ids = _json_text(list(alias_keys))
+            return dict(_driver(self._c).execute(_SQLITE_ALIAS_LINKS, (ids,)).fetchall())
         t = tables.aliases
         found: dict[str, str] = {}
         for chunk in _chunks(list(alias_keys)):
@@ -280,6 +379,9 @@ class SqlProfileStore:
         )
 
     def aliases_of(self, profile_key: str) -> list[str]:
+        if _is_sqlite(self._c):
+            rows = _driver(self._c).execute(_SQLITE_ALIASES_OF, (profile_key,))
+            return [alias for (alias,) in rows]
         t = tables.aliases
         rows = self._c.execute(
             select(t.c.alias_key).where(t.c.profile_key == profile_key).order_by(t.c.alias_key)
@@ -316,6 +418,10 @@ class SqlCatalog:
         return list(self._c.execute(select(t.c.item_id).where(t.c.available.is_(False))).scalars())
 
     def categories_for(self, item_ids: Sequence[str]) -> dict[str, list[str]]:
+        if _is_sqlite(self._c):
+            ids = _json_text(list(item_ids))
+            rows = _driver(self._c).execute(_SQLITE_CATEGORIES, (ids,))
+            return {item_id: orjson.loads(document) for item_id, document in rows}
         t = tables.items
         found: dict[str, list[str]] = {}
         for chunk in _chunks(list(item_ids)):
@@ -383,6 +489,7 @@ def _key(row: Row[Any]) -> ApiKeyRecord:
 
 class SqlUnitOfWork:
     def __init__(self, connection: Connection) -> None:
+        self.connection = connection  # for domains that query with their own SQL (segments)
         self.events = SqlEventLog(connection)
         self.quarantine = SqlQuarantineLog(connection)
         self.profiles = SqlProfileStore(connection)

@@ -1,0 +1,92 @@
+"""A real `persona serve` process for the HTTP benchmarks, with MovieLens items and an API key.
+
+The benchmarks import this module by name (`python benchmarks/<name>.py` puts this folder on
+the import path).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from persona.demo.movielens import movie_items
+from persona.engine import Engine
+from persona.settings import load_settings
+
+PERSONA = [sys.executable, "-m", "persona"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def load_catalog(home: Path, frame: pd.DataFrame) -> int:
+    """Store the MovieLens movies as items (so ingest computes category affinities)."""
+    engine = Engine.open(load_settings(home=home))
+    try:
+        items = movie_items(frame)
+        for start in range(0, len(items), 1000):
+            engine.catalog.upsert(items[start : start + 1000])
+    finally:
+        engine.close()
+    return len(items)
+
+
+def create_key(home: Path, *scopes: str) -> str:
+    """A new API key, made by the real command line (`persona keys create`)."""
+    scope_options = [option for scope in scopes for option in ("--scope", scope)]
+    completed = subprocess.run(
+        [*PERSONA, "--home", str(home), "keys", "create", *scope_options, "--name", "benchmark"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return completed.stdout.strip()
+
+
+@contextmanager
+def running_server(home: Path) -> Iterator[str]:
+    """`persona serve` on a free port until the block ends; yields its base URL."""
+    port = free_port()
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*PERSONA, "--home", str(home), "serve", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(process, base_url, log_path)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {log_path.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not become ready within 60 s")

@@ -1,0 +1,137 @@
+"""The validation fast path accepts only what `EventIn` accepts, with the same values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from persona.ingest.schema import EventFields, EventIn, plain_event_fields
+from persona.ingest.service import payload_hash
+
+identifiers = st.one_of(
+    st.none(),
+    st.sampled_from(["u1", "ml-1-2", "é-unicode", " spaced ", "", "a" * 128, "a" * 129]),
+    st.text(max_size=140),
+    st.integers(-5, 5),
+    st.booleans(),
+)
+types = st.one_of(
+    st.sampled_from(["view", "rate", "add_to_cart", "custom.kind:v-1", "1view", "view\n", ""]),
+    st.text(max_size=70),
+    st.none(),
+    st.integers(),
+)
+numbers = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**13), 10**13),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e12, -1e12, 1e12 + 1, "4.5", "1700000000", "2026-01-01T00:00:00Z"]),
+)
+timestamps = st.one_of(
+    numbers,
+    st.integers(-10, 8_000_000_000),
+    st.floats(-10, 8e9),
+    st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01 00:00", "yesterday", "", "1e3"]),
+)
+json_values = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5), st.just("\x00")
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(st.text(max_size=3) | st.just("k" * 257), children, max_size=3),
+    ),
+    max_leaves=12,
+)
+documents = st.one_of(
+    st.none(),
+    st.dictionaries(st.text(max_size=4), json_values, max_size=3),
+    st.lists(st.integers(), max_size=2),
+    st.text(max_size=3),
+)
+fields = {
+    "event_id": identifiers,
+    "type": types,
+    "user_id": identifiers,
+    "anonymous_id": identifiers,
+    "item_id": identifiers,
+    "decision_id": identifiers,
+    "timestamp": timestamps,
+    "value": numbers,
+    "properties": documents,
+    "context": documents,
+    "unexpected": st.integers(),
+}
+
+
+VALID = {
+    "event_id": "e-1",
+    "type": "view",
+    "user_id": "u1",
+    "anonymous_id": "v1",
+    "item_id": "i1",
+    "decision_id": "d1",
+    "timestamp": 1_700_000_000,
+    "value": 4.5,
+    "properties": {"a": 1},
+    "context": {"device": "mobile"},
+}
+
+
+@st.composite
+def raw_events(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid event with some fields left out and one to three fields drawn at random."""
+    kept = draw(st.sets(st.sampled_from(sorted(VALID))))
+    event = {name: VALID[name] for name in kept}
+    for name in draw(st.lists(st.sampled_from(sorted(fields)), min_size=1, max_size=3)):
+        event[name] = draw(fields[name])
+    return event
+
+
+def assert_identical(left: EventFields, right: EventFields) -> None:
+    assert left == right
+    assert [type(v) for v in left] == [type(v) for v in right]
+    assert payload_hash(left) == payload_hash(right)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(raw_events())
+@example({"type": "view", "user_id": "u", "value": 4})
+@example({"type": "view", "user_id": "u", "timestamp": 1_700_000_000})
+@example({"type": "view", "user_id": "u", "timestamp": 1.5})
+@example({"type": "view", "user_id": "u", "timestamp": 7_258_118_400})
+@example({"type": "view", "user_id": "u", "value": float("nan")})
+@example({"type": "view\n", "user_id": "u"})
+@example({"type": "view", "user_id": "u\x7f"})
+@example({"type": "view", "user_id": "u", "context": {"k": "\x00"}})
+def test_fast_path_agrees_with_the_model(raw: dict[str, Any]) -> None:
+    fast = plain_event_fields(raw)
+    if fast is None:
+        return
+    try:
+        model = EventIn.model_validate(raw)
+    except ValidationError as exc:
+        pytest.fail(f"the fast path accepted what the model refuses: {exc}")
+    assert_identical(fast, EventFields.of(model))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"event_id": "ml-1-2", "type": "rate", "user_id": "1", "item_id": "2", "value": 4.0},
+        {"type": "view", "anonymous_id": "v", "timestamp": "2026-11-24T09:00:00Z"},
+        {"type": "purchase", "user_id": "42", "item_id": "1", "value": 9.99, "timestamp": 1.5},
+        {"type": "view", "user_id": "1", "context": {"device": "mobile", "country": "DE"}},
+        {"type": "click", "user_id": "1", "properties": {"tags": ["a", "b"], "n": 1}},
+    ],
+)
+def test_common_events_take_the_fast_path(raw: dict[str, Any]) -> None:
+    fast = plain_event_fields(raw)
+    assert fast is not None
+    assert_identical(fast, EventFields.of(EventIn.model_validate(raw)))

@@ -1,0 +1,78 @@
+"""On SQLite, ingest's statements bypass SQLAlchemy's row processing; they store the same bytes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from persona.clock import FakeClock
+from persona.engine import Engine
+from persona.storage import tables
+from tests.conftest import open_engine
+from tests.storage.test_contract import event, item
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path, clock: FakeClock) -> Engine:
+    engine = open_engine(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", clock)
+    yield engine  # type: ignore[misc]
+    engine.close()
+
+
+def _raw_rows(tmp_path: Path) -> dict[str, tuple[object, ...]]:
+    with sqlite3.connect(tmp_path / "p.db") as connection:
+        rows = connection.execute("SELECT * FROM events ORDER BY event_id").fetchall()
+    return {str(row[0]): tuple(row[1:]) for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("properties", "context"),
+    [(None, None), ({"k": [1, "two", {"three": 3.5}], "é": "ü"}, {"device": "mobile"})],
+)
+def test_append_stores_what_the_core_statement_stores(
+    sqlite_engine: Engine, tmp_path: Path, properties: object, context: object
+) -> None:
+    fast, core = (
+        event(name, properties=properties, context=context, value=2.5, payload_hash="h")
+        for name in ("a", "b")
+    )
+    with sqlite_engine.storage.write() as uow:
+        assert uow.events.append([fast]) == {"a"}
+    with sqlite_engine.storage.engine.begin() as connection:
+        values = {name: getattr(core, name) for name in core.__slots__}
+        connection.execute(tables.events.insert(), values)
+    rows = _raw_rows(tmp_path)
+    assert rows["a"] == rows["b"]
+    with sqlite_engine.storage.read() as uow:
+        assert uow.events.get("a") == fast
+
+
+def test_append_skips_ids_repeated_within_one_call(sqlite_engine: Engine) -> None:
+    with sqlite_engine.storage.write() as uow:
+        first, again = event("e1", payload_hash="first"), event("e1", payload_hash="again")
+        assert uow.events.append([first, again, event("e2")]) == {"e1", "e2"}
+    with sqlite_engine.storage.read() as uow:
+        assert uow.events.payload_hashes(["e1", "e2", "e3"]) == {"e1": "first", "e2": "h-e2"}
+
+
+def test_lookups_take_any_number_of_ids(sqlite_engine: Engine) -> None:
+    ids = [f"i{n}" for n in range(2500)]
+    with sqlite_engine.storage.write() as uow:
+        uow.catalog.upsert([item(i, categories=[i, "all"]) for i in ids[::2]])
+        uow.events.append([event(i) for i in ids[::3]])
+    with sqlite_engine.storage.read() as uow:
+        categories = uow.catalog.categories_for([*ids, 'quote"d', "back\\slash"])
+        hashes = uow.events.payload_hashes(ids)
+    assert categories == {i: [i, "all"] for i in ids[::2]}
+    assert hashes == {i: f"h-{i}" for i in ids[::3]}
+
+
+def test_ids_looked_up_and_then_appended_are_not_new_twice(sqlite_engine: Engine) -> None:
+    with sqlite_engine.storage.write() as uow:
+        assert uow.events.payload_hashes(["e1", "e2"]) == {}
+        assert uow.events.append([event("e1")]) == {"e1"}
+        assert uow.events.append([event("e1"), event("e2")]) == {"e2"}
+        assert uow.events.append([event("e2")]) == set()
+        assert uow.events.payload_hashes(["e1", "e2"]) == {"e1": "h-e1", "e2": "h-e2"}
