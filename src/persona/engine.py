@@ -13,6 +13,7 @@ from persona.profiles.aggregate import AggregateRules
 from persona.profiles.service import ProfileService
 from persona.recommend.registry import ModelRegistry
 from persona.recommend.service import RecommendationService
+from persona.segments.service import SegmentService
 from persona.settings import Settings
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.sql import SqlStorage
@@ -29,6 +30,7 @@ class Engine:
     ingest: IngestService
     keys: ApiKeyService
     recommendations: RecommendationService
+    segments: SegmentService
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Engine:
@@ -54,6 +56,9 @@ class Engine:
             max_event_bytes=settings.max_event_bytes,
             future_tolerance_ms=round(settings.future_tolerance_seconds * 1000),
         )
+        ingest = IngestService(storage, profiles, clock, limits, metrics)
+        segments = SegmentService(storage, clock)
+        ingest.add_listener(segments.on_events)
         return cls(
             settings=settings,
             clock=clock,
@@ -61,7 +66,7 @@ class Engine:
             metrics=metrics,
             catalog=CatalogService(storage, clock),
             profiles=profiles,
-            ingest=IngestService(storage, profiles, clock, limits, metrics),
+            ingest=ingest,
             keys=ApiKeyService(storage, clock, settings.api_key_cache_seconds),
             recommendations=RecommendationService(
                 storage,
@@ -70,6 +75,7 @@ class Engine:
                 ModelRegistry(settings.home / "models"),
                 budget_ms=settings.recommend_budget_ms,
             ),
+            segments=segments,
         )
 
     def close(self) -> None:

@@ -50,3 +50,25 @@ class UnauthorizedError(PersonaError):
 
 class ForbiddenError(PersonaError):
     status, code, title = 403, "not_enough_permissions", "Not enough permissions"
+
+
+class InvalidRuleError(PersonaError):
+    """A segment rule that cannot be used: unknown field or segment, wrong types, a cycle."""
+
+    status, code, title = 422, "invalid_rule", "Invalid segment rule"
+
+
+class RuleSyntaxError(InvalidRuleError):
+    """A rule that does not parse; ``extra`` carries the line, column and a caret excerpt."""
+
+
+class InvalidExperimentError(PersonaError):
+    """An experiment or bandit set-up that cannot be used: bad weights, shares, arms or rewards."""
+
+    status, code, title = 422, "invalid_experiment", "Invalid experiment"
+
+
+class InsufficientDataError(PersonaError):
+    """A statistic that cannot be computed yet: too few units in an arm, or no variance at all."""
+
+    status, code, title = 422, "insufficient_data", "Not enough data"

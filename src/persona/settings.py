@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         description="How often `persona serve` retrains the models (0 turns it off).",
     )
 
+    # segments
+    segment_refresh_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often `persona serve` re-evaluates every segment (0 turns it off).",
+    )
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -14,9 +14,20 @@ from persona.api.problems import install_problem_handlers
 from persona.catalog import routes as catalog_routes
 from persona.engine import Engine
 from persona.ingest import routes as ingest_routes
+from persona.jobs import PeriodicJob, start_all, stop_all
 from persona.profiles import routes as profile_routes
 from persona.recommend import routes as recommend_routes
-from persona.recommend.scheduler import RetrainScheduler
+from persona.recommend.scheduler import retrain_job
+from persona.segments import routes as segment_routes
+from persona.segments.scheduler import segment_refresh_job
+
+
+def background_jobs_of(engine: Engine) -> list[PeriodicJob]:
+    """The scheduled work of `persona serve`; each job's interval 0 switches it off."""
+    return [
+        retrain_job(engine),
+        segment_refresh_job(engine.segments, engine.settings.segment_refresh_seconds),
+    ]
 
 
 def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
@@ -24,14 +35,11 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        scheduler = RetrainScheduler(engine) if background_jobs else None
-        if scheduler:
-            scheduler.start()
+        jobs = start_all(background_jobs_of(engine)) if background_jobs else []
         try:
             yield
         finally:
-            if scheduler:
-                scheduler.stop()
+            stop_all(jobs)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -41,7 +49,14 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
     )
     app.state.engine = engine
     install_problem_handlers(app)
-    modules = (ingest_routes, catalog_routes, profile_routes, recommend_routes, operations)
+    modules = (
+        ingest_routes,
+        catalog_routes,
+        profile_routes,
+        recommend_routes,
+        segment_routes,
+        operations,
+    )
     for module in modules:
         app.include_router(module.router)
     # Added last runs first: the request id exists before the body limit may refuse a request.

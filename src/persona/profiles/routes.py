@@ -8,6 +8,7 @@ from persona.access.keys import Scope
 from persona.api.deps import EngineDep, require
 from persona.engine import Engine
 from persona.profiles.schema import Profile, Traits
+from persona.profiles.service import anonymous_key, user_key
 
 router = APIRouter(prefix="/v1", tags=["profiles"])
 
@@ -22,7 +23,13 @@ PersonId = Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 )
 def get_profile(user_id: str = PersonId, engine: Engine = EngineDep) -> Profile:
     """The profile of a user id, or of an anonymous id (merged profiles answer for both)."""
-    return engine.profiles.get(user_id)
+    profile = engine.profiles.get(user_id)
+    key = (
+        user_key(profile.profile_id)
+        if profile.kind == "user"
+        else anonymous_key(profile.profile_id)
+    )
+    return profile.model_copy(update={"segments": sorted(engine.segments.memberships(key))})
 
 
 @router.put(

@@ -42,6 +42,7 @@ class Profile(BaseModel):
     recent_items: list[RecentItem]
     last_context: dict[str, Any] | None
     session_count: int
+    segments: list[str] = Field(default_factory=list, description="Segments the person is in now.")
     updated_at: datetime
 
 

@@ -6,6 +6,7 @@ A domain that owns tables defines them in ``persona/<domain>/tables.py`` on the 
 
 from __future__ import annotations
 
+from persona.segments import tables as segment_tables  # noqa: F401  (registers the tables)
 from persona.storage.tables import metadata
 
 __all__ = ["metadata"]

@@ -1,0 +1,391 @@
+"""Rule segments: definitions, memberships kept current in real time, and scheduled refresh.
+
+Two paths keep memberships right, and both evaluate the same parsed rule:
+
+- right after ingest stores a batch (same transaction), every touched profile is evaluated in
+  Python against every rule segment (``evaluate``), from its state and the events its rules can
+  see, loaded in one query; only memberships that change are written;
+- ``refresh`` runs each rule as one SQL query for everyone (``compile_sql``) and applies the
+  difference; it is what lets windows expire as time passes, and traits changes take effect.
+
+Segments that refer to segments are evaluated in dependency order, so a reference sees the
+membership decided just before it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from persona.clock import Clock
+from persona.errors import ConflictError, InvalidRequestError, InvalidRuleError, NotFoundError
+from persona.profiles.service import IDENTIFY, IdentifiedEvent, anonymous_key
+from persona.segments.compile_sql import RuleCompiler
+from persona.segments.evaluate import Predicate, ProfileFacts, compile_rule
+from persona.segments.rules import (
+    SEGMENT_NAME,
+    Rule,
+    SegmentRef,
+    event_queries,
+    parse_rule,
+    references,
+    walk,
+)
+from persona.segments.store import MembershipRecord, SegmentRecord, SqlSegmentStore
+from persona.storage.protocols import UnitOfWork
+from persona.storage.sql import SqlStorage, SqlUnitOfWork
+
+RULE = "rule"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSegment:
+    name: str
+    rule: Rule
+    predicate: Predicate
+
+
+@dataclass(frozen=True, slots=True)
+class RealTimePlan:
+    """The active rule segments in dependency order, and what their rules need to read."""
+
+    signature: tuple[tuple[str, str, str | None], ...]
+    segments: tuple[CompiledSegment, ...]
+    event_types: tuple[str, ...]
+    longest_window_ms: int | None  # None: some rule looks at all time
+    uses_categories: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    size: int
+    sample: list[str]
+
+
+@dataclass(slots=True)
+class RefreshSummary:
+    """People who entered and left each segment in one refresh."""
+
+    now_ms: int
+    changes: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _connection(uow: UnitOfWork | SqlUnitOfWork) -> Connection:
+    if not isinstance(uow, SqlUnitOfWork):
+        raise TypeError("segments need the SQL storage")
+    return uow.connection
+
+
+def dependency_order(rules: Mapping[str, Rule]) -> list[str]:
+    """Names ordered so that every segment comes after the segments it refers to."""
+    graph = {name: references(rule) & rules.keys() for name, rule in rules.items()}
+    return list(TopologicalSorter(graph).static_order())
+
+
+class SegmentService:
+    def __init__(self, storage: SqlStorage, clock: Clock) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._plan: RealTimePlan | None = None
+
+    # -- definitions ---------------------------------------------------------------------------
+    def create(self, name: str, rule_text: str, description: str = "") -> SegmentRecord:
+        """Define a segment and compute its first members; 409 when the name is taken."""
+        _check_name(name)
+        rule = parse_rule(rule_text)
+        now = self._clock.now_ms()
+        with self._storage.write() as uow:
+            store = SqlSegmentStore(_connection(uow))
+            definitions = {d.name: d for d in store.definitions()}
+            if name in definitions:
+                raise ConflictError(f"a segment named {name!r} exists")
+            _check_references(name, rule, definitions)
+            record = SegmentRecord(name, RULE, rule_text, description, now, now)
+            store.insert(record)
+            self._recompute(uow, [name], {**definitions, name: record}, now)
+        return record
+
+    def update(self, name: str, rule_text: str | None, description: str | None) -> SegmentRecord:
+        """Change the rule and/or the description; members (and dependents') are recomputed."""
+        now = self._clock.now_ms()
+        rule = parse_rule(rule_text) if rule_text is not None else None
+        with self._storage.write() as uow:
+            store = SqlSegmentStore(_connection(uow))
+            definitions = {d.name: d for d in store.definitions()}
+            current = definitions.get(name)
+            if current is None:
+                raise NotFoundError(f"no segment named {name!r}")
+            if rule is not None:
+                if current.kind != RULE:
+                    raise InvalidRequestError(f"segment {name!r} is not defined by a rule")
+                _check_references(name, rule, definitions)
+            record = SegmentRecord(
+                name,
+                current.kind,
+                rule_text if rule_text is not None else current.rule,
+                description if description is not None else current.description,
+                current.created_at_ms,
+                now,
+            )
+            store.replace(record)
+            if rule is not None:
+                definitions[name] = record
+                self._recompute(uow, _with_dependents(name, definitions), definitions, now)
+        return record
+
+    def delete(self, name: str) -> None:
+        """Remove a segment and its membership history; 409 while other segments use it."""
+        with self._storage.write() as uow:
+            store = SqlSegmentStore(_connection(uow))
+            definitions = {d.name: d for d in store.definitions()}
+            if name not in definitions:
+                raise NotFoundError(f"no segment named {name!r}")
+            users = sorted(
+                other
+                for other, d in definitions.items()
+                if other != name and d.rule and name in references(parse_rule(d.rule))
+            )
+            if users:
+                raise ConflictError(f"segment {name!r} is used by {', '.join(users)}")
+            store.delete(name)
+
+    def get(self, name: str) -> SegmentRecord:
+        with self._storage.read() as uow:
+            record = SqlSegmentStore(_connection(uow)).get(name)
+        if record is None:
+            raise NotFoundError(f"no segment named {name!r}")
+        return record
+
+    def definitions(self) -> list[SegmentRecord]:
+        with self._storage.read() as uow:
+            return SqlSegmentStore(_connection(uow)).definitions()
+
+    def size(self, name: str) -> int:
+        with self._storage.read() as uow:
+            return SqlSegmentStore(_connection(uow)).member_count(name)
+
+    # -- reading memberships -------------------------------------------------------------------
+    def preview(self, rule_text: str, sample_size: int = 10) -> Preview:
+        """How many people a rule selects now, and a few of them, without saving anything."""
+        rule = parse_rule(rule_text)
+        now = self._clock.now_ms()
+        with self._storage.read() as uow:
+            connection = _connection(uow)
+            _check_references(
+                None, rule, {d.name: d for d in SqlSegmentStore(connection).definitions()}
+            )
+            query = RuleCompiler(self._storage.dialect, now).select_members(rule)
+            size = connection.execute(select(func.count()).select_from(query.subquery()))
+            total = int(size.scalar_one())
+            keys = connection.execute(query.order_by("profile_key").limit(sample_size)).scalars()
+            return Preview(total, list(keys))
+
+    def members(self, name: str, *, after: str | None, limit: int) -> list[MembershipRecord]:
+        with self._storage.read() as uow:
+            store = SqlSegmentStore(_connection(uow))
+            if store.get(name) is None:
+                raise NotFoundError(f"no segment named {name!r}")
+            return store.members(name, after=after, limit=limit)
+
+    def memberships(self, profile_key: str) -> set[str]:
+        """The segments a profile is in now (for the recommendation pipeline and placements)."""
+        with self._storage.read() as uow:
+            found = SqlSegmentStore(_connection(uow)).open_memberships_of([profile_key])
+        return found.get(profile_key, set())
+
+    def history(self, profile_key: str) -> list[MembershipRecord]:
+        """Every stay of a profile in a segment, open or closed, oldest first."""
+        with self._storage.read() as uow:
+            return SqlSegmentStore(_connection(uow)).history(profile_key)
+
+    # -- batch ---------------------------------------------------------------------------------
+    def refresh(self, now_ms: int | None = None) -> RefreshSummary:
+        """Re-evaluate every rule segment for everyone, in dependency order; apply the changes.
+
+        Each segment is one write transaction, so ingest waits at most for one rule's query.
+        """
+        now = self._clock.now_ms() if now_ms is None else now_ms
+        summary = RefreshSummary(now)
+        with self._storage.read() as uow:
+            definitions = {d.name: d for d in SqlSegmentStore(_connection(uow)).definitions()}
+        rules = _rules(definitions)
+        for name in dependency_order(rules):
+            with self._storage.write() as uow:
+                store = SqlSegmentStore(_connection(uow))
+                record = store.get(name)
+                if record is None or record.rule is None:
+                    continue  # deleted meanwhile
+                summary.changes[name] = self._apply_batch(uow, name, parse_rule(record.rule), now)
+        return summary
+
+    def _recompute(
+        self,
+        uow: UnitOfWork,
+        names: Sequence[str],
+        definitions: Mapping[str, SegmentRecord],
+        now: int,
+    ) -> None:
+        rules = _rules(definitions)
+        wanted = set(names)
+        for name in dependency_order(rules):
+            if name in wanted:
+                self._apply_batch(uow, name, rules[name], now)
+
+    def _apply_batch(self, uow: UnitOfWork, name: str, rule: Rule, now: int) -> tuple[int, int]:
+        connection = _connection(uow)
+        store = SqlSegmentStore(connection)
+        query = RuleCompiler(self._storage.dialect, now).select_members(rule)
+        matched = set(connection.execute(query).scalars())
+        current = store.open_members(name)
+        entered, exited = matched - current, current - matched
+        store.enter(name, entered, now)
+        store.exit(name, exited, now)
+        return len(entered), len(exited)
+
+    # -- real time -----------------------------------------------------------------------------
+    def on_events(
+        self,
+        uow: UnitOfWork,
+        events: Sequence[IdentifiedEvent],
+        profile_keys: Mapping[str, str],
+        now_ms: int,
+    ) -> None:
+        """Ingest listener: re-decide every rule segment for the profiles a batch touched."""
+        connection = _connection(uow)
+        store = SqlSegmentStore(connection)
+        touched = set(profile_keys.values())
+        merged_away = {
+            anonymous_key(e.anonymous_id)
+            for e in events
+            if e.type == IDENTIFY and e.anonymous_id and e.user_id
+        } - touched
+        plan = self._real_time_plan(store)
+        if merged_away:
+            store.exit_all(merged_away, now_ms)
+        if not plan.segments or not touched:
+            return
+        self._evaluate_profiles(uow, store, plan, touched, now_ms)
+
+    def _evaluate_profiles(
+        self,
+        uow: UnitOfWork,
+        store: SqlSegmentStore,
+        plan: RealTimePlan,
+        keys: Collection[str],
+        now_ms: int,
+    ) -> None:
+        records = uow.profiles.load(list(keys))
+        events = {}
+        if plan.event_types:
+            since = None if plan.longest_window_ms is None else now_ms - plan.longest_window_ms
+            events = store.recent_events(records.keys(), since, plan.event_types)
+        categories: dict[str, list[str]] = {}
+        if plan.uses_categories:
+            item_ids = {e.item_id for evs in events.values() for e in evs if e.item_id}
+            categories = uow.catalog.categories_for(list(item_ids))
+        current = store.open_memberships_of(records.keys())
+        entered: dict[str, list[str]] = {}
+        exited: dict[str, list[str]] = {}
+        for key, record in records.items():
+            facts = ProfileFacts(
+                key,
+                record.state,
+                record.traits,
+                events.get(key, ()),
+                set(current.get(key, ())),
+                categories,
+            )
+            for segment in plan.segments:
+                inside = segment.predicate(facts, now_ms)
+                if inside != (segment.name in facts.segments):
+                    if inside:
+                        facts.segments.add(segment.name)
+                        entered.setdefault(segment.name, []).append(key)
+                    else:
+                        facts.segments.discard(segment.name)
+                        exited.setdefault(segment.name, []).append(key)
+        for name, members in entered.items():
+            store.enter(name, members, now_ms)
+        for name, members in exited.items():
+            store.exit(name, members, now_ms)
+
+    def _real_time_plan(self, store: SqlSegmentStore) -> RealTimePlan:
+        definitions = store.definitions()
+        signature = tuple((d.name, d.kind, d.rule) for d in definitions)
+        with self._lock:
+            if self._plan is not None and self._plan.signature == signature:
+                return self._plan
+        rules = _rules({d.name: d for d in definitions})
+        ordered = [
+            CompiledSegment(n, rules[n], compile_rule(rules[n])) for n in dependency_order(rules)
+        ]
+        queries = [q for s in ordered for q in event_queries(s.rule)]
+        windows = [q.window_ms for q in queries]
+        plan = RealTimePlan(
+            signature=signature,
+            segments=tuple(ordered),
+            event_types=tuple(sorted({q.event_type for q in queries})),
+            longest_window_ms=None if None in windows else max(windows, default=0),  # type: ignore[type-var]
+            uses_categories=any(q.category is not None for q in queries),
+        )
+        with self._lock:
+            self._plan = plan
+        return plan
+
+
+def _rules(definitions: Mapping[str, SegmentRecord]) -> dict[str, Rule]:
+    return {
+        name: parse_rule(d.rule)
+        for name, d in definitions.items()
+        if d.kind == RULE and d.rule is not None
+    }
+
+
+def _check_name(name: str) -> None:
+    if not SEGMENT_NAME.match(name):
+        raise InvalidRequestError(
+            f"{name!r} is not a segment name: 1 to 64 of a-z, 0-9, _ and -, starting with a"
+            " letter or digit"
+        )
+
+
+def _check_references(
+    name: str | None, rule: Rule, definitions: Mapping[str, SegmentRecord]
+) -> None:
+    """Refuse references to unknown segments, and (for a saved segment) cycles."""
+    for node in walk(rule):
+        if isinstance(node, SegmentRef) and node.name not in definitions and node.name != name:
+            where = node.position
+            raise InvalidRuleError(
+                f"unknown segment {node.name!r} (line {where.line}, column {where.column})",
+                extra={"line": where.line, "column": where.column},
+            )
+    if name is None:
+        return
+    rules = _rules(definitions)
+    rules[name] = rule
+    try:
+        dependency_order(rules)
+    except CycleError as exc:
+        cycle = " -> ".join(exc.args[1]) if len(exc.args) > 1 else name
+        raise InvalidRuleError(f"segments would refer to each other in a cycle: {cycle}") from None
+
+
+def _with_dependents(name: str, definitions: Mapping[str, SegmentRecord]) -> list[str]:
+    """``name`` and every segment that refers to it, directly or not."""
+    rules = _rules(definitions)
+    found = {name}
+    changed = True
+    while changed:
+        changed = False
+        for other, rule in rules.items():
+            if other not in found and references(rule) & found:
+                found.add(other)
+                changed = True
+    return sorted(found)

@@ -1,0 +1,175 @@
+"""SQL access for segments: definitions, memberships, and the recent events of some people."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection
+
+from persona.segments.evaluate import RecentEvent
+from persona.segments.tables import segment_memberships, segments
+from persona.storage import tables
+
+T = TypeVar("T")
+IN_CHUNK = 900  # below every SQLite build's bound on bound parameters
+
+
+def _chunks(values: Collection[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    iterator = iter(values)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRecord:
+    name: str
+    kind: str
+    rule: str | None
+    description: str
+    created_at_ms: int
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipRecord:
+    segment: str
+    profile_key: str
+    entered_at_ms: int
+    exited_at_ms: int | None
+
+
+class SqlSegmentStore:
+    """Segment tables on the connection of one unit of work."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    # -- definitions ---------------------------------------------------------------------------
+    def definitions(self) -> list[SegmentRecord]:
+        rows = self._c.execute(select(segments).order_by(segments.c.name))
+        return [_segment(row._mapping) for row in rows]
+
+    def get(self, name: str) -> SegmentRecord | None:
+        row = self._c.execute(select(segments).where(segments.c.name == name)).first()
+        return _segment(row._mapping) if row else None
+
+    def insert(self, record: SegmentRecord) -> None:
+        self._c.execute(segments.insert().values(**_fields(record)))
+
+    def replace(self, record: SegmentRecord) -> None:
+        values = _fields(record)
+        self._c.execute(update(segments).where(segments.c.name == record.name).values(**values))
+
+    def delete(self, name: str) -> None:
+        m = segment_memberships
+        self._c.execute(delete(m).where(m.c.segment == name))
+        self._c.execute(delete(segments).where(segments.c.name == name))
+
+    # -- memberships ---------------------------------------------------------------------------
+    def open_members(self, segment: str) -> set[str]:
+        m = segment_memberships
+        query = select(m.c.profile_key).where(m.c.segment == segment, m.c.exited_at_ms.is_(None))
+        return set(self._c.execute(query).scalars())
+
+    def open_memberships_of(self, profile_keys: Collection[str]) -> dict[str, set[str]]:
+        m = segment_memberships
+        found: dict[str, set[str]] = {}
+        for chunk in _chunks(profile_keys):
+            rows = self._c.execute(
+                select(m.c.profile_key, m.c.segment).where(
+                    m.c.profile_key.in_(chunk), m.c.exited_at_ms.is_(None)
+                )
+            )
+            for key, segment in rows:
+                found.setdefault(key, set()).add(segment)
+        return found
+
+    def enter(self, segment: str, profile_keys: Collection[str], at_ms: int) -> None:
+        if profile_keys:
+            self._c.execute(
+                segment_memberships.insert(),
+                [
+                    {"segment": segment, "profile_key": k, "entered_at_ms": at_ms}
+                    for k in sorted(profile_keys)
+                ],
+            )
+
+    def exit(self, segment: str, profile_keys: Collection[str], at_ms: int) -> None:
+        m = segment_memberships
+        for chunk in _chunks(profile_keys):
+            self._c.execute(
+                update(m)
+                .where(
+                    m.c.segment == segment, m.c.profile_key.in_(chunk), m.c.exited_at_ms.is_(None)
+                )
+                .values(exited_at_ms=at_ms)
+            )
+
+    def exit_all(self, profile_keys: Collection[str], at_ms: int) -> None:
+        """Close every open membership of these profiles (profiles merged into another)."""
+        m = segment_memberships
+        for chunk in _chunks(profile_keys):
+            self._c.execute(
+                update(m)
+                .where(m.c.profile_key.in_(chunk), m.c.exited_at_ms.is_(None))
+                .values(exited_at_ms=at_ms)
+            )
+
+    def members(self, segment: str, *, after: str | None, limit: int) -> list[MembershipRecord]:
+        m = segment_memberships
+        query = (
+            select(m)
+            .where(m.c.segment == segment, m.c.exited_at_ms.is_(None))
+            .order_by(m.c.profile_key)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(m.c.profile_key > after)
+        return [_membership(row._mapping) for row in self._c.execute(query)]
+
+    def member_count(self, segment: str) -> int:
+        m = segment_memberships
+        query = select(func.count()).where(m.c.segment == segment, m.c.exited_at_ms.is_(None))
+        return int(self._c.execute(query).scalar_one())
+
+    def history(self, profile_key: str) -> list[MembershipRecord]:
+        m = segment_memberships
+        query = (
+            select(m)
+            .where(m.c.profile_key == profile_key)
+            .order_by(m.c.entered_at_ms, m.c.membership_id)
+        )
+        return [_membership(row._mapping) for row in self._c.execute(query)]
+
+    # -- what the real-time evaluator reads ------------------------------------------------------
+    def recent_events(
+        self, profile_keys: Collection[str], since_ms: int | None, types: Sequence[str]
+    ) -> dict[str, list[RecentEvent]]:
+        """Events of ``types`` at or after ``since_ms`` (None: all time), per profile."""
+        e = tables.events
+        found: dict[str, list[RecentEvent]] = {}
+        for chunk in _chunks(profile_keys, IN_CHUNK - len(types) - 1):
+            query = select(e.c.profile_key, e.c.type, e.c.item_id, e.c.occurred_at_ms).where(
+                e.c.profile_key.in_(chunk), e.c.type.in_(types)
+            )
+            if since_ms is not None:
+                query = query.where(e.c.occurred_at_ms >= since_ms)
+            for key, event_type, item_id, at in self._c.execute(query):
+                found.setdefault(key, []).append(RecentEvent(event_type, item_id, at))
+        return found
+
+
+def _segment(m: Any) -> SegmentRecord:
+    return SegmentRecord(**{name: m[name] for name in SegmentRecord.__slots__})
+
+
+def _membership(m: Any) -> MembershipRecord:
+    return MembershipRecord(**{name: m[name] for name in MembershipRecord.__slots__})
+
+
+def _fields(record: SegmentRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in SegmentRecord.__slots__}
