@@ -1,0 +1,1 @@
+"""Experiments: deterministic assignment of units to variants and the statistics of results."""
