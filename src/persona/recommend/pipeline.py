@@ -56,6 +56,7 @@ class PipelineConfig:
     )
     holdout_share: float = 0.2  # the latest share of each history that trains the ranker
     validation_share: float = 0.2  # people kept out of the ranker's training to measure it
+    extra_cutoffs: int = 2  # earlier moments of each history that also teach the ranker
     max_ranker_people: int = 20_000  # a sample bounds the ranker's training time on big data
     block_size: int = 256  # requests scored together (bounds memory: block x items per source)
     seed: int = 7
@@ -111,7 +112,12 @@ class RecommendationPipeline:
     def fit(self, data: Interactions, progress: Progress | None = None) -> FitReport:
         say = progress or (lambda _: None)
         c = self.config
-        early, later = temporal_holdout(data, c.holdout_share)
+        # Cutoffs, latest last: each hides the latest share of what the previous one kept, so
+        # the ranker learns from several moments of each history (more examples, less noise).
+        cutoffs = [temporal_holdout(data, c.holdout_share)]
+        for _ in range(c.extra_cutoffs):
+            cutoffs.insert(0, temporal_holdout(cutoffs[0][0], c.holdout_share))
+        later = cutoffs[-1][1]
         people = np.flatnonzero([len(items) > 0 for items in later])
         rng = np.random.default_rng(c.seed)
         if len(people) > c.max_ranker_people:
@@ -120,10 +126,14 @@ class RecommendationPipeline:
         report = None
         metrics: dict[str, float] = {}
         if validation.sum() >= MIN_PEOPLE and (~validation).sum() >= MIN_PEOPLE:
-            say("fitting candidate sources on the earlier part of each history")
-            self._fit_sources(early)
-            say("learning the ranker on what came next")
-            report = self._fit_ranker(early, later, people, validation)
+            examples = _Examples()
+            for n, (cut_early, cut_later) in enumerate(cutoffs, start=1):
+                say(f"fitting candidate sources before cutoff {n} of {len(cutoffs)}")
+                self._fit_sources(cut_early)
+                say(f"collecting what came next after cutoff {n} of {len(cutoffs)}")
+                self._collect_examples(examples, cut_later, people, validation)
+            say("learning the ranker")
+            report = self._fit_ranker(examples)
             say("measuring the pipeline on people the ranker did not learn from")
             metrics = self._validate(later, people[validation])
         say("fitting candidate sources on all events")
@@ -152,17 +162,14 @@ class RecommendationPipeline:
         self._histories = histories_of(data)
         self._last_times = last_times_s(data)
 
-    def _fit_ranker(
+    def _collect_examples(
         self,
-        early: Interactions,
+        examples: _Examples,
         later: Sequence[IntArray],
         people: IntArray,
         validation: npt.NDArray[np.bool_],
-    ) -> RankerReport | None:
-        xs: list[np.ndarray] = []
-        ys: list[npt.NDArray[np.int8]] = []
-        sizes: list[int] = []
-        held_out: list[bool] = []
+    ) -> None:
+        """Candidates of the fitted sources for each person, labelled by what came next."""
         for start in range(0, len(people), self.config.block_size):
             chunk = people[start : start + self.config.block_size]
             candidates, features, _ = self._candidates_and_features(
@@ -173,19 +180,21 @@ class RecommendationPipeline:
                 relevant = np.isin(candidates[row], later[person])
                 # A person whose next items no source found teaches the ranker nothing.
                 if relevant.any():
-                    xs.append(features[offsets[row] : offsets[row + 1]])
-                    ys.append(relevant.astype(np.int8))
-                    sizes.append(len(relevant))
-                    held_out.append(bool(validation[start + row]))
-        if sum(held_out) == 0 or all(held_out):
+                    examples.features.append(features[offsets[row] : offsets[row + 1]])
+                    examples.labels.append(relevant.astype(np.int8))
+                    examples.sizes.append(len(relevant))
+                    examples.held_out.append(bool(validation[start + row]))
+
+    def _fit_ranker(self, examples: _Examples) -> RankerReport | None:
+        if not any(examples.held_out) or all(examples.held_out):
             self.ranker = None
             return None
         ranker = LambdaRanker(self.config.ranker)
         report = ranker.fit(
-            np.vstack(xs),
-            np.concatenate(ys),
-            np.asarray(sizes, dtype=np.int64),
-            np.asarray(held_out, dtype=np.bool_),
+            np.vstack(examples.features),
+            np.concatenate(examples.labels),
+            np.asarray(examples.sizes, dtype=np.int64),
+            np.asarray(examples.held_out, dtype=np.bool_),
             feature_names([s.name for s in self.sources]),
         )
         self.ranker = ranker
@@ -400,6 +409,16 @@ class RecommendationPipeline:
             items = [s.item for s in result.items][:k]
             out[row, : len(items)] = items
         return out
+
+
+@dataclass
+class _Examples:
+    """The ranker's training set, one group per (person, cutoff)."""
+
+    features: list[np.ndarray] = field(default_factory=list)
+    labels: list[npt.NDArray[np.int8]] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    held_out: list[bool] = field(default_factory=list)
 
 
 def temporal_holdout(data: Interactions, share: float) -> tuple[Interactions, list[IntArray]]:

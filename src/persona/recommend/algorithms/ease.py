@@ -7,6 +7,7 @@ from typing import Self
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg import lapack
 
 from persona.recommend.algorithms.base import binary
 from persona.recommend.dataset import Interactions
@@ -19,39 +20,88 @@ class CatalogTooLargeError(ValueError):
 @dataclass(frozen=True)
 class EASEConfig:
     l2: float = 500.0
-    max_items: int = 20_000
+    max_items: int = 20_000  # items with interactions; the dense inverse is max_items^2 floats
 
 
 class EASE:
+    """Weights ``B = I - P / diag(P)`` with ``P = (X^T X + l2 I)^-1``, zero diagonal.
+
+    Only items with at least one interaction take part (the others would score zero anyway),
+    which keeps the inverse as small as the active catalog.
+    """
+
     name = "ease"
 
     def __init__(self, config: EASEConfig | None = None) -> None:
         self.config = config or EASEConfig()
-        self.weights: np.ndarray | None = None
+        self.weights: np.ndarray | None = None  # active x active
+        self.active: np.ndarray | None = None  # item indices of the weights' rows and columns
+        self.n_items = 0
 
     def fit(self, data: Interactions) -> None:
-        if data.n_items > self.config.max_items:
+        x = binary(data.matrix()).tocsc()
+        active = np.flatnonzero(np.diff(x.indptr)).astype(np.int64)
+        if len(active) > self.config.max_items:
             raise CatalogTooLargeError(
-                f"{data.n_items} items; EASE is configured for at most {self.config.max_items}"
+                f"{len(active)} items with interactions; EASE is configured for at most "
+                f"{self.config.max_items}"
             )
-        x = binary(data.matrix())
+        x = x[:, active]
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.config.l2
-        inverse = np.linalg.inv(gram)
-        weights = inverse / -np.diag(inverse)
+        weights = _symmetric_positive_inverse(gram)
+        weights /= -np.diag(weights).copy()
         weights[np.diag_indices_from(weights)] = 0.0
         self.weights = weights.astype(np.float32)
+        self.active = active
+        self.n_items = data.n_items
 
     def score(self, history: sparse.csr_matrix) -> np.ndarray:
         assert self.weights is not None, "fit first"
-        return np.asarray(binary(history) @ self.weights, dtype=np.float32)
+        assert self.active is not None
+        scores = np.zeros((history.shape[0], self.n_items), dtype=np.float32)
+        if len(self.active):
+            h = binary(history)[:, self.active]
+            scores[:, self.active] = np.asarray(h @ self.weights, dtype=np.float32)
+        return scores
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         assert self.weights is not None
-        return {"weights": self.weights}
+        assert self.active is not None
+        return {
+            "weights": self.weights,
+            "active": self.active,
+            "n_items": np.asarray(self.n_items, dtype=np.int64),
+        }
 
     @classmethod
     def from_arrays(cls, config: EASEConfig, arrays: dict[str, np.ndarray]) -> Self:
         model = cls(config)
         model.weights = arrays["weights"]
+        # Sets saved before the active-item form held the full catalog's weights.
+        every_item = np.arange(model.weights.shape[0], dtype=np.int64)
+        model.active = arrays.get("active", every_item)
+        model.n_items = int(arrays["n_items"]) if "n_items" in arrays else len(every_item)
         return model
+
+
+def _symmetric_positive_inverse(matrix: np.ndarray, block: int = 1024) -> np.ndarray:
+    """The inverse of a symmetric positive definite matrix, computed in ``matrix``'s memory.
+
+    LAPACK's Cholesky routines (potrf, potri) do half the work of numpy's general LU inverse,
+    which matters at thousands of items, and work in place; numpy exposes no SPD inverse.
+    """
+    factor, info = lapack.dpotrf(matrix, lower=False, overwrite_a=True, clean=False)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Gram matrix is not positive definite (potrf info {info})")
+    inverse: np.ndarray
+    inverse, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Gram matrix could not be inverted (potri info {info})")
+    # potri fills the upper triangle only; mirror it block by block to keep memory flat.
+    for start in range(0, inverse.shape[0], block):
+        stop = min(start + block, inverse.shape[0])
+        inverse[start:stop, :start] = inverse[:start, start:stop].T
+        diagonal = inverse[start:stop, start:stop]
+        diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
+    return inverse

@@ -11,6 +11,8 @@ from sklearn.preprocessing import normalize
 from persona.recommend.algorithms.base import ItemSimilarityScorer, binary
 from persona.recommend.dataset import Interactions
 
+BLOCK = 1024  # item rows walked at once: the dense block is BLOCK x n_items floats
+
 
 @dataclass(frozen=True)
 class RP3betaConfig:
@@ -38,10 +40,27 @@ class RP3beta(ItemSimilarityScorer):
         item_to_user = normalize(x.T.tocsr(), norm="l1", axis=1).power(c.alpha)
         popularity = np.asarray(x.sum(axis=0)).ravel()
         penalty = np.power(np.maximum(popularity, 1.0), -c.beta).astype(np.float32)
-        walk = (item_to_user @ user_to_item).toarray().astype(np.float32)
-        walk *= penalty[None, :]
-        np.fill_diagonal(walk, 0.0)
-        self.similarity = _top_per_row(walk, c.neighbours)
+        self.similarity = sparse.vstack(
+            [
+                _top_per_row(_walk_block(item_to_user, user_to_item, penalty, start), c.neighbours)
+                for start in range(0, x.shape[1], BLOCK)
+            ],
+            format="csr",
+        )
+
+
+def _walk_block(
+    item_to_user: sparse.csr_matrix,
+    user_to_item: sparse.csr_matrix,
+    penalty: np.ndarray,
+    start: int,
+) -> np.ndarray:
+    """Rows ``start:start + BLOCK`` of the penalized two-step walk, dense, no self-loops."""
+    stop = min(start + BLOCK, item_to_user.shape[0])
+    walk: np.ndarray = (item_to_user[start:stop] @ user_to_item).toarray().astype(np.float32)
+    walk *= penalty[None, :]
+    walk[np.arange(stop - start), np.arange(start, stop)] = 0.0
+    return walk
 
 
 def _top_per_row(dense: np.ndarray, k: int) -> sparse.csr_matrix:

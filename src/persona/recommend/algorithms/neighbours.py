@@ -17,14 +17,22 @@ from persona.recommend.dataset import Interactions
 
 @dataclass(frozen=True)
 class ItemKNNConfig:
+    """``neighbourhood`` says whose nearest neighbours count.
+
+    "history": each history item passes its similarity on to its ``neighbours`` nearest items
+    (implicit's own ``recommend``); "candidate": each item is scored from its own
+    ``neighbours`` nearest items that are in the history (the classic item-based KNN).
+    """
+
     neighbours: int = 100
     similarity: Literal["cosine", "bm25"] = "cosine"
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
+    neighbourhood: Literal["history", "candidate"] = "history"
 
 
 class ItemKNN(ItemSimilarityScorer):
-    """Score = the history's items' similarities to each item (top-``neighbours`` kept per item)."""
+    """Score = the summed similarities of the history's items, in a top-``neighbours`` matrix."""
 
     name = "itemknn"
 
@@ -42,5 +50,9 @@ class ItemKNN(ItemSimilarityScorer):
             # implicit converts an intermediate matrix of its own and warns about it.
             warnings.simplefilter("ignore", ParameterWarning)
             model.fit(binary(data.matrix()), show_progress=False)
-        # implicit scores a history as ``history @ similarity``; keep the matrix as it is.
-        self.similarity = sparse.csr_matrix(model.similarity, dtype=np.float32)
+        # implicit keeps each item's top neighbours in its row and scores a history as
+        # ``history @ similarity``; the transpose keeps them in its column instead.
+        similarity = sparse.csr_matrix(model.similarity, dtype=np.float32)
+        if c.neighbourhood == "candidate":
+            similarity = similarity.T.tocsr()
+        self.similarity = similarity
