@@ -1,0 +1,510 @@
+"""Placements and decisions: configuration with versions, choosing variants, attribution.
+
+A decisions request runs in three steps so that no transaction waits on the recommendation
+pipeline: one read transaction gathers the placements, the person's segments and the bandit
+counts; the variants are chosen in memory (the recommendation pipeline, when a placement asks
+for it, runs under the remaining latency budget); one write transaction logs every decision,
+and only after its commit does the caller get the answer.
+
+Attribution (``on_events``) runs inside the ingest write transaction. Ingest has already dropped
+events it stored before, and the outcome and reward tables are keyed by event id on top of it,
+so replaying an event never counts an outcome or a reward twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from persona.clock import Clock
+from persona.decide.bandits import DEFAULT_BUCKET, ThompsonPolicy
+from persona.decide.log import DecisionLogWriter
+from persona.decide.schema import (
+    RECOMMENDATIONS_VARIANT,
+    DecisionRequest,
+    PlacementBody,
+    VariantConfig,
+)
+from persona.decide.store import (
+    DecisionRecord,
+    OutcomeRecord,
+    PlacementRecord,
+    SqlDecisionStore,
+    VersionRecord,
+)
+from persona.decide.targeting import RequestFacts, bucket_of, matches
+from persona.errors import ConflictError, UnknownPlacementError
+from persona.experiments.assignment import (
+    HOLDOUT_SALT,
+    ExperimentSplit,
+    assign,
+    split_of,
+    unit_uniform,
+)
+from persona.profiles.service import anonymous_key, user_key
+from persona.recommend.service import RecommendationQuery, RecommendationService
+from persona.segments.store import SqlSegmentStore
+from persona.storage.protocols import UnitOfWork
+from persona.storage.sql import SqlStorage, SqlUnitOfWork
+
+ACTIVE, PAUSED = "active", "paused"
+ARM, HOLDOUT, OUTSIDE = "arm", "holdout", "outside"
+IMPRESSION, CLICK, CONVERSION = "impression", "click", "conversion"
+TRIAL, SUCCESS = "trial", "success"
+PLACEMENTS_TTL_SECONDS = 1.0
+CLOCK_SKEW_MS = 5 * 60_000  # an outcome may carry a client time this much before its decision
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    placement: str
+    decision_id: str
+    variant: str | None
+    payload: dict[str, Any] | None
+    policy: str
+    version: int
+    reason: str
+    holdout: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionSettings:
+    page_cap: int
+    attribution_window_ms: int
+    purchase_types: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Choice:
+    variant: str | None
+    cohort: str
+    reason: str
+    holdout: bool = False
+    bucket: str = DEFAULT_BUCKET
+    payload: dict[str, Any] | None = None  # set for recommendations; else the variant's
+
+
+def _connection(uow: UnitOfWork | SqlUnitOfWork) -> Any:
+    if not isinstance(uow, SqlUnitOfWork):
+        raise TypeError("decisions need the SQL storage")
+    return uow.connection
+
+
+class DecisionService:
+    def __init__(
+        self,
+        storage: SqlStorage,
+        clock: Clock,
+        recommendations: RecommendationService,
+        settings: DecisionSettings,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._recommendations = recommendations
+        self.settings = settings
+        self._rng = np.random.default_rng(seed)
+        self._rng_lock = threading.Lock()
+        # (name, version) -> parsed configuration; a version never changes once written.
+        self._configs: dict[tuple[str, int], PlacementBody] = {}
+        self._splits: dict[tuple[str, int], ExperimentSplit] = {}
+        self._log = DecisionLogWriter(storage)
+        self._placements: tuple[float, dict[str, PlacementRecord]] = (
+            -PLACEMENTS_TTL_SECONDS,
+            {},
+        )
+
+    # -- configuration -------------------------------------------------------------------------
+    def config_of(self, name: str, version: int, raw: Mapping[str, Any]) -> PlacementBody:
+        key = (name, version)
+        config = self._configs.get(key)
+        if config is None:
+            config = self._configs[key] = PlacementBody.model_validate(raw)
+        return config
+
+    def _stored_config(
+        self, store: SqlDecisionStore, name: str, version: int
+    ) -> PlacementBody | None:
+        config = self._configs.get((name, version))
+        if config is None:
+            record = store.version(name, version)
+            if record is None:
+                return None
+            config = self.config_of(name, version, record.config)
+        return config
+
+    def create(self, name: str, config: PlacementBody) -> PlacementRecord:
+        now = self._clock.now_ms()
+        with self._storage.write() as uow:
+            store = SqlDecisionStore(_connection(uow))
+            if store.placements([name]):
+                raise ConflictError(f"a placement named {name!r} exists")
+            store.create(name, config.policy, config.model_dump(mode="json"), now)
+            record = store.placements([name])[name]
+        self._placements_changed()
+        return record
+
+    def update(self, name: str, config: PlacementBody) -> PlacementRecord:
+        """A new version with ``config``; it decides from now on (ab units are reshuffled)."""
+        now = self._clock.now_ms()
+        with self._storage.write() as uow:
+            store = SqlDecisionStore(_connection(uow))
+            current = self._require(store, name)
+            store.add_version(
+                name, current.version + 1, config.policy, config.model_dump(mode="json"), now
+            )
+            record = store.placements([name])[name]
+        self._placements_changed()
+        return record
+
+    def set_status(self, name: str, status: str) -> PlacementRecord:
+        """Pause or resume; the version stays, so assignments do not change."""
+        now = self._clock.now_ms()
+        with self._storage.write() as uow:
+            store = SqlDecisionStore(_connection(uow))
+            self._require(store, name)
+            store.set_status(name, status, now)
+            record = store.placements([name])[name]
+        self._placements_changed()
+        return record
+
+    def get(self, name: str) -> PlacementRecord:
+        with self._storage.read() as uow:
+            return self._require(SqlDecisionStore(_connection(uow)), name)
+
+    def all(self) -> list[PlacementRecord]:
+        with self._storage.read() as uow:
+            return list(SqlDecisionStore(_connection(uow)).placements().values())
+
+    def versions(self, name: str) -> tuple[PlacementRecord, list[VersionRecord]]:
+        with self._storage.read() as uow:
+            store = SqlDecisionStore(_connection(uow))
+            return self._require(store, name), store.versions(name)
+
+    def version(self, name: str, version: int) -> VersionRecord:
+        with self._storage.read() as uow:
+            store = SqlDecisionStore(_connection(uow))
+            found = store.version(name, version)
+        if found is None:
+            raise UnknownPlacementError(f"placement {name!r} has no version {version}")
+        return found
+
+    def bandit_state(self, name: str, version: int) -> dict[str, dict[str, list[float]]]:
+        """``{bucket: {variant: [successes, failures]}}`` of a thompson placement's version."""
+        with self._storage.read() as uow:
+            return SqlDecisionStore(_connection(uow)).all_arm_counts(name, version)
+
+    def _current(self, store: SqlDecisionStore, names: Sequence[str]) -> dict[str, PlacementRecord]:
+        """The current version and status of ``names``, read at most once a second.
+
+        Changes made through this process show at once (``_placements_changed``), those of
+        another process within the second; a name not seen yet is always looked up.
+        """
+        read_at, known = self._placements
+        now = time.monotonic()
+        if now - read_at >= PLACEMENTS_TTL_SECONDS or any(n not in known for n in names):
+            known = store.placements()
+            self._placements = (now, known)
+        return {n: known[n] for n in names if n in known}
+
+    def _placements_changed(self) -> None:
+        self._placements = (-PLACEMENTS_TTL_SECONDS, {})
+
+    @staticmethod
+    def _require(store: SqlDecisionStore, name: str) -> PlacementRecord:
+        found = store.placements([name]).get(name)
+        if found is None:
+            raise UnknownPlacementError(f"no placement named {name!r}")
+        return found
+
+    # -- decisions -----------------------------------------------------------------------------
+    def decide(self, request: DecisionRequest) -> list[Decision]:
+        now = self._clock.now_ms()
+        cap = self.settings.page_cap if request.page_cap is None else request.page_cap
+        with self._storage.read() as uow:
+            connection = _connection(uow)
+            store = SqlDecisionStore(connection)
+            unit = self._unit_key(uow, request)
+            found = self._current(store, request.placements)
+            missing = [n for n in request.placements if n not in found]
+            if missing:
+                raise UnknownPlacementError(
+                    f"no placement named {missing[0]!r}", extra={"placements": missing}
+                )
+            configs = {n: self.config_of(n, r.version, r.config) for n, r in found.items()}
+            segments: frozenset[str] = frozenset()
+            if any(_uses_segments(c) for c in configs.values()):
+                memberships = SqlSegmentStore(connection).open_memberships_of([unit])
+                segments = frozenset(memberships.get(unit, ()))
+            facts = RequestFacts.of(request.context, segments, now)
+            choices: dict[str, _Choice] = {}
+            for index, name in enumerate(request.placements):
+                record, config = found[name], configs[name]
+                if record.status != ACTIVE:
+                    choices[name] = _Choice(config.fallback, OUTSIDE, "paused")
+                elif index >= cap:
+                    choices[name] = _Choice(config.fallback, OUTSIDE, "page_cap")
+                elif (
+                    unit_uniform(name, record.version, unit, salt=HOLDOUT_SALT)
+                    < config.holdout_share
+                ):
+                    choices[name] = _Choice(config.fallback, HOLDOUT, "holdout", holdout=True)
+                elif config.policy == "rules":
+                    choices[name] = _by_rules(config, facts)
+                elif config.policy == "ab":
+                    choices[name] = self._by_split(name, record.version, config, facts, unit)
+                elif config.policy == "thompson":
+                    choices[name] = self._by_bandit(store, name, record.version, config, facts)
+        for name in request.placements:
+            config = configs[name]
+            if name not in choices:  # recommendations, personalized
+                choices[name] = self._recommend(request, config)
+        decisions = []
+        records = []
+        context = request.context.model_dump(exclude_none=True) or None
+        for name in request.placements:
+            record, config, choice = found[name], configs[name], choices[name]
+            decision_id = uuid.uuid4().hex
+            payload = choice.payload
+            if payload is None and choice.variant is not None:
+                variant = config.variant(choice.variant)
+                payload = variant.payload if variant is not None else None
+            decisions.append(
+                Decision(
+                    name,
+                    decision_id,
+                    choice.variant,
+                    payload,
+                    config.policy,
+                    record.version,
+                    choice.reason,
+                    choice.holdout,
+                )
+            )
+            records.append(
+                DecisionRecord(
+                    decision_id,
+                    name,
+                    record.version,
+                    choice.variant,
+                    unit,
+                    context,
+                    config.policy,
+                    choice.cohort,
+                    choice.holdout,
+                    choice.bucket,
+                    choice.reason[:64],
+                    now,
+                )
+            )
+        self._log.write(records)
+        return decisions
+
+    @staticmethod
+    def _unit_key(uow: UnitOfWork, request: DecisionRequest) -> str:
+        """The merged profile key: a user's key, or an anonymous id's (following its link)."""
+        if request.user_id is not None:
+            return user_key(request.user_id)
+        alias = anonymous_key(request.anonymous_id or "")
+        return uow.profiles.resolve_aliases([alias]).get(alias, alias)
+
+    def _by_split(
+        self, name: str, version: int, config: PlacementBody, facts: RequestFacts, unit: str
+    ) -> _Choice:
+        key = (name, version)
+        split = self._splits.get(key)
+        if split is None:
+            split = self._splits[key] = split_of(
+                name, version, [(v.id, v.weight) for v in config.variants]
+            )
+        chosen = assign(split, unit).variant
+        variant = config.variant(chosen)
+        if variant is None or not matches(variant.targeting, facts):
+            return _Choice(config.fallback, OUTSIDE, "not_targeted")
+        return _Choice(chosen, ARM, "assigned")
+
+    def _by_bandit(
+        self,
+        store: SqlDecisionStore,
+        name: str,
+        version: int,
+        config: PlacementBody,
+        facts: RequestFacts,
+    ) -> _Choice:
+        settings = config.thompson
+        assert settings is not None
+        eligible = [v.id for v in config.variants if matches(v.targeting, facts)]
+        if not eligible:
+            return _Choice(config.fallback, OUTSIDE, "no_match")
+        bucket = bucket_of(settings, facts)
+        counts = store.arm_counts(name, version, bucket)
+        with self._rng_lock:
+            if settings.min_exploration > 0 and self._rng.random() < settings.min_exploration:
+                chosen = eligible[int(self._rng.integers(len(eligible)))]
+                return _Choice(chosen, ARM, "explore", bucket=bucket)
+            policy = ThompsonPolicy.from_dict(
+                {
+                    "policy": ThompsonPolicy.name,
+                    "arms": eligible,
+                    "buckets": {
+                        bucket: {arm: list(counts.get(arm, (0.0, 0.0))) for arm in eligible}
+                    },
+                },
+                self._rng,
+            )
+            chosen = policy.choose(bucket)
+        return _Choice(chosen, ARM, "exploit", bucket=bucket)
+
+    def _recommend(self, request: DecisionRequest, config: PlacementBody) -> _Choice:
+        """The pipeline's items, under the recommendation service's budget and fallback chain.
+
+        The query carries no per-request budget, so that identical requests share the
+        service's cached answer (dropped when the person's events are committed).
+        """
+        settings = config.recommendations
+        assert settings is not None
+        result = self._recommendations.recommend(
+            RecommendationQuery(
+                person_id=request.user_id or request.anonymous_id or "",
+                n=settings.n,
+                device=request.context.device,
+                country=request.context.country,
+                hour=request.context.hour,
+                category=settings.category,
+                exclude=tuple(settings.exclude),
+            )
+        )
+        if not result.items and config.fallback is not None:
+            return _Choice(config.fallback, OUTSIDE, "no_items")
+        payload = {
+            "items": [{"item_id": i.item_id, "score": i.score} for i in result.items],
+            "source": result.source,
+            "model_version": result.model_version,
+        }
+        reason = result.source if result.reason is None else f"{result.source}: {result.reason}"
+        return _Choice(RECOMMENDATIONS_VARIANT, ARM, reason, payload=payload)
+
+    # -- attribution ---------------------------------------------------------------------------
+    def outcome_kind(self, event_type: str) -> str | None:
+        if event_type == IMPRESSION:
+            return IMPRESSION
+        if event_type == CLICK:
+            return CLICK
+        if event_type in self.settings.purchase_types:
+            return CONVERSION
+        return None
+
+    def on_events(
+        self,
+        uow: UnitOfWork,
+        events: Sequence[Any],
+        profile_keys: Mapping[str, str],
+        now_ms: int,
+    ) -> None:
+        """Ingest listener: attribute outcomes carrying a ``decision_id`` and reward bandits.
+
+        An outcome counts when its event time falls between the decision (less a small clock
+        skew allowance) and the end of the attribution window after it.
+        """
+        relevant = [e for e in events if e.decision_id and self.outcome_kind(e.type) is not None]
+        if not relevant:
+            return
+        store = SqlDecisionStore(_connection(uow))
+        found = store.decisions({e.decision_id for e in relevant})
+        window = self.settings.attribution_window_ms
+        outcomes: list[OutcomeRecord] = []
+        for event in relevant:
+            decision = found.get(event.decision_id)
+            if decision is None or decision.variant is None:
+                continue
+            elapsed = event.occurred_at_ms - decision.decided_at_ms
+            if not -CLOCK_SKEW_MS <= elapsed <= window:
+                continue
+            kind = self.outcome_kind(event.type)
+            assert kind is not None
+            outcomes.append(
+                OutcomeRecord(
+                    event.event_id,
+                    decision.decision_id,
+                    decision.placement,
+                    decision.version,
+                    decision.variant,
+                    decision.cohort,
+                    decision.profile_key,
+                    kind,
+                    event.value,
+                    event.occurred_at_ms,
+                )
+            )
+        store.add_outcomes(outcomes)
+        self._reward(store, outcomes, found, now_ms)
+
+    def _reward(
+        self,
+        store: SqlDecisionStore,
+        outcomes: Sequence[OutcomeRecord],
+        found: Mapping[str, DecisionRecord],
+        now_ms: int,
+    ) -> None:
+        """Move bandit counts once per event id and at most one trial and success per decision.
+
+        A decision's first impression counts as a failed trial; its first rewarded event turns
+        that into a success (or adds a success when no impression was seen). Replays and second
+        clicks change nothing.
+        """
+        bandit = [
+            o for o in outcomes if found[o.decision_id].policy == "thompson" and o.cohort == ARM
+        ]
+        if not bandit:
+            return
+        seen, applied = store.applied_rewards(
+            [o.event_id for o in bandit], {o.decision_id for o in bandit}
+        )
+        rewards: list[tuple[str, str, str]] = []
+        deltas: dict[tuple[str, int, str, str], tuple[float, float]] = {}
+        for outcome in bandit:
+            if outcome.event_id in seen or outcome.variant is None:
+                continue
+            decision = found[outcome.decision_id]
+            config = self._stored_config(store, decision.placement, decision.version)
+            if config is None or config.thompson is None:
+                continue
+            kinds = applied.setdefault(decision.decision_id, set())
+            delta: tuple[float, float] | None = None
+            if outcome.kind == IMPRESSION and not kinds:
+                delta, kind = (0.0, 1.0), TRIAL
+            elif outcome.kind == config.thompson.reward and SUCCESS not in kinds:
+                delta, kind = (1.0, -1.0 if TRIAL in kinds else 0.0), SUCCESS
+            if delta is None:
+                continue
+            kinds.add(kind)
+            seen.add(outcome.event_id)
+            rewards.append((outcome.event_id, decision.decision_id, kind))
+            key = (decision.placement, decision.version, decision.bucket, outcome.variant)
+            s, f = deltas.get(key, (0.0, 0.0))
+            deltas[key] = (s + delta[0], f + delta[1])
+        store.apply_rewards(rewards, deltas, now_ms)
+
+
+def _uses_segments(config: PlacementBody) -> bool:
+    if any(v.targeting.uses_segments for v in config.variants):
+        return True
+    return config.thompson is not None and config.thompson.bucket_by == "segment"
+
+
+def _by_rules(config: PlacementBody, facts: RequestFacts) -> _Choice:
+    """The matching variant of highest priority; ties go to the one listed first."""
+    best: VariantConfig | None = None
+    for variant in config.variants:
+        if matches(variant.targeting, facts) and (best is None or variant.priority > best.priority):
+            best = variant
+    if best is None:
+        return _Choice(config.fallback, OUTSIDE, "no_match")
+    return _Choice(best.id, ARM, "matched")

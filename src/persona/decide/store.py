@@ -1,0 +1,330 @@
+"""SQL of the decide domain: placements and versions, the decision log, outcomes, bandit counts.
+
+Bound to the connection of one unit of work, like the core stores. Inserts that must happen at
+most once per key (outcomes and rewards, keyed by event id) use ON CONFLICT DO NOTHING, and
+bandit counts are incremented in the database (ON CONFLICT DO UPDATE ... + delta), so two API
+processes never overwrite each other's counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from persona.decide.tables import (
+    bandit_arms,
+    bandit_rewards,
+    decision_outcomes,
+    decisions,
+    placement_versions,
+    placements,
+)
+from persona.storage.sql import driver_connection
+
+IN_CHUNK = 900
+_SQLITE_LOG = """
+INSERT INTO decisions (
+    decision_id, placement, version, variant, profile_key, context, policy, cohort, holdout,
+    bucket, reason, decided_at_ms
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _chunks(values: Collection[str], size: int = IN_CHUNK) -> Iterator[list[str]]:
+    iterator = iter(values)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _insert(connection: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRecord:
+    name: str
+    version: int
+    status: str
+    policy: str
+    config: dict[str, Any]
+    created_at_ms: int
+    updated_at_ms: int
+    version_created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    placement: str
+    version: int
+    policy: str
+    config: dict[str, Any]
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    decision_id: str
+    placement: str
+    version: int
+    variant: str | None
+    profile_key: str
+    context: dict[str, Any] | None
+    policy: str
+    cohort: str
+    holdout: bool
+    bucket: str
+    reason: str
+    decided_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRecord:
+    event_id: str
+    decision_id: str
+    placement: str
+    version: int
+    variant: str | None
+    cohort: str
+    profile_key: str
+    kind: str
+    value: float | None
+    occurred_at_ms: int
+
+
+class SqlDecisionStore:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    # -- placements ------------------------------------------------------------------------
+    def _placement_query(self) -> Any:
+        p, v = placements, placement_versions
+        return select(
+            p.c.name,
+            p.c.current_version,
+            p.c.status,
+            v.c.policy,
+            v.c.config,
+            p.c.created_at_ms,
+            p.c.updated_at_ms,
+            v.c.created_at_ms.label("version_created_at_ms"),
+        ).join(v, (v.c.placement == p.c.name) & (v.c.version == p.c.current_version))
+
+    def placements(self, names: Collection[str] | None = None) -> dict[str, PlacementRecord]:
+        query = self._placement_query().order_by(placements.c.name)
+        if names is not None:
+            query = query.where(placements.c.name.in_(list(names)))
+        return {row[0]: PlacementRecord(*row) for row in self._c.execute(query)}
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        v = placement_versions
+        rows = self._c.execute(select(v).where(v.c.placement == name).order_by(v.c.version))
+        return [VersionRecord(*row) for row in rows]
+
+    def version(self, name: str, version: int) -> VersionRecord | None:
+        v = placement_versions
+        row = self._c.execute(
+            select(v).where(v.c.placement == name, v.c.version == version)
+        ).first()
+        return VersionRecord(*row) if row else None
+
+    def create(self, name: str, policy: str, config: dict[str, Any], now_ms: int) -> None:
+        self._c.execute(
+            placements.insert().values(
+                name=name,
+                current_version=1,
+                status="active",
+                created_at_ms=now_ms,
+                updated_at_ms=now_ms,
+            )
+        )
+        self._add_version(name, 1, policy, config, now_ms)
+
+    def add_version(
+        self, name: str, version: int, policy: str, config: dict[str, Any], now_ms: int
+    ) -> None:
+        self._add_version(name, version, policy, config, now_ms)
+        self._c.execute(
+            update(placements)
+            .where(placements.c.name == name)
+            .values(current_version=version, updated_at_ms=now_ms)
+        )
+
+    def _add_version(
+        self, name: str, version: int, policy: str, config: dict[str, Any], now_ms: int
+    ) -> None:
+        self._c.execute(
+            placement_versions.insert().values(
+                placement=name, version=version, policy=policy, config=config, created_at_ms=now_ms
+            )
+        )
+
+    def set_status(self, name: str, status: str, now_ms: int) -> None:
+        self._c.execute(
+            update(placements)
+            .where(placements.c.name == name)
+            .values(status=status, updated_at_ms=now_ms)
+        )
+
+    # -- decisions ---------------------------------------------------------------------------
+    def log(self, records: Sequence[DecisionRecord]) -> None:
+        if records and self._c.dialect.name == "sqlite":
+            # The hot path of every decisions request: straight to the driver, as the ingest
+            # fast paths do (tests/decide checks both paths read back alike).
+            driver_connection(self._c).executemany(
+                _SQLITE_LOG,
+                [
+                    (
+                        r.decision_id,
+                        r.placement,
+                        r.version,
+                        r.variant,
+                        r.profile_key,
+                        orjson.dumps(r.context).decode(),
+                        r.policy,
+                        r.cohort,
+                        int(r.holdout),
+                        r.bucket,
+                        r.reason,
+                        r.decided_at_ms,
+                    )
+                    for r in records
+                ],
+            )
+        elif records:
+            rows = [
+                {
+                    "decision_id": r.decision_id,
+                    "placement": r.placement,
+                    "version": r.version,
+                    "variant": r.variant,
+                    "profile_key": r.profile_key,
+                    "context": r.context,
+                    "policy": r.policy,
+                    "cohort": r.cohort,
+                    "holdout": r.holdout,
+                    "bucket": r.bucket,
+                    "reason": r.reason,
+                    "decided_at_ms": r.decided_at_ms,
+                }
+                for r in records
+            ]
+            self._c.execute(decisions.insert(), rows)
+
+    def decisions(self, decision_ids: Collection[str]) -> dict[str, DecisionRecord]:
+        found: dict[str, DecisionRecord] = {}
+        for chunk in _chunks(decision_ids):
+            rows = self._c.execute(select(decisions).where(decisions.c.decision_id.in_(chunk)))
+            found.update((row[0], DecisionRecord(*row)) for row in rows)
+        return found
+
+    # -- outcomes ----------------------------------------------------------------------------
+    def add_outcomes(self, records: Sequence[OutcomeRecord]) -> None:
+        if records:
+            t = decision_outcomes
+            statement = _insert(self._c, t).on_conflict_do_nothing(index_elements=[t.c.event_id])
+            self._c.execute(
+                statement,
+                [
+                    {
+                        "event_id": r.event_id,
+                        "decision_id": r.decision_id,
+                        "placement": r.placement,
+                        "version": r.version,
+                        "variant": r.variant,
+                        "cohort": r.cohort,
+                        "profile_key": r.profile_key,
+                        "kind": r.kind,
+                        "value": r.value,
+                        "occurred_at_ms": r.occurred_at_ms,
+                    }
+                    for r in records
+                ],
+            )
+
+    # -- bandits -----------------------------------------------------------------------------
+    def arm_counts(
+        self, placement: str, version: int, bucket: str
+    ) -> dict[str, tuple[float, float]]:
+        a = bandit_arms
+        rows = self._c.execute(
+            select(a.c.variant, a.c.successes, a.c.failures).where(
+                a.c.placement == placement, a.c.version == version, a.c.bucket == bucket
+            )
+        )
+        return {variant: (float(s), float(f)) for variant, s, f in rows}
+
+    def all_arm_counts(self, placement: str, version: int) -> dict[str, dict[str, list[float]]]:
+        a = bandit_arms
+        rows = self._c.execute(
+            select(a.c.bucket, a.c.variant, a.c.successes, a.c.failures)
+            .where(a.c.placement == placement, a.c.version == version)
+            .order_by(a.c.bucket, a.c.variant)
+        )
+        found: dict[str, dict[str, list[float]]] = {}
+        for bucket, variant, s, f in rows:
+            found.setdefault(bucket, {})[variant] = [float(s), float(f)]
+        return found
+
+    def applied_rewards(
+        self, event_ids: Collection[str], decision_ids: Collection[str]
+    ) -> tuple[set[str], dict[str, set[str]]]:
+        """Event ids already applied, and the kinds already applied per decision."""
+        r = bandit_rewards
+        seen: set[str] = set()
+        kinds: dict[str, set[str]] = {}
+        for chunk in _chunks(event_ids):
+            seen.update(
+                self._c.execute(select(r.c.event_id).where(r.c.event_id.in_(chunk))).scalars()
+            )
+        for chunk in _chunks(decision_ids):
+            rows = self._c.execute(
+                select(r.c.decision_id, r.c.kind).where(r.c.decision_id.in_(chunk))
+            )
+            for decision_id, kind in rows:
+                kinds.setdefault(decision_id, set()).add(kind)
+        return seen, kinds
+
+    def apply_rewards(
+        self,
+        rewards: Sequence[tuple[str, str, str]],
+        deltas: Mapping[tuple[str, int, str, str], tuple[float, float]],
+        now_ms: int,
+    ) -> None:
+        """Record ``(event_id, decision_id, kind)`` rows and add the count deltas per arm."""
+        if rewards:
+            self._c.execute(
+                bandit_rewards.insert(),
+                [
+                    {"event_id": e, "decision_id": d, "kind": k, "applied_at_ms": now_ms}
+                    for e, d, k in rewards
+                ],
+            )
+        a = bandit_arms
+        for (placement, version, bucket, variant), (ds, df) in deltas.items():
+            statement = _insert(self._c, a).values(
+                placement=placement,
+                version=version,
+                bucket=bucket,
+                variant=variant,
+                successes=ds,
+                failures=df,
+                updated_at_ms=now_ms,
+            )
+            statement = statement.on_conflict_do_update(
+                index_elements=[a.c.placement, a.c.version, a.c.bucket, a.c.variant],
+                set_={
+                    "successes": a.c.successes + statement.excluded.successes,
+                    "failures": a.c.failures + statement.excluded.failures,
+                    "updated_at_ms": now_ms,
+                },
+            )
+            self._c.execute(statement)
