@@ -1,0 +1,287 @@
+"""Consent per person and purpose, with its history, and the question "granted at time t?".
+
+Every change is a new row (effective time, source, recorded time); nothing is overwritten, so
+the status at the time of any past event can be answered. Without any record for a purpose the
+answer follows ``consent_required``: false means granted (the person never objected), true means
+not granted. A person's consent is looked up under their user id and, for an anonymous id,
+under the anonymous id and the user it was linked to.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import CompoundSelect, Select, insert, null, select, text, union_all
+from sqlalchemy.engine import Connection
+
+from persona.clock import Clock
+from persona.errors import InvalidRequestError
+from persona.privacy.audit import AuditLog, connection_of
+from persona.privacy.tables import consents
+from persona.storage.sql import SqlStorage
+from persona.storage.tables import aliases
+
+ANALYTICS = "analytics"
+PERSONALIZATION = "personalization"
+# What folding an event into profiles, segments, models and decisions needs.
+USE_PURPOSES = (ANALYTICS, PERSONALIZATION)
+
+
+class ConsentStatus(StrEnum):
+    GRANTED = "granted"
+    DENIED = "denied"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    profile_key: str
+    purpose: str
+    status: str
+    effective_at_ms: int
+    source: str
+    recorded_at_ms: int
+
+
+@dataclass(slots=True)
+class ConsentBook:
+    """The consent history of a set of profile keys, loaded in one query."""
+
+    required: bool
+    # (key, purpose) -> effective times (sorted) and the status from each
+    _times: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    _statuses: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)  # anonymous key -> user key
+
+    def add(self, key: str, purpose: str, status: str, at_ms: int) -> None:
+        times = self._times.setdefault((key, purpose), [])
+        statuses = self._statuses.setdefault((key, purpose), [])
+        slot = bisect.bisect_right(times, at_ms)
+        times.insert(slot, at_ms)
+        statuses.insert(slot, status)
+
+    def status(self, keys: Sequence[str], purpose: str, at_ms: int) -> str | None:
+        """The status in force at ``at_ms`` under the first of ``keys`` that has one."""
+        for key in keys:
+            times = self._times.get((key, purpose))
+            if times:
+                slot = bisect.bisect_right(times, at_ms)
+                if slot:
+                    return self._statuses[(key, purpose)][slot - 1]
+        return None
+
+    def granted(self, keys: Sequence[str], purpose: str, at_ms: int) -> bool:
+        status = self.status(keys, purpose, at_ms)
+        if status is None:
+            return not self.required
+        return status == ConsentStatus.GRANTED
+
+    def keys_for(self, user_key: str | None, anonymous_key: str | None) -> list[str]:
+        keys = [user_key] if user_key else []
+        if anonymous_key:
+            linked = self.links.get(anonymous_key)
+            if linked and linked not in keys:
+                keys.append(linked)
+            keys.append(anonymous_key)
+        return keys
+
+
+def load_book(connection: Connection, keys: Iterable[str], required: bool) -> ConsentBook:
+    """Consent rows of ``keys`` and of the users their anonymous keys link to: one query."""
+    book = ConsentBook(required)
+    wanted = sorted(set(keys))
+    if not wanted:
+        return book
+    anonymous = [k for k in wanted if k.startswith("a:")]
+    t, a = consents, aliases
+    columns = (t.c.consent_id, t.c.profile_key, t.c.purpose, t.c.status, t.c.effective_at_ms)
+    query: CompoundSelect[Any] | Select[Any] = select(*columns, null().label("alias")).where(
+        t.c.profile_key.in_(wanted)
+    )
+    if anonymous:
+        # consent given under the user an anonymous id was linked to (both branches use an index)
+        linked = (
+            select(*columns, a.c.alias_key.label("alias"))
+            .select_from(a.join(t, t.c.profile_key == a.c.profile_key))
+            .where(a.c.alias_key.in_(anonymous))
+        )
+        query = union_all(query, linked)
+    seen: set[int] = set()
+    for consent_id, key, purpose, status, at_ms, alias in connection.execute(
+        query.order_by("consent_id")
+    ):
+        if alias is not None:
+            book.links[alias] = key
+        if consent_id not in seen:
+            seen.add(consent_id)
+            book.add(key, purpose, status, at_ms)
+    return book
+
+
+# One person, one purpose: the question every recommendation asks. Plain SQL, built once, since
+# building the general query costs more than running it.
+_PERSON_PURPOSE = text(
+    """
+    SELECT consent_id, profile_key, status, effective_at_ms FROM consents
+     WHERE profile_key IN (:user, :anonymous) AND purpose = :purpose
+    UNION ALL
+    SELECT c.consent_id, c.profile_key, c.status, c.effective_at_ms
+      FROM aliases a JOIN consents c ON c.profile_key = a.profile_key
+     WHERE a.alias_key = :anonymous AND c.purpose = :purpose
+    ORDER BY consent_id
+    """
+)
+
+
+class ConsentService:
+    def __init__(
+        self,
+        storage: SqlStorage,
+        clock: Clock,
+        audit: AuditLog,
+        purposes: Sequence[str],
+        *,
+        required: bool,
+        hash_id: Callable[[str], str],
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._audit = audit
+        self.purposes = tuple(purposes)
+        self.required = required
+        self._change_listeners: list[Callable[[Collection[str]], None]] = []
+        self._hash_id = hash_id
+
+    def check(self, changes: Mapping[str, str]) -> dict[str, ConsentStatus]:
+        """Validated ``{purpose: status}``; unknown purposes or statuses are refused."""
+        if not changes:
+            raise InvalidRequestError("name at least one purpose")
+        checked = {}
+        for purpose, status in changes.items():
+            if purpose not in self.purposes:
+                known = ", ".join(self.purposes)
+                raise InvalidRequestError(f"unknown purpose {purpose!r}; known: {known}")
+            try:
+                checked[purpose] = ConsentStatus(status)
+            except ValueError:
+                raise InvalidRequestError(
+                    f"consent status must be granted, denied or revoked, not {status!r}"
+                ) from None
+        return checked
+
+    def record(
+        self,
+        connection: Connection,
+        profile_key: str,
+        changes: Mapping[str, ConsentStatus],
+        *,
+        effective_at_ms: int,
+        source: str,
+        actor: str,
+    ) -> None:
+        """Write the changes and their audit entry in the caller's transaction."""
+        now = self._clock.now_ms()
+        connection.execute(
+            insert(consents),
+            [
+                {
+                    "profile_key": profile_key,
+                    "purpose": purpose,
+                    "status": status.value,
+                    "effective_at_ms": effective_at_ms,
+                    "source": source,
+                    "recorded_at_ms": now,
+                }
+                for purpose, status in changes.items()
+            ],
+        )
+        self._audit.write(
+            connection,
+            actor,
+            "consent.change",
+            self.target(profile_key),
+            {
+                "purposes": {p: s.value for p, s in changes.items()},
+                "effective_at_ms": effective_at_ms,
+                "source": source,
+            },
+        )
+
+    def target(self, profile_key: str) -> str:
+        return f"subject:{self._hash_id(profile_key[2:])}"
+
+    def set(
+        self,
+        user_id: str,
+        changes: Mapping[str, str],
+        *,
+        actor: str,
+        effective_at_ms: int | None = None,
+    ) -> dict[str, str]:
+        """Record consent given through the API; returns the current status of every purpose."""
+        checked = self.check(changes)
+        at = effective_at_ms if effective_at_ms is not None else self._clock.now_ms()
+        key = "u:" + user_id
+        with self._storage.write() as uow:
+            self.record(
+                connection_of(uow), key, checked, effective_at_ms=at, source="api", actor=actor
+            )
+        for listener in self._change_listeners:
+            listener({key})
+        return self.current(key)
+
+    def add_change_listener(self, listener: Callable[[Collection[str]], None]) -> None:
+        """Call ``listener`` with the profile keys whose consent changed, after the commit
+        (consent given by events reaches caches through ingest's commit listeners)."""
+        self._change_listeners.append(listener)
+
+    def current(self, profile_key: str, at_ms: int | None = None) -> dict[str, str]:
+        """The status of every purpose now (``unset`` where no record exists)."""
+        at = at_ms if at_ms is not None else self._clock.now_ms()
+        with self._storage.read() as uow:
+            book = load_book(connection_of(uow), [profile_key], self.required)
+        keys = book.keys_for(
+            profile_key if profile_key.startswith("u:") else None,
+            profile_key if profile_key.startswith("a:") else None,
+        )
+        return {p: book.status(keys, p, at) or "unset" for p in self.purposes}
+
+    def allows(self, profile_key: str, purpose: str) -> bool:
+        """Whether ``purpose`` is granted now for a profile key (one read)."""
+        with self._storage.read() as uow:
+            book = load_book(connection_of(uow), [profile_key], self.required)
+        keys = book.keys_for(
+            profile_key if profile_key.startswith("u:") else None,
+            profile_key if profile_key.startswith("a:") else None,
+        )
+        return book.granted(keys, purpose, self._clock.now_ms())
+
+    def allows_person(self, person_id: str, purpose: str) -> bool:
+        """Whether ``purpose`` is granted now for a user or anonymous id (one short read)."""
+        user, anonymous = "u:" + person_id, "a:" + person_id
+        book = ConsentBook(self.required)
+        with self._storage.read() as uow:
+            rows = connection_of(uow).execute(
+                _PERSON_PURPOSE, {"user": user, "anonymous": anonymous, "purpose": purpose}
+            )
+            for _, key, status, at_ms in rows:
+                if key != user and key != anonymous:
+                    book.links[anonymous] = key
+                book.add(key, purpose, status, at_ms)
+        return book.granted(book.keys_for(user, anonymous), purpose, self._clock.now_ms())
+
+    def history(self, connection: Connection, keys: Sequence[str]) -> list[ConsentChange]:
+        t = consents
+        rows = connection.execute(
+            select(t).where(t.c.profile_key.in_(list(keys))).order_by(t.c.consent_id)
+        )
+        return [
+            ConsentChange(
+                r.profile_key, r.purpose, r.status, r.effective_at_ms, r.source, r.recorded_at_ms
+            )
+            for r in rows
+        ]

@@ -1,0 +1,223 @@
+"""Erasure: remove a person, every alias of them, and every trace the engine holds.
+
+One write transaction deletes the rows of every registered ``(table, column)`` (subjects.py),
+the quarantine entries whose raw payload names them, and writes a tombstone per id (a keyed hash,
+never the id). After the commit, the model sets in ``models/`` are rewritten without the person's
+interactions and the serving set is reloaded, and the database files are made to forget: SQLite
+runs with ``secure_delete`` (deleted content is overwritten) and its write-ahead log is
+checkpointed and truncated; on PostgreSQL the touched tables are vacuumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+from sqlalchemy import delete, insert, or_, select, text
+from sqlalchemy.engine import Connection
+
+from persona.clock import Clock
+from persona.errors import NotFoundError
+from persona.privacy.audit import AuditLog, connection_of
+from persona.privacy.personal import PersonalData
+from persona.privacy.subjects import registered, tables
+from persona.privacy.tables import subject_tombstones
+from persona.recommend.registry import ModelRegistry
+from persona.storage.sql import SqlStorage
+from persona.storage.tables import aliases, events, quarantine
+
+log = logging.getLogger(__name__)
+MAX_ROUNDS = 8  # alias chains are one link deep; a few rounds reach every id
+
+
+@dataclass(slots=True)
+class ErasureReport:
+    subject_hash: str
+    ids: int
+    deleted: dict[str, int] = field(default_factory=dict)
+    models_rewritten: int = 0
+    model_rows_removed: int = 0
+
+
+@dataclass(slots=True)
+class Subject:
+    """Every profile key of one person (``u:`` and ``a:``) and the bare ids behind them."""
+
+    keys: set[str]
+
+    @property
+    def ids(self) -> set[str]:
+        return {k[2:] for k in self.keys}
+
+
+def resolve_subject(connection: Connection, subject_id: str) -> Subject:
+    """The person behind ``subject_id`` with all their aliases, following links both ways."""
+    keys = {"u:" + subject_id, "a:" + subject_id}
+    for _ in range(MAX_ROUNDS):
+        found = set(keys)
+        a = aliases
+        for alias, target in connection.execute(
+            select(a.c.alias_key, a.c.profile_key).where(
+                or_(a.c.alias_key.in_(keys), a.c.profile_key.in_(keys))
+            )
+        ):
+            found |= {alias, target}
+        e = events
+        for user_id, anonymous_id in connection.execute(
+            select(e.c.user_id, e.c.anonymous_id).where(e.c.profile_key.in_(keys)).distinct()
+        ):
+            if user_id:
+                found.add("u:" + user_id)
+            if anonymous_id:
+                found.add("a:" + anonymous_id)
+        if found == keys:
+            break
+        keys = found
+    return Subject(keys)
+
+
+class ErasureService:
+    def __init__(
+        self,
+        storage: SqlStorage,
+        clock: Clock,
+        personal: PersonalData,
+        audit: AuditLog,
+        registry: ModelRegistry,
+        on_models_changed: Callable[[], object],
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._personal = personal
+        self._audit = audit
+        self._registry = registry
+        self._on_models_changed = on_models_changed  # reloads the serving model set
+        self._cache_hooks: list[Callable[[set[str]], None]] = []
+
+    def add_cache_hook(self, forget: Callable[[set[str]], None]) -> None:
+        """Let an in-memory cache drop what it holds about the erased profile keys."""
+        self._cache_hooks.append(forget)
+
+    def is_erased(self, subject_id: str) -> bool:
+        t = subject_tombstones
+        with self._storage.read() as uow:
+            row = connection_of(uow).execute(
+                select(t.c.id_hash).where(t.c.id_hash == self._personal.id_hash(subject_id))
+            )
+            return row.first() is not None
+
+    def erase(self, subject_id: str, *, actor: str) -> ErasureReport:
+        """Erase a person; NotFoundError when nothing at all is held about ``subject_id``."""
+        target = self._personal.id_hash(subject_id)
+        with self._storage.write() as uow:
+            connection = connection_of(uow)
+            subject = resolve_subject(connection, subject_id)
+            report = ErasureReport(target, len(subject.ids))
+            report.deleted = self._delete_rows(connection, subject)
+            if not any(report.deleted.values()):
+                raise NotFoundError(f"nothing is held about {subject_id!r}")
+            self._tombstone(connection, subject.ids)
+            self._audit.write(
+                connection,
+                actor,
+                "subject.erase",
+                f"subject:{target}",
+                {"ids": report.ids, "deleted": report.deleted},
+            )
+        for forget in self._cache_hooks:
+            forget(subject.keys)
+        report.models_rewritten, report.model_rows_removed = self._rewrite_models(subject)
+        if report.models_rewritten:
+            self._on_models_changed()
+        self._forget_on_disk(list(report.deleted))
+        return report
+
+    def _delete_rows(self, connection: Connection, subject: Subject) -> dict[str, int]:
+        deleted: dict[str, int] = {}
+        keys, ids = sorted(subject.keys), sorted(subject.ids)
+        for entry in registered():
+            column = entry.table.c[entry.column]
+            values = keys if entry.holds == "key" else ids
+            result = connection.execute(delete(entry.table).where(column.in_(values)))
+            name = str(entry.table.name)
+            deleted[name] = deleted.get(name, 0) + int(result.rowcount or 0)
+        q = quarantine
+        matches = [q.c.raw.contains(orjson.dumps(i).decode(), autoescape=True) for i in ids]
+        result = connection.execute(delete(q).where(or_(*matches)))
+        deleted["quarantine"] = int(result.rowcount or 0)
+        return deleted
+
+    def _tombstone(self, connection: Connection, ids: Iterable[str]) -> None:
+        t = subject_tombstones
+        hashes = {self._personal.id_hash(i) for i in ids}
+        known = {
+            h for (h,) in connection.execute(select(t.c.id_hash).where(t.c.id_hash.in_(hashes)))
+        }
+        now = self._clock.now_ms()
+        fresh = [{"id_hash": h, "erased_at_ms": now} for h in sorted(hashes - known)]
+        if fresh:
+            connection.execute(insert(t), fresh)
+
+    def _rewrite_models(self, subject: Subject) -> tuple[int, int]:
+        """Every stored model set without the person's rows (their only user-side state)."""
+        rewritten = removed = 0
+        names = subject.keys | subject.ids
+        for version in self._registry.versions():
+            path = version.path / "interactions.npz"
+            if not path.exists():
+                continue
+            with np.load(path, allow_pickle=False) as stored:
+                arrays = {k: stored[k] for k in stored.files}
+            user_ids = arrays["user_ids"]
+            doomed = np.flatnonzero(np.isin(user_ids, sorted(names)))
+            if doomed.size == 0:
+                continue
+            keep_users = np.setdiff1d(np.arange(len(user_ids)), doomed)
+            new_index = np.full(len(user_ids), -1, dtype=np.int64)
+            new_index[keep_users] = np.arange(len(keep_users))
+            rows = ~np.isin(arrays["users"], doomed)
+            removed += int((~rows).sum())
+            users_dtype = arrays["users"].dtype
+            arrays["user_ids"] = user_ids[keep_users]
+            arrays["users"] = new_index[arrays["users"][rows]].astype(users_dtype)
+            for name in ("items", "timestamps_ms", "weights", "values"):
+                arrays[name] = arrays[name][rows]
+            _replace_npz(path, arrays)
+            rewritten += 1
+        return rewritten, removed
+
+    def _forget_on_disk(self, table_names: list[str]) -> None:
+        """Make deleted rows unreadable from the database files, not only from SQL."""
+        engine = self._storage.engine
+        try:
+            if engine.dialect.name == "sqlite":
+                with engine.connect() as connection:
+                    driver = connection.connection.driver_connection
+                    assert driver is not None
+                    driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            else:
+                names = [t.name for t in tables() if t.name in table_names] + ["quarantine"]
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                    for name in names:
+                        connection.execute(text(f'VACUUM "{name}"'))
+        except Exception:
+            log.exception("the database files could not be compacted after an erasure")
+
+
+def _replace_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    descriptor, staging = tempfile.mkstemp(prefix=".erase-", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            np.savez(handle, allow_pickle=False, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,193 @@
+"""What ingest asks privacy, once per batch: transform personal values, refuse erased people,
+record consent events, and keep events without consent out of everything that learns.
+
+The cost on the fast path is two indexed queries per batch (tombstones, consent history), never
+one per event, and a dictionary scan of each event's properties and context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from persona.errors import InvalidRequestError
+from persona.ingest.service import Rejection, ValidEvent
+from persona.privacy.audit import connection_of
+from persona.privacy.consent import USE_PURPOSES, ConsentService, load_book
+from persona.privacy.personal import PersonalData
+from persona.privacy.tables import held_events, subject_tombstones
+from persona.storage.protocols import UnitOfWork
+
+CONSENT_EVENT = "consent"
+
+
+@dataclass(slots=True)
+class Screened:
+    used: list[ValidEvent] = field(default_factory=list)  # folded, stored, seen by listeners
+    kept: list[ValidEvent] = field(default_factory=list)  # stored aside, never used
+    duplicates: list[ValidEvent] = field(default_factory=list)
+    refused: list[Rejection] = field(default_factory=list)  # answered rejected, not quarantined
+
+
+class PrivacyGate:
+    def __init__(self, personal: PersonalData, consent: ConsentService, policy: str) -> None:
+        self.personal = personal
+        self.consent = consent
+        self.store_unconsented = policy == "store"
+
+    def scrub(self, event: ValidEvent) -> None:
+        personal = self.personal
+        if event.properties and personal.needs_scrub(event.properties):
+            event.properties = personal.scrub(event.properties)
+        if event.context and personal.needs_scrub(event.context):
+            event.context = personal.scrub(event.context)
+
+    def scrub_raw(self, raw: str) -> str:
+        return self.personal.scrub_raw(raw)
+
+    def screen(self, uow: UnitOfWork, events: Sequence[ValidEvent], now_ms: int) -> Screened:
+        result = Screened()
+        if not events:
+            return result
+        connection = connection_of(uow)
+        erased = self._erased(connection, events)
+        book = load_book(
+            connection,
+            {k for e in events for k in _keys(e) if k},
+            self.consent.required,
+        )
+        consent_events = []
+        for event in events:
+            if erased and (event.user_id in erased or event.anonymous_id in erased):
+                result.refused.append(
+                    Rejection(
+                        event.index,
+                        "subject_erased",
+                        "this person was erased; events about them are refused",
+                        None,
+                        "",
+                        event.event_id,
+                        quarantine=False,
+                    )
+                )
+            elif event.type == CONSENT_EVENT:
+                checked = self._consent_changes(event)
+                if isinstance(checked, Rejection):
+                    result.refused.append(checked)
+                    continue
+                key = _keys(event)[0] or _keys(event)[1] or ""
+                for purpose, status in checked.items():
+                    book.add(key, purpose, status.value, event.occurred_at_ms)
+                consent_events.append((event, key, checked))
+            else:
+                keys = book.keys_for(*_keys(event))
+                missing = [
+                    p for p in USE_PURPOSES if not book.granted(keys, p, event.occurred_at_ms)
+                ]
+                if not missing:
+                    result.used.append(event)
+                elif self.store_unconsented:
+                    result.kept.append(event)
+                else:
+                    result.refused.append(
+                        Rejection(
+                            event.index,
+                            "consent_not_granted",
+                            f"not granted at the event's time: {', '.join(missing)}",
+                            None,
+                            "",
+                            event.event_id,
+                            quarantine=False,
+                        )
+                    )
+        known = self._held_ids(connection, [*result.kept, *(e for e, _, _ in consent_events)])
+        for event, key, checked in consent_events:
+            if event.event_id in known:
+                result.duplicates.append(event)
+                continue
+            self.consent.record(
+                connection,
+                key,
+                checked,
+                effective_at_ms=event.occurred_at_ms,
+                source="event",
+                actor="ingest",
+            )
+            result.kept.append(event)
+        self._hold(connection, result, known, now_ms)
+        return result
+
+    def _erased(self, connection: Connection, events: Sequence[ValidEvent]) -> set[str]:
+        ids = {i for e in events for i in (e.user_id, e.anonymous_id) if i}
+        hashes = {self.personal.id_hash(i): i for i in ids}
+        t = subject_tombstones
+        rows = connection.execute(select(t.c.id_hash).where(t.c.id_hash.in_(list(hashes))))
+        return {hashes[h] for (h,) in rows}
+
+    def _consent_changes(self, event: ValidEvent) -> dict[str, Any] | Rejection:
+        purposes = (event.properties or {}).get("purposes")
+        try:
+            if not isinstance(purposes, dict):
+                raise InvalidRequestError('a consent event needs properties {"purposes": {...}}')
+            return dict(self.consent.check(purposes))
+        except InvalidRequestError as exc:
+            return Rejection(
+                event.index,
+                "invalid_consent",
+                exc.detail,
+                "properties.purposes",
+                "",
+                event.event_id,
+                quarantine=False,
+            )
+
+    def _held_ids(self, connection: Connection, candidates: list[ValidEvent]) -> set[str]:
+        if not candidates:
+            return set()
+        t = held_events
+        ids = [e.event_id for e in candidates]
+        return {r for (r,) in connection.execute(select(t.c.event_id).where(t.c.event_id.in_(ids)))}
+
+    def _hold(self, connection: Connection, result: Screened, known: set[str], now_ms: int) -> None:
+        """Store the kept events aside, once per event id: a retry is a duplicate."""
+        t = held_events
+        fresh = []
+        for event in result.kept:
+            if event.event_id in known:
+                result.duplicates.append(event)
+            else:
+                known.add(event.event_id)
+                fresh.append(event)
+        result.kept = fresh
+        if fresh:
+            connection.execute(
+                insert(t),
+                [
+                    {
+                        "event_id": e.event_id,
+                        "type": e.type,
+                        "profile_key": _keys(e)[0] or _keys(e)[1],
+                        "user_id": e.user_id,
+                        "anonymous_id": e.anonymous_id,
+                        "item_id": e.item_id,
+                        "occurred_at_ms": e.occurred_at_ms,
+                        "received_at_ms": now_ms,
+                        "value": e.value,
+                        "properties": e.properties,
+                        "context": e.context,
+                        "reason": "consent" if e.type == CONSENT_EVENT else "not consented",
+                    }
+                    for e in fresh
+                ],
+            )
+
+
+def _keys(event: ValidEvent) -> tuple[str | None, str | None]:
+    return (
+        "u:" + event.user_id if event.user_id else None,
+        "a:" + event.anonymous_id if event.anonymous_id else None,
+    )

@@ -1,0 +1,189 @@
+"""HTTP routes of privacy: consent, subject erasure and export, the audit log, safe aggregates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+
+from persona.access.keys import DEV_PRINCIPAL, Scope
+from persona.api.deps import EngineDep, require
+from persona.engine import Engine
+from persona.privacy.aggregates import MECHANISM, check_k_anonymity, noisy_count
+from persona.privacy.export import export_json_schema
+from persona.privacy.schema import (
+    AuditEntryOut,
+    AuditPage,
+    ConsentState,
+    ErasureReportOut,
+    SegmentSize,
+    SubjectExport,
+)
+from persona.segments.schema import NAME_PATTERN, Member, MemberPage, at, person
+
+router = APIRouter(prefix="/v1", tags=["privacy"])
+
+
+def actor(request: Request) -> str:
+    """Who is acting, for the audit log: the key id (``dev`` in development mode)."""
+    return str(getattr(request.state, "key_id", DEV_PRINCIPAL.key_id))
+
+
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+PersonId = Path(min_length=1, max_length=128, pattern=ID_PATTERN)
+SubjectId = Path(min_length=1, max_length=128, pattern=ID_PATTERN)
+SegmentName = Path(pattern=NAME_PATTERN)
+
+
+@router.put(
+    "/users/{user_id}/consent",
+    operation_id="put_consent",
+    dependencies=[require(Scope.INGEST)],
+    response_model=ConsentState,
+)
+def put_consent(
+    request: Request,
+    body: dict[str, str] = Body(
+        description='{"purpose": "granted" | "denied" | "revoked"}',
+        examples=[{"analytics": "granted", "marketing": "denied"}],
+    ),
+    user_id: str = PersonId,
+    engine: Engine = EngineDep,
+) -> ConsentState:
+    """Record consent changes for a user, effective now; every change is audited."""
+    purposes = engine.privacy.consent.set(user_id, body, actor=actor(request))
+    return ConsentState(user_id=user_id, purposes=purposes)
+
+
+@router.get(
+    "/users/{user_id}/consent",
+    operation_id="get_consent",
+    dependencies=[require(Scope.READ)],
+    response_model=ConsentState,
+)
+def get_consent(
+    user_id: str = PersonId,
+    engine: Engine = EngineDep,
+) -> ConsentState:
+    """The status of every purpose now (``unset`` where nothing was recorded)."""
+    return ConsentState(user_id=user_id, purposes=engine.privacy.consent.current("u:" + user_id))
+
+
+@router.get(
+    "/subjects/export-schema",
+    operation_id="export_schema",
+    dependencies=[require(Scope.ADMIN)],
+)
+def export_schema() -> dict[str, Any]:
+    """The JSON Schema every subject export validates against (docs/export.schema.json)."""
+    return export_json_schema()
+
+
+@router.delete(
+    "/subjects/{subject_id}",
+    operation_id="erase_subject",
+    dependencies=[require(Scope.ADMIN)],
+    response_model=ErasureReportOut,
+)
+def erase_subject(
+    request: Request,
+    subject_id: str = SubjectId,
+    engine: Engine = EngineDep,
+) -> ErasureReportOut:
+    """Erase a person and every alias of them everywhere; later events for them are refused."""
+    report = engine.privacy.erasure.erase(subject_id, actor=actor(request))
+    return ErasureReportOut(
+        subject=report.subject_hash,
+        ids_erased=report.ids,
+        deleted=report.deleted,
+        models_rewritten=report.models_rewritten,
+        model_rows_removed=report.model_rows_removed,
+    )
+
+
+@router.get(
+    "/subjects/{subject_id}/export",
+    operation_id="export_subject",
+    dependencies=[require(Scope.ADMIN)],
+    response_model=SubjectExport,
+)
+def export_subject(
+    request: Request,
+    subject_id: str = SubjectId,
+    engine: Engine = EngineDep,
+) -> SubjectExport:
+    """Everything held about a person, as versioned JSON (schema: /v1/subjects/export-schema)."""
+    return engine.privacy.export.export(subject_id, actor=actor(request))
+
+
+@router.get(
+    "/audit",
+    operation_id="list_audit",
+    response_model=AuditPage,
+    dependencies=[require(Scope.ADMIN)],
+)
+def list_audit(
+    after: int = Query(0, ge=0, description="Entries after this id."),
+    limit: int = Query(100, ge=1, le=1000),
+    engine: Engine = EngineDep,
+) -> AuditPage:
+    """The audit log, oldest first, a page at a time."""
+    entries = engine.privacy.audit.page(after_id=after, limit=limit)
+    return AuditPage(
+        entries=[
+            AuditEntryOut(
+                audit_id=e.audit_id,
+                at=datetime.fromtimestamp(e.at_ms / 1000, UTC),
+                actor=e.actor,
+                action=e.action,
+                target=e.target,
+                details=e.details,
+            )
+            for e in entries
+        ],
+        next_after=entries[-1].audit_id if len(entries) == limit else None,
+    )
+
+
+@router.get(
+    "/segments/{name}/size",
+    operation_id="segment_size_private",
+    response_model=SegmentSize,
+    dependencies=[require(Scope.READ)],
+)
+def segment_size(
+    name: str = SegmentName,
+    epsilon: float = Query(1.0, gt=0, le=10, description="Privacy loss of this release."),
+    engine: Engine = EngineDep,
+) -> SegmentSize:
+    """The size of a segment with Laplace noise (differential privacy, sensitivity 1)."""
+    engine.segments.get(name)
+    size = engine.segments.size(name)
+    return SegmentSize(
+        segment=name, size=noisy_count(size, epsilon), epsilon=epsilon, mechanism=MECHANISM
+    )
+
+
+@router.get(
+    "/segments/{name}/export",
+    operation_id="export_segment_members",
+    response_model=MemberPage,
+    dependencies=[require(Scope.ADMIN)],
+)
+def export_segment(
+    request: Request,
+    name: str = SegmentName,
+    engine: Engine = EngineDep,
+) -> MemberPage:
+    """Every member of a segment at once; refused below the k-anonymity threshold."""
+    engine.segments.get(name)
+    size = engine.segments.size(name)
+    check_k_anonymity(size, engine.settings.k_anonymity)
+    records = engine.segments.members(name, after=None, limit=max(size, 1))
+    engine.privacy.audit.record(actor(request), "segment.export", f"segment:{name}", {"size": size})
+    members = [
+        Member(**person(r.profile_key).model_dump(), entered_at=at(r.entered_at_ms))
+        for r in records
+    ]
+    return MemberPage(members=members, next_after=None)

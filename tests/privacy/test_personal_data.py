@@ -1,0 +1,158 @@
+"""Personal values never reach the database files, the models or the logs in clear."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from persona.api.app import create_app
+from persona.clock import FakeClock
+from persona.engine import Engine
+from persona.privacy.personal import truncate_ip
+from tests.conftest import NOW_MS, open_engine
+from tests.privacy.scan import files_containing, rows_containing
+
+EMAIL = "zelda.quinlan@example.org"
+PHONE = "+44 7700 900123"
+IP = "203.0.113.77"
+FIRST = "Zeldaquin"
+LAST = "Quinlanova"
+CLEAR = [EMAIL, PHONE, IP, FIRST, LAST, "203.0.113"]
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path, clock: FakeClock) -> Iterator[Engine]:
+    engine = open_engine(tmp_path, f"sqlite:///{tmp_path / 'persona.db'}", clock)
+    yield engine
+    engine.close()
+
+
+def _write_everything(client: TestClient) -> None:
+    ts = NOW_MS // 1000 - 60
+    events = [
+        {
+            "event_id": "e1",
+            "type": "view",
+            "user_id": "u-zq",
+            "item_id": "i1",
+            "timestamp": ts,
+            "properties": {"email": EMAIL, "nested": {"Phone": PHONE}},
+            "context": {"ip": IP, "device": "mobile"},
+        },
+        {
+            "event_id": "e2",
+            "type": "identify",
+            "user_id": "u-zq",
+            "anonymous_id": "anon-zq",
+            "timestamp": ts,
+            "properties": {"first_name": FIRST, "last_name": LAST},
+        },
+        # rejected: in the future; its raw payload goes to the quarantine
+        {
+            "event_id": "e3",
+            "type": "view",
+            "user_id": "u-zq",
+            "timestamp": ts + 10 * 86_400,
+            "properties": {"email": EMAIL},
+            "context": {"ip": IP},
+        },
+        # rejected: unknown field
+        {"type": "view", "user_id": "u-zq", "bogus": 1, "properties": {"phone": PHONE}},
+    ]
+    answer = client.post("/v1/events", json=events)
+    assert answer.status_code in (200, 207), answer.text
+    assert answer.json()["accepted"] == 2
+    traits = {"email": EMAIL, "first_name": FIRST, "last_name": LAST, "plan": "gold"}
+    assert client.put("/v1/users/u-zq/traits", json=traits).status_code == 200
+
+
+def test_no_clear_personal_value_in_files_rows_or_logs(
+    sqlite_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with TestClient(create_app(sqlite_engine)) as client:
+        _write_everything(client)
+        profile = client.get("/v1/profiles/u-zq").json()
+        assert profile["traits"]["plan"] == "gold"
+        assert profile["traits"]["email"].startswith("ph:")
+        assert profile["last_context"]["ip"].startswith("ph:")
+        quarantined = client.get("/v1/quarantine").json()["entries"]
+        assert len(quarantined) == 2
+        assert all(EMAIL not in e["raw"] and PHONE not in e["raw"] for e in quarantined)
+    assert rows_containing(sqlite_engine, CLEAR) == {}
+    sqlite_engine.close()
+    assert files_containing(tmp_path, CLEAR) == {}
+    assert not [r for r in caplog.records if any(v in r.getMessage() for v in CLEAR)]
+
+
+def test_equal_values_get_equal_pseudonyms_and_ips_are_truncated(engine: Engine) -> None:
+    personal = engine.privacy.personal
+    engine.ingest.ingest(
+        [
+            {"type": "view", "user_id": "a", "context": {"ip": "198.51.100.23"}},
+            {"type": "view", "user_id": "b", "context": {"ip": "198.51.100.200"}},
+            {"type": "view", "user_id": "c", "context": {"ip_address": "2001:db8:1:2::7"}},
+        ]
+    )
+    ctx = {p: engine.profiles.get(p).last_context for p in "abc"}
+    assert ctx["a"] == ctx["b"] == {"ip": personal.pseudonym("198.51.100.0")}
+    assert ctx["c"] == {"ip_address": personal.pseudonym("2001:db8:1::")}
+    assert truncate_ip("not an address") == "not an address"
+
+
+def test_encrypted_fields_are_recoverable_in_the_export(
+    tmp_path: Path, database_url: str, clock: FakeClock
+) -> None:
+    engine = open_engine(tmp_path, database_url, clock, encrypted_fields=("email",))
+    try:
+        engine.profiles.set_traits("enc", {"email": EMAIL, "phone": PHONE})
+        stored = engine.profiles.get("enc").traits
+        assert stored["email"].startswith("enc:")
+        assert stored["phone"].startswith("ph:")
+        exported = engine.privacy.export.export("enc", actor="test")
+        assert exported.traits["email"] == EMAIL
+        assert exported.traits["phone"] == stored["phone"]  # a pseudonym cannot be reversed
+    finally:
+        engine.close()
+
+
+def test_keys_are_generated_once_with_mode_0600(tmp_path: Path, engine: Engine) -> None:
+    for name in ("pseudonym.key", "encryption.key"):
+        path = tmp_path / "secrets" / name
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    first = engine.privacy.personal.pseudonym("x")
+    again = open_engine(tmp_path, str(engine.storage.engine.url), FakeClock())
+    try:
+        assert again.privacy.personal.pseudonym("x") == first
+    finally:
+        again.close()
+
+
+def test_a_configured_key_is_used_and_never_shown(
+    tmp_path: Path, database_url: str, clock: FakeClock
+) -> None:
+    engine = open_engine(tmp_path, database_url, clock, pseudonym_key="s3cret-pseudonym-key")
+    try:
+        assert not (tmp_path / "secrets" / "pseudonym.key").exists()
+        assert "s3cret-pseudonym-key" not in repr(engine.settings)
+    finally:
+        engine.close()
+
+
+def test_traits_cannot_set_server_owned_fields(engine: Engine, client: TestClient) -> None:
+    engine.ingest.ingest([{"type": "view", "user_id": "srv", "item_id": "i1"}])
+    answer = client.put(
+        "/v1/users/srv/traits",
+        json={"segments": ["vip"], "scores": {"purchase_30d": 1.0}, "event_count": 99},
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["segments"] == []
+    assert body["scores"] == {}
+    assert body["event_count"] == 1
+    assert body["traits"]["segments"] == ["vip"]  # stored as a trait, nothing more
