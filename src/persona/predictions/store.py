@@ -1,0 +1,115 @@
+"""SQL access for prediction definitions and profile scores."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Connection
+
+from persona.predictions.tables import predictions, profile_scores
+from persona.storage.sql import driver_connection
+
+WRITE_CHUNK = 2_000
+IN_CHUNK = 900  # below every SQLite build's bound on bound parameters
+_SCORES = "SELECT name, probability FROM profile_scores WHERE profile_key = %s ORDER BY name"
+_SCORES_QMARK = _SCORES.replace("%s", "?")
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    name: str
+    event_type: str
+    horizon_days: int
+    description: str
+    created_at_ms: int
+    trained_at_ms: int | None
+    evaluation: dict[str, Any] | None
+
+
+class SqlPredictionStore:
+    """Prediction tables on the connection of one unit of work."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def definitions(self) -> list[PredictionRecord]:
+        rows = self._c.execute(select(predictions).order_by(predictions.c.name))
+        return [_record(row._mapping) for row in rows]
+
+    def get(self, name: str) -> PredictionRecord | None:
+        row = self._c.execute(select(predictions).where(predictions.c.name == name)).first()
+        return _record(row._mapping) if row else None
+
+    def insert(self, record: PredictionRecord) -> None:
+        self._c.execute(
+            predictions.insert().values(
+                {name: getattr(record, name) for name in PredictionRecord.__slots__}
+            )
+        )
+
+    def delete(self, name: str) -> None:
+        self._c.execute(delete(profile_scores).where(profile_scores.c.name == name))
+        self._c.execute(delete(predictions).where(predictions.c.name == name))
+
+    def record_training(self, name: str, at_ms: int, evaluation: dict[str, Any]) -> None:
+        self._c.execute(
+            update(predictions)
+            .where(predictions.c.name == name)
+            .values(trained_at_ms=at_ms, evaluation=evaluation)
+        )
+
+    def replace_scores(
+        self, name: str, keys: Sequence[str], probabilities: Sequence[float], at_ms: int
+    ) -> None:
+        """Every score of ``name`` becomes exactly these (people without one lose theirs)."""
+        s = profile_scores
+        self._c.execute(delete(s).where(s.c.name == name))
+        rows = [
+            {"profile_key": k, "name": name, "probability": float(p), "scored_at_ms": at_ms}
+            for k, p in zip(keys, probabilities, strict=True)
+        ]
+        for start in range(0, len(rows), WRITE_CHUNK):
+            self._c.execute(s.insert(), rows[start : start + WRITE_CHUNK])
+
+    def forget(self, profile_keys: Collection[str]) -> None:
+        """Remove every score of these profiles."""
+        s = profile_scores
+        keys = sorted(profile_keys)
+        for start in range(0, len(keys), IN_CHUNK):
+            self._c.execute(delete(s).where(s.c.profile_key.in_(keys[start : start + IN_CHUNK])))
+
+    def scores_of(self, profile_key: str) -> dict[str, float]:
+        """One profile's scores: the profile read's lean path (driver-level SQL, one parameter).
+
+        Every profile read runs this; building and compiling a statement would cost more than
+        running it.
+        """
+        if self._c.dialect.name == "sqlite":
+            rows = driver_connection(self._c).execute(_SCORES_QMARK, (profile_key,))
+        else:
+            rows = self._c.exec_driver_sql(_SCORES, (profile_key,))
+        return {name: float(p) for name, p in rows}
+
+    def all_scores(self) -> Iterator[tuple[str, dict[str, float]]]:
+        """(profile key, {name: probability}) for everyone with a score, by profile key."""
+        s = profile_scores
+        query = select(s.c.profile_key, s.c.name, s.c.probability).order_by(
+            s.c.profile_key, s.c.name
+        )
+        current: str | None = None
+        scores: dict[str, float] = {}
+        for key, name, probability in self._c.execution_options(yield_per=10_000).execute(query):
+            if key != current:
+                if current is not None:
+                    yield current, scores
+                current, scores = key, {}
+            scores[name] = float(probability)
+        if current is not None:
+            yield current, scores
+
+
+def _record(m: Any) -> PredictionRecord:
+    return PredictionRecord(**{name: m[name] for name in PredictionRecord.__slots__})
