@@ -6,6 +6,7 @@ the import path).
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -55,8 +56,11 @@ def create_key(home: Path, *scopes: str) -> str:
 
 
 @contextmanager
-def running_server(home: Path) -> Iterator[str]:
-    """`persona serve` on a free port until the block ends; yields its base URL."""
+def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`persona serve` on a free port until the block ends; yields its base URL.
+
+    ``env`` adds environment variables (settings such as ``PERSONA_RECOMMEND_CACHE_SECONDS``).
+    """
     port = free_port()
     log_path = home / "server.log"
     with log_path.open("wb") as log:
@@ -64,6 +68,7 @@ def running_server(home: Path) -> Iterator[str]:
             [*PERSONA, "--home", str(home), "serve", "--port", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=log,
+            env={**os.environ, **(env or {})},
         )
     base_url = f"http://127.0.0.1:{port}"
     try:

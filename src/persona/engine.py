@@ -5,12 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from persona.access.keys import ApiKeyService
+from persona.access.ratelimit import RateLimiter
 from persona.catalog.service import CatalogService
 from persona.clock import Clock, SystemClock
+from persona.decide.service import DecisionService, DecisionSettings
+from persona.experiments.results import ExperimentService
 from persona.ingest.service import IngestLimits, IngestService
 from persona.observability.metrics import Metrics
+from persona.predictions.clustering import ClusterConfig
+from persona.predictions.clusters import ClusterService
+from persona.predictions.propensity import PropensityConfig
+from persona.predictions.service import PredictionService
+from persona.privacy.service import PrivacyServices
 from persona.profiles.aggregate import AggregateRules
 from persona.profiles.service import ProfileService
+from persona.recommend.cache import AnswerCache
 from persona.recommend.registry import ModelRegistry
 from persona.recommend.service import RecommendationService
 from persona.segments.service import SegmentService
@@ -31,6 +40,12 @@ class Engine:
     keys: ApiKeyService
     recommendations: RecommendationService
     segments: SegmentService
+    decisions: DecisionService
+    experiments: ExperimentService
+    clusters: ClusterService
+    predictions: PredictionService
+    privacy: PrivacyServices
+    rate_limits: RateLimiter
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Engine:
@@ -58,24 +73,77 @@ class Engine:
         )
         ingest = IngestService(storage, profiles, clock, limits, metrics)
         segments = SegmentService(storage, clock)
+        clusters = ClusterService(
+            storage,
+            clock,
+            rules,
+            ClusterConfig(
+                k_min=settings.cluster_k_min,
+                k_max=settings.cluster_k_max,
+                silhouette_sample=settings.cluster_silhouette_sample,
+            ),
+            settings.home / "clusters" / "model.json",
+        )
+        predictions = PredictionService(
+            storage, clock, PropensityConfig(fit_cutoffs=settings.prediction_fit_cutoffs)
+        )
+        # Clusters first: rules that use segment("cluster_<id>") see this event's cluster.
+        ingest.add_listener(clusters.on_events)
+        ingest.add_listener(predictions.on_events)
         ingest.add_listener(segments.on_events)
+        profiles.add_facet(segments.profile_facet)
+        profiles.add_facet(predictions.profile_facet)
+        recommendations = RecommendationService(
+            storage,
+            profiles,
+            clock,
+            ModelRegistry(settings.home / "models"),
+            budget_ms=settings.recommend_budget_ms,
+            cache=AnswerCache(
+                max_entries=settings.recommend_cache_entries,
+                ttl_seconds=settings.recommend_cache_seconds,
+            ),
+        )
+        ingest.add_commit_listener(recommendations.forget)
+        decisions = DecisionService(
+            storage,
+            clock,
+            recommendations,
+            DecisionSettings(
+                page_cap=settings.decision_page_cap,
+                attribution_window_ms=round(settings.attribution_window_hours * 3_600_000),
+                purchase_types=frozenset(settings.purchase_event_types),
+            ),
+        )
+        ingest.add_listener(decisions.on_events)
+        catalog = CatalogService(storage, clock)
+        catalog.add_listener(recommendations.catalog_changed)
+        keys = ApiKeyService(storage, clock, settings.api_key_cache_seconds)
+        privacy = PrivacyServices.build(
+            settings, storage, clock, profiles, ingest, recommendations, keys
+        )
         return cls(
             settings=settings,
             clock=clock,
             storage=storage,
             metrics=metrics,
-            catalog=CatalogService(storage, clock),
+            catalog=catalog,
             profiles=profiles,
             ingest=ingest,
-            keys=ApiKeyService(storage, clock, settings.api_key_cache_seconds),
-            recommendations=RecommendationService(
-                storage,
-                profiles,
-                clock,
-                ModelRegistry(settings.home / "models"),
-                budget_ms=settings.recommend_budget_ms,
-            ),
+            keys=keys,
+            recommendations=recommendations,
             segments=segments,
+            decisions=decisions,
+            experiments=ExperimentService(
+                storage,
+                decisions,
+                settings.purchase_event_types,
+                settings.attribution_window_hours,
+            ),
+            clusters=clusters,
+            predictions=predictions,
+            privacy=privacy,
+            rate_limits=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
 
     def close(self) -> None:

@@ -72,3 +72,37 @@ class InsufficientDataError(PersonaError):
     """A statistic that cannot be computed yet: too few units in an arm, or no variance at all."""
 
     status, code, title = 422, "insufficient_data", "Not enough data"
+
+
+class UnknownPlacementError(NotFoundError):
+    """A placement name (or experiment id) that names no placement."""
+
+    status, code, title = 404, "unknown_placement", "Unknown placement"
+
+
+class InvalidPlacementError(PersonaError):
+    """A placement configuration that cannot be used: variants, fallback, policy settings."""
+
+    status, code, title = 422, "invalid_placement", "Invalid placement"
+
+
+class SubjectErasedError(PersonaError):
+    """Data about a person who was erased (their ids are in the tombstones)."""
+
+    status, code, title = 409, "subject_erased", "Subject erased"
+
+
+class RateLimitedError(PersonaError):
+    """Too many requests from one key; ``retry_after`` says when the next one is admitted."""
+
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, extra={"retry_after": retry_after})
+        self.headers = {"retry-after": str(retry_after)}
+
+
+class KAnonymityError(PersonaError):
+    """An export of fewer people than the k-anonymity threshold."""
+
+    status, code, title = 422, "k_anonymity", "Too few people to export"

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PERSONA_"
@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     recommend_budget_ms: float = Field(
         default=50.0, gt=0, description="Latency budget of the pipeline before a fallback answers."
     )
+    recommend_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long an answer is reused while its person does nothing new (0: never).",
+    )
+    recommend_cache_entries: int = Field(
+        default=50_000, ge=0, description="How many answers the in-memory cache holds at most."
+    )
     retrain_interval_seconds: float = Field(
         default=86_400.0,
         ge=0,
@@ -79,10 +87,91 @@ class Settings(BaseSettings):
         description="How often `persona serve` re-evaluates every segment (0 turns it off).",
     )
 
+    # decisions
+    decision_page_cap: int = Field(
+        default=6,
+        ge=0,
+        le=100,
+        description="Default number of placements one decisions request personalizes; the rest"
+        " get their fallback.",
+    )
+    attribution_window_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="How long after a decision its impressions, clicks and conversions count.",
+    )
+
+    # clusters and propensity predictions
+    cluster_k_min: int = Field(default=2, ge=2, le=50, description="Fewest clusters tried.")
+    cluster_k_max: int = Field(default=8, ge=2, le=50, description="Most clusters tried.")
+    cluster_silhouette_sample: int = Field(
+        default=5_000, ge=100, description="People sampled to score each k by silhouette."
+    )
+    prediction_fit_cutoffs: int = Field(
+        default=24,
+        ge=1,
+        le=200,
+        description="Cutoffs, one horizon apart, whose examples train a propensity model.",
+    )
+    predictions_retrain_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="How often `persona serve` retrains clusters and predictions (0: never).",
+    )
+
+    # privacy and governance (docs/privacy.md)
+    consent_purposes: tuple[str, ...] = Field(
+        default=("analytics", "personalization", "marketing"),
+        description="Purposes a person can grant or refuse.",
+    )
+    consent_required: bool = Field(
+        default=False,
+        description="True: nothing about a person is used until granted; false: people without"
+        " a consent record count as granted.",
+    )
+    unconsented_events: Literal["store", "drop"] = Field(
+        default="store",
+        description="Events whose purposes are not granted: kept aside unused, or not stored.",
+    )
+    personal_fields: tuple[str, ...] = Field(
+        default=("email", "phone", "ip", "ip_address", "first_name", "last_name", "name"),
+        description="Keys of traits, properties and context that are pseudonymized.",
+    )
+    encrypted_fields: tuple[str, ...] = Field(
+        default=(), description="Personal keys stored encrypted (recoverable) instead of hashed."
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None, description="HMAC key of pseudonyms; generated into the home when unset."
+    )
+    encryption_key: SecretStr | None = Field(
+        default=None, description="Fernet key of encrypted fields; generated when unset."
+    )
+    retention_days: dict[str, float] = Field(
+        default_factory=dict, description="Days events of each type are kept (absent: forever)."
+    )
+    retention_interval_seconds: float = Field(
+        default=86_400.0, ge=0, description="How often `persona serve` applies retention."
+    )
+    k_anonymity: int = Field(
+        default=10, ge=1, description="Smallest segment whose member list can be exported."
+    )
+    rate_limit_per_second: float = Field(
+        default=0.0, ge=0, description="Requests per second per API key (0: unlimited)."
+    )
+    rate_limit_burst: int = Field(
+        default=0, ge=0, description="Requests a key may send at once (0: one second's worth)."
+    )
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="after")
+    def _check_cluster_range(self) -> Settings:
+        if self.cluster_k_min > self.cluster_k_max:
+            raise ValueError("cluster_k_min must not exceed cluster_k_max")
+        return self
 
     @model_validator(mode="after")
     def _check_database_url(self) -> Settings:

@@ -116,3 +116,20 @@ def test_health_and_docs_are_open(secured: tuple[Engine, TestClient]) -> None:
 def test_a_key_needs_a_scope(engine: Engine) -> None:
     with pytest.raises(ValueError):
         engine.keys.create("none", [])
+
+
+def test_the_openapi_document_declares_the_key_schemes_and_each_operations_scope(
+    client: TestClient,
+) -> None:
+    document = client.get("/openapi.json").json()
+    assert set(document["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path.startswith("/v1/"):
+                assert operation["security"] == [{"bearer": []}, {"apiKey": []}], path
+            if "security" in operation:
+                assert "Needs an API key with scope" in operation["description"], path
+    for open_path in ("/healthz", "/readyz"):
+        assert "security" not in document["paths"][open_path]["get"]
+    profile = document["paths"]["/v1/profiles/{user_id}"]["get"]
+    assert "`read`" in profile["description"]

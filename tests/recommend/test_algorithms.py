@@ -119,6 +119,19 @@ def test_ease_matches_the_closed_form_and_leaves_unseen_items_at_zero() -> None:
     assert (scores[:, 3] == 0).all()
 
 
+def test_ease_weights_are_row_major_after_fitting_and_after_loading() -> None:
+    # Scoring multiplies a sparse history by the weights; with a column-major matrix scipy
+    # copies all of it on every call (seconds at a real catalog's size), so serving depends
+    # on this layout.
+    model = EASE(EASEConfig(l2=50.0))
+    model.fit(interactions())
+    assert model.weights is not None
+    assert model.weights.flags.c_contiguous
+    column_major = np.asfortranarray(model.weights)
+    arrays = {**model.to_arrays(), "weights": column_major}
+    assert EASE.from_arrays(EASEConfig(), arrays).weights.flags.c_contiguous  # type: ignore[union-attr]
+
+
 def test_item_knn_candidate_neighbourhood_is_the_transposed_history_one() -> None:
     data = interactions()
     by_history = ItemKNN(ItemKNNConfig(neighbours=5))

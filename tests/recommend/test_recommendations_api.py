@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from persona.api.app import create_app
+from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.recommend.pipeline import RecommendationPipeline
+from persona.recommend.schema import RecommendationsOut
 from persona.recommend.training import train_model_set
+from tests.conftest import NOW_MS, open_engine
 from tests.recommend.synthetic import START_S, catalog, events
 
 
@@ -37,10 +43,26 @@ def recommendations(client: TestClient, user: str, **params: Any) -> Any:
     return response.json()
 
 
+@pytest.fixture(scope="module")
+def model_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model set trained on the synthetic data, for every test that only serves it."""
+    home = tmp_path_factory.mktemp("trained")
+    engine = open_engine(home, f"sqlite:///{home / 'persona.db'}", FakeClock(NOW_MS))
+    try:
+        with TestClient(create_app(engine)) as client:
+            load(client)
+        train(engine)
+    finally:
+        engine.close()
+    return home / "models"
+
+
 @pytest.fixture
-def trained(client: TestClient, engine: Engine) -> TestClient:
+def trained(client: TestClient, engine: Engine, model_set: Path) -> TestClient:
+    """The synthetic data in this test's store, served by the model set trained on it."""
     load(client)
-    train(engine)
+    shutil.copytree(model_set, engine.recommendations.registry.root, dirs_exist_ok=True)
+    assert engine.recommendations.reload() is not None
     engine.recommendations.budget_ms = 5_000  # the test machine is shared: no flaky fallbacks
     return client
 
@@ -83,6 +105,46 @@ def test_the_item_just_bought_is_gone_from_the_next_answer(
     assert first not in {i["item_id"] for i in after["items"]}
 
 
+def test_an_answer_is_reused_until_the_person_does_something(trained: TestClient) -> None:
+    first = recommendations(trained, "p0", n=5)
+    again = recommendations(trained, "p0", n=5)
+    assert (first["cached"], again["cached"]) == (False, True)
+    assert again["items"] == first["items"]
+    assert recommendations(trained, "p0", n=6)["cached"] is False  # another question
+    viewed = {"type": "view", "user_id": "p1", "item_id": "i3", "timestamp": START_S + 90 * 86_400}
+    assert trained.post("/v1/events", json=viewed).status_code == 200
+    assert recommendations(trained, "p0", n=5)["cached"] is True  # someone else acted
+    viewed["user_id"] = "p0"
+    assert trained.post("/v1/events", json=viewed).status_code == 200
+    assert recommendations(trained, "p0", n=5)["cached"] is False
+
+
+def test_revoking_consent_drops_the_cached_personal_answer(trained: TestClient) -> None:
+    recommendations(trained, "p0", n=5)
+    assert recommendations(trained, "p0", n=5)["cached"] is True
+    revoked = trained.put("/v1/users/p0/consent", json={"personalization": "revoked"})
+    assert revoked.status_code == 200, revoked.text
+    after = recommendations(trained, "p0", n=5)
+    assert (after["cached"], after["source"]) == (False, "trending")
+    assert after["reason"] == "no personalization consent"
+
+
+def test_a_cold_start_answer_is_dropped_with_the_first_event(trained: TestClient) -> None:
+    assert recommendations(trained, "newcomer", n=5)["cached"] is False
+    assert recommendations(trained, "newcomer", n=5)["cached"] is True
+    viewed = {"type": "view", "anonymous_id": "newcomer", "item_id": "i3"}
+    assert trained.post("/v1/events", json=viewed).status_code == 200
+    assert recommendations(trained, "newcomer", n=5)["cached"] is False
+
+
+def test_every_answer_has_the_documented_shape(trained: TestClient, engine: Engine) -> None:
+    answers = [recommendations(trained, "p0", n=5), recommendations(trained, "p0", n=5)]
+    engine.recommendations.budget_ms = 0.001
+    answers.append(recommendations(trained, "someone", n=3))  # a fallback
+    for body in answers:
+        assert RecommendationsOut.model_validate(body).model_dump(mode="json") == body
+
+
 def test_someone_never_seen_gets_a_list(trained: TestClient) -> None:
     body = recommendations(trained, "brand-new-visitor", n=8)
     assert body["source"] == "pipeline" and len(body["items"]) == 8
@@ -119,6 +181,27 @@ def test_an_exceeded_budget_answers_from_trending(trained: TestClient, engine: E
     body = recommendations(trained, "p0", n=5)
     assert body["source"] == "trending" and body["reason"] == "latency budget exceeded"
     assert len(body["items"]) == 5
+
+
+def test_a_ranking_that_missed_its_budget_answers_the_next_ask(
+    trained: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = engine.recommendations
+    pipeline = service._served.pipeline  # type: ignore[union-attr]
+    rank = pipeline.rank
+
+    def slow_rank(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.0)  # far past the budget below, however loaded the machine is
+        return rank(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "rank", slow_rank)
+    service.budget_ms = 10
+    assert recommendations(trained, "p0", n=5)["source"] == "trending"
+    deadline = time.monotonic() + 30
+    while not len(service.cache) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the ranking goes on in the background
+    again = recommendations(trained, "p0", n=5)
+    assert (again["source"], again["cached"]) == ("pipeline", True)
 
 
 def test_bounds_on_n(trained: TestClient) -> None:

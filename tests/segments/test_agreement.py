@@ -2,7 +2,7 @@
 
 Hypothesis generates rules over every construct of the language and histories of a few people
 (events at various ages, purchases with values, items in categories or unknown to the catalog,
-traits of every JSON type, memberships of other segments) and checks, on SQLite and PostgreSQL,
+traits of every JSON type, memberships of other segments, prediction scores) and checks, on SQLite and PostgreSQL,
 that both evaluators select exactly the same people at a generated evaluation time.
 """
 
@@ -20,6 +20,7 @@ from sqlalchemy import delete
 from persona.catalog.schema import ItemFields
 from persona.clock import FakeClock
 from persona.engine import Engine
+from persona.predictions.tables import profile_scores
 from persona.segments.compile_sql import select_members
 from persona.segments.evaluate import ProfileFacts, compile_rule
 from persona.segments.rules import (
@@ -145,6 +146,15 @@ traits = st.dictionaries(
     ),
 )
 memberships = st.dictionaries(st.sampled_from(SEGMENTS), st.sets(st.sampled_from(USERS)))
+# profile.scores.<name>: rows of profile_scores; names overlap those the rules may read
+scores = st.dictionaries(
+    st.sampled_from(USERS),
+    st.dictionaries(
+        st.sampled_from(["view", "purchase", "Comedy"]),
+        st.sampled_from([0.0, 0.25, 0.5, 0.7071067811865476, 1.0, 2.25]),
+        max_size=3,
+    ),
+)
 
 
 @pytest.fixture
@@ -159,6 +169,7 @@ def _reset(engine: Engine) -> None:
     with engine.storage.write() as uow:
         connection = _connection(uow)
         for table in (
+            profile_scores,
             segment_memberships,
             tables.events,
             tables.profiles,
@@ -174,6 +185,7 @@ def _load(
     history: list[Any],
     people: dict[str, Any],
     members: dict[str, set[str]],
+    people_scores: dict[str, dict[str, float]] | None = None,
 ) -> None:
     for item_id, categories in ITEMS.items():
         engine.catalog.put(item_id, ItemFields(categories=categories))
@@ -199,6 +211,16 @@ def _load(
         store = SqlSegmentStore(_connection(uow))
         for name, users in members.items():
             store.enter(name, [f"u:{u}" for u in users], now)
+        for user, values in (people_scores or {}).items():
+            for name, probability in values.items():
+                _connection(uow).execute(
+                    profile_scores.insert().values(
+                        profile_key=f"u:{user}",
+                        name=name,
+                        probability=probability,
+                        scored_at_ms=now,
+                    )
+                )
 
 
 def _python_members(engine: Engine, rule: Rule, now: int) -> set[str]:
@@ -211,6 +233,7 @@ def _python_members(engine: Engine, rule: Rule, now: int) -> set[str]:
         history = store.recent_events(keys, None, TYPES)
         categories = uow.catalog.categories_for([*ITEMS, "i4"])
         current = store.open_memberships_of(keys)
+        known_scores = store.scores_of(keys)
     return {
         key
         for key, record in records.items()
@@ -222,6 +245,7 @@ def _python_members(engine: Engine, rule: Rule, now: int) -> set[str]:
                 history.get(key, ()),
                 current.get(key, set()),
                 categories,
+                known_scores.get(key, {}),
             ),
             now,
         )
@@ -244,6 +268,7 @@ def _sql_members(engine: Engine, rule: Rule, now: int) -> set[str]:
     history=events,
     people=traits,
     members=memberships,
+    people_scores=scores,
     later_minutes=st.integers(0, 10 * 24 * 60),
 )
 def test_real_time_and_batch_evaluators_agree(
@@ -253,10 +278,11 @@ def test_real_time_and_batch_evaluators_agree(
     history: list[Any],
     people: dict[str, Any],
     members: dict[str, set[str]],
+    people_scores: dict[str, dict[str, float]],
     later_minutes: int,
 ) -> None:
     assert parse_rule(to_text(rule)) == rule
     _reset(engine)
-    _load(engine, clock, history, people, members)
+    _load(engine, clock, history, people, members, people_scores)
     now = clock.now_ms() + later_minutes * MINUTE_MS
     assert _python_members(engine, rule, now) == _sql_members(engine, rule, now), to_text(rule)

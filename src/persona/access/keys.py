@@ -12,9 +12,10 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from persona.clock import Clock
 from persona.errors import ForbiddenError, NotFoundError, UnauthorizedError
@@ -54,6 +55,10 @@ class CreatedKey:
     secret: str
 
 
+KeyAudit = Callable[[str, str, str, dict[str, Any]], None]
+"""Called with (actor, action, target, details) after a key is created or revoked."""
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -65,6 +70,11 @@ class ApiKeyService:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
         self._lock = threading.Lock()
+        self._audit: KeyAudit | None = None
+
+    def set_audit(self, audit: KeyAudit) -> None:
+        """Report key creations and revocations to the audit log."""
+        self._audit = audit
 
     def create(self, name: str, scopes: Iterable[Scope]) -> CreatedKey:
         scope_list = sorted({Scope(s).value for s in scopes})
@@ -75,6 +85,8 @@ class ApiKeyService:
         record = ApiKeyRecord(key_id, name, _hash(secret), scope_list, self._clock.now_ms())
         with self._storage.write() as uow:
             uow.keys.add(record)
+        if self._audit is not None:
+            self._audit("cli", "key.create", f"key:{key_id}", {"name": name, "scopes": scope_list})
         return CreatedKey(key_id, name, scope_list, f"{PREFIX}_{key_id}_{secret}")
 
     def list(self) -> list[ApiKeyRecord]:
@@ -85,6 +97,8 @@ class ApiKeyService:
         with self._storage.write() as uow:
             if not uow.keys.revoke(key_id, self._clock.now_ms()):
                 raise NotFoundError(f"no active key {key_id!r}")
+        if self._audit is not None:
+            self._audit("cli", "key.revoke", f"key:{key_id}", {})
         with self._lock:
             self._cache.pop(key_id, None)
 

@@ -9,12 +9,19 @@ from fastapi import FastAPI
 
 import persona
 from persona.api import operations
+from persona.api.deps import install_security_docs
 from persona.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from persona.api.problems import install_problem_handlers
 from persona.catalog import routes as catalog_routes
+from persona.decide import routes as decision_routes
 from persona.engine import Engine
+from persona.experiments import routes as experiment_routes
 from persona.ingest import routes as ingest_routes
 from persona.jobs import PeriodicJob, start_all, stop_all
+from persona.predictions import routes as prediction_routes
+from persona.predictions.scheduler import predictive_retrain_job
+from persona.privacy import routes as privacy_routes
+from persona.privacy.retention import retention_job
 from persona.profiles import routes as profile_routes
 from persona.recommend import routes as recommend_routes
 from persona.recommend.scheduler import retrain_job
@@ -26,7 +33,14 @@ def background_jobs_of(engine: Engine) -> list[PeriodicJob]:
     """The scheduled work of `persona serve`; each job's interval 0 switches it off."""
     return [
         retrain_job(engine),
+        retention_job(engine.privacy.retention, engine.settings.retention_interval_seconds),
         segment_refresh_job(engine.segments, engine.settings.segment_refresh_seconds),
+        predictive_retrain_job(
+            engine.clusters,
+            engine.predictions,
+            engine.segments,
+            engine.settings.predictions_retrain_seconds,
+        ),
     ]
 
 
@@ -55,10 +69,15 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         profile_routes,
         recommend_routes,
         segment_routes,
+        prediction_routes,
+        decision_routes,
+        experiment_routes,
+        privacy_routes,
         operations,
     )
     for module in modules:
         app.include_router(module.router)
+    install_security_docs(app, [module.router for module in modules])
     # Added last runs first: the request id exists before the body limit may refuse a request.
     app.add_middleware(BodyLimitMiddleware, max_bytes=engine.settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=engine.metrics)

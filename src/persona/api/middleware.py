@@ -60,8 +60,7 @@ class RequestContextMiddleware:
             route: Any = scope.get("route")
             path = getattr(route, "path", "unmatched")
             method = scope.get("method", "")
-            self.metrics.requests.labels(path, method, str(status)).inc()
-            self.metrics.latency.labels(path, method).observe(time.perf_counter() - started)
+            self.metrics.request_done(path, method, status, time.perf_counter() - started)
 
 
 class BodyLimitMiddleware:

@@ -68,7 +68,8 @@ def request_id_of(request: Request) -> str | None:
 
 async def _persona_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PersonaError)
-    headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {"www-authenticate": "Bearer"} if exc.status == 401 else {}
+    headers.update(getattr(exc, "headers", None) or {})  # e.g. Retry-After of a 429
     return problem(
         exc.status, exc.code, exc.title, exc.detail, request_id_of(request), exc.extra, headers
     )

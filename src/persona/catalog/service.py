@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from persona.catalog.schema import Item, ItemFields, ItemIn
@@ -26,12 +26,22 @@ class CatalogService:
     def __init__(self, storage: Storage, clock: Clock) -> None:
         self._storage = storage
         self._clock = clock
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each committed catalog change (caches drop what they hold)."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def upsert(self, items: Sequence[ItemIn]) -> int:
         now = self._clock.now_ms()
         records = [self._record(item.item_id, item, now) for item in items]
         with self._storage.write() as uow:
             uow.catalog.upsert(records)
+        self._changed()
         return len(records)
 
     def put(self, item_id: str, fields: ItemFields) -> Item:
@@ -39,6 +49,7 @@ class CatalogService:
         record = self._record(item_id, fields, now)
         with self._storage.write() as uow:
             uow.catalog.upsert([record])
+        self._changed()
         return self.view(record)
 
     def get(self, item_id: str) -> Item:

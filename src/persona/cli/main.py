@@ -15,6 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from persona.access.keys import Scope
+from persona.cli.context import open_engine as _open
+from persona.decide.cli import experiments_app, placements_app
 from persona.engine import Engine
 from persona.ingest.importer import (
     ImportFormatError,
@@ -23,8 +25,9 @@ from persona.ingest.importer import (
     import_events,
     import_items,
 )
+from persona.predictions.cli import clusters_app, predictions_app, scores_command
+from persona.privacy.cli import privacy_app
 from persona.segments.cli import segments_app
-from persona.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="persona: self-hosted personalization engine.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk import from CSV, JSON Lines or Parquet.", no_args_is_help=True)
@@ -32,6 +35,12 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(keys_app, name="keys")
 app.add_typer(segments_app, name="segments")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(placements_app, name="placements")
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(predictions_app, name="predictions")
+app.add_typer(clusters_app, name="clusters")
+app.command("scores")(scores_command)
 
 console = Console(stderr=True)
 log = logging.getLogger("persona.cli")
@@ -51,18 +60,6 @@ def options(
     ] = None,
 ) -> None:
     ctx.obj = CliOptions(home=home)
-
-
-def _settings(ctx: typer.Context, **overrides: object) -> Settings:
-    try:
-        return load_settings(home=ctx.obj.home, **overrides)
-    except SettingsError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
-def _open(ctx: typer.Context, **overrides: object) -> Engine:
-    return Engine.open(_settings(ctx, **overrides))
 
 
 def _progress() -> Progress:
@@ -267,10 +264,14 @@ def train(
 
 
 def _train(engine: Engine, before_ms: int | None) -> None:
+    """Recommendation models, then clusters and every prediction, all before ``before_ms``."""
+    from persona.predictions.cli import print_predictive_training
+    from persona.predictions.scheduler import train_predictive_models
     from persona.recommend.training import NotEnoughDataError, train_model_set
 
     with _progress() as progress:
         task = progress.add_task("training", total=None)
+        say = lambda step: progress.update(task, description=step)  # noqa: E731
         try:
             outcome = train_model_set(
                 engine.storage,
@@ -278,11 +279,17 @@ def _train(engine: Engine, before_ms: int | None) -> None:
                 engine.clock,
                 engine.settings.event_weights,
                 before_ms=before_ms,
-                say=lambda step: progress.update(task, description=step),
+                say=say,
             )
         except NotEnoughDataError as exc:
+            outcome = None
             console.print(f"[red]{exc.detail}[/red]")
-            raise typer.Exit(1) from None
+        predictive = train_predictive_models(
+            engine.clusters, engine.predictions, engine.segments, before_ms, say
+        )
+    print_predictive_training(predictive)
+    if outcome is None:
+        raise typer.Exit(1)
     table = Table(title=f"model set {outcome.version.version}", show_header=False)
     for name, value in outcome.version.metrics.items():
         table.add_row(

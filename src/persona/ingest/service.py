@@ -12,7 +12,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -21,7 +21,7 @@ from persona.clock import Clock
 from persona.errors import BatchTooLargeError, ConflictError, NotFoundError
 from persona.ingest.schema import EventFields, EventIn, UnparsableLine, plain_event_fields
 from persona.observability.metrics import Metrics
-from persona.profiles.service import ProfileService
+from persona.profiles.service import ProfileService, anonymous_key, user_key
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import EventRecord, QuarantineRecord
 
@@ -36,7 +36,20 @@ ERROR_CODES = {
 
 # Called with the unit of work, the newly stored events, the profile key of each event id and
 # the time of the call (how segments keep memberships current in the same transaction).
+CommitListener = Callable[[set[str]], None]
 IngestListener = Callable[[UnitOfWork, Sequence["ValidEvent"], Mapping[str, str], int], None]
+
+
+class IngestGate(Protocol):
+    """Privacy's part of ingest (persona.privacy.gate): personal values, erasure, consent."""
+
+    def scrub(self, event: ValidEvent) -> None: ...
+
+    def scrub_raw(self, raw: str) -> str: ...
+
+    def screen(self, uow: UnitOfWork, events: Sequence[ValidEvent], now_ms: int) -> Any:
+        """``used``, ``kept``, ``duplicates`` (events) and ``refused`` (rejections)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,7 @@ class Rejection:
     path: str | None
     raw: str
     event_id: str | None = None
+    quarantine: bool = True  # False: refused for privacy, and not kept (it names a person)
 
 
 @dataclass(slots=True)
@@ -205,10 +219,27 @@ class IngestService:
         self._limits = limits
         self._metrics = metrics
         self._listeners: list[IngestListener] = []
+        self._commit_listeners: list[CommitListener] = []
+        self._gate: IngestGate | None = None
+
+    def set_gate(self, gate: IngestGate) -> None:
+        """Let privacy transform, refuse or set aside events before anything is stored."""
+        self._gate = gate
 
     def add_listener(self, listener: IngestListener) -> None:
         """Call ``listener`` inside each write transaction, right after its events are stored."""
         self._listeners.append(listener)
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener`` after each commit that stored events, with the profile keys they
+        touched (every id they carry, merged-away anonymous ones included): for caches, which
+        must drop what the commit made stale only once readers can see the new data."""
+        self._commit_listeners.append(listener)
+
+    def _committed(self, batch: _Batch) -> None:
+        if batch.touched:
+            for listener in self._commit_listeners:
+                listener(batch.touched)
 
     @property
     def limits(self) -> IngestLimits:
@@ -224,7 +255,14 @@ class IngestService:
         self._validate(batch, now_ms)
         with self._storage.write() as uow:
             self._store(uow, batch, now_ms, source)
-            uow.quarantine.add([_quarantine_record(r, now_ms, source) for r in batch.rejections])
+            uow.quarantine.add(
+                [
+                    _quarantine_record(r, now_ms, source, self._gate)
+                    for r in batch.rejections
+                    if r.quarantine
+                ]
+            )
+        self._committed(batch)
         return self._finish(batch)
 
     def replay(self, quarantine_id: int, fixed_event: Any | None = None) -> IngestResult:
@@ -247,6 +285,7 @@ class IngestService:
             if not batch.rejections:
                 event_id = next(iter(batch.candidates))
                 uow.quarantine.mark_replayed(quarantine_id, event_id, now_ms)
+        self._committed(batch)
         return self._finish(batch)
 
     def _validate(self, batch: _Batch, now_ms: int) -> None:
@@ -255,6 +294,8 @@ class IngestService:
             if isinstance(checked, Rejection):
                 batch.rejections.append(checked)
                 continue
+            if self._gate is not None:
+                self._gate.scrub(checked)
             earlier = batch.candidates.get(checked.event_id)
             if earlier is None:
                 batch.candidates[checked.event_id] = checked
@@ -273,6 +314,12 @@ class IngestService:
                 batch.duplicate(event)
             else:
                 batch.rejections.append(_conflict(event, batch.raw_events[event.index]))
+        if self._gate is not None and batch.fresh:
+            screened = self._gate.screen(uow, batch.fresh, now_ms)
+            batch.fresh, batch.kept = screened.used, screened.kept
+            batch.rejections.extend(screened.refused)
+            for event in screened.duplicates:
+                batch.duplicate(event)
         profile_keys = self._profiles.apply_events(uow, batch.fresh, now_ms)
         records = [_record(e, profile_keys[e.event_id], now_ms, source) for e in batch.fresh]
         inserted = uow.events.append(records)
@@ -280,12 +327,18 @@ class IngestService:
             # Cannot happen under the write lock; refuse to acknowledge rather than guess.
             raise RuntimeError("the event log refused events that passed the duplicate check")
         batch.profiles_updated = len(set(profile_keys.values()))
+        batch.touched.update(profile_keys.values())
+        for event in [*batch.fresh, *batch.kept]:
+            if event.user_id:
+                batch.touched.add(user_key(event.user_id))
+            if event.anonymous_id:
+                batch.touched.add(anonymous_key(event.anonymous_id))
         for listener in self._listeners:
             listener(uow, batch.fresh, profile_keys, now_ms)
 
     def _finish(self, batch: _Batch) -> IngestResult:
         outcomes = batch.outcomes
-        for event in batch.fresh:
+        for event in [*batch.fresh, *batch.kept]:
             outcomes[event.index] = {
                 "index": event.index,
                 "status": "accepted",
@@ -300,7 +353,7 @@ class IngestService:
                 "message": r.message,
                 "path": r.path,
             }
-        accepted, rejected = len(batch.fresh), len(batch.rejections)
+        accepted, rejected = len(batch.fresh) + len(batch.kept), len(batch.rejections)
         result = IngestResult(accepted, len(outcomes) - accepted - rejected, rejected, outcomes)
         self._metrics.events_ingested(result.accepted, result.duplicates, result.rejected)
         self._metrics.profile_updates.inc(batch.profiles_updated)
@@ -315,8 +368,10 @@ class _Batch:
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     candidates: dict[str, ValidEvent] = field(default_factory=dict)
     fresh: list[ValidEvent] = field(default_factory=list)
+    kept: list[ValidEvent] = field(default_factory=list)  # stored aside by privacy, unused
     rejections: list[Rejection] = field(default_factory=list)
     profiles_updated: int = 0
+    touched: set[str] = field(default_factory=set)  # profile keys of the stored events
 
     def __post_init__(self) -> None:
         self.outcomes = [{} for _ in self.raw_events]
@@ -360,11 +415,13 @@ def _record(event: ValidEvent, profile_key: str, now_ms: int, source: str) -> Ev
     )
 
 
-def _quarantine_record(rejection: Rejection, now_ms: int, source: str) -> QuarantineRecord:
+def _quarantine_record(
+    rejection: Rejection, now_ms: int, source: str, gate: IngestGate | None
+) -> QuarantineRecord:
     return QuarantineRecord(
         code=rejection.code,
         message=rejection.message,
-        raw=rejection.raw,
+        raw=rejection.raw if gate is None else gate.scrub_raw(rejection.raw),
         source=source,
         received_at_ms=now_ms,
         event_id=rejection.event_id,

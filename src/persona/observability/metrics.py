@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -34,6 +36,38 @@ class Metrics:
             "Profiles updated by ingest (one per profile per batch).",
             registry=self.registry,
         )
+
+        self.recommendations = Counter(
+            "persona_recommendations",
+            "Recommendation answers by the source that answered (pipeline or a fallback) and"
+            " whether the answer came from the cache.",
+            ["source", "cache"],
+            registry=self.registry,
+        )
+
+        # Labelled children, resolved once: ``labels()`` locks and hashes on every call, and
+        # these two run on every request.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._answer_children: dict[tuple[str, bool], Any] = {}
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def recommendation_answered(self, source: str, cached: bool) -> None:
+        child = self._answer_children.get((source, cached))
+        if child is None:
+            child = self.recommendations.labels(source, "hit" if cached else "miss")
+            self._answer_children[(source, cached)] = child
+        child.inc()
 
     def events_ingested(self, accepted: int, duplicates: int, rejected: int) -> None:
         self.events.labels("accepted").inc(accepted)

@@ -43,6 +43,10 @@ class Profile(BaseModel):
     last_context: dict[str, Any] | None
     session_count: int
     segments: list[str] = Field(default_factory=list, description="Segments the person is in now.")
+    scores: dict[str, float] = Field(
+        default_factory=dict,
+        description="Calibrated probability of each trained prediction (e.g. purchase_30d).",
+    )
     updated_at: datetime
 
 

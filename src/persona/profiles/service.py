@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -36,6 +36,14 @@ def anonymous_key(anonymous_id: str) -> str:
     return ANONYMOUS + anonymous_id
 
 
+ProfileFacet = Callable[[UnitOfWork, str], dict[str, Any]]
+"""Fields another domain adds to a profile read (segments: memberships), from the same snapshot."""
+
+
+TraitsFilter = Callable[[str, dict[str, Any]], dict[str, Any]]
+"""Called with a user id and traits before a write; returns what is stored (privacy)."""
+
+
 def _iso(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -45,6 +53,12 @@ class ProfileService:
         self._storage = storage
         self._clock = clock
         self.rules = rules
+        self._facets: list[ProfileFacet] = []
+        self._traits_filter: TraitsFilter | None = None
+
+    def add_facet(self, facet: ProfileFacet) -> None:
+        """Let ``facet`` add fields to every profile read, inside the read's transaction."""
+        self._facets.append(facet)
 
     def apply_events(
         self, uow: UnitOfWork, events: Sequence[IdentifiedEvent], now_ms: int
@@ -132,11 +146,20 @@ class ProfileService:
                 raise NotFoundError(f"no profile for {person_id!r}")
             key = record.profile_key
             aliases = [a.removeprefix(ANONYMOUS) for a in uow.profiles.aliases_of(key)]
-        return self._view(key, record.state, record.traits, record.updated_at_ms, aliases)
+            facets: dict[str, Any] = {}
+            for facet in self._facets:
+                facets.update(facet(uow, key))
+        return self._view(key, record.state, record.traits, record.updated_at_ms, aliases, facets)
+
+    def set_traits_filter(self, check: TraitsFilter) -> None:
+        """Let privacy transform (or refuse) traits before they are stored."""
+        self._traits_filter = check
 
     def set_traits(self, user_id: str, traits: dict[str, Any]) -> Profile:
         key = user_key(user_id)
         now = self._clock.now_ms()
+        if self._traits_filter is not None:
+            traits = self._traits_filter(user_id, traits)
         with self._storage.write() as uow:
             uow.profiles.set_traits(key, traits, ProfileState().to_dict(), now)
         return self.get(user_id)
@@ -148,6 +171,7 @@ class ProfileService:
         traits: dict[str, Any] | None,
         updated_at_ms: int,
         aliases: list[str],
+        facets: dict[str, Any],
     ) -> Profile:
         state = ProfileState.from_dict(state_doc)
         now = self._clock.now_ms()
@@ -177,4 +201,5 @@ class ProfileService:
             last_context=state.last_context,
             session_count=state.session_count,
             updated_at=_iso(updated_at_ms),
+            **facets,
         )

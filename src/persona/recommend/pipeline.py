@@ -172,7 +172,7 @@ class RecommendationPipeline:
         """Candidates of the fitted sources for each person, labelled by what came next."""
         for start in range(0, len(people), self.config.block_size):
             chunk = people[start : start + self.config.block_size]
-            candidates, features, _ = self._candidates_and_features(
+            candidates, features, _, _ = self._candidates_and_features(
                 self._block(chunk), [None] * len(chunk)
             )
             offsets = np.cumsum([0] + [len(c) for c in candidates])
@@ -271,7 +271,7 @@ class RecommendationPipeline:
                 as_of_s=np.asarray([r.as_of_s for r in chunk], dtype=np.int64),
                 hours=np.asarray([r.hour for r in chunk], dtype=np.int64),
             )
-            candidates, features, proposers = self._candidates_and_features(
+            candidates, features, proposers, content = self._candidates_and_features(
                 block, [r.exclude for r in chunk]
             )
             scores = self._score(features, candidates)
@@ -281,7 +281,12 @@ class RecommendationPipeline:
                 order = np.argsort(-row_scores, kind="stable")
                 results.append(
                     self._finish(
-                        request, candidates[row][order], row_scores[order], k, proposers[row]
+                        request,
+                        candidates[row][order],
+                        row_scores[order],
+                        k,
+                        proposers[row],
+                        None if content is None else content[row],
                     )
                 )
         return results
@@ -300,6 +305,7 @@ class RecommendationPipeline:
         scores: np.ndarray,
         k: int,
         proposers: dict[int, list[str]],
+        content_scores: np.ndarray | None = None,
     ) -> Ranked:
         assert self.data is not None
         rules = self._allowed_rules(request)
@@ -313,7 +319,7 @@ class RecommendationPipeline:
             categories=self.data.item_table.categories,
             config=self.config.rerank,
             rules=rules,
-            new_items=self._new_items(request),
+            new_items=self._new_items(request, content_scores),
             rng=rng,
         )
         sources = [
@@ -330,8 +336,11 @@ class RecommendationPipeline:
         pins = {item: pos for item, pos in rules.pins.items() if not blocked[item]}
         return BusinessRules(pins=pins, boosts=rules.boosts, buried=rules.buried)
 
-    def _new_items(self, request: Request) -> IntArray | None:
-        """Items that appeared recently and few people saw yet, the person's best fit first."""
+    def _new_items(
+        self, request: Request, content_scores: np.ndarray | None = None
+    ) -> IntArray | None:
+        """Items that appeared recently and few people saw yet, the person's best fit first
+        (by content similarity: ``content_scores`` when the caller has them already)."""
         c = self.config.rerank
         if not c.exploration_share or self.facts is None:
             return None
@@ -342,12 +351,15 @@ class RecommendationPipeline:
         recent = ((age_days >= 0) & (age_days <= c.new_item_days)) | (
             (self.facts.created_s > 0) & (created_age >= 0) & (created_age <= c.new_item_days)
         )
-        few = timeline.count_before(np.arange(self.facts.n_items), request.as_of_s, 1e6)
+        few = timeline.window_counts(request.as_of_s, 1e6)
         eligible = recent & (few <= c.new_item_max_interactions)
         eligible &= ~self.excluded_mask(request.history, request.exclude)
         candidates = np.flatnonzero(eligible)
         if not len(candidates):
             return None
+        if content_scores is not None:
+            affinity = content_scores[candidates]
+            return candidates[np.argsort(-affinity, kind="stable")][:5]
         content = next((s for s in self.sources if s.name == "content"), None)
         if content is None:
             return candidates[:5]
@@ -370,8 +382,9 @@ class RecommendationPipeline:
 
     def _candidates_and_features(
         self, block: RequestBlock, excludes: Sequence[IntArray | None]
-    ) -> tuple[list[IntArray], np.ndarray, list[dict[int, list[str]]]]:
-        """Each source's best items per request (filtered), merged, and their features."""
+    ) -> tuple[list[IntArray], np.ndarray, list[dict[int, list[str]]], np.ndarray | None]:
+        """Each source's best items per request (filtered), merged, and their features; and
+        the content source's scores (rows x items), which the exploration share reuses."""
         assert self.facts is not None
         inputs = source_input(block, self.facts.n_items)
         blocked = np.stack(
@@ -394,7 +407,7 @@ class RecommendationPipeline:
             all_ranks[source.name] = ranks
         candidates = [np.fromiter(p.keys(), dtype=np.int64, count=len(p)) for p in proposed]
         features = build_features(self.facts, block, inputs, candidates, all_scores, all_ranks)
-        return candidates, features, proposed
+        return candidates, features, proposed, all_scores.get("content")
 
     # Offline ------------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+import orjson
+from fastapi import APIRouter, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, require
@@ -13,8 +15,8 @@ from persona.engine import Engine
 from persona.recommend.schema import (
     ModelsOut,
     ModelVersionOut,
+    RecommendationParams,
     RecommendationsOut,
-    RecommendedItemOut,
 )
 from persona.recommend.service import RecommendationQuery
 
@@ -29,46 +31,43 @@ PersonId = Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
     response_model=RecommendationsOut,
     dependencies=[require(Scope.DECIDE)],
 )
-def get_recommendations(
+async def get_recommendations(
     request: Request,
+    params: Annotated[RecommendationParams, Query()],
     user_id: str = PersonId,
-    n: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
-    placement: Annotated[str | None, Query(max_length=128)] = None,
-    device: Annotated[str | None, Query(max_length=64)] = None,
-    country: Annotated[str | None, Query(max_length=64)] = None,
-    hour: Annotated[int | None, Query(ge=0, le=23, description="Hour of day (0-23).")] = None,
-    category: Annotated[
-        str | None, Query(max_length=128, description="Only this category.")
-    ] = None,
-    exclude: Annotated[
-        list[str] | None, Query(max_length=500, description="Item ids to leave out.")
-    ] = None,
     engine: Engine = EngineDep,
-) -> RecommendationsOut:
+) -> Response:
     """Ranked items for a person (known, anonymous, or never seen before)."""
-    result = engine.recommendations.recommend(
-        RecommendationQuery(
-            person_id=user_id,
-            n=n,
-            placement=placement,
-            device=device,
-            country=country,
-            hour=hour,
-            category=category,
-            exclude=tuple(exclude or ()),
-        )
+    query = RecommendationQuery(
+        person_id=user_id,
+        n=params.n,
+        placement=params.placement,
+        device=params.device,
+        country=params.country,
+        hour=params.hour,
+        category=params.category,
+        exclude=tuple(params.exclude or ()),
     )
-    return RecommendationsOut(
-        user_id=user_id,
-        items=[
-            RecommendedItemOut(item_id=i.item_id, score=i.score, sources=i.sources)
-            for i in result.items
+    # A cached answer is served from the event loop; ranking goes to a worker thread.
+    service = engine.recommendations
+    result = service.lookup(query)
+    if result is None:
+        result = await run_in_threadpool(service.recommend, query)
+    engine.metrics.recommendation_answered(result.source, result.cached)
+    # The answer is written straight to JSON, in the shape of ``RecommendationsOut`` (a test
+    # checks it against the model): validating it again would cost more than the cache hit.
+    answer = {
+        "user_id": user_id,
+        "items": [
+            {"item_id": i.item_id, "score": i.score, "sources": i.sources} for i in result.items
         ],
-        source=result.source,
-        reason=result.reason,
-        model_version=result.model_version,
-        request_id=request_id_of(request),
-    )
+        "source": result.source,
+        "reason": result.reason,
+        "model_version": result.model_version,
+        "request_id": request_id_of(request),
+        "cached": result.cached,
+    }
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 @router.get(

@@ -13,6 +13,20 @@ class RecommendedItemOut(BaseModel):
     sources: list[str] = Field(description="The candidate sources that proposed the item.")
 
 
+class RecommendationParams(BaseModel):
+    """The query parameters of a recommendation request (one model: one validation)."""
+
+    n: int = Field(default=10, ge=1, le=100, description="How many items.")
+    placement: str | None = Field(default=None, max_length=128)
+    device: str | None = Field(default=None, max_length=64)
+    country: str | None = Field(default=None, max_length=64)
+    hour: int | None = Field(default=None, ge=0, le=23, description="Hour of day (0-23).")
+    category: str | None = Field(default=None, max_length=128, description="Only this category.")
+    exclude: list[str] | None = Field(
+        default=None, max_length=500, description="Item ids to leave out."
+    )
+
+
 class RecommendationsOut(BaseModel):
     user_id: str
     items: list[RecommendedItemOut]
@@ -22,6 +36,10 @@ class RecommendationsOut(BaseModel):
     reason: str | None = Field(default=None, description="Why a fallback answered.")
     model_version: str | None
     request_id: str | None
+    cached: bool = Field(
+        default=False,
+        description="Reused from an identical earlier request; the person did nothing since.",
+    )
 
 
 class ModelVersionOut(BaseModel):

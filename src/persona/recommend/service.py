@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from persona.clock import Clock
-from persona.profiles.service import ProfileService
+from persona.profiles.service import ProfileService, anonymous_key, user_key
+from persona.recommend.cache import AnswerCache
 from persona.recommend.pipeline import (
     PipelineConfig,
     Ranked,
@@ -34,6 +35,18 @@ from persona.recommend.training import NOT_INTERACTIONS, NotEnoughDataError, loa
 from persona.storage.protocols import Storage
 
 log = logging.getLogger(__name__)
+
+
+def _cache_key(served: _Served, query: RecommendationQuery) -> tuple[str, RecommendationQuery]:
+    return served.version.version, replace(query, exclude=tuple(query.exclude))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+UNAVAILABLE_TTL_SECONDS = 1.0
+NO_CONSENT = "no personalization consent"
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,7 @@ class RecommendationResult:
     reason: str | None = None  # why a fallback answered
     personalized: bool = True
     timings_ms: dict[str, float] = field(default_factory=dict)
+    cached: bool = False  # reused from an earlier identical request (see cache.py)
 
 
 @dataclass
@@ -82,6 +96,7 @@ class RecommendationService:
         *,
         budget_ms: float = 50.0,
         history_limit: int = 500,
+        cache: AnswerCache[RecommendationResult] | None = None,
     ) -> None:
         self._storage = storage
         self._profiles = profiles
@@ -93,6 +108,21 @@ class RecommendationService:
         self._lock = threading.Lock()
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recommend")
         self._popular: tuple[float, list[str]] = (0.0, [])
+        self._unavailable_cache: tuple[float, list[str]] = (-UNAVAILABLE_TTL_SECONDS, [])
+        self.cache: AnswerCache[RecommendationResult] = (
+            cache if cache is not None else AnswerCache(ttl_seconds=0)
+        )
+        self._personalization_allowed: Callable[[str], bool] | None = None
+
+    def set_personalization_check(self, allowed: Callable[[str], bool]) -> None:
+        """Ask ``allowed(person_id)`` before personalizing; False answers with trending items."""
+        self._personalization_allowed = allowed
+
+    def refresh(self) -> ModelVersion | None:
+        """Load the champion again even if it is in service (its files were rewritten)."""
+        with self._lock:
+            self._served = None
+        return self.reload()
 
     # Model set ------------------------------------------------------------------------------
 
@@ -109,6 +139,7 @@ class RecommendationService:
         pipeline.rank([Request(History.empty(), self._clock.now_ms() // 1000)], 10)
         with self._lock:
             self._served = _Served(champion, pipeline)
+        self.cache.clear()
         log.info("serving model set %s", champion.version)
         return champion
 
@@ -119,6 +150,22 @@ class RecommendationService:
 
     # Serving --------------------------------------------------------------------------------
 
+    def lookup(self, query: RecommendationQuery) -> RecommendationResult | None:
+        """The answer when nothing needs computing (an identical earlier request's), else None.
+
+        Cheap enough for an event loop, unlike ``recommend``, which may rank. Consent is not
+        read again: only personalized answers, computed with consent, are cached, and every
+        consent change (by the API or by an event) drops the person's answers.
+        """
+        started = time.perf_counter()
+        served = self._served
+        if served is None:
+            return None
+        cached = self.cache.get(_cache_key(served, query))
+        if cached is None:
+            return None
+        return replace(cached, cached=True, timings_ms={"total": _ms_since(started)})
+
     def recommend(self, query: RecommendationQuery) -> RecommendationResult:
         started = time.perf_counter()
         if self._served is None:
@@ -127,26 +174,60 @@ class RecommendationService:
             except Exception:
                 log.exception("the model set could not be loaded")
         served = self._served
-        history_ids = self._history(query.person_id)
+        allowed = self._personalization_allowed
+        if allowed is not None and not allowed(query.person_id):
+            # Without personalization consent nothing about the person is used, history included.
+            if served is None:
+                return self._popular_fallback(query, [], NO_CONSENT)
+            return self._trending_fallback(served, query, [], NO_CONSENT)
         if served is None:
-            return self._popular_fallback(query, history_ids, "no trained model set")
+            return self._popular_fallback(
+                query, self._history(query.person_id)[1], "no trained model set"
+            )
+        cache_key = _cache_key(served, query)
+        cached = self.cache.get(cache_key)
+        if cached is not None:
+            return replace(cached, cached=True, timings_ms={"total": _ms_since(started)})
+        ticket = self.cache.ticket()
+        profile_key, history_ids = self._history(query.person_id)
+        # Someone not seen yet gets a profile under one of these keys with their first event.
+        people = (
+            (profile_key,)
+            if profile_key
+            else (user_key(query.person_id), anonymous_key(query.person_id))
+        )
+
+        def answer(ranked: Ranked) -> RecommendationResult:
+            return RecommendationResult(
+                items=_items(served.pipeline, ranked),
+                source="pipeline",
+                model_version=served.version.version,
+                timings_ms={"total": _ms_since(started)},
+            )
+
+        def keep_late(done: Future[Ranked]) -> None:
+            # A ranking that missed its budget still finishes; its answer serves the next ask.
+            if not done.cancelled() and done.exception() is None:
+                self.cache.put(cache_key, people, ticket, answer(done.result()))
+
         future = self._workers.submit(self._rank, served, query, history_ids)
         budget_ms = query.budget_ms if query.budget_ms is not None else self.budget_ms
         remaining = max(0.0, budget_ms / 1000 - (time.perf_counter() - started))
         try:
             ranked = future.result(timeout=remaining)
         except FutureTimeout:
+            future.add_done_callback(keep_late)
             return self._trending_fallback(served, query, history_ids, "latency budget exceeded")
         except Exception:
             log.exception("the pipeline failed; answering from the fallback chain")
             return self._trending_fallback(served, query, history_ids, "pipeline failed")
-        items = _items(served.pipeline, ranked)
-        return RecommendationResult(
-            items=items,
-            source="pipeline",
-            model_version=served.version.version,
-            timings_ms={"total": (time.perf_counter() - started) * 1000},
-        )
+        result = answer(ranked)
+        self.cache.put(cache_key, people, ticket, result)
+        return result
+
+    def forget(self, profile_keys: Collection[str]) -> None:
+        """Drop cached answers of these people (their events were committed, or erased)."""
+        self.cache.invalidate(profile_keys)
 
     def _rank(
         self, served: _Served, query: RecommendationQuery, history_ids: list[tuple[str, int]]
@@ -188,22 +269,34 @@ class RecommendationService:
             indices += [i for i in range(data.n_items) if query.category not in categories[i]]
         return np.asarray(sorted(set(indices)), dtype=np.int64)
 
-    def _history(self, person_id: str) -> list[tuple[str, int]]:
-        """The person's items with their times (seconds), oldest first."""
+    def _history(self, person_id: str) -> tuple[str | None, list[tuple[str, int]]]:
+        """The person's profile key, and items with their times (seconds), oldest first."""
         with self._storage.read() as uow:
             key = self._profiles.resolve(uow, person_id)
             if key is None:
-                return []
-            events = uow.events.for_profile(key, self.history_limit)
-        return [
-            (e.item_id, e.occurred_at_ms // 1000)
-            for e in reversed(events)
-            if e.item_id is not None and e.type not in NOT_INTERACTIONS
+                return None, []
+            events = uow.events.item_history(key, self.history_limit)
+        return key, [
+            (item, at_ms // 1000)
+            for item, kind, at_ms in reversed(events)
+            if kind not in NOT_INTERACTIONS
         ]
 
+    def catalog_changed(self) -> None:
+        """Forget the cached unavailable items and answers (this process changed the catalog)."""
+        self._unavailable_cache = (-UNAVAILABLE_TTL_SECONDS, [])
+        self.cache.clear()
+
     def _unavailable(self) -> list[str]:
-        with self._storage.read() as uow:
-            return uow.catalog.unavailable_ids()
+        """Unavailable items, read at most once a second: changes made through this process
+        show at once (``catalog_changed``), those of another process within the second."""
+        now = time.monotonic()
+        read_at, ids = self._unavailable_cache
+        if now - read_at >= UNAVAILABLE_TTL_SECONDS:
+            with self._storage.read() as uow:
+                ids = uow.catalog.unavailable_ids()
+            self._unavailable_cache = (now, ids)
+        return ids
 
     # Batch ----------------------------------------------------------------------------------
 
@@ -236,11 +329,18 @@ class RecommendationService:
         now_s = self._clock.now_ms() // 1000
         unavailable = self._exclusions(pipeline, RecommendationQuery(person_id=""))
         histories = histories_of(current)
+        allowed = self._personalization_allowed
         block = pipeline.config.block_size
         for start in range(0, current.n_users, block):
             people = range(start, min(start + block, current.n_users))
             requests = []
             for person in people:
+                if allowed is not None and not allowed(_external_id(current.user_ids[person])):
+                    # no personalization consent: ranked on no history, as a newcomer would be
+                    requests.append(
+                        Request(History.empty(), now_s, now_s // 3600 % 24, unavailable)
+                    )
+                    continue
                 h = histories[person]
                 mapped = mapping[h.items]
                 known = mapped >= 0

@@ -8,6 +8,8 @@ question two binary searches, for any number of (item, moment) pairs at once.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import numpy.typing as npt
 
@@ -27,6 +29,9 @@ class ItemTimeline:
         first = np.full(data.n_items, np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(first, data.items, seconds)
         self.first_seen_s = first
+        self._every_item = np.arange(data.n_items, dtype=np.int64)
+        # Serving asks about "now" for every request: within a second the answer is the same.
+        self._cached_window_counts = lru_cache(maxsize=64)(self._window_counts)
 
     def count_between(
         self, items: IntArray, start_s: npt.ArrayLike, end_s: npt.ArrayLike
@@ -45,15 +50,23 @@ class ItemTimeline:
         as_of = np.asarray(as_of_s, dtype=np.int64)
         return self.count_between(items, as_of - int(window_days * DAY_S), as_of)
 
+    def window_counts(self, as_of_s: int, window_days: float) -> npt.NDArray[np.float32]:
+        """Every item's interactions in the window before ``as_of_s`` (read-only, memoized)."""
+        return self._cached_window_counts(int(as_of_s), float(window_days))
+
+    def _window_counts(self, as_of_s: int, window_days: float) -> npt.NDArray[np.float32]:
+        counts = self.count_before(self._every_item, as_of_s, window_days)
+        counts.flags.writeable = False
+        return counts
+
     def trending(self, as_of_s: IntArray, windows_days: tuple[float, ...]) -> np.ndarray:
         """A rows x items trending score: interactions in recent windows before each row's moment.
 
         Shorter windows weigh more: each window's count is divided by its length, so the score
         approximates a decayed rate of interactions per day.
         """
-        items = np.arange(self.n_items, dtype=np.int64)
         scores = np.zeros((len(as_of_s), self.n_items), dtype=np.float32)
         for row, moment in enumerate(as_of_s):
             for days in windows_days:
-                scores[row] += self.count_before(items, moment, days) / np.float32(days)
+                scores[row] += self.window_counts(moment, days) / np.float32(days)
         return scores

@@ -9,22 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from persona.engine import Engine
+from persona.cli.context import open_engine as _open
 from persona.errors import PersonaError
 from persona.segments.schema import person
-from persona.settings import SettingsError, load_settings
 
 segments_app = typer.Typer(help="Rule segments and their members.", no_args_is_help=True)
 console = Console(stderr=True)
-
-
-def _open(ctx: typer.Context) -> Engine:
-    home = getattr(ctx.obj, "home", None)
-    try:
-        return Engine.open(load_settings(home=home))
-    except SettingsError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 def _fail(exc: PersonaError) -> typer.Exit:

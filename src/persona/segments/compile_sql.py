@@ -33,6 +33,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
+from persona.predictions.tables import profile_scores
 from persona.segments.rules import (
     And,
     Comparison,
@@ -265,7 +266,12 @@ class RuleCompiler:
             return func.coalesce(j.aggregate(state, ["counts", key]), 0.0)
         if head == "affinity":
             return func.coalesce(j.aggregate(state, ["affinity", key]), 0.0)
-        return j.number(state, ["scores", key])
+        scores = profile_scores
+        return (
+            select(cast(scores.c.probability, Float))
+            .where(scores.c.profile_key == p.c.profile_key, scores.c.name == key)
+            .scalar_subquery()
+        )
 
 
 _OPERATORS: dict[str, Any] = {

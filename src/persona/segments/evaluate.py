@@ -48,7 +48,8 @@ class ProfileFacts:
     """What the evaluator reads about one person.
 
     ``events`` must hold at least every event the rules' windows can see (the service loads
-    those newer than the longest window); ``segments`` holds the person's current memberships.
+    those newer than the longest window); ``segments`` holds the person's current memberships;
+    ``scores`` the person's rows of ``profile_scores`` (``profile.scores.<name>``).
     """
 
     profile_key: str
@@ -57,6 +58,7 @@ class ProfileFacts:
     events: Sequence[RecentEvent] = ()
     segments: set[str] = field(default_factory=set)
     item_categories: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    scores: Mapping[str, float] = field(default_factory=dict)  # prediction name -> probability
     _by_type: dict[str, list[RecentEvent]] | None = None
 
     def events_of(self, event_type: str) -> list[RecentEvent]:
@@ -237,7 +239,7 @@ def _field(target: Field) -> Quantity:
     if head == "affinity":
         return lambda facts, _now: _number_or_zero(_path(facts.state, ("affinity", key)))
     if head == "scores":
-        return lambda facts, _now: _number(_path(facts.state, ("scores", key)))
+        return lambda facts, _now: _number(facts.scores.get(key))
     raise ValueError(f"unknown profile field {target.to_text()}")  # parse_rule rejects these
 
 

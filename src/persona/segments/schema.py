@@ -36,7 +36,7 @@ class SegmentChange(BaseModel):
 
 class Segment(BaseModel):
     name: str
-    kind: str = Field(description="`rule` (clusters and propensity scores to come).")
+    kind: str = Field(description="`rule`, or `cluster` for a behavioural cluster.")
     rule: str | None
     description: str
     size: int = Field(description="People in the segment now.")

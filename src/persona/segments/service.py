@@ -29,6 +29,8 @@ from persona.segments.compile_sql import RuleCompiler
 from persona.segments.evaluate import Predicate, ProfileFacts, compile_rule
 from persona.segments.rules import (
     SEGMENT_NAME,
+    Comparison,
+    Membership,
     Rule,
     SegmentRef,
     event_queries,
@@ -36,6 +38,7 @@ from persona.segments.rules import (
     references,
     walk,
 )
+from persona.segments.rules import Field as FieldRef
 from persona.segments.store import MembershipRecord, SegmentRecord, SqlSegmentStore
 from persona.storage.protocols import UnitOfWork
 from persona.storage.sql import SqlStorage, SqlUnitOfWork
@@ -59,6 +62,7 @@ class RealTimePlan:
     event_types: tuple[str, ...]
     longest_window_ms: int | None  # None: some rule looks at all time
     uses_categories: bool
+    uses_scores: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +203,10 @@ class SegmentService:
             found = SqlSegmentStore(_connection(uow)).open_memberships_of([profile_key])
         return found.get(profile_key, set())
 
+    def profile_facet(self, uow: UnitOfWork, profile_key: str) -> dict[str, list[str]]:
+        """The ``segments`` field of a profile read, from the read's own transaction."""
+        return {"segments": SqlSegmentStore(_connection(uow)).open_segments_of(profile_key)}
+
     def history(self, profile_key: str) -> list[MembershipRecord]:
         """Every stay of a profile in a segment, open or closed, oldest first."""
         with self._storage.read() as uow:
@@ -290,6 +298,7 @@ class SegmentService:
             item_ids = {e.item_id for evs in events.values() for e in evs if e.item_id}
             categories = uow.catalog.categories_for(list(item_ids))
         current = store.open_memberships_of(records.keys())
+        scores = store.scores_of(records.keys()) if plan.uses_scores else {}
         entered: dict[str, list[str]] = {}
         exited: dict[str, list[str]] = {}
         for key, record in records.items():
@@ -300,6 +309,7 @@ class SegmentService:
                 events.get(key, ()),
                 set(current.get(key, ())),
                 categories,
+                scores.get(key, {}),
             )
             for segment in plan.segments:
                 inside = segment.predicate(facts, now_ms)
@@ -333,6 +343,7 @@ class SegmentService:
             event_types=tuple(sorted({q.event_type for q in queries})),
             longest_window_ms=None if None in windows else max(windows, default=0),  # type: ignore[type-var]
             uses_categories=any(q.category is not None for q in queries),
+            uses_scores=any(_reads_scores(s.rule) for s in ordered),
         )
         with self._lock:
             self._plan = plan
@@ -345,6 +356,21 @@ def _rules(definitions: Mapping[str, SegmentRecord]) -> dict[str, Rule]:
         for name, d in definitions.items()
         if d.kind == RULE and d.rule is not None
     }
+
+
+def _reads_scores(rule: Rule) -> bool:
+    """Whether the rule reads ``profile.scores.<name>`` (the real-time path then loads them)."""
+    for node in walk(rule):
+        target = (
+            node.left
+            if isinstance(node, Comparison)
+            else node.target
+            if isinstance(node, Membership)
+            else None
+        )
+        if isinstance(target, FieldRef) and target.root == "profile" and target.path[0] == "scores":
+            return True
+    return False
 
 
 def _check_name(name: str) -> None:

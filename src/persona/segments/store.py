@@ -10,11 +10,18 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
+from persona.predictions.tables import profile_scores
 from persona.segments.evaluate import RecentEvent
 from persona.segments.tables import segment_memberships, segments
 from persona.storage import tables
+from persona.storage.sql import driver_connection
 
 T = TypeVar("T")
+_OPEN_SEGMENTS = (
+    "SELECT segment FROM segment_memberships"
+    " WHERE profile_key = %s AND exited_at_ms IS NULL ORDER BY segment"
+)
+_OPEN_SEGMENTS_QMARK = _OPEN_SEGMENTS.replace("%s", "?")
 IN_CHUNK = 900  # below every SQLite build's bound on bound parameters
 
 
@@ -74,6 +81,18 @@ class SqlSegmentStore:
         m = segment_memberships
         query = select(m.c.profile_key).where(m.c.segment == segment, m.c.exited_at_ms.is_(None))
         return set(self._c.execute(query).scalars())
+
+    def open_segments_of(self, profile_key: str) -> list[str]:
+        """The segments one profile is in now, by name: the profile read's lean path.
+
+        Driver-level SQL with one bound parameter: a profile read must stay well under a
+        millisecond, and building and compiling a statement costs more than running it.
+        """
+        if self._c.dialect.name == "sqlite":
+            rows = driver_connection(self._c).execute(_OPEN_SEGMENTS_QMARK, (profile_key,))
+        else:
+            rows = self._c.exec_driver_sql(_OPEN_SEGMENTS, (profile_key,))
+        return [segment for (segment,) in rows]
 
     def open_memberships_of(self, profile_keys: Collection[str]) -> dict[str, set[str]]:
         m = segment_memberships
@@ -146,6 +165,18 @@ class SqlSegmentStore:
         return [_membership(row._mapping) for row in self._c.execute(query)]
 
     # -- what the real-time evaluator reads ------------------------------------------------------
+    def scores_of(self, profile_keys: Collection[str]) -> dict[str, dict[str, float]]:
+        """The prediction scores of some people (``profile.scores.<name>``)."""
+        s = profile_scores
+        found: dict[str, dict[str, float]] = {}
+        for chunk in _chunks(profile_keys):
+            query = select(s.c.profile_key, s.c.name, s.c.probability).where(
+                s.c.profile_key.in_(chunk)
+            )
+            for key, name, probability in self._c.execute(query):
+                found.setdefault(key, {})[name] = float(probability)
+        return found
+
     def recent_events(
         self, profile_keys: Collection[str], since_ms: int | None, types: Sequence[str]
     ) -> dict[str, list[RecentEvent]]:

@@ -17,7 +17,7 @@ segments = Table(
     "segments",
     metadata,
     Column("name", String(NAME), primary_key=True),
-    Column("kind", String(16), nullable=False),  # "rule" now; clusters and scores later
+    Column("kind", String(16), nullable=False),  # "rule" or "cluster" (persona.predictions)
     Column("rule", Text),
     Column("description", Text, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),

@@ -74,9 +74,16 @@ def _is_sqlite(connection: Connection) -> bool:
     return connection.dialect.name == "sqlite"
 
 
-def _driver(connection: Connection) -> Any:
-    """The driver's connection under ``connection``, inside the transaction it has open."""
+def driver_connection(connection: Connection) -> Any:
+    """The driver's connection under ``connection``, inside the transaction it has open.
+
+    Hot paths on SQLite (ingest batches, profile reads) call the driver directly: for statements
+    this small, SQLAlchemy's per-execution work costs several times the query itself.
+    """
     return connection.connection.driver_connection
+
+
+_driver = driver_connection
 
 
 def _json_text(value: Any) -> str:
@@ -200,6 +207,13 @@ class SqlEventLog:
         )
         return [_event(row) for row in rows]
 
+    def item_history(self, profile_key: str, limit: int) -> list[tuple[str, str, int]]:
+        if _is_sqlite(self._c):
+            rows = _driver(self._c).execute(_ITEM_HISTORY_QMARK, (profile_key, limit))
+        else:
+            rows = self._c.exec_driver_sql(_ITEM_HISTORY, (profile_key, limit))
+        return [(item, kind, at) for item, kind, at in rows]
+
     def get(self, event_id: str) -> EventRecord | None:
         row = self._c.execute(
             select(tables.events).where(tables.events.c.event_id == event_id)
@@ -237,6 +251,14 @@ class SqlEventLog:
         )
         for row in result:
             yield _event(row)
+
+
+_ITEM_HISTORY = (
+    "SELECT item_id, type, occurred_at_ms FROM events"
+    " WHERE profile_key = %s AND item_id IS NOT NULL"
+    " ORDER BY occurred_at_ms DESC, event_id DESC LIMIT %s"
+)
+_ITEM_HISTORY_QMARK = _ITEM_HISTORY.replace("%s", "?")
 
 
 def _event(row: Row[Any]) -> EventRecord:

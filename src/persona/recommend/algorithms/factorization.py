@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Self
+from functools import cache
+from typing import Any, Self
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from scipy import sparse
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from persona.recommend.algorithms.base import binary
 from persona.recommend.dataset import Interactions
+
+
+@cache
+def _blas_controller() -> ThreadpoolController:
+    # Finding the loaded BLAS libraries scans the process's shared objects (milliseconds);
+    # do it once, not on every scored request.
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> Any:
+    """A context in which BLAS runs on one thread (implicit parallelizes itself)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)
@@ -36,7 +49,7 @@ class ALS:
 
     def fit(self, data: Interactions) -> None:
         c = self.config
-        with threadpool_limits(1, "blas"):  # implicit parallelizes itself; BLAS threads fight it
+        with _one_blas_thread():  # implicit parallelizes itself; BLAS threads fight it
             model = AlternatingLeastSquares(
                 factors=c.factors,
                 regularization=c.regularization,
@@ -52,7 +65,7 @@ class ALS:
     def score(self, history: sparse.csr_matrix) -> np.ndarray:
         model = self._solver()
         users = np.arange(history.shape[0])
-        with threadpool_limits(1, "blas"):
+        with _one_blas_thread():
             factors = model.recalculate_user(users, binary(history))
         return np.asarray(factors @ model.item_factors.T, dtype=np.float32)
 
@@ -61,7 +74,7 @@ class ALS:
         if self._model is None:
             assert self.item_factors is not None, "fit first"
             c = self.config
-            with threadpool_limits(1, "blas"):
+            with _one_blas_thread():
                 model = AlternatingLeastSquares(
                     factors=c.factors,
                     regularization=c.regularization,

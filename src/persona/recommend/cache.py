@@ -1,0 +1,134 @@
+"""Recommendation answers kept in memory until the person does something new.
+
+Ranking a person's list costs milliseconds of numpy and LightGBM work; asking again without
+anything having changed should not. An answer is reused until the first of:
+
+- an event of that person is committed (``invalidate`` with their profile keys, called by
+  ingest after the commit), so the next answer reflects what they just did;
+- the serving model set or the catalog changes (``clear``);
+- ``ttl_seconds`` pass, which bounds how stale time-dependent signals (trending, the hour of
+  day) and other processes' writes can make an answer;
+- it is the least recently used entry and room is needed.
+
+A ranking that started before an invalidation of its person must not be stored after it:
+it read the history the invalidation made obsolete. Each computation takes a ticket before
+it reads anything, and ``put`` refuses it when one of the person's keys was invalidated after
+the ticket was taken.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry(Generic[V]):
+    value: V
+    profile_keys: tuple[str, ...]
+    stored_at: float
+
+
+class AnswerCache(Generic[V]):
+    """A thread-safe LRU of answers per request, dropped by the people they belong to."""
+
+    def __init__(
+        self,
+        max_entries: int = 50_000,
+        ttl_seconds: float = 60.0,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_entries = max_entries
+        self.ttl_seconds = ttl_seconds
+        self._now = now
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, _Entry[V]] = OrderedDict()
+        self._by_profile: dict[str, set[Hashable]] = {}
+        self._sequence = 0  # tickets and invalidations share one counter
+        self._invalidated_at: dict[str, int] = {}
+        self._floor = 0  # tickets older than this are refused (the map above was trimmed)
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_seconds > 0 and self.max_entries > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def ticket(self) -> int:
+        """Take before reading anything the answer depends on."""
+        with self._lock:
+            self._sequence += 1
+            return self._sequence
+
+    def get(self, key: Hashable) -> V | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if self._now() - entry.stored_at >= self.ttl_seconds:
+                self._drop(key)
+                return None
+            self._entries.move_to_end(key)
+            return entry.value
+
+    def put(self, key: Hashable, profile_keys: Collection[str], ticket: int, value: V) -> bool:
+        """Keep ``value`` unless one of ``profile_keys`` was invalidated after ``ticket``."""
+        if not self.enabled:
+            return False
+        with self._lock:
+            if ticket <= self._floor:
+                return False
+            if any(self._invalidated_at.get(k, 0) >= ticket for k in profile_keys):
+                return False
+            if key in self._entries:
+                self._drop(key)
+            self._entries[key] = _Entry(value, tuple(profile_keys), self._now())
+            for profile_key in profile_keys:
+                self._by_profile.setdefault(profile_key, set()).add(key)
+            while len(self._entries) > self.max_entries:
+                self._drop(next(iter(self._entries)))
+            return True
+
+    def invalidate(self, profile_keys: Collection[str]) -> None:
+        """Drop the answers of these people, and refuse answers computed before this call."""
+        if not profile_keys:
+            return
+        with self._lock:
+            self._sequence += 1
+            for profile_key in profile_keys:
+                self._invalidated_at[profile_key] = self._sequence
+                for key in list(self._by_profile.get(profile_key, ())):
+                    self._drop(key)
+            if len(self._invalidated_at) > 4 * max(self.max_entries, 1024):
+                # Forget who was invalidated when; refuse every ticket taken before now instead.
+                self._invalidated_at.clear()
+                self._floor = self._sequence
+
+    def clear(self) -> None:
+        """Drop everything (a new model set or catalog change affects every answer)."""
+        with self._lock:
+            self._sequence += 1
+            self._entries.clear()
+            self._by_profile.clear()
+            self._invalidated_at.clear()
+            self._floor = self._sequence
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        for profile_key in entry.profile_keys:
+            keys = self._by_profile.get(profile_key)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_profile[profile_key]

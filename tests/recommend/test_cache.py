@@ -1,0 +1,86 @@
+"""The answer cache: reuse until the person acts, the model or catalog changes, or time passes."""
+
+from __future__ import annotations
+
+from persona.recommend.cache import AnswerCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_answer_is_reused_until_its_person_is_invalidated() -> None:
+    cache: AnswerCache[str] = AnswerCache(ttl_seconds=60)
+    ticket = cache.ticket()
+    assert cache.put("q1", ["u:ann"], ticket, "answer")
+    assert cache.put("q2", ["u:bob"], cache.ticket(), "other")
+    assert cache.get("q1") == "answer"
+    cache.invalidate({"u:ann"})
+    assert cache.get("q1") is None
+    assert cache.get("q2") == "other"
+
+
+def test_a_ranking_that_started_before_an_invalidation_is_not_stored() -> None:
+    cache: AnswerCache[str] = AnswerCache(ttl_seconds=60)
+    ticket = cache.ticket()  # the ranking reads the history after this...
+    cache.invalidate({"u:ann"})  # ...and an event of ann commits meanwhile
+    assert not cache.put("q1", ["u:ann"], ticket, "stale")
+    assert cache.get("q1") is None
+    assert cache.put("q1", ["u:ann"], cache.ticket(), "fresh")  # a later ranking is kept
+
+
+def test_a_person_not_seen_yet_is_dropped_by_either_of_their_first_keys() -> None:
+    cache: AnswerCache[str] = AnswerCache(ttl_seconds=60)
+    cache.put("q", ["u:new", "a:new"], cache.ticket(), "cold start")
+    cache.invalidate({"a:new"})
+    assert cache.get("q") is None
+
+
+def test_answers_expire_after_the_time_to_live() -> None:
+    clock = Clock()
+    cache: AnswerCache[str] = AnswerCache(ttl_seconds=10, now=clock)
+    cache.put("q", ["u:ann"], cache.ticket(), "answer")
+    clock.now = 9.9
+    assert cache.get("q") == "answer"
+    clock.now = 10.0
+    assert cache.get("q") is None
+    assert len(cache) == 0
+
+
+def test_the_least_recently_used_answer_leaves_first() -> None:
+    cache: AnswerCache[int] = AnswerCache(max_entries=2, ttl_seconds=60)
+    for n in range(2):
+        cache.put(n, [f"u:{n}"], cache.ticket(), n)
+    assert cache.get(0) == 0  # 1 is now the least recently used
+    cache.put(2, ["u:2"], cache.ticket(), 2)
+    assert (cache.get(0), cache.get(1), cache.get(2)) == (0, None, 2)
+    assert len(cache) == 2
+
+
+def test_clear_drops_everything_and_refuses_rankings_started_before_it() -> None:
+    cache: AnswerCache[str] = AnswerCache(ttl_seconds=60)
+    cache.put("q", ["u:ann"], cache.ticket(), "answer")
+    ticket = cache.ticket()
+    cache.clear()
+    assert cache.get("q") is None
+    assert not cache.put("q", ["u:ann"], ticket, "from the old model")
+
+
+def test_a_time_to_live_of_zero_turns_the_cache_off() -> None:
+    cache: AnswerCache[str] = AnswerCache(ttl_seconds=0)
+    assert not cache.enabled
+    assert not cache.put("q", ["u:ann"], cache.ticket(), "answer")
+    assert cache.get("q") is None
+
+
+def test_trimming_the_invalidation_log_keeps_refusing_old_tickets() -> None:
+    cache: AnswerCache[str] = AnswerCache(max_entries=1, ttl_seconds=60)
+    ticket = cache.ticket()
+    for n in range(5000):  # more invalidations than the log keeps
+        cache.invalidate({f"u:{n}"})
+    assert not cache.put("q", ["u:0"], ticket, "stale")
+    assert cache.put("q", ["u:0"], cache.ticket(), "fresh")
