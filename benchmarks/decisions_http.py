@@ -19,10 +19,7 @@ under 30 ms (checked on the warm run; both are printed).
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import re
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,38 +39,8 @@ BAR_P99_MS = 30.0
 PLACEMENTS = ["home_hero", "promo_banner", "for_you"]
 DEVICES = ["mobile", "desktop", "tablet"]
 
+
 # Like http_load's script, but each request's body is drawn at random from a file of bodies.
-_SCRIPT = """
-local bodies = {}
-for line in io.lines(os.getenv("LOAD_BODIES")) do bodies[#bodies + 1] = line end
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("LOAD_KEY")
-local counter = 0
-function setup(thread)
-  counter = counter + 1
-  thread:set("seed", counter)
-end
-function init(args)
-  math.randomseed(seed or 1)
-end
-request = function()
-  return wrk.format("POST", "/v1/decisions", nil, bodies[math.random(#bodies)])
-end
-function done(summary, latency, requests)
-  io.write(string.format("LOAD p50=%d p90=%d p95=%d p99=%d max=%d n=%d errors=%d status=%d\\n",
-    latency:percentile(50), latency:percentile(90), latency:percentile(95),
-    latency:percentile(99), latency.max, summary.requests,
-    summary.errors.connect + summary.errors.read + summary.errors.write
-      + summary.errors.timeout, summary.errors.status))
-end
-"""
-_RESULT = re.compile(
-    r"LOAD p50=(\d+) p90=(\d+) p95=(\d+) p99=(\d+) max=(\d+) n=(\d+) errors=(\d+) status=(\d+)"
-)
-_DURATION = re.compile(r"requests in ([\d.]+)(m?s)")
-
-
 def placements() -> list[dict[str, Any]]:
     return [
         {
@@ -152,35 +119,14 @@ def decision_bodies(people: list[str], seed: int = 7) -> list[str]:
 def decisions_loop(
     base_url: str, bodies: list[str], key: str, clients: int, seconds: float
 ) -> LoadResult:
-    wrk = require_wrk()
-    with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "decide.lua"
-        script.write_text(_SCRIPT)
-        body_file = Path(tmp) / "bodies.txt"
-        body_file.write_text("\n".join(bodies) + "\n")
-        env = dict(os.environ, LOAD_BODIES=str(body_file), LOAD_KEY=key)
-
-        def run(duration: float) -> str:
-            command = [wrk, "-t1", f"-c{clients}", f"-d{max(1, round(duration))}s"]
-            return subprocess.run(
-                [*command, "--timeout", "10s", "-s", str(script), base_url],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-
-        run(2.0)  # warm-up
-        output = run(seconds)
-    found, duration = _RESULT.search(output), _DURATION.search(output)
-    if not found or not duration:
-        raise RuntimeError(f"could not read wrk's output:\n{output}")
-    p50, p90, p95, p99, most, requests, errors, status = (int(g) for g in found.groups())
-    if errors or status:
-        raise RuntimeError(f"{errors} transport errors and {status} non-2xx answers:\n{output}")
-    elapsed = float(duration.group(1)) / (1000 if duration.group(2) == "ms" else 1)
-    return LoadResult(
-        p50 / 1000, p90 / 1000, p95 / 1000, p99 / 1000, most / 1000, requests, elapsed
+    return closed_loop(
+        base_url,
+        ["/v1/decisions"],
+        key=key,
+        connections=clients,
+        seconds=seconds,
+        method="POST",
+        bodies=bodies,
     )
 
 

@@ -27,8 +27,12 @@ for line in io.lines(os.getenv("LOAD_PATHS")) do paths[#paths + 1] = line end
 local key = os.getenv("LOAD_KEY")
 if key and #key > 0 then wrk.headers["Authorization"] = "Bearer " .. key end
 local method = os.getenv("LOAD_METHOD") or "GET"
-local body = os.getenv("LOAD_BODY")
-if body and #body > 0 then wrk.headers["Content-Type"] = "application/json" end
+local bodies = {}
+local bodies_file = os.getenv("LOAD_BODIES")
+if bodies_file and #bodies_file > 0 then
+  for line in io.lines(bodies_file) do bodies[#bodies + 1] = line end
+  wrk.headers["Content-Type"] = "application/json"
+end
 local counter = 0
 function setup(thread)
   counter = counter + 1
@@ -38,6 +42,8 @@ function init(args)
   math.randomseed(seed or 1)
 end
 request = function()
+  local body = nil
+  if #bodies > 0 then body = bodies[math.random(#bodies)] end
   return wrk.format(method, paths[math.random(#paths)], nil, body)
 end
 function done(summary, latency, requests)
@@ -97,9 +103,12 @@ def closed_loop(
     seconds: float = 10.0,
     warm_up_seconds: float = 2.0,
     method: str = "GET",
-    body: str | None = None,
+    bodies: list[str] | None = None,
 ) -> LoadResult:
     """``connections`` connections, each one request at a time, for ``seconds`` after a warm-up.
+
+    Each request goes to a path drawn from ``paths`` with, when ``bodies`` are given, a JSON
+    body drawn from them (one document per line, so no newline inside one).
 
     Any transport error or non-2xx answer fails the run: a fast error is not a fast answer.
     """
@@ -109,12 +118,15 @@ def closed_loop(
         script.write_text(_SCRIPT)
         path_file = Path(tmp) / "paths.txt"
         path_file.write_text("\n".join(paths) + "\n")
+        body_file = Path(tmp) / "bodies.txt"
+        if bodies:
+            body_file.write_text("\n".join(bodies) + "\n")
         env = dict(
             os.environ,
             LOAD_PATHS=str(path_file),
             LOAD_KEY=key or "",
             LOAD_METHOD=method,
-            LOAD_BODY=body or "",
+            LOAD_BODIES=str(body_file) if bodies else "",
         )
 
         def run(duration: float) -> str:

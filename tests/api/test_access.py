@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,7 @@ ROUTES = [
     ("GET", "/v1/items/i1", Scope.READ),
     ("GET", "/v1/items", Scope.READ),
     ("GET", "/v1/profiles/u1", Scope.READ),
+    ("GET", "/v1/users/u1/recommendations", Scope.DECIDE),
     ("GET", "/metrics", Scope.READ),
     ("GET", "/v1/quarantine", Scope.ADMIN),
     ("POST", "/v1/quarantine/1/replay", Scope.ADMIN),
@@ -133,3 +135,20 @@ def test_the_openapi_document_declares_the_key_schemes_and_each_operations_scope
         assert "security" not in document["paths"][open_path]["get"]
     profile = document["paths"]["/v1/profiles/{user_id}"]["get"]
     assert "`read`" in profile["description"]
+
+
+def test_no_operation_of_the_api_answers_without_a_key(
+    secured: tuple[Engine, TestClient],
+) -> None:
+    _, client = secured
+    document = client.get("/openapi.json").json()
+    checked = 0
+    for path, operations in document["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        concrete = re.sub(r"\{[^}]+\}", "1", path)
+        for method in operations:
+            answer = client.request(method.upper(), concrete, json={})
+            assert answer.status_code == 401, (method, path, answer.text)
+            checked += 1
+    assert checked >= 40

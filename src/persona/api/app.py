@@ -63,14 +63,15 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
     )
     app.state.engine = engine
     install_problem_handlers(app)
+    # Routes are matched in this order: the hot paths (serving, profiles, ingest) first.
     modules = (
+        recommend_routes,
+        decision_routes,
+        profile_routes,
         ingest_routes,
         catalog_routes,
-        profile_routes,
-        recommend_routes,
         segment_routes,
         prediction_routes,
-        decision_routes,
         experiment_routes,
         privacy_routes,
         operations,

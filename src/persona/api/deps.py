@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -48,6 +49,41 @@ async def get_engine(request: Request) -> Engine:
     return engine_of(request)
 
 
+def authorize_request(request: Request, scope: Scope) -> Principal:
+    """The caller of ``request`` if its key has ``scope`` (or ``admin``); 401, 403 or 429."""
+    engine = engine_of(request)
+    if engine.settings.dev_mode:
+        return DEV_PRINCIPAL
+    principal = engine.keys.authenticate(presented_key(request))
+    engine.rate_limits.check(principal.key_id)  # 429 with Retry-After when over the limit
+    principal.require(scope)
+    request.state.key_id = principal.key_id
+    return principal
+
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Any]])
+
+
+def scoped(scope: Scope) -> Callable[[Endpoint], Endpoint]:
+    """``require`` for the hottest routes: the check runs inside the endpoint.
+
+    The endpoint must take ``request: Request`` first. Same check, same errors, same OpenAPI
+    declaration; what it saves is FastAPI resolving a dependency on every request (about a
+    fifth of a cached recommendation's cost).
+    """
+
+    def decorate(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def checked(request: Request, *args: Any, **kwargs: Any) -> Any:
+            authorize_request(request, scope)
+            return await endpoint(request, *args, **kwargs)
+
+        setattr(checked, SCOPE_ATTRIBUTE, scope)
+        return cast(Endpoint, checked)
+
+    return decorate
+
+
 def require(scope: Scope) -> Any:
     """A dependency that admits a caller whose key has ``scope`` (or ``admin``).
 
@@ -58,18 +94,16 @@ def require(scope: Scope) -> Any:
     """
 
     async def authorize(request: Request) -> Principal:
-        engine = engine_of(request)
-        if engine.settings.dev_mode:
-            return DEV_PRINCIPAL
-        principal = engine.keys.authenticate(presented_key(request))
-        engine.rate_limits.check(principal.key_id)  # 429 with Retry-After when over the limit
-        principal.require(scope)
-        request.state.key_id = principal.key_id
-        return principal
+        return authorize_request(request, scope)
 
     setattr(authorize, SCOPE_ATTRIBUTE, scope)
     dependency: Callable[..., Awaitable[Principal]] = authorize
     return Depends(dependency)
+
+
+def actor(request: Request) -> str:
+    """Who is acting, for the audit log: the key id (``dev`` in development mode)."""
+    return str(getattr(request.state, "key_id", DEV_PRINCIPAL.key_id))
 
 
 def install_security_docs(app: FastAPI, routers: Sequence[APIRouter]) -> None:
@@ -94,6 +128,8 @@ def install_security_docs(app: FastAPI, routers: Sequence[APIRouter]) -> None:
                 for d in route.dependencies
                 if hasattr(d.dependency, SCOPE_ATTRIBUTE)
             ]
+            if hasattr(route.endpoint, SCOPE_ATTRIBUTE):
+                scopes.append(getattr(route.endpoint, SCOPE_ATTRIBUTE))
             if not scopes:
                 continue
             for method in route.methods or ():

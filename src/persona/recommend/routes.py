@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import orjson
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from persona.access.keys import Scope
-from persona.api.deps import EngineDep, require
+from persona.api.deps import EngineDep, engine_of, require, scoped
 from persona.api.problems import request_id_of
+from persona.api.query import parse_query, query_parameters
 from persona.engine import Engine
 from persona.recommend.schema import (
     ModelsOut,
@@ -29,15 +28,13 @@ PersonId = Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
     "/users/{user_id}/recommendations",
     operation_id="get_recommendations",
     response_model=RecommendationsOut,
-    dependencies=[require(Scope.DECIDE)],
+    openapi_extra=query_parameters(RecommendationParams),
 )
-async def get_recommendations(
-    request: Request,
-    params: Annotated[RecommendationParams, Query()],
-    user_id: str = PersonId,
-    engine: Engine = EngineDep,
-) -> Response:
+@scoped(Scope.DECIDE)
+async def get_recommendations(request: Request, user_id: str = PersonId) -> Response:
     """Ranked items for a person (known, anonymous, or never seen before)."""
+    engine = engine_of(request)
+    params = parse_query(RecommendationParams, request)
     query = RecommendationQuery(
         person_id=user_id,
         n=params.n,
