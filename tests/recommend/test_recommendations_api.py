@@ -145,6 +145,42 @@ def test_every_answer_has_the_documented_shape(trained: TestClient, engine: Engi
         assert RecommendationsOut.model_validate(body).model_dump(mode="json") == body
 
 
+def _context_views(client: TestClient, items: list[str], **context: str) -> None:
+    """Views by 30 other people, in ``context``, on ``items``, in the last days."""
+    at = NOW_MS // 1000 - 86_400
+    views = [
+        {"type": "view", "user_id": f"ctx{n}", "item_id": item, "timestamp": at, "context": context}
+        for n in range(30)
+        for item in items
+    ]
+    assert client.post("/v1/events", json=views).status_code == 200
+
+
+def test_a_newcomer_gets_what_is_trending_in_their_context(trained: TestClient) -> None:
+    on_mobile = ["i7", "i11", "i19"]
+    _context_views(trained, on_mobile, device="mobile")
+    _context_views(trained, ["i2", "i4", "i6"], device="desktop", country="FR")
+    body = recommendations(trained, "first-visit", n=3, device="mobile")
+    assert (body["source"], body["items"][0]["sources"]) == (
+        "context_trending",
+        ["context_trending"],
+    )
+    assert {i["item_id"] for i in body["items"]} == set(on_mobile)
+    assert recommendations(trained, "first-visit", n=3)["source"] == "pipeline"  # no context
+
+
+def test_a_known_person_without_history_gets_trending_for_their_country_trait(
+    trained: TestClient,
+) -> None:
+    in_france = ["i2", "i4", "i6"]
+    _context_views(trained, in_france, country="FR")
+    assert trained.put("/v1/users/crm-only/traits", json={"country": "FR"}).status_code == 200
+    body = recommendations(trained, "crm-only", n=3)
+    assert body["source"] == "context_trending"
+    assert {i["item_id"] for i in body["items"]} == set(in_france)
+    assert recommendations(trained, "crm-only", n=3, country="DE")["source"] == "pipeline"
+
+
 def test_someone_never_seen_gets_a_list(trained: TestClient) -> None:
     body = recommendations(trained, "brand-new-visitor", n=8)
     assert body["source"] == "pipeline" and len(body["items"]) == 8

@@ -31,7 +31,8 @@ class RecommendationsOut(BaseModel):
     user_id: str
     items: list[RecommendedItemOut]
     source: str = Field(
-        description="`pipeline`, or the fallback that answered (`trending`, `popular`)."
+        description="`pipeline`; `context_trending` for someone without history whose device or"
+        " country is known; or the fallback that answered (`trending`, `popular`)."
     )
     reason: str | None = Field(default=None, description="Why a fallback answered.")
     model_version: str | None

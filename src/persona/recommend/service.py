@@ -22,6 +22,7 @@ import numpy as np
 from persona.clock import Clock
 from persona.profiles.service import ProfileService, anonymous_key, user_key
 from persona.recommend.cache import AnswerCache
+from persona.recommend.context import ContextTrends
 from persona.recommend.pipeline import (
     PipelineConfig,
     Ranked,
@@ -109,6 +110,7 @@ class RecommendationService:
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recommend")
         self._popular: tuple[float, list[str]] = (0.0, [])
         self._unavailable_cache: tuple[float, list[str]] = (-UNAVAILABLE_TTL_SECONDS, [])
+        self.context_trends = ContextTrends(storage, clock.now_ms, sorted(NOT_INTERACTIONS))
         self.cache: AnswerCache[RecommendationResult] = (
             cache if cache is not None else AnswerCache(ttl_seconds=0)
         )
@@ -196,6 +198,11 @@ class RecommendationService:
             if profile_key
             else (user_key(query.person_id), anonymous_key(query.person_id))
         )
+        if not history_ids:
+            newcomer = self._context_answer(served, query, profile_key)
+            if newcomer is not None:
+                self.cache.put(cache_key, people, ticket, newcomer)
+                return newcomer
 
         def answer(ranked: Ranked) -> RecommendationResult:
             return RecommendationResult(
@@ -224,6 +231,45 @@ class RecommendationService:
         result = answer(ranked)
         self.cache.put(cache_key, people, ticket, result)
         return result
+
+    def _context_answer(
+        self, served: _Served, query: RecommendationQuery, profile_key: str | None
+    ) -> RecommendationResult | None:
+        """For someone without history: what is trending in their context, when it is known
+        (the request's device and country; a known person's ``country`` trait otherwise)."""
+        country = query.country
+        if country is None and profile_key is not None:
+            with self._storage.read() as uow:
+                record = uow.profiles.load([profile_key]).get(profile_key)
+            trait = (record.traits or {}).get("country") if record else None
+            country = trait if isinstance(trait, str) else None
+        if query.device is None and country is None:
+            return None
+        ranked = self.context_trends.ranked({"device": query.device, "country": country})
+        data = served.pipeline.data
+        assert data is not None
+        blocked = set(query.exclude) | set(self._unavailable())
+        items: list[RecommendedItem] = []
+        for item_id, share in ranked:
+            index = data.item_index(item_id)
+            if index is None or item_id in blocked:
+                continue
+            if (
+                query.category is not None
+                and query.category not in data.item_table.categories[index]
+            ):
+                continue
+            items.append(RecommendedItem(item_id, round(share, 6), ["context_trending"]))
+            if len(items) == query.n:
+                break
+        if len(items) < query.n:
+            return None  # too little known about this context: the pipeline answers
+        return RecommendationResult(
+            items,
+            "context_trending",
+            served.version.version,
+            "no history yet: what is trending on the same device and in the same country",
+        )
 
     def forget(self, profile_keys: Collection[str]) -> None:
         """Drop cached answers of these people (their events were committed, or erased)."""

@@ -48,6 +48,13 @@ class EventLog(Protocol):
         """Every event that names an item, as a light tuple, in event-time order."""
         ...
 
+    def context_item_counts(
+        self, field: str, since_ms: int, ignored_types: Sequence[str]
+    ) -> list[tuple[str, str, int]]:
+        """``(context value, item_id, events)`` for events since ``since_ms`` whose context has
+        ``field`` (such as ``device`` or ``country``)."""
+        ...
+
     def popular_items(self, limit: int, ignored_types: Sequence[str]) -> list[str]:
         """Item ids by how many events name them, most first."""
         ...

@@ -233,6 +233,23 @@ class SqlEventLog:
         for row in self._c.execution_options(yield_per=batch_size).execute(query):
             yield Interaction(*row)
 
+    def context_item_counts(
+        self, field: str, since_ms: int, ignored_types: Sequence[str]
+    ) -> list[tuple[str, str, int]]:
+        t = tables.events
+        value = t.c.context[field].as_string()
+        query = (
+            select(value, t.c.item_id, func.count())
+            .where(
+                t.c.occurred_at_ms >= since_ms,
+                t.c.item_id.is_not(None),
+                t.c.type.not_in(list(ignored_types)),
+                value.is_not(None),
+            )
+            .group_by(value, t.c.item_id)
+        )
+        return [(str(v), str(item), int(n)) for v, item, n in self._c.execute(query)]
+
     def popular_items(self, limit: int, ignored_types: Sequence[str]) -> list[str]:
         t = tables.events
         query = (

@@ -1,0 +1,84 @@
+"""What people in the same context interacted with lately: the cold start of a new person.
+
+Someone with no history gives the pipeline nothing to personalize from but the request's
+context (device, country) and, for a known person, their CRM traits. Here the event log is
+counted per context value (events of the last ``window_days``, refreshed at most every
+``refresh_seconds``), and a newcomer's list is what is trending among people who share their
+device and country, each context's counts taken as shares so a large country does not drown a
+device.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from persona.storage.protocols import Storage
+
+CONTEXT_FIELDS = ("device", "country")
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class ContextTrendsConfig:
+    window_days: float = 30.0
+    refresh_seconds: float = 60.0
+    min_events: int = 20  # fewer events in a context, and it says nothing about its people
+
+
+class ContextTrends:
+    def __init__(
+        self,
+        storage: Storage,
+        now_ms: Callable[[], int],
+        ignored_types: Sequence[str],
+        config: ContextTrendsConfig | None = None,
+    ) -> None:
+        self._storage = storage
+        self._now_ms = now_ms
+        self._ignored = sorted(ignored_types)
+        self.config = config or ContextTrendsConfig()
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], Counter[str]] = {}
+        self._read_at = float("-inf")
+
+    def ranked(self, context: Mapping[str, str | None]) -> list[tuple[str, float]]:
+        """Items by their share of interactions in each known context value, best first."""
+        counts = self._current()
+        scores: dict[str, float] = {}
+        for name in CONTEXT_FIELDS:
+            value = context.get(name)
+            found = counts.get((name, value.lower())) if value else None
+            if not found:
+                continue
+            total = sum(found.values())
+            if total < self.config.min_events:
+                continue
+            for item, n in found.items():
+                scores[item] = scores.get(item, 0.0) + n / total
+        return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def forget(self) -> None:
+        """Read the counts again at the next request (events arrived, or erasure)."""
+        self._read_at = float("-inf")
+
+    def _current(self) -> dict[tuple[str, str], Counter[str]]:
+        if time.monotonic() - self._read_at < self.config.refresh_seconds:
+            return self._counts
+        with self._lock:
+            if time.monotonic() - self._read_at < self.config.refresh_seconds:
+                return self._counts
+            since = self._now_ms() - round(self.config.window_days * DAY_MS)
+            counts: dict[tuple[str, str], Counter[str]] = {}
+            with self._storage.read() as uow:
+                for name in CONTEXT_FIELDS:
+                    for value, item, n in uow.events.context_item_counts(
+                        name, since, self._ignored
+                    ):
+                        counts.setdefault((name, value.lower()), Counter())[item] += n
+            self._counts = counts
+            self._read_at = time.monotonic()
+        return counts
