@@ -34,10 +34,13 @@ from persona.experiments.schema import (
     RateComparison,
     SampleRatio,
 )
+from persona.privacy.aggregates import MECHANISM, noisy_count
 from persona.storage.sql import SqlStorage, SqlUnitOfWork
 from persona.storage.tables import events
 
 HOLDOUT_ARM = "holdout"
+# The counts of an arm released with noise; epsilon is split evenly over them.
+NOISY_COUNTS = ("units", "exposures", "impressions", "clicks", "conversions")
 LOOK_UNITS = 100  # the sequential test looks after every 100 units, in order of first exposure
 
 
@@ -438,4 +441,49 @@ def _sample_ratio(
         p_value=check.p_value,
         threshold=check.threshold,
         mismatch=check.mismatch,
+    )
+
+
+def with_noisy_counts(results: ExperimentResults, epsilon: float) -> ExperimentResults:
+    """The results with differentially private counts, for sharing beyond the team.
+
+    Each arm's counts get Laplace noise through the mechanism of noisy segment sizes, with
+    ``epsilon`` split evenly over them: a unit served one arm once moves each count by at most
+    one, so that arm's release is ``epsilon``-differentially private for it (units served many
+    times or several arms spend more). Rounding, clamping at zero and the rates are computed
+    from the noisy counts only (post-processing costs no privacy). Everything derived from the
+    exact data — comparisons, sample ratio, bandit state, revenue, data-driven warnings — is
+    withheld: revenue has no bounded sensitivity, and the tests would leak the exact counts.
+    """
+    share = epsilon / len(NOISY_COUNTS)
+    arms = []
+    for arm in results.arms:
+        counts = {name: round(noisy_count(getattr(arm, name), share)) for name in NOISY_COUNTS}
+        units = counts["units"]
+        arms.append(
+            arm.model_copy(
+                update={
+                    **counts,
+                    "click_rate": min(1.0, counts["clicks"] / units) if units else None,
+                    "conversion_rate": min(1.0, counts["conversions"] / units) if units else None,
+                    "revenue": None,
+                    "revenue_per_unit": None,
+                }
+            )
+        )
+    note = (
+        f"counts carry Laplace noise (epsilon {epsilon:g}, split over {len(NOISY_COUNTS)} counts"
+        " per arm); comparisons, sample ratio, bandit state and revenue are withheld"
+    )
+    return results.model_copy(
+        update={
+            "arms": arms,
+            "comparisons": [],
+            "sample_ratio": None,
+            "bandit": None,
+            "warnings": [note],
+            "noisy": True,
+            "epsilon": epsilon,
+            "mechanism": MECHANISM,
+        }
     )

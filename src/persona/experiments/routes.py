@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, require
 from persona.engine import Engine
+from persona.experiments.results import with_noisy_counts
 from persona.experiments.schema import ExperimentList, ExperimentResults
 
 router = APIRouter(prefix="/v1", tags=["experiments"])
@@ -43,7 +44,17 @@ def get_results(
     cuped: Annotated[
         bool, Query(description="Adjust revenue by each unit's pre-experiment revenue.")
     ] = False,
+    epsilon: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=10,
+            description="Release the counts with Laplace noise at this privacy loss"
+            " (docs/privacy.md); the statistics derived from exact data are then withheld.",
+        ),
+    ] = None,
     engine: Engine = EngineDep,
 ) -> ExperimentResults:
     """Per arm counts and rates; lift, p-values, sequential test, Bayesian and SRM checks."""
-    return engine.experiments.results(experiment_id, cuped=cuped)
+    results = engine.experiments.results(experiment_id, cuped=cuped)
+    return results if epsilon is None else with_noisy_counts(results, epsilon)

@@ -37,7 +37,9 @@ class ArmResult(BaseModel):
     conversions: int = Field(description="Units with at least one attributed conversion.")
     click_rate: float | None
     conversion_rate: float | None
-    revenue: float = Field(description="Sum of the values of attributed conversions.")
+    revenue: float | None = Field(
+        description="Sum of the values of attributed conversions (withheld when `noisy`)."
+    )
     revenue_per_unit: float | None
 
 
@@ -110,3 +112,12 @@ class ExperimentResults(BaseModel):
         description="`thompson`: successes and failures per bucket and arm."
     )
     warnings: list[str]
+    noisy: bool = Field(
+        default=False,
+        description="Whether the arms' counts carry Laplace noise (differential privacy); the"
+        " comparisons, sample ratio, bandit state and revenue are then withheld.",
+    )
+    epsilon: float | None = Field(
+        default=None, description="`noisy`: the privacy loss, split evenly over an arm's counts."
+    )
+    mechanism: str | None = Field(default=None, description="`noisy`: the noise, `laplace`.")

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from persona.access.keys import DEV_PRINCIPAL, Scope
-from persona.api.deps import EngineDep, require
+from persona.access.keys import Scope
+from persona.api.deps import EngineDep, actor, require
 from persona.engine import Engine
 from persona.privacy.aggregates import MECHANISM, check_k_anonymity, noisy_count
 from persona.privacy.export import export_json_schema
@@ -23,11 +23,6 @@ from persona.privacy.schema import (
 from persona.segments.schema import NAME_PATTERN, Member, MemberPage, at, person
 
 router = APIRouter(prefix="/v1", tags=["privacy"])
-
-
-def actor(request: Request) -> str:
-    """Who is acting, for the audit log: the key id (``dev`` in development mode)."""
-    return str(getattr(request.state, "key_id", DEV_PRINCIPAL.key_id))
 
 
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
