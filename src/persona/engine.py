@@ -105,6 +105,7 @@ class Engine:
             ),
         )
         ingest.add_commit_listener(recommendations.forget)
+        recommendations.set_segment_favourites(segments.favoured_items)
         decisions = DecisionService(
             storage,
             clock,
@@ -122,6 +123,7 @@ class Engine:
         privacy = PrivacyServices.build(
             settings, storage, clock, profiles, ingest, recommendations, keys
         )
+        privacy.audit_changes_of(segments, decisions)
         return cls(
             settings=settings,
             clock=clock,

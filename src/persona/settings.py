@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     recommend_budget_ms: float = Field(
         default=50.0, gt=0, description="Latency budget of the pipeline before a fallback answers."
     )
+    worker_threads: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Threads for blocking request work (more than a few per core only queue).",
+    )
     recommend_cache_seconds: float = Field(
         default=60.0,
         ge=0,

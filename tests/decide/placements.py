@@ -6,6 +6,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from persona.decide.schema import DecisionsOut
+
 
 def ab(
     name: str = "home_hero", weights: tuple[float, ...] = (1.0, 1.0), **extra: Any
@@ -43,7 +45,9 @@ def decide(client: TestClient, *placements: str, **request: Any) -> list[dict[st
         request["user_id"] = "u1"
     response = client.post("/v1/decisions", json={"placements": list(placements), **request})
     assert response.status_code == 200, response.text
-    decisions: list[dict[str, Any]] = response.json()["decisions"]
+    body = response.json()
+    assert DecisionsOut.model_validate(body).model_dump(mode="json") == body  # the documented shape
+    decisions: list[dict[str, Any]] = body["decisions"]
     return decisions
 
 

@@ -181,6 +181,21 @@ def test_a_known_person_without_history_gets_trending_for_their_country_trait(
     assert recommendations(trained, "crm-only", n=3, country="DE")["source"] == "pipeline"
 
 
+def test_what_the_persons_segments_favour_joins_the_candidates(
+    trained: TestClient, engine: Engine
+) -> None:
+    segment = {"name": "regulars", "rule": "profile.event_count >= 1"}
+    assert trained.post("/v1/segments", json=segment).status_code in (200, 201)
+    engine.segments.refresh()
+    seen = {e["item_id"] for e in events() if e["user_id"] == "p0"}
+    favourite = next(f"i{i}" for i in range(80) if f"i{i}" not in seen)
+    _context_views(trained, [favourite])  # 30 members view it, in no particular context
+    body = recommendations(trained, "p0", n=80)
+    proposed = {i["item_id"]: i["sources"] for i in body["items"]}
+    assert "segment_trending" in proposed[favourite]
+    assert not seen & proposed.keys()
+
+
 def test_someone_never_seen_gets_a_list(trained: TestClient) -> None:
     body = recommendations(trained, "brand-new-visitor", n=8)
     assert body["source"] == "pipeline" and len(body["items"]) == 8

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 import persona
@@ -49,7 +51,15 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Blocking request work (sync routes) runs on this many threads. Far more threads than
+        # cores only makes them queue for the GIL: with anyio's default of 40, the 99th
+        # percentile of decisions at 16 concurrent clients was three times higher.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = engine.settings.worker_threads
         jobs = start_all(background_jobs_of(engine)) if background_jobs else []
+        # What start-up built (models, catalog, caches' scaffolding) lives as long as the
+        # process: keep it out of the collector's full passes, which otherwise stall requests.
+        gc.freeze()
         try:
             yield
         finally:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,12 @@ class _Choice:
     payload: dict[str, Any] | None = None  # set for recommendations; else the variant's
 
 
+# Appends an audit entry inside the caller's transaction: (connection, actor, action, target,
+# details). Set by the privacy wiring, so that placements need not know about the audit log.
+ChangeAudit = Callable[[Any, str, str, str, dict[str, Any]], None]
+STATUS_ACTIONS = {"paused": "placement.pause", "active": "placement.resume"}
+
+
 def _connection(uow: UnitOfWork | SqlUnitOfWork) -> Any:
     if not isinstance(uow, SqlUnitOfWork):
         raise TypeError("decisions need the SQL storage")
@@ -120,6 +126,17 @@ class DecisionService:
             -PLACEMENTS_TTL_SECONDS,
             {},
         )
+        self._audit: ChangeAudit | None = None
+
+    def set_audit(self, audit: ChangeAudit) -> None:
+        """Record configuration changes in the audit log (in the transaction that makes them)."""
+        self._audit = audit
+
+    def _audited(self, uow: UnitOfWork, actor: str, action: str, record: PlacementRecord) -> None:
+        # the version and policy only: variant payloads and targeting may quote personal values
+        if self._audit is not None:
+            details = {"version": record.version, "policy": record.policy}
+            self._audit(_connection(uow), actor, action, f"placement:{record.name}", details)
 
     # -- configuration -------------------------------------------------------------------------
     def config_of(self, name: str, version: int, raw: Mapping[str, Any]) -> PlacementBody:
@@ -140,7 +157,7 @@ class DecisionService:
             config = self.config_of(name, version, record.config)
         return config
 
-    def create(self, name: str, config: PlacementBody) -> PlacementRecord:
+    def create(self, name: str, config: PlacementBody, *, actor: str = "cli") -> PlacementRecord:
         now = self._clock.now_ms()
         with self._storage.write() as uow:
             store = SqlDecisionStore(_connection(uow))
@@ -148,10 +165,11 @@ class DecisionService:
                 raise ConflictError(f"a placement named {name!r} exists")
             store.create(name, config.policy, config.model_dump(mode="json"), now)
             record = store.placements([name])[name]
+            self._audited(uow, actor, "placement.create", record)
         self._placements_changed()
         return record
 
-    def update(self, name: str, config: PlacementBody) -> PlacementRecord:
+    def update(self, name: str, config: PlacementBody, *, actor: str = "cli") -> PlacementRecord:
         """A new version with ``config``; it decides from now on (ab units are reshuffled)."""
         now = self._clock.now_ms()
         with self._storage.write() as uow:
@@ -161,10 +179,11 @@ class DecisionService:
                 name, current.version + 1, config.policy, config.model_dump(mode="json"), now
             )
             record = store.placements([name])[name]
+            self._audited(uow, actor, "placement.update", record)
         self._placements_changed()
         return record
 
-    def set_status(self, name: str, status: str) -> PlacementRecord:
+    def set_status(self, name: str, status: str, *, actor: str = "cli") -> PlacementRecord:
         """Pause or resume; the version stays, so assignments do not change."""
         now = self._clock.now_ms()
         with self._storage.write() as uow:
@@ -172,6 +191,7 @@ class DecisionService:
             self._require(store, name)
             store.set_status(name, status, now)
             record = store.placements([name])[name]
+            self._audited(uow, actor, STATUS_ACTIONS.get(status, "placement.status"), record)
         self._placements_changed()
         return record
 
@@ -241,8 +261,7 @@ class DecisionService:
             configs = {n: self.config_of(n, r.version, r.config) for n, r in found.items()}
             segments: frozenset[str] = frozenset()
             if any(_uses_segments(c) for c in configs.values()):
-                memberships = SqlSegmentStore(connection).open_memberships_of([unit])
-                segments = frozenset(memberships.get(unit, ()))
+                segments = frozenset(SqlSegmentStore(connection).open_segments_of(unit))
             facts = RequestFacts.of(request.context, segments, now)
             choices: dict[str, _Choice] = {}
             for index, name in enumerate(request.placements):
@@ -370,17 +389,16 @@ class DecisionService:
         """
         settings = config.recommendations
         assert settings is not None
-        result = self._recommendations.recommend(
-            RecommendationQuery(
-                person_id=request.user_id or request.anonymous_id or "",
-                n=settings.n,
-                device=request.context.device,
-                country=request.context.country,
-                hour=request.context.hour,
-                category=settings.category,
-                exclude=tuple(settings.exclude),
-            )
+        query = RecommendationQuery(
+            person_id=request.user_id or request.anonymous_id or "",
+            n=settings.n,
+            device=request.context.device,
+            country=request.context.country,
+            hour=request.context.hour,
+            category=settings.category,
+            exclude=tuple(settings.exclude),
         )
+        result = self._recommendations.lookup(query) or self._recommendations.recommend(query)
         if not result.items and config.fallback is not None:
             return _Choice(config.fallback, OUTSIDE, "no_items")
         payload = {

@@ -9,7 +9,7 @@ then on everything, to serve.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,9 @@ class Request:
     hour: int = 12
     exclude: IntArray | None = None  # further item indices to leave out (filters, business)
     rules: BusinessRules | None = None
+    # Candidates known only at serving time, by source name: what the person's context or
+    # segments favour. They join the learned sources' candidates and are ranked like them.
+    extra: Mapping[str, IntArray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -272,7 +275,7 @@ class RecommendationPipeline:
                 hours=np.asarray([r.hour for r in chunk], dtype=np.int64),
             )
             candidates, features, proposers, content = self._candidates_and_features(
-                block, [r.exclude for r in chunk]
+                block, [r.exclude for r in chunk], [r.extra for r in chunk]
             )
             scores = self._score(features, candidates)
             offsets = np.cumsum([0] + [len(c) for c in candidates])
@@ -381,7 +384,10 @@ class RecommendationPipeline:
         return mask
 
     def _candidates_and_features(
-        self, block: RequestBlock, excludes: Sequence[IntArray | None]
+        self,
+        block: RequestBlock,
+        excludes: Sequence[IntArray | None],
+        extras: Sequence[Mapping[str, IntArray]] = (),
     ) -> tuple[list[IntArray], np.ndarray, list[dict[int, list[str]]], np.ndarray | None]:
         """Each source's best items per request (filtered), merged, and their features; and
         the content source's scores (rows x items), which the exploration share reuses."""
@@ -405,6 +411,11 @@ class RecommendationPipeline:
                         proposed[row].setdefault(int(item), []).append(source.name)
             all_scores[source.name] = scores
             all_ranks[source.name] = ranks
+        for row, extra in enumerate(extras):
+            for name, items in extra.items():
+                for item in items[: self.config.candidates.get(name, 30)]:
+                    if not blocked[row, item]:
+                        proposed[row].setdefault(int(item), []).append(name)
         candidates = [np.fromiter(p.keys(), dtype=np.int64, count=len(p)) for p in proposed]
         features = build_features(self.facts, block, inputs, candidates, all_scores, all_ranks)
         return candidates, features, proposed, all_scores.get("content")

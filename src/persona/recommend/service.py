@@ -111,6 +111,7 @@ class RecommendationService:
         self._popular: tuple[float, list[str]] = (0.0, [])
         self._unavailable_cache: tuple[float, list[str]] = (-UNAVAILABLE_TTL_SECONDS, [])
         self.context_trends = ContextTrends(storage, clock.now_ms, sorted(NOT_INTERACTIONS))
+        self._segment_favourites: Callable[[str], list[str]] | None = None
         self.cache: AnswerCache[RecommendationResult] = (
             cache if cache is not None else AnswerCache(ttl_seconds=0)
         )
@@ -217,7 +218,7 @@ class RecommendationService:
             if not done.cancelled() and done.exception() is None:
                 self.cache.put(cache_key, people, ticket, answer(done.result()))
 
-        future = self._workers.submit(self._rank, served, query, history_ids)
+        future = self._workers.submit(self._rank, served, query, history_ids, profile_key)
         budget_ms = query.budget_ms if query.budget_ms is not None else self.budget_ms
         remaining = max(0.0, budget_ms / 1000 - (time.perf_counter() - started))
         try:
@@ -276,16 +277,45 @@ class RecommendationService:
         self.cache.invalidate(profile_keys)
 
     def _rank(
-        self, served: _Served, query: RecommendationQuery, history_ids: list[tuple[str, int]]
+        self,
+        served: _Served,
+        query: RecommendationQuery,
+        history_ids: list[tuple[str, int]],
+        profile_key: str | None = None,
     ) -> Ranked:
-        request = self._request(served.pipeline, query, history_ids)
+        request = self._request(served.pipeline, query, history_ids, profile_key)
         return served.pipeline.rank([request], query.n)[0]
+
+    def set_segment_favourites(self, favoured: Callable[[str], list[str]]) -> None:
+        """Where the items favoured by a person's segments come from (a candidate source)."""
+        self._segment_favourites = favoured
+
+    def _serving_candidates(
+        self, pipeline: RecommendationPipeline, query: RecommendationQuery, profile_key: str | None
+    ) -> dict[str, np.ndarray]:
+        """Candidates only serving knows: what the request's context and the person's
+        segments favour lately."""
+        data = pipeline.data
+        assert data is not None
+        found: dict[str, list[str]] = {}
+        if query.device or query.country:
+            context = {"device": query.device, "country": query.country}
+            found["context_trending"] = [i for i, _ in self.context_trends.ranked(context)[:30]]
+        if profile_key is not None and self._segment_favourites is not None:
+            found["segment_trending"] = self._segment_favourites(profile_key)
+        extra: dict[str, np.ndarray] = {}
+        for name, ids in found.items():
+            indices = [j for j in (data.item_index(i) for i in ids) if j is not None]
+            if indices:
+                extra[name] = np.asarray(indices, dtype=np.int64)
+        return extra
 
     def _request(
         self,
         pipeline: RecommendationPipeline,
         query: RecommendationQuery,
         history_ids: list[tuple[str, int]],
+        profile_key: str | None = None,
     ) -> Request:
         data = pipeline.data
         assert data is not None
@@ -298,7 +328,11 @@ class RecommendationService:
         now_s = self._clock.now_ms() // 1000
         hour = query.hour if query.hour is not None else int(now_s // 3600 % 24)
         return Request(
-            history=history, as_of_s=now_s, hour=hour, exclude=self._exclusions(pipeline, query)
+            history=history,
+            as_of_s=now_s,
+            hour=hour,
+            exclude=self._exclusions(pipeline, query),
+            extra=self._serving_candidates(pipeline, query, profile_key),
         )
 
     def _exclusions(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from persona.access.keys import Scope
-from persona.api.deps import EngineDep, require
+from persona.api.deps import EngineDep, actor, require
 from persona.engine import Engine
 from persona.profiles.schema import Profile
 from persona.profiles.service import anonymous_key, user_key
@@ -58,9 +58,9 @@ def profile_key(profile: Profile) -> str:
     status_code=201,
     dependencies=[require(Scope.ADMIN)],
 )
-def create_segment(body: SegmentIn, engine: Engine = EngineDep) -> Segment:
-    """Define a segment by a rule; its members are computed before the answer."""
-    record = engine.segments.create(body.name, body.rule, body.description)
+def create_segment(request: Request, body: SegmentIn, engine: Engine = EngineDep) -> Segment:
+    """Define a segment by a rule; its members are computed before the answer (audited)."""
+    record = engine.segments.create(body.name, body.rule, body.description, actor=actor(request))
     return _public(record, engine.segments.size(record.name))
 
 
@@ -105,10 +105,10 @@ def get_segment(name: str = SegmentName, engine: Engine = EngineDep) -> Segment:
     dependencies=[require(Scope.ADMIN)],
 )
 def update_segment(
-    body: SegmentChange, name: str = SegmentName, engine: Engine = EngineDep
+    request: Request, body: SegmentChange, name: str = SegmentName, engine: Engine = EngineDep
 ) -> Segment:
     """Replace the rule and description; members (and those of dependent segments) follow."""
-    record = engine.segments.update(name, body.rule, body.description)
+    record = engine.segments.update(name, body.rule, body.description, actor=actor(request))
     return _public(record, engine.segments.size(name))
 
 
@@ -119,9 +119,11 @@ def update_segment(
     response_class=Response,
     dependencies=[require(Scope.ADMIN)],
 )
-def delete_segment(name: str = SegmentName, engine: Engine = EngineDep) -> Response:
+def delete_segment(
+    request: Request, name: str = SegmentName, engine: Engine = EngineDep
+) -> Response:
     """Delete a segment and its membership history (409 while another segment refers to it)."""
-    engine.segments.delete(name)
+    engine.segments.delete(name, actor=actor(request))
     return Response(status_code=204)
 
 

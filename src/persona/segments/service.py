@@ -15,9 +15,11 @@ membership decided just before it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -44,6 +46,20 @@ from persona.storage.protocols import UnitOfWork
 from persona.storage.sql import SqlStorage, SqlUnitOfWork
 
 RULE = "rule"
+FAVOURITES_TTL_SECONDS = 60.0
+FAVOURITES_WINDOW_MS = 30 * 86_400_000
+FAVOURITES_PER_SEGMENT = 200
+
+
+def _shares(counts: Mapping[str, int], limit: int) -> list[tuple[str, float]]:
+    total = sum(counts.values())
+    best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [(item, n / total) for item, n in best]
+
+
+# Appends an audit entry inside the caller's transaction: (connection, actor, action, target,
+# details). Set by the privacy wiring, so that segments need not know about the audit log.
+ChangeAudit = Callable[[Connection, str, str, str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +113,24 @@ class SegmentService:
         self._clock = clock
         self._lock = threading.Lock()
         self._plan: RealTimePlan | None = None
+        self._favourites: tuple[float, dict[str, list[tuple[str, float]]]] = (float("-inf"), {})
+        self._audit: ChangeAudit | None = None
+
+    def set_audit(self, audit: ChangeAudit) -> None:
+        """Record definition changes in the audit log (in the transaction that makes them)."""
+        self._audit = audit
+
+    def _audited(
+        self, uow: UnitOfWork, actor: str, action: str, name: str, details: dict[str, Any]
+    ) -> None:
+        # never the rule or description: they may quote personal values
+        if self._audit is not None:
+            self._audit(_connection(uow), actor, action, f"segment:{name}", details)
 
     # -- definitions ---------------------------------------------------------------------------
-    def create(self, name: str, rule_text: str, description: str = "") -> SegmentRecord:
+    def create(
+        self, name: str, rule_text: str, description: str = "", *, actor: str = "cli"
+    ) -> SegmentRecord:
         """Define a segment and compute its first members; 409 when the name is taken."""
         _check_name(name)
         rule = parse_rule(rule_text)
@@ -113,9 +144,12 @@ class SegmentService:
             record = SegmentRecord(name, RULE, rule_text, description, now, now)
             store.insert(record)
             self._recompute(uow, [name], {**definitions, name: record}, now)
+            self._audited(uow, actor, "segment.create", name, {"kind": RULE})
         return record
 
-    def update(self, name: str, rule_text: str | None, description: str | None) -> SegmentRecord:
+    def update(
+        self, name: str, rule_text: str | None, description: str | None, *, actor: str = "cli"
+    ) -> SegmentRecord:
         """Change the rule and/or the description; members (and dependents') are recomputed."""
         now = self._clock.now_ms()
         rule = parse_rule(rule_text) if rule_text is not None else None
@@ -141,9 +175,14 @@ class SegmentService:
             if rule is not None:
                 definitions[name] = record
                 self._recompute(uow, _with_dependents(name, definitions), definitions, now)
+            changed = {
+                "rule": record.rule != current.rule,
+                "description": record.description != current.description,
+            }
+            self._audited(uow, actor, "segment.update", name, {"changed": changed})
         return record
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, actor: str = "cli") -> None:
         """Remove a segment and its membership history; 409 while other segments use it."""
         with self._storage.write() as uow:
             store = SqlSegmentStore(_connection(uow))
@@ -158,6 +197,7 @@ class SegmentService:
             if users:
                 raise ConflictError(f"segment {name!r} is used by {', '.join(users)}")
             store.delete(name)
+            self._audited(uow, actor, "segment.delete", name, {})
 
     def get(self, name: str) -> SegmentRecord:
         with self._storage.read() as uow:
@@ -202,6 +242,32 @@ class SegmentService:
         with self._storage.read() as uow:
             found = SqlSegmentStore(_connection(uow)).open_memberships_of([profile_key])
         return found.get(profile_key, set())
+
+    def favoured_items(self, profile_key: str, limit: int = 30) -> list[str]:
+        """What the members of this person's segments interacted with in the last 30 days,
+        by share within each segment, best first (a candidate source of recommendations)."""
+        now = time.monotonic()
+        read_at, by_segment = self._favourites
+        with self._storage.read() as uow:
+            store = SqlSegmentStore(_connection(uow))
+            mine = store.open_segments_of(profile_key)
+            if not mine:
+                return []
+            if now - read_at >= FAVOURITES_TTL_SECONDS:
+                since = self._clock.now_ms() - FAVOURITES_WINDOW_MS
+                counts: dict[str, dict[str, int]] = {}
+                for segment, item, n in store.segment_item_counts(since, ["impression"]):
+                    counts.setdefault(segment, {})[item] = n
+                by_segment = {
+                    segment: _shares(found, FAVOURITES_PER_SEGMENT)
+                    for segment, found in counts.items()
+                }
+                self._favourites = (now, by_segment)
+        scores: dict[str, float] = {}
+        for segment in mine:
+            for item, share in by_segment.get(segment, ()):
+                scores[item] = scores.get(item, 0.0) + share
+        return [item for item, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
 
     def profile_facet(self, uow: UnitOfWork, profile_key: str) -> dict[str, list[str]]:
         """The ``segments`` field of a profile read, from the read's own transaction."""

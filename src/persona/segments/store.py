@@ -94,6 +94,24 @@ class SqlSegmentStore:
             rows = self._c.exec_driver_sql(_OPEN_SEGMENTS, (profile_key,))
         return [segment for (segment,) in rows]
 
+    def segment_item_counts(
+        self, since_ms: int, ignored_types: Sequence[str]
+    ) -> list[tuple[str, str, int]]:
+        """``(segment, item_id, events)``: what current members did since ``since_ms``."""
+        e, m = tables.events, segment_memberships
+        joined = e.join(m, (m.c.profile_key == e.c.profile_key) & m.c.exited_at_ms.is_(None))
+        query = (
+            select(m.c.segment, e.c.item_id, func.count())
+            .select_from(joined)
+            .where(
+                e.c.occurred_at_ms >= since_ms,
+                e.c.item_id.is_not(None),
+                e.c.type.not_in(list(ignored_types)),
+            )
+            .group_by(m.c.segment, e.c.item_id)
+        )
+        return [(str(s), str(item), int(n)) for s, item, n in self._c.execute(query)]
+
     def open_memberships_of(self, profile_keys: Collection[str]) -> dict[str, set[str]]:
         m = segment_memberships
         found: dict[str, set[str]] = {}
