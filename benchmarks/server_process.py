@@ -61,6 +61,10 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
 
     ``env`` adds environment variables (settings such as ``PERSONA_RECOMMEND_CACHE_SECONDS``).
     """
+    # The preparation wrote hundreds of megabytes (events, models). Flushed now, they cannot
+    # reach the disk in the middle of the measurement: the kernel writes dirty pages back
+    # after 30 s, and a commit's fsync then waits for that flood (stalls of 100 to 350 ms).
+    os.sync()
     port = free_port()
     log_path = home / "server.log"
     with log_path.open("wb") as log:

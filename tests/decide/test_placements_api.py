@@ -196,6 +196,27 @@ def test_openapi_shows_the_configuration_schema(client: TestClient) -> None:
         assert {"$ref": "#/components/schemas/PlacementBody"} in body["schema"]["allOf"]
 
 
+def test_openapi_shows_the_decisions_body(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    body = document["paths"]["/v1/decisions"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert body["required"] and schema == {"$ref": "#/components/schemas/DecisionRequest"}
+    schemas = document["components"]["schemas"]
+    assert "placements" in schemas["DecisionRequest"]["properties"]
+    assert "device" in schemas["DecisionContext"]["properties"]  # the model it refers to
+
+
+def test_a_decisions_body_that_is_not_json_gets_400(client: TestClient) -> None:
+    create(client, ab())
+    answer = client.post(
+        "/v1/decisions", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert (answer.status_code, answer.json()["code"]) == (400, "malformed_json")
+    invalid = client.post("/v1/decisions", json={"user_id": "u", "placements": "home_hero"})
+    assert invalid.status_code == 422
+    assert invalid.json()["errors"][0]["path"] == "body.placements"
+
+
 def test_thompson_chooses_among_the_arms_whose_targeting_matches(client: TestClient) -> None:
     config = {
         "name": "banner",

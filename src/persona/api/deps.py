@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from persona.access.keys import DEV_PRINCIPAL, Principal, Scope
+from persona.api.query import body_schemas
 from persona.engine import Engine
 
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
@@ -119,7 +120,10 @@ def install_security_docs(app: FastAPI, routers: Sequence[APIRouter]) -> None:
             description=app.description,
             routes=app.routes,
         )
-        document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        components = document.setdefault("components", {})
+        components["securitySchemes"] = SECURITY_SCHEMES
+        for name, schema in body_schemas().items():
+            components.setdefault("schemas", {}).setdefault(name, schema)
         for route in (route for router in routers for route in router.routes):
             if not isinstance(route, APIRoute):
                 continue

@@ -8,7 +8,8 @@ import orjson
 from fastapi import APIRouter, Body, Path, Request, Response
 
 from persona.access.keys import Scope
-from persona.api.deps import EngineDep, actor, require
+from persona.api.deps import EngineDep, actor, engine_of, require, scoped
+from persona.api.query import json_body, parse_body
 from persona.decide.schema import (
     EXPERIMENT_POLICIES,
     NAME_PATTERN,
@@ -193,16 +194,21 @@ def list_versions(name: str = PlacementName, engine: Engine = EngineDep) -> Plac
     "/decisions",
     operation_id="decide",
     response_model=DecisionsOut,
-    dependencies=[require(Scope.DECIDE)],
+    openapi_extra=json_body(DecisionRequest),
 )
-def decide(body: DecisionRequest, engine: Engine = EngineDep) -> Response:
+@scoped(Scope.DECIDE)
+async def decide(request: Request) -> Response:
     """Choose a variant for each placement; every decision is logged before the answer.
 
     Send the `decision_id` back on `impression`, `click` and `purchase` events to attribute
     them to the variant.
     """
-    # Written straight to JSON in the shape of ``DecisionsOut`` (a test validates it): the
-    # framework's second validation of the payloads would cost more than choosing them.
+    # Async: the choices run on the event loop, the pipeline (uncached) and the log commit in
+    # worker threads. Written straight to JSON in the shape of ``DecisionsOut`` (a test
+    # validates it): the framework's second validation of the payloads would cost more than
+    # choosing them.
+    body = await parse_body(DecisionRequest, request)
+    decisions = await engine_of(request).decisions.decide_async(body)
     answer = {
         "decisions": [
             {
@@ -215,7 +221,7 @@ def decide(body: DecisionRequest, engine: Engine = EngineDep) -> Response:
                 "reason": d.reason,
                 "holdout": d.holdout,
             }
-            for d in engine.decisions.decide(body)
+            for d in decisions
         ]
     }
     return Response(orjson.dumps(answer), media_type="application/json")

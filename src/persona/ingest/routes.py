@@ -13,8 +13,9 @@ from starlette.responses import Response
 
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, require
+from persona.api.query import parse_json
 from persona.engine import Engine
-from persona.errors import InvalidRequestError, MalformedJsonError
+from persona.errors import InvalidRequestError
 from persona.ingest.schema import EventIn, IngestResponse, QuarantineEntry, QuarantinePage
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -37,13 +38,6 @@ _BODY_SCHEMA = {
 _BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}
 }
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedJsonError(f"the body is not valid JSON ({exc})") from None
 
 
 def events_of(payload: Any) -> list[Any]:
