@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from persona.access.keys import ApiKeyService
 from persona.access.ratelimit import RateLimiter
+from persona.cache import AnswerCache
 from persona.catalog.service import CatalogService
 from persona.clock import Clock, SystemClock
 from persona.decide.service import DecisionService, DecisionSettings
@@ -19,7 +20,6 @@ from persona.predictions.service import PredictionService
 from persona.privacy.service import PrivacyServices
 from persona.profiles.aggregate import AggregateRules
 from persona.profiles.service import ProfileService
-from persona.recommend.cache import AnswerCache
 from persona.recommend.registry import ModelRegistry
 from persona.recommend.service import RecommendationService
 from persona.segments.service import SegmentService
@@ -65,7 +65,12 @@ class Engine:
             weights=dict(settings.event_weights),
             purchase_types=frozenset(settings.purchase_event_types),
         )
-        profiles = ProfileService(storage, clock, rules)
+        profiles = ProfileService(
+            storage,
+            clock,
+            rules,
+            AnswerCache(settings.profile_cache_entries, settings.profile_cache_seconds),
+        )
         limits = IngestLimits(
             max_batch_events=settings.max_batch_events,
             max_event_bytes=settings.max_event_bytes,

@@ -72,6 +72,15 @@ class Settings(BaseSettings):
         le=256,
         description="Threads for blocking request work (more than a few per core only queue).",
     )
+    profile_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a profile read is reused while nothing in this process changes"
+        " it; bounds how late other processes' writes show (0: never).",
+    )
+    profile_cache_entries: int = Field(
+        default=100_000, ge=0, description="How many profiles the in-memory cache holds at most."
+    )
     recommend_cache_seconds: float = Field(
         default=60.0,
         ge=0,

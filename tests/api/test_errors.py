@@ -27,7 +27,7 @@ def test_an_unhandled_error_shows_only_a_request_id(
     def explode(*_: object, **__: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(engine.profiles, "get", explode)
+    monkeypatch.setattr(engine.profiles, "get_json", explode)
     with caplog.at_level(logging.ERROR):
         response = client.get("/v1/profiles/u1", headers={"x-request-id": "req-42"})
     assert response.status_code == 500

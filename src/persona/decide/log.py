@@ -57,6 +57,7 @@ class DecisionLogWriter:
         try:
             with self._storage.write() as uow:
                 SqlDecisionStore(uow.connection).log([r for w in batch for r in w.records])
+                uow.changes_profiles(())  # the log is not part of any profile
         except BaseException as exc:  # handed to every request of the batch, then re-raised
             error = exc
         successor: _Waiter | None = None

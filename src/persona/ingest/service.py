@@ -333,6 +333,8 @@ class IngestService:
                 batch.touched.add(user_key(event.user_id))
             if event.anonymous_id:
                 batch.touched.add(anonymous_key(event.anonymous_id))
+        # The listeners (segments, clusters, attribution) change only these people too.
+        uow.changes_profiles(batch.touched)
         for listener in self._listeners:
             listener(uow, batch.fresh, profile_keys, now_ms)
 

@@ -22,12 +22,11 @@ PersonId = Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 @scoped(Scope.READ)
 async def get_profile(request: Request, user_id: str = PersonId) -> Response:
     """The profile of a user id, or of an anonymous id (merged profiles answer for both)."""
-    engine = engine_of(request)
-    # A profile read is one short read transaction (about 0.2 ms on SQLite), cheaper than the
-    # hop to a worker thread a plain ``def`` route would take, so it runs on the event loop.
-    # The model is serialized once here instead of being validated again by the framework.
-    profile = engine.profiles.get(user_id)
-    return Response(profile.model_dump_json(), media_type="application/json")
+    # A profile read is a cache hit or one short read transaction (about 0.2 ms on SQLite),
+    # cheaper than the hop to a worker thread a plain ``def`` route would take, so it runs on
+    # the event loop. The answer is serialized once, without a second validation.
+    answer = engine_of(request).profiles.get_json(user_id)
+    return Response(answer, media_type="application/json")
 
 
 @router.put(

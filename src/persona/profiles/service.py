@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
+
+from persona.cache import AnswerCache
 from persona.clock import Clock
 from persona.errors import NotFoundError
 from persona.profiles.aggregate import AggregateRules, Foldable, ProfileState
-from persona.profiles.schema import Profile, RecentItem, Rfm
+from persona.profiles.schema import Profile
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import ProfileRecord
 
@@ -44,17 +48,29 @@ TraitsFilter = Callable[[str, dict[str, Any]], dict[str, Any]]
 """Called with a user id and traits before a write; returns what is stored (privacy)."""
 
 
-def _iso(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+def _iso(ms: int | None) -> str | None:
+    """A time in milliseconds as pydantic writes a UTC datetime (``...Z``)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 class ProfileService:
-    def __init__(self, storage: Storage, clock: Clock, rules: AggregateRules) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        rules: AggregateRules,
+        cache: AnswerCache[_Rendered] | None = None,
+    ) -> None:
         self._storage = storage
         self._clock = clock
         self.rules = rules
         self._facets: list[ProfileFacet] = []
         self._traits_filter: TraitsFilter | None = None
+        self._cache: AnswerCache[_Rendered] = cache if cache is not None else AnswerCache(0, 0)
+        if self._cache.enabled:
+            storage.add_commit_listener(self._committed)
 
     def add_facet(self, facet: ProfileFacet) -> None:
         """Let ``facet`` add fields to every profile read, inside the read's transaction."""
@@ -140,6 +156,27 @@ class ProfileService:
         return record
 
     def get(self, person_id: str) -> Profile:
+        return Profile.model_validate(self.document(person_id))
+
+    def get_json(self, person_id: str) -> bytes:
+        """The profile as the JSON of ``Profile`` (the route's answer, serialized once)."""
+        return orjson.dumps(self.document(person_id))
+
+    def document(self, person_id: str) -> dict[str, Any]:
+        """The profile of a user id or anonymous id, as the JSON values of ``Profile``.
+
+        Reads come from the cache until a commit changes the person (see ``persona.cache``);
+        the two fields that count days up to now are computed at every read.
+        """
+        cached = self._cache.get(person_id)
+        if cached is None:
+            ticket = self._cache.ticket()
+            cached = self._read(person_id)
+            keys = {user_key(person_id), anonymous_key(person_id), cached.profile_key}
+            self._cache.put(person_id, keys, ticket, cached)
+        return cached.at(self._clock.now_ms())
+
+    def _read(self, person_id: str) -> _Rendered:
         with self._storage.read() as uow:
             record = self._find(uow, person_id)
             if record is None:
@@ -149,7 +186,13 @@ class ProfileService:
             facets: dict[str, Any] = {}
             for facet in self._facets:
                 facets.update(facet(uow, key))
-        return self._view(key, record.state, record.traits, record.updated_at_ms, aliases, facets)
+        return _render(key, record.state, record.traits, record.updated_at_ms, aliases, facets)
+
+    def _committed(self, changed: set[str] | None) -> None:
+        if changed is None:
+            self._cache.clear()
+        elif changed:
+            self._cache.invalidate(changed)
 
     def set_traits_filter(self, check: TraitsFilter) -> None:
         """Let privacy transform (or refuse) traits before they are stored."""
@@ -164,42 +207,60 @@ class ProfileService:
             uow.profiles.set_traits(key, traits, ProfileState().to_dict(), now)
         return self.get(user_id)
 
-    def _view(
-        self,
-        key: str,
-        state_doc: dict[str, Any],
-        traits: dict[str, Any] | None,
-        updated_at_ms: int,
-        aliases: list[str],
-        facets: dict[str, Any],
-    ) -> Profile:
-        state = ProfileState.from_dict(state_doc)
-        now = self._clock.now_ms()
-        kind = "user" if key.startswith(USER) else "anonymous"
-        affinities = sorted(state.affinity.items(), key=lambda kv: (-kv[1], kv[0]))
-        return Profile(
-            profile_id=key[2:],
-            kind=kind,
-            aliases=aliases,
-            traits=traits or {},
-            event_count=state.event_count,
-            counts=dict(sorted(state.counts.items())),
-            first_seen_at=_iso(state.first_seen_ms),
-            last_seen_at=_iso(state.last_seen_ms),
-            days_since_last_seen=None
-            if state.last_seen_ms is None
-            else max(0.0, (now - state.last_seen_ms) / DAY_MS),
-            rfm=Rfm(
-                recency_days=None
-                if state.last_purchase_ms is None
-                else max(0.0, (now - state.last_purchase_ms) / DAY_MS),
-                frequency=state.purchases,
-                monetary=state.revenue,
-            ),
-            category_affinities={name: round(score, 6) for name, score in affinities},
-            recent_items=[RecentItem(item_id=i, at=_iso(t)) for i, t, _ in state.recent],
-            last_context=state.last_context,
-            session_count=state.session_count,
-            updated_at=_iso(updated_at_ms),
-            **facets,
-        )
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    """A profile's JSON values as read, and the times its day counts start from."""
+
+    profile_key: str
+    document: dict[str, Any]
+    last_seen_ms: int | None
+    last_purchase_ms: int | None
+
+    def at(self, now_ms: int) -> dict[str, Any]:
+        document = dict(self.document)  # shallow: the cached one is shared between readers
+        document["days_since_last_seen"] = _days_between(self.last_seen_ms, now_ms)
+        document["rfm"] = {
+            **self.document["rfm"],
+            "recency_days": _days_between(self.last_purchase_ms, now_ms),
+        }
+        return document
+
+
+def _days_between(then_ms: int | None, now_ms: int) -> float | None:
+    return None if then_ms is None else max(0.0, (now_ms - then_ms) / DAY_MS)
+
+
+def _render(
+    key: str,
+    state_doc: dict[str, Any],
+    traits: dict[str, Any] | None,
+    updated_at_ms: int,
+    aliases: list[str],
+    facets: dict[str, Any],
+) -> _Rendered:
+    """The fields of ``Profile`` as JSON values, built directly: a profile holds dozens of
+    recent items, and a model per item plus a datetime each cost more than the whole read."""
+    state = ProfileState.from_dict(state_doc)
+    affinities = sorted(state.affinity.items(), key=lambda kv: (-kv[1], kv[0]))
+    document: dict[str, Any] = {
+        "profile_id": key[2:],
+        "kind": "user" if key.startswith(USER) else "anonymous",
+        "aliases": aliases,
+        "traits": traits or {},
+        "event_count": state.event_count,
+        "counts": dict(sorted(state.counts.items())),
+        "first_seen_at": _iso(state.first_seen_ms),
+        "last_seen_at": _iso(state.last_seen_ms),
+        "days_since_last_seen": None,
+        "rfm": {"recency_days": None, "frequency": state.purchases, "monetary": state.revenue},
+        "category_affinities": {name: round(score, 6) for name, score in affinities},
+        "recent_items": [{"item_id": i, "at": _iso(t)} for i, t, _ in state.recent],
+        "last_context": state.last_context,
+        "session_count": state.session_count,
+        "segments": [],
+        "scores": {},
+        "updated_at": _iso(updated_at_ms),
+    }
+    document.update(facets)
+    return _Rendered(key, document, state.last_seen_ms, state.last_purchase_ms)

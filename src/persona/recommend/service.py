@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from persona.cache import AnswerCache
 from persona.clock import Clock
 from persona.profiles.service import ProfileService, anonymous_key, user_key
-from persona.recommend.cache import AnswerCache
 from persona.recommend.context import ContextTrends
 from persona.recommend.pipeline import (
     PipelineConfig,

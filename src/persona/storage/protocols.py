@@ -6,7 +6,7 @@ ingest call commits its events, quarantine records and profile updates together 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -138,10 +138,26 @@ class UnitOfWork(Protocol):
     @property
     def keys(self) -> KeyStore: ...
 
+    def changes_profiles(self, profile_keys: Iterable[str]) -> None:
+        """Declare that this write changes what reads show of these profiles, and of no other.
+
+        Without a declaration a write may have changed any profile (its commit listeners hear
+        ``None``); a write that changes none declares an empty list.
+        """
+        ...
+
+
+CommitListener = Callable[[set[str] | None], None]
+"""Called after a write commits: the profile keys it declared changed, or None (any)."""
+
 
 class Storage(Protocol):
     def write(self) -> AbstractContextManager[UnitOfWork]:
         """A transaction that holds the write lock; commits on normal exit."""
+        ...
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener`` after every committed write of this process (caches)."""
         ...
 
     def read(self) -> AbstractContextManager[UnitOfWork]: ...

@@ -6,7 +6,7 @@ few places (upserts, the write lock); those are named where they happen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from persona.storage import tables
 from persona.storage.database import WRITE_OPTION
+from persona.storage.protocols import CommitListener
 from persona.storage.records import (
     ApiKeyRecord,
     EventRecord,
@@ -534,6 +535,12 @@ class SqlUnitOfWork:
         self.profiles = SqlProfileStore(connection)
         self.catalog = SqlCatalog(connection)
         self.keys = SqlKeyStore(connection)
+        self.changed_profiles: set[str] | None = None  # None: not declared, so any
+
+    def changes_profiles(self, profile_keys: Iterable[str]) -> None:
+        if self.changed_profiles is None:
+            self.changed_profiles = set()
+        self.changed_profiles.update(profile_keys)
 
 
 class SqlStorage:
@@ -542,6 +549,10 @@ class SqlStorage:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._commit_listeners: list[CommitListener] = []
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._commit_listeners.append(listener)
 
     @contextmanager
     def write(self) -> Iterator[SqlUnitOfWork]:
@@ -549,7 +560,11 @@ class SqlStorage:
         with self.engine.connect().execution_options(**options) as connection, connection.begin():
             if self.dialect == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
-            yield SqlUnitOfWork(connection)
+            uow = SqlUnitOfWork(connection)
+            yield uow
+        # Committed (an exception would have left above): readers can now see the change.
+        for listener in self._commit_listeners:
+            listener(uow.changed_profiles)
 
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:

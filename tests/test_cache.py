@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from persona.recommend.cache import AnswerCache
+from persona.cache import AnswerCache
 
 
 class Clock:

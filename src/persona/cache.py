@@ -1,19 +1,20 @@
-"""Recommendation answers kept in memory until the person does something new.
+"""Answers kept in memory until the person they belong to changes.
 
-Ranking a person's list costs milliseconds of numpy and LightGBM work; asking again without
-anything having changed should not. An answer is reused until the first of:
+Recommendations (milliseconds of numpy and LightGBM work) and profile reads (a transaction and
+a view) are asked for again and again while nothing changes. An answer is reused until the
+first of:
 
-- an event of that person is committed (``invalidate`` with their profile keys, called by
-  ingest after the commit), so the next answer reflects what they just did;
-- the serving model set or the catalog changes (``clear``);
+- a commit changes one of the people it belongs to (``invalidate`` with their profile keys,
+  called after the commit), so the next answer reflects what they just did;
+- something that may change every answer happens (``clear``: a new model set, a catalog
+  change, a write whose people are not known);
 - ``ttl_seconds`` pass, which bounds how stale time-dependent signals (trending, the hour of
   day) and other processes' writes can make an answer;
 - it is the least recently used entry and room is needed.
 
-A ranking that started before an invalidation of its person must not be stored after it:
-it read the history the invalidation made obsolete. Each computation takes a ticket before
-it reads anything, and ``put`` refuses it when one of the person's keys was invalidated after
-the ticket was taken.
+An answer computed from data read before an invalidation of its person must not be stored
+after it. Each computation takes a ticket before it reads anything, and ``put`` refuses it
+when one of the person's keys was invalidated (or everything cleared) after the ticket.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class AnswerCache(Generic[V]):
                 self._floor = self._sequence
 
     def clear(self) -> None:
-        """Drop everything (a new model set or catalog change affects every answer)."""
+        """Drop everything, and refuse answers computed before this call."""
         with self._lock:
             self._sequence += 1
             self._entries.clear()
