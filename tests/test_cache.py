@@ -1,8 +1,11 @@
-"""The answer cache: reuse until the person acts, the model or catalog changes, or time passes."""
+"""The answer cache (reuse until the person acts, everything changes, or time passes) and
+refreshed values (read again when old or forgotten)."""
 
 from __future__ import annotations
 
-from persona.cache import AnswerCache
+import threading
+
+from persona.cache import AnswerCache, Refreshed
 
 
 class Clock:
@@ -84,3 +87,71 @@ def test_trimming_the_invalidation_log_keeps_refusing_old_tickets() -> None:
         cache.invalidate({f"u:{n}"})
     assert not cache.put("q", ["u:0"], ticket, "stale")
     assert cache.put("q", ["u:0"], cache.ticket(), "fresh")
+
+
+class Source:
+    """What a refreshed value reads: counts its reads; ``during`` runs inside a read."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.reads = 0
+        self.during: list[object] = []
+
+    def __call__(self) -> int:
+        self.reads += 1
+        value = self.version
+        for action in self.during:
+            action()  # type: ignore[operator]
+        self.during.clear()
+        return value
+
+
+def test_a_refreshed_value_is_read_again_only_when_old_or_forgotten() -> None:
+    clock, source = Clock(), Source()
+    value = Refreshed(source, max_age_seconds=1.0, now=clock)
+    assert value.get() == 0 and value.get() == 0 and source.reads == 1
+    source.version = 1
+    clock.now = 0.5
+    assert value.get() == 0  # young enough
+    clock.now = 1.0
+    assert value.get() == 1 and source.reads == 2
+    source.version = 2
+    value.forget()
+    assert value.get() == 2 and source.reads == 3
+
+
+def test_a_value_read_before_a_forget_is_not_kept() -> None:
+    clock, source = Clock(), Source()
+    value = Refreshed(source, max_age_seconds=60.0, now=clock)
+
+    def change() -> None:
+        source.version = 1
+        value.forget()  # the change commits while the read is under way
+
+    source.during.append(change)
+    assert value.get() == 0  # the reader gets what it read...
+    assert value.get() == 1  # ...but the next use reads again
+    assert source.reads == 2
+
+
+def test_concurrent_users_of_a_stale_value_share_one_read() -> None:
+    entered, release = threading.Event(), threading.Event()
+    reads: list[int] = []
+
+    def slow_read() -> int:
+        reads.append(1)
+        entered.set()
+        release.wait(5)
+        return len(reads)
+
+    value = Refreshed(slow_read, max_age_seconds=60.0)
+    results: list[int] = []
+    first = threading.Thread(target=lambda: results.append(value.get()))
+    first.start()
+    assert entered.wait(5)
+    second = threading.Thread(target=lambda: results.append(value.get()))
+    second.start()
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert results == [1, 1] and len(reads) == 1

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +134,46 @@ class AnswerCache(Generic[V]):
                 keys.discard(key)
                 if not keys:
                     del self._by_profile[profile_key]
+
+
+class Refreshed(Generic[T]):
+    """A value many requests use and few writes change, read again once it is
+    ``max_age_seconds`` old or was forgotten, not at every use (unavailable items, popular
+    items, what is trending per context or per segment).
+
+    One thread reads at a time while the others wait for its value. A value read before a
+    ``forget`` is returned to its reader but not kept: the next use reads again.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], T],
+        max_age_seconds: float,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self.max_age_seconds = max_age_seconds
+        self._now = now
+        self._lock = threading.Lock()
+        self._entry: tuple[float, T] | None = None  # (read at, value)
+        self._generation = 0
+
+    def get(self) -> T:
+        entry = self._entry
+        if entry is not None and self._now() - entry[0] < self.max_age_seconds:
+            return entry[1]
+        with self._lock:
+            entry = self._entry
+            if entry is not None and self._now() - entry[0] < self.max_age_seconds:
+                return entry[1]
+            generation = self._generation
+            started = self._now()
+            value = self._read()
+            if generation == self._generation:
+                self._entry = (started, value)
+            return value
+
+    def forget(self) -> None:
+        """Read again at the next use (this process changed what the value comes from)."""
+        self._generation += 1
+        self._entry = None

@@ -154,5 +154,6 @@ class Engine:
         )
 
     def close(self) -> None:
+        self.decisions.close()
         self.recommendations.close()
         self.storage.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -84,3 +85,32 @@ def test_logged_records_read_back_as_written(engine: Engine) -> None:
     with engine.storage.read() as uow:
         found = SqlDecisionStore(uow.connection).decisions(["d1", "d2"])
     assert [found["d1"], found["d2"]] == written
+
+
+def test_requests_on_an_event_loop_wait_without_a_thread_each(engine: Engine) -> None:
+    writer = DecisionLogWriter(engine.storage)
+    threads_before = threading.active_count()
+
+    async def requests() -> tuple[list[BaseException | None], BaseException | None]:
+        writes = [writer.write_async([record(f"async-{n}")]) for n in range(40)]
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        try:
+            await writer.write_async([record("async-0")])  # a duplicate id
+        except Exception as exc:  # the driver's integrity error, either backend
+            return outcomes, exc
+        return outcomes, None
+
+    outcomes, failure = asyncio.run(requests())
+    assert outcomes == [None] * 40 and failure is not None
+    assert logged(engine) == 40
+    assert threading.active_count() == threads_before + 1  # the writer's, for 41 requests
+
+
+def test_closing_commits_what_is_pending_and_refuses_more(engine: Engine) -> None:
+    writer = DecisionLogWriter(engine.storage)
+    pending = [writer.submit([record(f"c{n}")]) for n in range(5)]
+    writer.close()
+    assert all(future.done() and future.exception() is None for future in pending)
+    assert logged(engine) == 5
+    with pytest.raises(RuntimeError):
+        writer.submit([record("late")])

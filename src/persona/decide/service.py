@@ -145,6 +145,10 @@ class DecisionService:
         )
         self._audit: ChangeAudit | None = None
 
+    def close(self) -> None:
+        """Commit the decisions still pending and stop the log's writer thread."""
+        self._log.close()
+
     def set_audit(self, audit: ChangeAudit) -> None:
         """Record configuration changes in the audit log (in the transaction that makes them)."""
         self._audit = audit
@@ -279,8 +283,8 @@ class DecisionService:
         The read transaction and the choices cost a fraction of a millisecond, less than the
         hop to a worker thread (which then competes with the loop for the interpreter lock).
         A cached recommendation answer is taken on the loop; an uncached one is ranked in a
-        worker thread; the log commit waits for its disk flush in a worker thread too, and
-        concurrent requests share it (group commit).
+        worker thread. The log's writer thread commits the records, with those of concurrent
+        requests (group commit), while the request waits on a future.
         """
         plan = self._plan(request)
         for name in plan.to_recommend:
@@ -290,7 +294,7 @@ class DecisionService:
                 result = await anyio.to_thread.run_sync(self._recommendations.recommend, query)
             plan.choices[name] = _recommended(result, plan.configs[name])
         decisions, records = self._logged(request, plan)
-        await anyio.to_thread.run_sync(self._log.write, records)
+        await self._log.write_async(records)
         return decisions
 
     def _plan(self, request: DecisionRequest) -> _Plan:

@@ -10,12 +10,11 @@ device.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from persona.cache import Refreshed
 from persona.storage.protocols import Storage
 
 CONTEXT_FIELDS = ("device", "country")
@@ -41,13 +40,11 @@ class ContextTrends:
         self._now_ms = now_ms
         self._ignored = sorted(ignored_types)
         self.config = config or ContextTrendsConfig()
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str], Counter[str]] = {}
-        self._read_at = float("-inf")
+        self._counts = Refreshed(self._read_counts, self.config.refresh_seconds)
 
     def ranked(self, context: Mapping[str, str | None]) -> list[tuple[str, float]]:
         """Items by their share of interactions in each known context value, best first."""
-        counts = self._current()
+        counts = self._counts.get()
         scores: dict[str, float] = {}
         for name in CONTEXT_FIELDS:
             value = context.get(name)
@@ -63,22 +60,13 @@ class ContextTrends:
 
     def forget(self) -> None:
         """Read the counts again at the next request (events arrived, or erasure)."""
-        self._read_at = float("-inf")
+        self._counts.forget()
 
-    def _current(self) -> dict[tuple[str, str], Counter[str]]:
-        if time.monotonic() - self._read_at < self.config.refresh_seconds:
-            return self._counts
-        with self._lock:
-            if time.monotonic() - self._read_at < self.config.refresh_seconds:
-                return self._counts
-            since = self._now_ms() - round(self.config.window_days * DAY_MS)
-            counts: dict[tuple[str, str], Counter[str]] = {}
-            with self._storage.read() as uow:
-                for name in CONTEXT_FIELDS:
-                    for value, item, n in uow.events.context_item_counts(
-                        name, since, self._ignored
-                    ):
-                        counts.setdefault((name, value.lower()), Counter())[item] += n
-            self._counts = counts
-            self._read_at = time.monotonic()
+    def _read_counts(self) -> dict[tuple[str, str], Counter[str]]:
+        since = self._now_ms() - round(self.config.window_days * DAY_MS)
+        counts: dict[tuple[str, str], Counter[str]] = {}
+        with self._storage.read() as uow:
+            for name in CONTEXT_FIELDS:
+                for value, item, n in uow.events.context_item_counts(name, since, self._ignored):
+                    counts.setdefault((name, value.lower()), Counter())[item] += n
         return counts

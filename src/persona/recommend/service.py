@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from persona.cache import AnswerCache
+from persona.cache import AnswerCache, Refreshed
 from persona.clock import Clock
 from persona.profiles.service import ProfileService, anonymous_key, user_key
 from persona.recommend.context import ContextTrends
@@ -47,6 +47,8 @@ def _ms_since(started: float) -> float:
 
 
 UNAVAILABLE_TTL_SECONDS = 1.0
+POPULAR_TTL_SECONDS = 60.0
+POPULAR_LIMIT = 1000
 NO_CONSENT = "no personalization consent"
 
 
@@ -108,8 +110,10 @@ class RecommendationService:
         self._served: _Served | None = None
         self._lock = threading.Lock()
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recommend")
-        self._popular: tuple[float, list[str]] = (0.0, [])
-        self._unavailable_cache: tuple[float, list[str]] = (-UNAVAILABLE_TTL_SECONDS, [])
+        # Changes made through this process show at once (``catalog_changed``), those of
+        # another process within the second.
+        self._unavailable_ids = Refreshed(self._read_unavailable, UNAVAILABLE_TTL_SECONDS)
+        self._popular = Refreshed(self._read_popular, POPULAR_TTL_SECONDS)
         self.context_trends = ContextTrends(storage, clock.now_ms, sorted(NOT_INTERACTIONS))
         self._segment_favourites: Callable[[str], list[str]] | None = None
         self.cache: AnswerCache[RecommendationResult] = (
@@ -364,19 +368,15 @@ class RecommendationService:
 
     def catalog_changed(self) -> None:
         """Forget the cached unavailable items and answers (this process changed the catalog)."""
-        self._unavailable_cache = (-UNAVAILABLE_TTL_SECONDS, [])
+        self._unavailable_ids.forget()
         self.cache.clear()
 
     def _unavailable(self) -> list[str]:
-        """Unavailable items, read at most once a second: changes made through this process
-        show at once (``catalog_changed``), those of another process within the second."""
-        now = time.monotonic()
-        read_at, ids = self._unavailable_cache
-        if now - read_at >= UNAVAILABLE_TTL_SECONDS:
-            with self._storage.read() as uow:
-                ids = uow.catalog.unavailable_ids()
-            self._unavailable_cache = (now, ids)
-        return ids
+        return self._unavailable_ids.get()
+
+    def _read_unavailable(self) -> list[str]:
+        with self._storage.read() as uow:
+            return uow.catalog.unavailable_ids()
 
     # Batch ----------------------------------------------------------------------------------
 
@@ -481,15 +481,16 @@ class RecommendationService:
             reason,
         )
 
-    def _popular_items(self, ttl_s: float = 60.0, limit: int = 1000) -> list[str]:
-        """The most interacted-with items in the store, cached for ``ttl_s``."""
-        cached_at, cached = self._popular
-        if cached and time.monotonic() - cached_at < ttl_s:
-            return cached
+    def _popular_items(self) -> list[str]:
+        """The most interacted-with items in the store (the last fallback)."""
+        items = self._popular.get()
+        if not items:
+            self._popular.forget()  # an empty store: look again next time, not in a minute
+        return items
+
+    def _read_popular(self) -> list[str]:
         with self._storage.read() as uow:
-            popular = uow.events.popular_items(limit, sorted(NOT_INTERACTIONS))
-        self._popular = (time.monotonic(), popular)
-        return popular
+            return uow.events.popular_items(POPULAR_LIMIT, sorted(NOT_INTERACTIONS))
 
     def close(self) -> None:
         self._workers.shutdown(wait=False, cancel_futures=True)

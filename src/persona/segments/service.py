@@ -15,7 +15,6 @@ membership decided just before it.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
@@ -24,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from persona.cache import Refreshed
 from persona.clock import Clock
 from persona.errors import ConflictError, InvalidRequestError, InvalidRuleError, NotFoundError
 from persona.profiles.service import IDENTIFY, IdentifiedEvent, anonymous_key
@@ -113,7 +113,7 @@ class SegmentService:
         self._clock = clock
         self._lock = threading.Lock()
         self._plan: RealTimePlan | None = None
-        self._favourites: tuple[float, dict[str, list[tuple[str, float]]]] = (float("-inf"), {})
+        self._favourites = Refreshed(self._read_favourites, FAVOURITES_TTL_SECONDS)
         self._audit: ChangeAudit | None = None
 
     def set_audit(self, audit: ChangeAudit) -> None:
@@ -246,28 +246,27 @@ class SegmentService:
     def favoured_items(self, profile_key: str, limit: int = 30) -> list[str]:
         """What the members of this person's segments interacted with in the last 30 days,
         by share within each segment, best first (a candidate source of recommendations)."""
-        now = time.monotonic()
-        read_at, by_segment = self._favourites
         with self._storage.read() as uow:
-            store = SqlSegmentStore(_connection(uow))
-            mine = store.open_segments_of(profile_key)
-            if not mine:
-                return []
-            if now - read_at >= FAVOURITES_TTL_SECONDS:
-                since = self._clock.now_ms() - FAVOURITES_WINDOW_MS
-                counts: dict[str, dict[str, int]] = {}
-                for segment, item, n in store.segment_item_counts(since, ["impression"]):
-                    counts.setdefault(segment, {})[item] = n
-                by_segment = {
-                    segment: _shares(found, FAVOURITES_PER_SEGMENT)
-                    for segment, found in counts.items()
-                }
-                self._favourites = (now, by_segment)
+            mine = SqlSegmentStore(_connection(uow)).open_segments_of(profile_key)
+        if not mine:
+            return []
+        by_segment = self._favourites.get()
         scores: dict[str, float] = {}
         for segment in mine:
             for item, share in by_segment.get(segment, ()):
                 scores[item] = scores.get(item, 0.0) + share
         return [item for item, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+
+    def _read_favourites(self) -> dict[str, list[tuple[str, float]]]:
+        since = self._clock.now_ms() - FAVOURITES_WINDOW_MS
+        counts: dict[str, dict[str, int]] = {}
+        with self._storage.read() as uow:
+            store = SqlSegmentStore(_connection(uow))
+            for segment, item, n in store.segment_item_counts(since, ["impression"]):
+                counts.setdefault(segment, {})[item] = n
+        return {
+            segment: _shares(found, FAVOURITES_PER_SEGMENT) for segment, found in counts.items()
+        }
 
     def profile_facet(self, uow: UnitOfWork, profile_key: str) -> dict[str, list[str]]:
         """The ``segments`` field of a profile read, from the read's own transaction."""
