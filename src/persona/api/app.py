@@ -73,8 +73,10 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
     )
     app.state.engine = engine
     install_problem_handlers(app)
-    # Routes are matched in this order: the hot paths (serving, profiles, ingest) first.
+    # Routes are matched in this order: the probes of load balancers and monitoring (three
+    # routes), then the hot paths (serving, profiles, ingest), then the rest.
     modules = (
+        operations,
         recommend_routes,
         decision_routes,
         profile_routes,
@@ -84,7 +86,6 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         prediction_routes,
         experiment_routes,
         privacy_routes,
-        operations,
     )
     for module in modules:
         app.include_router(module.router)
