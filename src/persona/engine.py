@@ -114,6 +114,7 @@ class Engine:
         decisions = DecisionService(
             storage,
             clock,
+            profiles,
             recommendations,
             DecisionSettings(
                 page_cap=settings.decision_page_cap,

@@ -1,10 +1,11 @@
 """Placements and decisions: configuration with versions, choosing variants, attribution.
 
 A decisions request runs in three steps so that no transaction waits on the recommendation
-pipeline: one read transaction gathers the placements, the person's segments and the bandit
-counts; the variants are chosen in memory (the recommendation pipeline, when a placement asks
-for it, runs under the remaining latency budget); one write transaction logs every decision,
-and only after its commit does the caller get the answer.
+pipeline: the placements (read at most once a second), the person's merged id and segments (from
+the profile read, cached until the person changes) and the bandit counts (a short read) are
+gathered; the variants are chosen in memory (the recommendation pipeline, when a placement asks
+for it, too); one write transaction logs every decision, and only after its commit does the
+caller get the answer.
 
 Attribution (``on_events``) runs inside the ingest write transaction. Ingest has already dropped
 events it stored before, and the outcome and reward tables are keyed by event id on top of it,
@@ -14,7 +15,6 @@ so replaying an event never counts an outcome or a reward twice.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from typing import Any
 import anyio.to_thread
 import numpy as np
 
+from persona.cache import Refreshed
 from persona.clock import Clock
 from persona.decide.bandits import DEFAULT_BUCKET, ThompsonPolicy
 from persona.decide.log import DecisionLogWriter
@@ -40,7 +41,7 @@ from persona.decide.store import (
     VersionRecord,
 )
 from persona.decide.targeting import RequestFacts, bucket_of, matches
-from persona.errors import ConflictError, UnknownPlacementError
+from persona.errors import ConflictError, NotFoundError, UnknownPlacementError
 from persona.experiments.assignment import (
     HOLDOUT_SALT,
     ExperimentSplit,
@@ -48,13 +49,12 @@ from persona.experiments.assignment import (
     split_of,
     unit_uniform,
 )
-from persona.profiles.service import anonymous_key, user_key
+from persona.profiles.service import ProfileService, anonymous_key, user_key
 from persona.recommend.service import (
     RecommendationQuery,
     RecommendationResult,
     RecommendationService,
 )
-from persona.segments.store import SqlSegmentStore
 from persona.storage.protocols import UnitOfWork
 from persona.storage.sql import SqlStorage, SqlUnitOfWork
 
@@ -97,7 +97,7 @@ class _Choice:
 
 @dataclass(slots=True)
 class _Plan:
-    """A decisions request after its read transaction (see ``DecisionService._plan``)."""
+    """A decisions request with its facts gathered (see ``DecisionService._plan``)."""
 
     now_ms: int
     unit: str
@@ -124,6 +124,7 @@ class DecisionService:
         self,
         storage: SqlStorage,
         clock: Clock,
+        profiles: ProfileService,
         recommendations: RecommendationService,
         settings: DecisionSettings,
         *,
@@ -131,6 +132,7 @@ class DecisionService:
     ) -> None:
         self._storage = storage
         self._clock = clock
+        self._profiles = profiles
         self._recommendations = recommendations
         self.settings = settings
         self._rng = np.random.default_rng(seed)
@@ -139,10 +141,8 @@ class DecisionService:
         self._configs: dict[tuple[str, int], PlacementBody] = {}
         self._splits: dict[tuple[str, int], ExperimentSplit] = {}
         self._log = DecisionLogWriter(storage)
-        self._placements: tuple[float, dict[str, PlacementRecord]] = (
-            -PLACEMENTS_TTL_SECONDS,
-            {},
-        )
+        # Changes made through this process show at once, those of another within the second.
+        self._placements = Refreshed(self._read_placements, PLACEMENTS_TTL_SECONDS)
         self._audit: ChangeAudit | None = None
 
     def close(self) -> None:
@@ -242,21 +242,20 @@ class DecisionService:
         with self._storage.read() as uow:
             return SqlDecisionStore(_connection(uow)).all_arm_counts(name, version)
 
-    def _current(self, store: SqlDecisionStore, names: Sequence[str]) -> dict[str, PlacementRecord]:
-        """The current version and status of ``names``, read at most once a second.
-
-        Changes made through this process show at once (``_placements_changed``), those of
-        another process within the second; a name not seen yet is always looked up.
-        """
-        read_at, known = self._placements
-        now = time.monotonic()
-        if now - read_at >= PLACEMENTS_TTL_SECONDS or any(n not in known for n in names):
-            known = store.placements()
-            self._placements = (now, known)
+    def _current(self, names: Sequence[str]) -> dict[str, PlacementRecord]:
+        """The current version and status of ``names``; a name not seen yet is looked up."""
+        known = self._placements.get()
+        if any(n not in known for n in names):
+            self._placements.forget()
+            known = self._placements.get()
         return {n: known[n] for n in names if n in known}
 
+    def _read_placements(self) -> dict[str, PlacementRecord]:
+        with self._storage.read() as uow:
+            return SqlDecisionStore(_connection(uow)).placements()
+
     def _placements_changed(self) -> None:
-        self._placements = (-PLACEMENTS_TTL_SECONDS, {})
+        self._placements.forget()
 
     @staticmethod
     def _require(store: SqlDecisionStore, name: str) -> PlacementRecord:
@@ -298,43 +297,34 @@ class DecisionService:
         return decisions
 
     def _plan(self, request: DecisionRequest) -> _Plan:
-        """One read transaction: placements, the person's unit and segments, bandit counts;
-        every placement chosen except the personalized recommendations."""
+        """Every placement chosen except the personalized recommendations, from the current
+        placements, the person's unit and segments, and the bandit counts."""
         now = self._clock.now_ms()
         cap = self.settings.page_cap if request.page_cap is None else request.page_cap
-        with self._storage.read() as uow:
-            connection = _connection(uow)
-            store = SqlDecisionStore(connection)
-            unit = self._unit_key(uow, request)
-            found = self._current(store, request.placements)
-            missing = [n for n in request.placements if n not in found]
-            if missing:
-                raise UnknownPlacementError(
-                    f"no placement named {missing[0]!r}", extra={"placements": missing}
-                )
-            configs = {n: self.config_of(n, r.version, r.config) for n, r in found.items()}
-            segments: frozenset[str] = frozenset()
-            if any(_uses_segments(c) for c in configs.values()):
-                segments = frozenset(SqlSegmentStore(connection).open_segments_of(unit))
-            facts = RequestFacts.of(request.context, segments, now)
-            choices: dict[str, _Choice] = {}
-            for index, name in enumerate(request.placements):
-                record, config = found[name], configs[name]
-                if record.status != ACTIVE:
-                    choices[name] = _Choice(config.fallback, OUTSIDE, "paused")
-                elif index >= cap:
-                    choices[name] = _Choice(config.fallback, OUTSIDE, "page_cap")
-                elif (
-                    unit_uniform(name, record.version, unit, salt=HOLDOUT_SALT)
-                    < config.holdout_share
-                ):
-                    choices[name] = _Choice(config.fallback, HOLDOUT, "holdout", holdout=True)
-                elif config.policy == "rules":
-                    choices[name] = _by_rules(config, facts)
-                elif config.policy == "ab":
-                    choices[name] = self._by_split(name, record.version, config, facts, unit)
-                elif config.policy == "thompson":
-                    choices[name] = self._by_bandit(store, name, record.version, config, facts)
+        found = self._current(request.placements)
+        missing = [n for n in request.placements if n not in found]
+        if missing:
+            raise UnknownPlacementError(
+                f"no placement named {missing[0]!r}", extra={"placements": missing}
+            )
+        configs = {n: self.config_of(n, r.version, r.config) for n, r in found.items()}
+        unit, segments = self._person(request)
+        facts = RequestFacts.of(request.context, segments, now)
+        choices: dict[str, _Choice] = {}
+        for index, name in enumerate(request.placements):
+            record, config = found[name], configs[name]
+            if record.status != ACTIVE:
+                choices[name] = _Choice(config.fallback, OUTSIDE, "paused")
+            elif index >= cap:
+                choices[name] = _Choice(config.fallback, OUTSIDE, "page_cap")
+            elif unit_uniform(name, record.version, unit, salt=HOLDOUT_SALT) < config.holdout_share:
+                choices[name] = _Choice(config.fallback, HOLDOUT, "holdout", holdout=True)
+            elif config.policy == "rules":
+                choices[name] = _by_rules(config, facts)
+            elif config.policy == "ab":
+                choices[name] = self._by_split(name, record.version, config, facts, unit)
+            elif config.policy == "thompson":
+                choices[name] = self._by_bandit(name, record.version, config, facts)
         to_recommend = [n for n in request.placements if n not in choices]
         return _Plan(now, unit, found, configs, choices, to_recommend)
 
@@ -383,13 +373,30 @@ class DecisionService:
             )
         return decisions, records
 
-    @staticmethod
-    def _unit_key(uow: UnitOfWork, request: DecisionRequest) -> str:
-        """The merged profile key: a user's key, or an anonymous id's (following its link)."""
+    def _person(self, request: DecisionRequest) -> tuple[str, frozenset[str]]:
+        """The unit (the merged profile key) and the person's segments now.
+
+        Both come from the profile read, which is cached until the person changes: a
+        decision then reads nothing from the database but the bandit counts it needs.
+        """
         if request.user_id is not None:
-            return user_key(request.user_id)
-        alias = anonymous_key(request.anonymous_id or "")
-        return uow.profiles.resolve_aliases([alias]).get(alias, alias)
+            unit = user_key(request.user_id)
+            document = self._profile(request.user_id)
+            if document is None or document["kind"] != "user":
+                return unit, frozenset()  # not known yet (or only as an anonymous id)
+            return unit, frozenset(document["segments"])
+        anonymous_id = request.anonymous_id or ""
+        document = self._profile(anonymous_id)
+        if document is None:
+            return anonymous_key(anonymous_id), frozenset()
+        key = user_key if document["kind"] == "user" else anonymous_key
+        return key(document["profile_id"]), frozenset(document["segments"])
+
+    def _profile(self, person_id: str) -> dict[str, Any] | None:
+        try:
+            return self._profiles.document(person_id)
+        except NotFoundError:
+            return None
 
     def _by_split(
         self, name: str, version: int, config: PlacementBody, facts: RequestFacts, unit: str
@@ -408,7 +415,6 @@ class DecisionService:
 
     def _by_bandit(
         self,
-        store: SqlDecisionStore,
         name: str,
         version: int,
         config: PlacementBody,
@@ -420,7 +426,8 @@ class DecisionService:
         if not eligible:
             return _Choice(config.fallback, OUTSIDE, "no_match")
         bucket = bucket_of(settings, facts)
-        counts = store.arm_counts(name, version, bucket)
+        with self._storage.read() as uow:
+            counts = SqlDecisionStore(_connection(uow)).arm_counts(name, version, bucket)
         with self._rng_lock:
             if settings.min_exploration > 0 and self._rng.random() < settings.min_exploration:
                 chosen = eligible[int(self._rng.integers(len(eligible)))]
@@ -572,12 +579,6 @@ def _recommended(result: RecommendationResult, config: PlacementBody) -> _Choice
     }
     reason = result.source if result.reason is None else f"{result.source}: {result.reason}"
     return _Choice(RECOMMENDATIONS_VARIANT, ARM, reason, payload=payload)
-
-
-def _uses_segments(config: PlacementBody) -> bool:
-    if any(v.targeting.uses_segments for v in config.variants):
-        return True
-    return config.thompson is not None and config.thompson.bucket_by == "segment"
 
 
 def _by_rules(config: PlacementBody, facts: RequestFacts) -> _Choice:
