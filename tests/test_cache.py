@@ -45,13 +45,27 @@ def test_a_person_not_seen_yet_is_dropped_by_either_of_their_first_keys() -> Non
 
 def test_answers_expire_after_the_time_to_live() -> None:
     clock = Clock()
-    cache: AnswerCache[str] = AnswerCache(ttl_seconds=10, now=clock)
+    cache: AnswerCache[str] = AnswerCache(ttl_seconds=10, now=clock, uniform=lambda: 0.0)
     cache.put("q", ["u:ann"], cache.ticket(), "answer")
     clock.now = 9.9
     assert cache.get("q") == "answer"
     clock.now = 10.0
     assert cache.get("q") is None
     assert len(cache) == 0
+
+
+def test_answers_stored_together_expire_spread_over_the_second_half_of_their_life() -> None:
+    clock = Clock()
+    cache: AnswerCache[int] = AnswerCache(ttl_seconds=10, now=clock)
+    for n in range(1000):
+        cache.put(n, [f"u:{n}"], cache.ticket(), n)
+    clock.now = 4.99
+    assert len([n for n in range(1000) if cache.get(n) is not None]) == 1000
+    clock.now = 7.5
+    alive = len([n for n in range(1000) if cache.get(n) is not None])
+    assert 350 < alive < 650  # about half, not all or none
+    clock.now = 10.0
+    assert all(cache.get(n) is None for n in range(1000))
 
 
 def test_the_least_recently_used_answer_leaves_first() -> None:

@@ -8,8 +8,10 @@ first of:
   called after the commit), so the next answer reflects what they just did;
 - something that may change every answer happens (``clear``: a new model set, a catalog
   change, a write whose people are not known);
-- ``ttl_seconds`` pass, which bounds how stale time-dependent signals (trending, the hour of
-  day) and other processes' writes can make an answer;
+- its lifetime passes: a random share between half of ``ttl_seconds`` and all of it, which
+  bounds how stale time-dependent signals (trending, the hour of day) and other processes'
+  writes can make an answer (random, so that answers stored together, after a restart say,
+  are not all recomputed in the same instant);
 - it is the least recently used entry and room is needed.
 
 An answer computed from data read before an invalidation of its person must not be stored
@@ -19,6 +21,7 @@ when one of the person's keys was invalidated (or everything cleared) after the 
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -34,7 +37,7 @@ T = TypeVar("T")
 class _Entry(Generic[V]):
     value: V
     profile_keys: tuple[str, ...]
-    stored_at: float
+    expires_at: float
 
 
 class AnswerCache(Generic[V]):
@@ -45,10 +48,12 @@ class AnswerCache(Generic[V]):
         max_entries: int = 50_000,
         ttl_seconds: float = 60.0,
         now: Callable[[], float] = time.monotonic,
+        uniform: Callable[[], float] = random.random,
     ) -> None:
         self.max_entries = max_entries
         self.ttl_seconds = ttl_seconds
         self._now = now
+        self._uniform = uniform
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, _Entry[V]] = OrderedDict()
         self._by_profile: dict[str, set[Hashable]] = {}
@@ -76,7 +81,7 @@ class AnswerCache(Generic[V]):
             entry = self._entries.get(key)
             if entry is None:
                 return None
-            if self._now() - entry.stored_at >= self.ttl_seconds:
+            if self._now() >= entry.expires_at:
                 self._drop(key)
                 return None
             self._entries.move_to_end(key)
@@ -93,7 +98,8 @@ class AnswerCache(Generic[V]):
                 return False
             if key in self._entries:
                 self._drop(key)
-            self._entries[key] = _Entry(value, tuple(profile_keys), self._now())
+            lifetime = self.ttl_seconds * (1.0 - 0.5 * self._uniform())
+            self._entries[key] = _Entry(value, tuple(profile_keys), self._now() + lifetime)
             for profile_key in profile_keys:
                 self._by_profile.setdefault(profile_key, set()).add(key)
             while len(self._entries) > self.max_entries:
