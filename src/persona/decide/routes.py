@@ -203,8 +203,8 @@ async def decide(request: Request) -> Response:
     Send the `decision_id` back on `impression`, `click` and `purchase` events to attribute
     them to the variant.
     """
-    # Async: the choices run on the event loop, the pipeline (uncached) and the log commit in
-    # worker threads. Written straight to JSON in the shape of ``DecisionsOut`` (a test
+    # Async: the choices run on the event loop, an uncached pipeline in a worker thread, the
+    # log commit on the log's writer thread. Written straight to JSON in the shape of ``DecisionsOut`` (a test
     # validates it): the framework's second validation of the payloads would cost more than
     # choosing them.
     body = await parse_body(DecisionRequest, request)
