@@ -204,9 +204,9 @@ async def decide(request: Request) -> Response:
     them to the variant.
     """
     # Async: the choices run on the event loop, an uncached pipeline in a worker thread, the
-    # log commit on the log's writer thread. Written straight to JSON in the shape of ``DecisionsOut`` (a test
-    # validates it): the framework's second validation of the payloads would cost more than
-    # choosing them.
+    # log commit on the log's writer thread. Written straight to JSON in the shape of
+    # ``DecisionsOut`` (a test validates it): the framework's second validation of the
+    # payloads would cost more than choosing them.
     body = await parse_body(DecisionRequest, request)
     decisions = await engine_of(request).decisions.decide_async(body)
     answer = {
