@@ -122,6 +122,26 @@ def test_rules_by_priority_segment_and_context(client: TestClient) -> None:
     assert (decision["variant"], decision["reason"]) == ("weekend", "no_match")
 
 
+def test_a_user_id_never_borrows_the_segments_of_a_same_named_anonymous_id(
+    client: TestClient,
+) -> None:
+    # "x" was an anonymous id, identified as user "rich", who is a vip; user "x" is unknown
+    post_events(
+        client,
+        [
+            {"type": "purchase", "user_id": "rich", "item_id": "i1", "value": 500.0},
+            {"type": "identify", "anonymous_id": "x", "user_id": "rich"},
+        ],
+    )
+    vip = {"name": "vip", "rule": "profile.monetary > 100"}
+    assert client.post("/v1/segments", json=vip).status_code == 201
+    create(client, rules_placement())
+    context = {"device": "mobile", "weekday": 1}
+    [as_user] = decide(client, "cart_banner", user_id="x", context=context)
+    [as_anonymous] = decide(client, "cart_banner", anonymous_id="x", context=context)
+    assert (as_user["variant"], as_anonymous["variant"]) == ("generic", "vip_mobile")
+
+
 def test_holdout_gets_the_fallback_at_its_share(client: TestClient, engine: Engine) -> None:
     create(client, ab(holdout_share=0.2, fallback="v1"))
     held = 0

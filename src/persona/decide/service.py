@@ -41,7 +41,7 @@ from persona.decide.store import (
     VersionRecord,
 )
 from persona.decide.targeting import RequestFacts, bucket_of, matches
-from persona.errors import ConflictError, NotFoundError, UnknownPlacementError
+from persona.errors import ConflictError, UnknownPlacementError
 from persona.experiments.assignment import (
     HOLDOUT_SALT,
     ExperimentSplit,
@@ -381,22 +381,15 @@ class DecisionService:
         """
         if request.user_id is not None:
             unit = user_key(request.user_id)
-            document = self._profile(request.user_id)
-            if document is None or document["kind"] != "user":
+            found = self._profiles.key_and_segments(request.user_id)
+            if found is None or found[0] != unit:
                 return unit, frozenset()  # not known yet (or only as an anonymous id)
-            return unit, frozenset(document["segments"])
+            return unit, frozenset(found[1])
         anonymous_id = request.anonymous_id or ""
-        document = self._profile(anonymous_id)
-        if document is None:
+        found = self._profiles.key_and_segments(anonymous_id)
+        if found is None:
             return anonymous_key(anonymous_id), frozenset()
-        key = user_key if document["kind"] == "user" else anonymous_key
-        return key(document["profile_id"]), frozenset(document["segments"])
-
-    def _profile(self, person_id: str) -> dict[str, Any] | None:
-        try:
-            return self._profiles.document(person_id)
-        except NotFoundError:
-            return None
+        return found[0], frozenset(found[1])
 
     def _by_split(
         self, name: str, version: int, config: PlacementBody, facts: RequestFacts, unit: str

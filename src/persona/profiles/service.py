@@ -168,13 +168,25 @@ class ProfileService:
         Reads come from the cache until a commit changes the person (see ``persona.cache``);
         the two fields that count days up to now are computed at every read.
         """
+        return self._rendered(person_id).at(self._clock.now_ms())
+
+    def key_and_segments(self, person_id: str) -> tuple[str, list[str]] | None:
+        """The merged profile key of a user id or anonymous id and the segments it is in now,
+        from the same cached read as ``document``; None when there is no such profile."""
+        try:
+            rendered = self._rendered(person_id)
+        except NotFoundError:
+            return None
+        return rendered.profile_key, rendered.document["segments"]
+
+    def _rendered(self, person_id: str) -> _Rendered:
         cached = self._cache.get(person_id)
         if cached is None:
             ticket = self._cache.ticket()
             cached = self._read(person_id)
             keys = {user_key(person_id), anonymous_key(person_id), cached.profile_key}
             self._cache.put(person_id, keys, ticket, cached)
-        return cached.at(self._clock.now_ms())
+        return cached
 
     def _read(self, person_id: str) -> _Rendered:
         with self._storage.read() as uow:
