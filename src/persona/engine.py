@@ -109,7 +109,7 @@ class Engine:
                 ttl_seconds=settings.recommend_cache_seconds,
             ),
         )
-        ingest.add_commit_listener(recommendations.forget)
+        storage.add_commit_listener(recommendations.committed)
         recommendations.set_segment_favourites(segments.favoured_items)
         decisions = DecisionService(
             storage,

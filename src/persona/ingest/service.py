@@ -36,7 +36,6 @@ ERROR_CODES = {
 
 # Called with the unit of work, the newly stored events, the profile key of each event id and
 # the time of the call (how segments keep memberships current in the same transaction).
-CommitListener = Callable[[set[str]], None]
 IngestListener = Callable[[UnitOfWork, Sequence["ValidEvent"], Mapping[str, str], int], None]
 
 
@@ -219,7 +218,6 @@ class IngestService:
         self._limits = limits
         self._metrics = metrics
         self._listeners: list[IngestListener] = []
-        self._commit_listeners: list[CommitListener] = []
         self._gate: IngestGate | None = None
 
     def set_gate(self, gate: IngestGate) -> None:
@@ -229,17 +227,6 @@ class IngestService:
     def add_listener(self, listener: IngestListener) -> None:
         """Call ``listener`` inside each write transaction, right after its events are stored."""
         self._listeners.append(listener)
-
-    def add_commit_listener(self, listener: CommitListener) -> None:
-        """Call ``listener`` after each commit that stored events, with the profile keys they
-        touched (every id they carry, merged-away anonymous ones included): for caches, which
-        must drop what the commit made stale only once readers can see the new data."""
-        self._commit_listeners.append(listener)
-
-    def _committed(self, batch: _Batch) -> None:
-        if batch.touched:
-            for listener in self._commit_listeners:
-                listener(batch.touched)
 
     @property
     def limits(self) -> IngestLimits:
@@ -262,7 +249,6 @@ class IngestService:
                     if r.quarantine
                 ]
             )
-        self._committed(batch)
         return self._finish(batch)
 
     def replay(self, quarantine_id: int, fixed_event: Any | None = None) -> IngestResult:
@@ -285,7 +271,6 @@ class IngestService:
             if not batch.rejections:
                 event_id = next(iter(batch.candidates))
                 uow.quarantine.mark_replayed(quarantine_id, event_id, now_ms)
-        self._committed(batch)
         return self._finish(batch)
 
     def _validate(self, batch: _Batch, now_ms: int) -> None:
@@ -333,7 +318,9 @@ class IngestService:
                 batch.touched.add(user_key(event.user_id))
             if event.anonymous_id:
                 batch.touched.add(anonymous_key(event.anonymous_id))
-        # The listeners (segments, clusters, attribution) change only these people too.
+        # The storage's commit listeners (caches) hear these keys once readers can see the
+        # new data: every id the events carry, merged-away anonymous ones included. The
+        # ingest listeners below (segments, clusters, attribution) change only these people.
         uow.changes_profiles(batch.touched)
         for listener in self._listeners:
             listener(uow, batch.fresh, profile_keys, now_ms)

@@ -280,6 +280,15 @@ class RecommendationService:
         """Drop cached answers of these people (their events were committed, or erased)."""
         self.cache.invalidate(profile_keys)
 
+    def committed(self, changed: set[str] | None) -> None:
+        """A storage commit listener: drop the answers of the people a write changed.
+
+        A write that names no people (configuration, a segment refresh) leaves answers to their
+        lifetime; catalog, consent and erasure changes drop theirs themselves.
+        """
+        if changed:
+            self.forget(changed)
+
     def _rank(
         self,
         served: _Served,
