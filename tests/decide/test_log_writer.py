@@ -114,3 +114,39 @@ def test_closing_commits_what_is_pending_and_refuses_more(engine: Engine) -> Non
     assert logged(engine) == 5
     with pytest.raises(RuntimeError):
         writer.submit([record("late")])
+
+
+def test_a_request_that_went_away_leaves_the_rest_of_its_batch_alone(engine: Engine) -> None:
+    writer = DecisionLogWriter(engine.storage)
+
+    async def requests() -> list[BaseException | None]:
+        staying = [asyncio.ensure_future(writer.write_async([record(f"s{n}")])) for n in range(8)]
+        leaving = asyncio.ensure_future(writer.write_async([record("gone")]))
+        await asyncio.sleep(0)  # every request has handed its records over
+        leaving.cancel()
+        return await asyncio.gather(*staying, return_exceptions=True)
+
+    assert asyncio.run(requests()) == [None] * 8
+    writer.close()
+    # A request that went away was never answered; its records were handed over, and kept.
+    assert logged(engine) == 9
+
+
+def test_requests_of_two_event_loops_are_each_answered_on_their_own(engine: Engine) -> None:
+    writer = DecisionLogWriter(engine.storage)
+    answered: dict[int, list[BaseException | None]] = {}
+
+    def loop_thread(number: int) -> None:
+        async def requests() -> list[BaseException | None]:
+            writes = [writer.write_async([record(f"{number}-{n}")]) for n in range(20)]
+            return await asyncio.gather(*writes, return_exceptions=True)
+
+        answered[number] = asyncio.run(requests())
+
+    threads = [threading.Thread(target=loop_thread, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answered == {n: [None] * 20 for n in range(3)}
+    assert logged(engine) == 60

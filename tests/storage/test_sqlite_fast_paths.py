@@ -76,3 +76,34 @@ def test_ids_looked_up_and_then_appended_are_not_new_twice(sqlite_engine: Engine
         assert uow.events.append([event("e1"), event("e2")]) == {"e2"}
         assert uow.events.append([event("e2")]) == set()
         assert uow.events.payload_hashes(["e1", "e2"]) == {"e1": "h-e1", "e2": "h-e2"}
+
+
+def test_a_single_statement_write_commits_and_tells_the_listeners(
+    tmp_path: Path, sqlite_engine: Engine
+) -> None:
+    heard: list[set[str] | None] = []
+    sqlite_engine.storage.add_commit_listener(heard.append)
+    sqlite_engine.storage.write_statement(
+        "INSERT INTO quarantine (code, message, raw, source, received_at_ms)"
+        " VALUES (?, ?, ?, ?, ?)",
+        ("test", "m", "{}", "api", 1),
+    )
+    # Another connection (another process, say) sees it: it was committed, not left open.
+    with sqlite3.connect(tmp_path / "p.db") as connection:
+        assert connection.execute("SELECT code FROM quarantine").fetchall() == [("test",)]
+    assert heard == [set()]  # committed, changing no profile
+
+
+def test_a_failed_single_statement_write_stores_nothing(
+    tmp_path: Path, sqlite_engine: Engine
+) -> None:
+    rows = '[["a", 1], ["b", null]]'  # the second row breaks a NOT NULL constraint
+    with pytest.raises(sqlite3.IntegrityError):
+        sqlite_engine.storage.write_statement(
+            "INSERT INTO quarantine (code, message, raw, source, received_at_ms)"
+            " SELECT json_extract(value, '$[0]'), 'm', '{}', 'api', json_extract(value, '$[1]')"
+            " FROM json_each(?)",
+            (rows,),
+        )
+    with sqlite3.connect(tmp_path / "p.db") as connection:
+        assert connection.execute("SELECT count(*) FROM quarantine").fetchall() == [(0,)]

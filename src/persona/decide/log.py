@@ -9,20 +9,28 @@ batch (nothing of it is acknowledged). No timer: an idle server commits a lone r
 
 A thread of its own, rather than a leader chosen among the waiting requests, so that an
 ``async`` route waits on a future without holding a worker thread, and the records of a whole
-batch are resolved in one pass instead of by waking each waiter's thread.
+batch are resolved in one pass instead of by waking each waiter's thread. The requests of an
+event loop are settled by one callback per batch: waking a loop from another thread writes to
+its self-pipe, a system call, and a batch of sixteen requests made sixteen of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-from persona.decide.store import DecisionRecord, SqlDecisionStore
+from persona.decide.store import DecisionRecord, commit_log
 from persona.storage.sql import SqlStorage
 
-_Pending = tuple[Sequence[DecisionRecord], "Future[None]"]
+# The records and who waits for them: a thread's future, or an event loop's future and its loop.
+_Pending = tuple[
+    Sequence[DecisionRecord],
+    "Future[None] | asyncio.Future[None]",
+    asyncio.AbstractEventLoop | None,
+]
 
 
 class DecisionLogWriter:
@@ -36,14 +44,7 @@ class DecisionLogWriter:
     def submit(self, records: Sequence[DecisionRecord]) -> Future[None]:
         """A future that completes once ``records`` are committed (or fails with the error)."""
         future: Future[None] = Future()
-        with self._wake:
-            if self._closed:
-                raise RuntimeError("the decision log is closed")
-            self._pending.append((records, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
-                self._thread.start()
-            self._wake.notify()
+        self._enqueue((records, future, None))
         return future
 
     def write(self, records: Sequence[DecisionRecord]) -> None:
@@ -52,7 +53,20 @@ class DecisionLogWriter:
 
     async def write_async(self, records: Sequence[DecisionRecord]) -> None:
         """``write`` for the event loop: waits without holding a thread."""
-        await asyncio.wrap_future(self.submit(records))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._enqueue((records, future, loop))
+        await future
+
+    def _enqueue(self, pending: _Pending) -> None:
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the decision log is closed")
+            self._pending.append(pending)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+                self._thread.start()
+            self._wake.notify()
 
     def close(self) -> None:
         """Commit what is pending, then stop the writer thread."""
@@ -71,13 +85,37 @@ class DecisionLogWriter:
                 if not self._pending:
                     return
                 batch, self._pending = self._pending, []
+            error: BaseException | None = None
             try:
-                with self._storage.write() as uow:
-                    SqlDecisionStore(uow.connection).log([r for rs, _ in batch for r in rs])
-                    uow.changes_profiles(())  # the log is not part of any profile
+                commit_log(self._storage, [r for rs, _, _ in batch for r in rs])
             except BaseException as exc:  # handed to every request of the batch
-                for _, future in batch:
-                    future.set_exception(exc)
+                error = exc
+            _settle_all(batch, error)
+
+
+def _settle_all(batch: list[_Pending], error: BaseException | None) -> None:
+    """Complete every future of ``batch``: threads' at once, each loop's in one callback."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for _, future, loop in batch:
+        if loop is None:
+            assert isinstance(future, Future)
+            if error is None:
+                future.set_result(None)
             else:
-                for _, future in batch:
-                    future.set_result(None)
+                future.set_exception(error)
+        else:
+            assert isinstance(future, asyncio.Future)
+            by_loop.setdefault(loop, []).append(future)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle, futures, error)
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # cancelled: the request went away
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -15,7 +15,6 @@ so replaying an event never counts an outcome or a reward twice.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +48,7 @@ from persona.experiments.assignment import (
     split_of,
     unit_uniform,
 )
+from persona.ids import uuid7_hex
 from persona.profiles.service import ProfileService, anonymous_key, user_key
 from persona.recommend.service import (
     RecommendationQuery,
@@ -338,7 +338,7 @@ class DecisionService:
         context = request.context.model_dump(exclude_none=True) or None
         for name in request.placements:
             record, config, choice = plan.found[name], plan.configs[name], plan.choices[name]
-            decision_id = uuid.uuid4().hex
+            decision_id = uuid7_hex(plan.now_ms)
             payload = choice.payload
             if payload is None and choice.variant is not None:
                 variant = config.variant(choice.variant)

@@ -9,7 +9,6 @@ the accepted ones. The caller only hears back after the commit.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 
 from persona.clock import Clock
 from persona.errors import BatchTooLargeError, ConflictError, NotFoundError
+from persona.ids import uuid4
 from persona.ingest.schema import EventFields, EventIn, UnparsableLine, plain_event_fields
 from persona.observability.metrics import Metrics
 from persona.profiles.service import ProfileService, anonymous_key, user_key
@@ -176,7 +176,7 @@ def validate_event(
     # positional, in the order of the fields: keywords cost a microsecond per event here
     return ValidEvent(
         index,
-        event.event_id or str(uuid.uuid4()),
+        event.event_id or str(uuid4()),
         event.type,
         event.user_id,
         event.anonymous_id,
