@@ -49,6 +49,30 @@ def test_append_stores_what_the_core_statement_stores(
         assert uow.events.get("a") == fast
 
 
+def test_saved_states_are_stored_as_the_core_statement_stores_them(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    state = {"counts": {"rate": 2}, "affinity": {"Drama": 0.5}, "recent": [["i1", 7]], "é": "ü"}
+    with sqlite_engine.storage.write() as uow:
+        uow.profiles.save_states({"u:fast": state}, 5)
+        uow.profiles.save_states({"u:fast": {**state, "counts": {"rate": 3}}}, 6)  # an update
+    with sqlite_engine.storage.engine.begin() as connection:
+        connection.execute(
+            tables.profiles.insert(),
+            {
+                "profile_key": "u:core",
+                "state": {**state, "counts": {"rate": 3}},
+                "updated_at_ms": 6,
+            },
+        )
+    with sqlite3.connect(tmp_path / "p.db") as connection:
+        rows = dict(connection.execute("SELECT profile_key, state FROM profiles").fetchall())
+    assert rows["u:fast"] == rows["u:core"]
+    with sqlite_engine.storage.read() as uow:
+        loaded = uow.profiles.load(["u:fast"])["u:fast"]
+    assert loaded.state == {**state, "counts": {"rate": 3}} and loaded.updated_at_ms == 6
+
+
 def test_append_skips_ids_repeated_within_one_call(sqlite_engine: Engine) -> None:
     with sqlite_engine.storage.write() as uow:
         first, again = event("e1", payload_hash="first"), event("e1", payload_hash="again")

@@ -80,6 +80,19 @@ class ConsentBook:
             return not self.required
         return status == ConsentStatus.GRANTED
 
+    def refused(
+        self,
+        user_key: str | None,
+        anonymous_key: str | None,
+        purposes: Sequence[str],
+        at_ms: int,
+    ) -> list[str]:
+        """The ``purposes`` not granted at ``at_ms`` to the person with these keys."""
+        if not self._times:  # no one in the book has a record: the default decides alone
+            return list(purposes) if self.required else []
+        keys = self.keys_for(user_key, anonymous_key)
+        return [p for p in purposes if not self.granted(keys, p, at_ms)]
+
     def keys_for(self, user_key: str | None, anonymous_key: str | None) -> list[str]:
         keys = [user_key] if user_key else []
         if anonymous_key:

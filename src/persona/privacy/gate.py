@@ -84,10 +84,7 @@ class PrivacyGate:
                     book.add(key, purpose, status.value, event.occurred_at_ms)
                 consent_events.append((event, key, checked))
             else:
-                keys = book.keys_for(*_keys(event))
-                missing = [
-                    p for p in USE_PURPOSES if not book.granted(keys, p, event.occurred_at_ms)
-                ]
+                missing = book.refused(*_keys(event), USE_PURPOSES, event.occurred_at_ms)
                 if not missing:
                     result.used.append(event)
                 elif self.store_unconsented:

@@ -58,6 +58,11 @@ ON CONFLICT (event_id) DO NOTHING
 _SQLITE_PAYLOAD_HASHES = (
     "SELECT event_id, payload_hash FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
 )
+_SQLITE_SAVE_STATES = """
+INSERT INTO profiles (profile_key, state, updated_at_ms) VALUES (?, ?, ?)
+ON CONFLICT (profile_key) DO UPDATE
+SET state = excluded.state, updated_at_ms = excluded.updated_at_ms
+"""
 _SQLITE_PROFILES = (
     "SELECT profile_key, state, traits, updated_at_ms FROM profiles"
     " WHERE profile_key IN (SELECT value FROM json_each(?))"
@@ -361,6 +366,10 @@ class SqlProfileStore:
 
     def save_states(self, states: Mapping[str, dict[str, Any]], at_ms: int) -> None:
         if not states:
+            return
+        if _is_sqlite(self._c):
+            driver_rows = [(key, _json_text(state), at_ms) for key, state in states.items()]
+            _driver(self._c).executemany(_SQLITE_SAVE_STATES, driver_rows)
             return
         t = tables.profiles
         statement = _insert(self._c, t)
