@@ -54,6 +54,25 @@ def test_answers_expire_after_the_time_to_live() -> None:
     assert len(cache) == 0
 
 
+def test_an_aged_answer_is_offered_for_one_more_lifetime_and_still_dropped_by_its_person() -> None:
+    clock = Clock()
+    cache: AnswerCache[str] = AnswerCache(ttl_seconds=10, now=clock, uniform=lambda: 0.0)
+    cache.put("q", ["u:ann"], cache.ticket(), "answer")
+    assert cache.get_aged("q") == ("answer", False)
+    clock.now = 15.0
+    assert cache.get_aged("q") == ("answer", True)  # aged, and kept for the caller to replace
+    assert cache.get_aged("q") == ("answer", True)
+    cache.put("q", ["u:ann"], cache.ticket(), "new answer")
+    assert cache.get_aged("q") == ("new answer", False)
+    clock.now = 30.0  # the new one is aged too...
+    assert cache.get_aged("q") == ("new answer", True)
+    cache.invalidate({"u:ann"})  # ...and its person acted: gone at once
+    assert cache.get_aged("q") is None
+    cache.put("q", ["u:ann"], cache.ticket(), "answer")
+    clock.now = 55.0  # two lifetimes: too old to serve at all
+    assert cache.get_aged("q") is None and len(cache) == 0
+
+
 def test_answers_stored_together_expire_spread_over_the_second_half_of_their_life() -> None:
     clock = Clock()
     cache: AnswerCache[int] = AnswerCache(ttl_seconds=10, now=clock)

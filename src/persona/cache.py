@@ -14,6 +14,9 @@ first of:
   are not all recomputed in the same instant);
 - it is the least recently used entry and room is needed.
 
+A caller may also take an answer whose lifetime has passed (``get_aged``) and serve it while it
+computes a new one, for at most one more lifetime; the people's commits still drop it at once.
+
 An answer computed from data read before an invalidation of its person must not be stored
 after it. Each computation takes a ticket before it reads anything, and ``put`` refuses it
 when one of the person's keys was invalidated (or everything cleared) after the ticket.
@@ -86,6 +89,22 @@ class AnswerCache(Generic[V]):
                 return None
             self._entries.move_to_end(key)
             return entry.value
+
+    def get_aged(self, key: Hashable) -> tuple[V, bool] | None:
+        """The answer and whether its lifetime has passed (it is kept: the caller serves it
+        while computing a new one); None once it is older than two lifetimes, or gone."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            now = self._now()
+            if now >= entry.expires_at + self.ttl_seconds:
+                self._drop(key)
+                return None
+            self._entries.move_to_end(key)
+            return entry.value, now >= entry.expires_at
 
     def put(self, key: Hashable, profile_keys: Collection[str], ticket: int, value: V) -> bool:
         """Keep ``value`` unless one of ``profile_keys`` was invalidated after ``ticket``."""

@@ -255,6 +255,38 @@ def test_a_ranking_that_missed_its_budget_answers_the_next_ask(
     assert (again["source"], again["cached"]) == ("pipeline", True)
 
 
+def test_an_aged_answer_is_served_while_the_person_is_ranked_again(
+    trained: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = engine.recommendations
+    first = recommendations(trained, "p0", n=5)
+    assert (first["source"], first["cached"]) == ("pipeline", False)
+    pipeline = service._served.pipeline  # type: ignore[union-attr]
+    rank = pipeline.rank
+    rankings: list[float] = []
+
+    def slow_rank(*args: Any, **kwargs: Any) -> Any:
+        rankings.append(time.monotonic())
+        time.sleep(0.5)  # a request that waited for this would show it
+        return rank(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "rank", slow_rank)
+    # One lifetime later: the answer is aged (and not yet too old to serve).
+    ttl = service.cache.ttl_seconds
+    monkeypatch.setattr(service.cache, "_now", lambda: time.monotonic() + ttl)
+    started = time.monotonic()
+    aged = recommendations(trained, "p0", n=5)
+    assert time.monotonic() - started < 0.5
+    assert (aged["cached"], aged["items"]) == (True, first["items"])
+    deadline = time.monotonic() + 30
+    while not rankings or service._refreshing:  # ranked again in the background, and stored
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    again = recommendations(trained, "p0", n=5)
+    assert (again["source"], again["cached"]) == ("pipeline", True)
+    assert len(rankings) == 1 and not service._refreshing  # the new answer is not aged
+
+
 def test_bounds_on_n(trained: TestClient) -> None:
     response = trained.get("/v1/users/p0/recommendations", params={"n": 1000})
     assert response.status_code == 422

@@ -38,7 +38,10 @@ from persona.storage.protocols import Storage
 log = logging.getLogger(__name__)
 
 
-def _cache_key(served: _Served, query: RecommendationQuery) -> tuple[str, RecommendationQuery]:
+_CacheKey = tuple[str, "RecommendationQuery"]
+
+
+def _cache_key(served: _Served, query: RecommendationQuery) -> _CacheKey:
     return served.version.version, replace(query, exclude=tuple(query.exclude))
 
 
@@ -110,6 +113,9 @@ class RecommendationService:
         self._served: _Served | None = None
         self._lock = threading.Lock()
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recommend")
+        # Aged answers are ranked again one at a time, each answer once (see ``_from_cache``).
+        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recommend-refresh")
+        self._refreshing: set[_CacheKey] = set()
         # Changes made through this process show at once (``catalog_changed``), those of
         # another process within the second.
         self._unavailable_ids = Refreshed(self._read_unavailable, UNAVAILABLE_TTL_SECONDS)
@@ -168,12 +174,46 @@ class RecommendationService:
         served = self._served
         if served is None:
             return None
-        cached = self.cache.get(_cache_key(served, query))
-        if cached is None:
+        return self._from_cache(_cache_key(served, query), query, started)
+
+    def _from_cache(
+        self, cache_key: _CacheKey, query: RecommendationQuery, started: float
+    ) -> RecommendationResult | None:
+        """The cached answer; one past its lifetime is still served while a background thread
+        ranks the person again, so a returning visitor never waits for a re-ranking that only
+        time asked for (their own events drop their answers at once)."""
+        found = self.cache.get_aged(cache_key)
+        if found is None:
             return None
+        cached, aged = found
+        if aged:
+            self._refresh_later(cache_key, query)
         return replace(cached, cached=True, timings_ms={"total": _ms_since(started)})
 
+    def _refresh_later(self, cache_key: _CacheKey, query: RecommendationQuery) -> None:
+        with self._lock:
+            if cache_key in self._refreshing:
+                return
+            self._refreshing.add(cache_key)
+        try:
+            self._refresher.submit(self._refresh, cache_key, query)
+        except RuntimeError:  # shut down
+            with self._lock:
+                self._refreshing.discard(cache_key)
+
+    def _refresh(self, cache_key: _CacheKey, query: RecommendationQuery) -> None:
+        try:
+            self._recommend(query, reuse=False)  # stores the new answer (late ones included)
+        except Exception:
+            log.exception("refreshing an aged answer failed; it is served until it is dropped")
+        finally:
+            with self._lock:
+                self._refreshing.discard(cache_key)
+
     def recommend(self, query: RecommendationQuery) -> RecommendationResult:
+        return self._recommend(query, reuse=True)
+
+    def _recommend(self, query: RecommendationQuery, *, reuse: bool) -> RecommendationResult:
         started = time.perf_counter()
         if self._served is None:
             try:
@@ -192,9 +232,9 @@ class RecommendationService:
                 query, self._history(query.person_id)[1], "no trained model set"
             )
         cache_key = _cache_key(served, query)
-        cached = self.cache.get(cache_key)
+        cached = self._from_cache(cache_key, query, started) if reuse else None
         if cached is not None:
-            return replace(cached, cached=True, timings_ms={"total": _ms_since(started)})
+            return cached
         ticket = self.cache.ticket()
         profile_key, history_ids = self._history(query.person_id)
         # Someone not seen yet gets a profile under one of these keys with their first event.
@@ -502,6 +542,7 @@ class RecommendationService:
             return uow.events.popular_items(POPULAR_LIMIT, sorted(NOT_INTERACTIONS))
 
     def close(self) -> None:
+        self._refresher.shutdown(wait=False, cancel_futures=True)
         self._workers.shutdown(wait=False, cancel_futures=True)
 
 
