@@ -78,21 +78,16 @@ class AnswerCache(Generic[V]):
             return self._sequence
 
     def get(self, key: Hashable) -> V | None:
-        if not self.enabled:
-            return None
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if self._now() >= entry.expires_at:
-                self._drop(key)
-                return None
-            self._entries.move_to_end(key)
-            return entry.value
+        found = self._lookup(key, grace_seconds=0.0)
+        return None if found is None else found[0]
 
     def get_aged(self, key: Hashable) -> tuple[V, bool] | None:
         """The answer and whether its lifetime has passed (it is kept: the caller serves it
         while computing a new one); None once it is older than two lifetimes, or gone."""
+        return self._lookup(key, grace_seconds=self.ttl_seconds)
+
+    def _lookup(self, key: Hashable, grace_seconds: float) -> tuple[V, bool] | None:
+        """The answer and whether it aged; dropped once older than its lifetime plus grace."""
         if not self.enabled:
             return None
         with self._lock:
@@ -100,7 +95,7 @@ class AnswerCache(Generic[V]):
             if entry is None:
                 return None
             now = self._now()
-            if now >= entry.expires_at + self.ttl_seconds:
+            if now >= entry.expires_at + grace_seconds:
                 self._drop(key)
                 return None
             self._entries.move_to_end(key)
