@@ -15,6 +15,7 @@ from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.recommend.pipeline import RecommendationPipeline
 from persona.recommend.schema import RecommendationsOut
+from persona.recommend.service import REFRESH_PAUSE_FACTOR
 from persona.recommend.training import train_model_set
 from tests.conftest import NOW_MS, open_engine
 from tests.recommend.synthetic import START_S, catalog, events
@@ -285,6 +286,34 @@ def test_an_aged_answer_is_served_while_the_person_is_ranked_again(
     again = recommendations(trained, "p0", n=5)
     assert (again["source"], again["cached"]) == ("pipeline", True)
     assert len(rankings) == 1 and not service._refreshing  # the new answer is not aged
+
+
+def test_aged_answers_are_refreshed_a_quarter_of_the_time_at_most(
+    trained: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = engine.recommendations
+    for person in ("p0", "p1"):
+        recommendations(trained, person, n=5)
+    pipeline = service._served.pipeline  # type: ignore[union-attr]
+    rank = pipeline.rank
+    rankings: list[float] = []
+
+    def slow_rank(*args: Any, **kwargs: Any) -> Any:
+        rankings.append(time.monotonic())
+        time.sleep(0.2)
+        return rank(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "rank", slow_rank)
+    ttl = service.cache.ttl_seconds
+    monkeypatch.setattr(service.cache, "_now", lambda: time.monotonic() + ttl)
+    for person in ("p0", "p1"):
+        assert recommendations(trained, person, n=5)["cached"] is True
+    deadline = time.monotonic() + 30
+    while len(rankings) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    # the second refresh waits three times as long as the first took (0.2 s or more)
+    assert rankings[1] - rankings[0] >= 0.2 * (1 + REFRESH_PAUSE_FACTOR)
 
 
 def test_bounds_on_n(trained: TestClient) -> None:

@@ -50,6 +50,7 @@ def _ms_since(started: float) -> float:
 
 
 UNAVAILABLE_TTL_SECONDS = 1.0
+REFRESH_PAUSE_FACTOR = 3.0  # the background refresh of aged answers ranks a quarter of the time
 POPULAR_TTL_SECONDS = 60.0
 POPULAR_LIMIT = 1000
 NO_CONSENT = "no personalization consent"
@@ -202,6 +203,7 @@ class RecommendationService:
                 self._refreshing.discard(cache_key)
 
     def _refresh(self, cache_key: _CacheKey, query: RecommendationQuery) -> None:
+        started = time.perf_counter()
         try:
             self._recommend(query, reuse=False)  # stores the new answer (late ones included)
         except Exception:
@@ -209,6 +211,10 @@ class RecommendationService:
         finally:
             with self._lock:
                 self._refreshing.discard(cache_key)
+        # Refreshing works at most a share of the time: rankings hold the interpreter lock
+        # for much of their work, and requests come first. An answer not refreshed within its
+        # grace lifetime is dropped, and its next request ranks as any uncached one.
+        time.sleep((time.perf_counter() - started) * REFRESH_PAUSE_FACTOR)
 
     def recommend(self, query: RecommendationQuery) -> RecommendationResult:
         return self._recommend(query, reuse=True)
