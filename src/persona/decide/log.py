@@ -96,22 +96,23 @@ class DecisionLogWriter:
 def _settle_all(batch: list[_Pending], error: BaseException | None) -> None:
     """Complete every future of ``batch``: threads' at once, each loop's in one callback."""
     by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    of_threads: list[Future[None]] = []
     for _, future, loop in batch:
         if loop is None:
             assert isinstance(future, Future)
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
+            of_threads.append(future)
         else:
             assert isinstance(future, asyncio.Future)
             by_loop.setdefault(loop, []).append(future)
+    _settle(of_threads, error)
     for loop, futures in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             loop.call_soon_threadsafe(_settle, futures, error)
 
 
-def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+def _settle(
+    futures: Sequence[Future[None] | asyncio.Future[None]], error: BaseException | None
+) -> None:
     for future in futures:
         if future.done():  # cancelled: the request went away
             continue
