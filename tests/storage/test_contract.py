@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.records import ApiKeyRecord, EventRecord, ItemRecord, QuarantineRecord
 from persona.storage.schema import metadata
+from tests.conftest import open_engine
 
 
 def event(
@@ -172,6 +174,47 @@ class TestCatalog:
         assert got == item("1", title="New", available=False)
         assert [i.item_id for i in page] == ["2"]
 
+    def test_categories_kept_between_transactions_follow_every_catalog_write(
+        self, engine: Engine, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        """Categories are cached between transactions; a write elsewhere (another process on
+        the same database) or in the reading transaction itself is never hidden by the cache."""
+        with engine.storage.write() as uow:
+            uow.catalog.upsert([item("1"), item("2", categories=["c"])])
+        with engine.storage.read() as uow:
+            assert uow.catalog.categories_for(["1", "2", "3"]) == {"1": ["a", "b"], "2": ["c"]}
+        other = open_engine(tmp_path / "other", str(engine.storage.engine.url), clock)
+        try:
+            with other.storage.write() as uow:
+                uow.catalog.upsert([item("1", categories=["z"]), item("3", categories=["n"])])
+        finally:
+            other.close()
+        with engine.storage.read() as uow:
+            assert uow.catalog.categories_for(["1", "2", "3"]) == {
+                "1": ["z"],
+                "2": ["c"],
+                "3": ["n"],
+            }
+        with engine.storage.write() as uow:
+            uow.catalog.upsert([item("2", categories=["d"])])
+            assert uow.catalog.categories_for(["2"]) == {"2": ["d"]}
+
+    def test_a_rolled_back_catalog_write_leaves_nothing_cached(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.catalog.upsert([item("1")])
+
+        def write_then_fail() -> None:
+            with engine.storage.write() as uow:
+                uow.catalog.upsert([item("1", categories=["rolled", "back"])])
+                assert uow.catalog.categories_for(["1"]) == {"1": ["rolled", "back"]}
+                raise RuntimeError("abort")
+
+        with pytest.raises(RuntimeError, match="abort"):
+            write_then_fail()
+        for _ in range(2):  # the first read fills the cache, the second reads from it
+            with engine.storage.read() as uow:
+                assert uow.catalog.categories_for(["1"]) == {"1": ["a", "b"]}
+
 
 class TestKeyStore:
     def test_add_get_list_revoke(self, engine: Engine) -> None:
@@ -211,6 +254,7 @@ def test_migrating_twice_changes_nothing(engine: Engine) -> None:
         "aliases",
         "items",
         "api_keys",
+        "catalog_version",
         "alembic_version",
     } <= tables
 

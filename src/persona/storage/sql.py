@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from persona.storage import tables
 from persona.storage.database import WRITE_OPTION
+from persona.storage.item_cache import CategoryCache
 from persona.storage.protocols import CommitListener
 from persona.storage.records import (
     ApiKeyRecord,
@@ -442,8 +443,10 @@ class SqlProfileStore:
 
 
 class SqlCatalog:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, cache: CategoryCache | None = None) -> None:
         self._c = connection
+        self._cache = cache
+        self._wrote = False  # this transaction changed items: its reads skip the cache
 
     def upsert(self, items: Sequence[ItemRecord]) -> None:
         if not items:
@@ -457,6 +460,9 @@ class SqlCatalog:
         )
         rows = [{name: getattr(item, name) for name in ItemRecord.__slots__} for item in items]
         self._c.execute(statement, rows)
+        version = tables.catalog_version
+        self._c.execute(update(version).values(version=version.c.version + 1))
+        self._wrote = True
 
     def get(self, item_id: str) -> ItemRecord | None:
         row = self._c.execute(select(tables.items).where(tables.items.c.item_id == item_id)).first()
@@ -467,6 +473,20 @@ class SqlCatalog:
         return list(self._c.execute(select(t.c.item_id).where(t.c.available.is_(False))).scalars())
 
     def categories_for(self, item_ids: Sequence[str]) -> dict[str, list[str]]:
+        cache = self._cache
+        if cache is None or self._wrote or not item_ids:
+            return self._read_categories(item_ids)
+        version = self._c.execute(select(tables.catalog_version.c.version)).scalar()
+        if version is None:  # a schema made without the migrations: no version to check
+            return self._read_categories(item_ids)
+        found, missing = cache.lookup(version, item_ids)
+        if missing:
+            read = self._read_categories(missing)
+            cache.fill(version, missing, read)
+            found.update(read)
+        return found
+
+    def _read_categories(self, item_ids: Sequence[str]) -> dict[str, list[str]]:
         if _is_sqlite(self._c):
             ids = _json_text(list(item_ids))
             rows = _driver(self._c).execute(_SQLITE_CATEGORIES, (ids,))
@@ -537,12 +557,12 @@ def _key(row: Row[Any]) -> ApiKeyRecord:
 
 
 class SqlUnitOfWork:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, categories: CategoryCache | None = None) -> None:
         self.connection = connection  # for domains that query with their own SQL (segments)
         self.events = SqlEventLog(connection)
         self.quarantine = SqlQuarantineLog(connection)
         self.profiles = SqlProfileStore(connection)
-        self.catalog = SqlCatalog(connection)
+        self.catalog = SqlCatalog(connection, categories)
         self.keys = SqlKeyStore(connection)
         self.changed_profiles: set[str] | None = None  # None: not declared, so any
 
@@ -559,6 +579,7 @@ class SqlStorage:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._commit_listeners: list[CommitListener] = []
+        self._categories = CategoryCache()
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._commit_listeners.append(listener)
@@ -569,7 +590,7 @@ class SqlStorage:
         with self.engine.connect().execution_options(**options) as connection, connection.begin():
             if self.dialect == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
-            uow = SqlUnitOfWork(connection)
+            uow = SqlUnitOfWork(connection, self._categories)
             yield uow
         # Committed (an exception would have left above): readers can now see the change.
         for listener in self._commit_listeners:
@@ -599,7 +620,7 @@ class SqlStorage:
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:
         with self.engine.connect() as connection, connection.begin():
-            yield SqlUnitOfWork(connection)
+            yield SqlUnitOfWork(connection, self._categories)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

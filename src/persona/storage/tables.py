@@ -93,6 +93,15 @@ items = Table(
     Column("updated_at_ms", BigInteger, nullable=False),
 )
 
+# One row: a counter every write to `items` bumps, so caches of catalog data (item_cache) can
+# tell whether they still hold what a transaction would read.
+catalog_version = Table(
+    "catalog_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,
