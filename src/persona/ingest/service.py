@@ -313,11 +313,11 @@ class IngestService:
             raise RuntimeError("the event log refused events that passed the duplicate check")
         batch.profiles_updated = len(set(profile_keys.values()))
         batch.touched.update(profile_keys.values())
-        for event in [*batch.fresh, *batch.kept]:
-            if event.user_id:
-                batch.touched.add(user_key(event.user_id))
-            if event.anonymous_id:
-                batch.touched.add(anonymous_key(event.anonymous_id))
+        written = [*batch.fresh, *batch.kept]
+        batch.touched.update(user_key(u) for u in {e.user_id for e in written if e.user_id})
+        batch.touched.update(
+            anonymous_key(a) for a in {e.anonymous_id for e in written if e.anonymous_id}
+        )
         # The storage's commit listeners (caches) hear these keys once readers can see the
         # new data: every id the events carry, merged-away anonymous ones included. The
         # ingest listeners below (segments, clusters, attribution) change only these people.

@@ -80,6 +80,11 @@ class ConsentBook:
             return not self.required
         return status == ConsentStatus.GRANTED
 
+    def decides_nothing(self) -> bool:
+        """True when no one in the book has a record and consent is not required: every
+        purpose is granted to everyone, at any time."""
+        return not self._times and not self.required
+
     def refused(
         self,
         user_key: str | None,

@@ -54,12 +54,17 @@ class PrivacyGate:
         if not events:
             return result
         connection = connection_of(uow)
-        erased = self._erased(connection, events)
+        users = {e.user_id for e in events if e.user_id}
+        anonymous = {e.anonymous_id for e in events if e.anonymous_id}
+        erased = self._erased(connection, users | anonymous)
         book = load_book(
             connection,
-            {k for e in events for k in _keys(e) if k},
+            [*("u:" + u for u in users), *("a:" + a for a in anonymous)],
             self.consent.required,
         )
+        if not erased and book.decides_nothing() and all(e.type != CONSENT_EVENT for e in events):
+            result.used = list(events)  # the common case, without a look at each event
+            return result
         consent_events = []
         for event in events:
             if erased and (event.user_id in erased or event.anonymous_id in erased):
@@ -118,8 +123,7 @@ class PrivacyGate:
         self._hold(connection, result, known, now_ms)
         return result
 
-    def _erased(self, connection: Connection, events: Sequence[ValidEvent]) -> set[str]:
-        ids = {i for e in events for i in (e.user_id, e.anonymous_id) if i}
+    def _erased(self, connection: Connection, ids: set[str]) -> set[str]:
         hashes = {self.personal.id_hash(i): i for i in ids}
         t = subject_tombstones
         rows = connection.execute(select(t.c.id_hash).where(t.c.id_hash.in_(list(hashes))))
