@@ -135,3 +135,12 @@ def test_common_events_take_the_fast_path(raw: dict[str, Any]) -> None:
     fast = plain_event_fields(raw)
     assert fast is not None
     assert_identical(fast, EventFields.of(EventIn.model_validate(raw)))
+
+
+def test_the_payload_hash_never_changes() -> None:
+    """Stored events keep the hash of their payload: a retry of an event stored by an earlier
+    version must hash the same to be answered as a duplicate, not as a conflict."""
+    fields = EventFields(
+        "e1", "rate", "383", None, "21", 789652009000, 3.0, {"b": 1, "a": [2]}, None, None
+    )
+    assert payload_hash(fields) == "a02bf7df4dc9785b0617bc51c570861b"

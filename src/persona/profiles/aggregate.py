@@ -93,6 +93,7 @@ class ProfileState:
             return
         counts = self.counts
         weights = rules.weights
+        purchase_types = rules.purchase_types
         times: list[int] = []
         scored: list[tuple[int, float, Sequence[str]]] = []
         recent: list[tuple[str, int, str]] = []
@@ -101,7 +102,7 @@ class ProfileState:
             kind = event.type
             counts[kind] = counts.get(kind, 0) + 1
             times.append(t)
-            if kind in rules.purchase_types:
+            if kind in purchase_types:
                 self.purchases += 1
                 if event.value is not None:
                     self.revenue_micros += round(event.value * MICROS)
