@@ -100,6 +100,10 @@ def test_ids_looked_up_and_then_appended_are_not_new_twice(sqlite_engine: Engine
         assert uow.events.append([event("e1"), event("e2")]) == {"e2"}
         assert uow.events.append([event("e2")]) == set()
         assert uow.events.payload_hashes(["e1", "e2"]) == {"e1": "h-e1", "e2": "h-e2"}
+        assert uow.events.payload_hashes(["e3"]) == {}  # looked up, then sent twice in one call
+        twice = [event("e3", payload_hash="first"), event("e3", payload_hash="again")]
+        assert uow.events.append(twice) == {"e3"}
+        assert uow.events.payload_hashes(["e3"]) == {"e3": "first"}
 
 
 def test_a_single_statement_write_commits_and_tells_the_listeners(

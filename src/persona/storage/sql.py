@@ -188,14 +188,21 @@ class SqlEventLog:
         # Without RETURNING (which executemany cannot give), the new ids are those this
         # transaction's snapshot does not hold; SQLite refuses to write over a newer snapshot.
         absent = self._absent
-        unchecked = [e.event_id for e in events if e.event_id not in absent]
-        known = self.payload_hashes(unchecked) if unchecked else {}
-        fresh = {e.event_id: e for e in reversed(events) if e.event_id not in known}
-        rows = [_event_row(e) for e in events if fresh.get(e.event_id) is e]
+        ids = [e.event_id for e in events]
+        fresh_ids = set(ids)
+        if len(fresh_ids) == len(ids) and absent.issuperset(fresh_ids):
+            # ingest's case: each id once, and looked up by this transaction already
+            rows = [_event_row(e) for e in events]
+        else:
+            unchecked = [i for i in ids if i not in absent]
+            known = self.payload_hashes(unchecked) if unchecked else {}
+            fresh = {e.event_id: e for e in reversed(events) if e.event_id not in known}
+            rows = [_event_row(e) for e in events if fresh.get(e.event_id) is e]
+            fresh_ids = set(fresh)
         if _driver(self._c).executemany(_SQLITE_APPEND, rows).rowcount != len(rows):
             raise RuntimeError("the event log changed under an open transaction")
-        absent.difference_update(fresh)
-        return set(fresh)
+        absent.difference_update(fresh_ids)
+        return fresh_ids
 
     def reassign_profile(self, from_key: str, to_key: str) -> int:
         t = tables.events
