@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from persona.ingest.schema import EventFields, EventIn, plain_event_fields
-from persona.ingest.service import payload_hash
+from persona.ingest.service import (
+    PLAIN_EVENT_MAX_BYTES,
+    IngestLimits,
+    Rejection,
+    ValidEvent,
+    payload_hash,
+    validate_event,
+)
 
 identifiers = st.one_of(
     st.none(),
@@ -107,6 +115,8 @@ def assert_identical(left: EventFields, right: EventFields) -> None:
 @example({"type": "view", "user_id": "u", "timestamp": 1.5})
 @example({"type": "view", "user_id": "u", "timestamp": 7_258_118_400})
 @example({"type": "view", "user_id": "u", "value": float("nan")})
+@example({"type": "view", "user_id": "u", "timestamp": 1.797693134862316e305})
+@example({"type": "view", "user_id": "u", "timestamp": 10**400})
 @example({"type": "view\n", "user_id": "u"})
 @example({"type": "view", "user_id": "u\x7f"})
 @example({"type": "view", "user_id": "u", "context": {"k": "\x00"}})
@@ -144,3 +154,38 @@ def test_the_payload_hash_never_changes() -> None:
         "e1", "rate", "383", None, "21", 789652009000, 3.0, {"b": 1, "a": [2]}, None, None
     )
     assert payload_hash(fields) == "a02bf7df4dc9785b0617bc51c570861b"
+
+
+def test_the_largest_event_that_skips_the_size_check_is_under_its_bound() -> None:
+    """Plain events without documents skip serialization for the size check; the biggest one
+    (every id at its longest, in four-byte characters) must stay under the bound that allows it."""
+    longest = "\U0001f600" * 128
+    raw = {
+        "event_id": longest,
+        "type": "t" * 64,
+        "user_id": longest,
+        "anonymous_id": longest,
+        "item_id": longest,
+        "decision_id": longest,
+        "timestamp": 7_258_118_399,  # the last second before 2200
+        "value": -123456789012.34567,
+    }
+    limits = IngestLimits()
+    checked = validate_event(raw, 0, now_ms=7_258_118_399_000, limits=limits)
+    assert isinstance(checked, ValidEvent)
+    assert len(orjson.dumps(raw)) < PLAIN_EVENT_MAX_BYTES <= limits.max_event_bytes
+
+
+def test_under_a_small_size_limit_plain_events_are_measured() -> None:
+    raw = {"type": "view", "user_id": "u" * 100, "item_id": "i" * 100}
+    checked = validate_event(raw, 0, now_ms=0, limits=IngestLimits(max_event_bytes=200))
+    assert isinstance(checked, Rejection)
+    assert checked.code == "event_too_large"
+
+
+@pytest.mark.parametrize("timestamp", [1.797693134862316e305, -1e300])
+def test_timestamps_too_big_to_scale_are_rejected_not_raised(timestamp: float) -> None:
+    raw = {"type": "view", "user_id": "u", "timestamp": timestamp}
+    checked = validate_event(raw, 0, now_ms=0, limits=IngestLimits())
+    assert isinstance(checked, Rejection)
+    assert (checked.code, checked.path) == ("invalid_timestamp", "timestamp")

@@ -72,8 +72,10 @@ def parse_timestamp(value: Any) -> int | None:
             millis = round(moment.timestamp() * 1000)
             return _in_range(millis)
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise PydanticCustomError("invalid_timestamp", "timestamp must be a finite number")
+        if not -1e15 < value < 1e15:  # far outside the range, and maybe too big to scale
+            raise PydanticCustomError("invalid_timestamp", "timestamp is outside 1970..2200")
         return _in_range(round(value * 1000))
     raise PydanticCustomError("invalid_timestamp", "timestamp must be ISO 8601 or Unix seconds")
 
@@ -172,6 +174,9 @@ _FIELD_NAMES = frozenset(EventIn.model_fields)
 _EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN.removeprefix("^").removesuffix("$"))
 
 
+_CHECKED_TYPES: set[str] = set()  # event types that matched the pattern
+
+
 def _plain_document(value: Any) -> bool:
     if type(value) is not dict or not all(type(key) is str for key in value):
         return False
@@ -206,8 +211,13 @@ def plain_event_fields(raw: dict[str, Any]) -> EventFields | None:
         ):
             return None
     kind = get("type")
-    if type(kind) is not str or len(kind) > MAX_TYPE_LENGTH or not _EVENT_TYPE.fullmatch(kind):
+    if type(kind) is not str:
         return None
+    if kind not in _CHECKED_TYPES:
+        if len(kind) > MAX_TYPE_LENGTH or not _EVENT_TYPE.fullmatch(kind):
+            return None
+        if len(_CHECKED_TYPES) < 1024:  # a few kinds recur; a set lookup beats the pattern
+            _CHECKED_TYPES.add(kind)
     value = get("value")
     if value is not None:
         # NaN and infinities fail the bounds; ints compare exactly.
