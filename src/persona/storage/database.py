@@ -26,6 +26,22 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def sqlite_module() -> Any | None:
+    """The SQLite binding to use: ``pysqlite3`` where its wheel exists (Linux on x86-64), else
+    None for the standard library's ``sqlite3``.
+
+    The wheel carries a recent SQLite (3.51 against the 3.40 of this machine's Python) with
+    JSONB, which stores an ingest batch in one statement at about 60% of the cost of
+    ``executemany``, without holding the interpreter lock (see ``SqlEventLog.append``). The
+    binding has the standard module's interface, and the file format is the same.
+    """
+    try:
+        from pysqlite3 import dbapi2  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    return dbapi2
+
+
 def create_database_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     url = normalize_url(url)
     options: dict[str, Any] = {
@@ -39,6 +55,9 @@ def create_database_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Eng
         if url in ("sqlite://", "sqlite:///:memory:"):
             raise ValueError("an in-memory SQLite database cannot be shared; use a file")
         options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        module = sqlite_module()
+        if module is not None:
+            options["module"] = module
     engine = create_engine(url, **options)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, sqlite_synchronous)
