@@ -55,6 +55,26 @@ def item(item_id: str, **fields: object) -> ItemRecord:
 
 
 class TestEventLog:
+    def test_appending_inserts_while_the_block_runs(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.events.append([event("e1")])
+        with engine.storage.write() as uow:
+            with uow.events.appending([event("e1", payload_hash="x"), event("e2")]) as appended:
+                worked = sum(range(1000))  # the caller's own work meanwhile
+            assert (appended.ids, worked) == ({"e2"}, 499500)
+        with engine.storage.read() as uow:
+            assert uow.events.payload_hashes(["e1", "e2"]) == {"e1": "h-e1", "e2": "h-e2"}
+
+    def test_a_failing_block_leaves_nothing_appended(self, engine: Engine) -> None:
+        def write_then_fail() -> None:
+            with engine.storage.write() as uow, uow.events.appending([event("e1")]):
+                raise RuntimeError("the fold failed")
+
+        with pytest.raises(RuntimeError, match="the fold failed"):
+            write_then_fail()
+        with engine.storage.read() as uow:
+            assert uow.events.payload_hashes(["e1"]) == {}
+
     def test_append_returns_only_new_ids_and_keeps_the_first(self, engine: Engine) -> None:
         with engine.storage.write() as uow:
             assert uow.events.append([event("e1"), event("e2")]) == {"e1", "e2"}

@@ -153,3 +153,20 @@ def test_a_failed_single_statement_write_stores_nothing(
         )
     with sqlite3.connect(tmp_path / "p.db") as connection:
         assert connection.execute("SELECT count(*) FROM quarantine").fetchall() == [(0,)]
+
+
+def test_appending_stores_the_rows_append_stores(sqlite_engine: Engine, tmp_path: Path) -> None:
+    documents = {
+        "properties": {"k": [1, "two"]},
+        "context": {"device": "tv"},
+        "value": 0.1,
+        "payload_hash": "h",
+    }
+    with sqlite_engine.storage.write() as uow:
+        assert uow.events.payload_hashes(["a", "b"]) == {}
+        with uow.events.appending([event("a", **documents)]) as appended:
+            pass
+        assert appended.ids == {"a"}
+        assert uow.events.append([event("b", **documents)]) == {"b"}
+    rows = _raw_rows(tmp_path)
+    assert rows["a"] == rows["b"]

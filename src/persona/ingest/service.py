@@ -339,12 +339,15 @@ class IngestService:
             batch.rejections.extend(screened.refused)
             for event in screened.duplicates:
                 batch.duplicate(event)
-        profile_keys = self._profiles.apply_events(uow, batch.fresh, now_ms)
+        update = self._profiles.prepare(uow, batch.fresh)
+        profile_keys = update.keys
         records = [_record(e, profile_keys[e.event_id], now_ms, source) for e in batch.fresh]
-        inserted = uow.events.append(records)
-        if len(inserted) != len(records):
+        with uow.events.appending(records) as appended:
+            update.fold()  # pure computation, while the storage writes the events
+        if len(appended.ids) != len(records):
             # Cannot happen under the write lock; refuse to acknowledge rather than guess.
             raise RuntimeError("the event log refused events that passed the duplicate check")
+        update.save(uow, now_ms)
         batch.profiles_updated = len(set(profile_keys.values()))
         batch.touched.update(profile_keys.values())
         written = [*batch.fresh, *batch.kept]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -55,6 +55,47 @@ def _iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
+@dataclass(slots=True)
+class ProfileUpdate:
+    """The profile changes of one batch of events: read (``ProfileService.prepare``), folded,
+    saved."""
+
+    rules: AggregateRules
+    keys: dict[str, str] = field(default_factory=dict)  # event id -> profile key
+    states: dict[str, ProfileState] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)  # anonymous key -> user key
+    new_links: dict[str, str] = field(default_factory=dict)
+    merged_away: list[str] = field(default_factory=list)
+    grouped: dict[str, list[tuple[IdentifiedEvent, Sequence[str]]]] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+
+    def fold(self) -> None:
+        """Merge linked anonymous profiles and fold the events; touches no storage."""
+        states, grouped = self.states, self.grouped
+        for alias in self.merged_away:
+            target = self.links[alias]
+            absorbed = states.pop(alias, None)
+            if absorbed is not None:
+                states.setdefault(target, ProfileState()).merge(absorbed, self.rules)
+                self.dirty.add(target)
+            earlier = grouped.pop(alias, None)  # events under the alias before it was linked
+            if earlier:
+                grouped.setdefault(target, []).extend(earlier)
+        for key, folded in grouped.items():
+            states.setdefault(key, ProfileState()).apply_many(folded, self.rules)
+            self.dirty.add(key)
+
+    def save(self, uow: UnitOfWork, now_ms: int) -> None:
+        if not self.dirty and not self.new_links:
+            return
+        uow.profiles.save_states({k: self.states[k].to_dict() for k in self.dirty}, now_ms)
+        if self.merged_away:
+            uow.profiles.delete(self.merged_away)
+            for alias in self.merged_away:
+                uow.events.reassign_profile(alias, self.links[alias])
+        uow.profiles.add_aliases(self.new_links, now_ms)
+
+
 class ProfileService:
     def __init__(
         self,
@@ -81,13 +122,25 @@ class ProfileService:
     ) -> dict[str, str]:
         """Fold accepted events into their profiles; returns the profile key of each event.
 
-        An ``identify`` event that carries both ids links the anonymous id to the user: the
-        anonymous profile is merged into the user's, its events are moved over, and later
-        events under either id land in the user's profile. An anonymous id is linked to the
-        first user it is identified with; later links of the same anonymous id are ignored.
+        The three steps of ``prepare``, for callers with nothing to do between them.
         """
+        update = self.prepare(uow, events)
+        update.fold()
+        update.save(uow, now_ms)
+        return update.keys
+
+    def prepare(self, uow: UnitOfWork, events: Sequence[IdentifiedEvent]) -> ProfileUpdate:
+        """Read what folding ``events`` needs and find each event's profile.
+
+        Then ``fold()`` (pure computation: ingest stores the events meanwhile) and
+        ``save(uow, now_ms)``. An ``identify`` event that carries both ids links the anonymous
+        id to the user: the anonymous profile is merged into the user's, its events are moved
+        over, and later events under either id land in the user's profile. An anonymous id is
+        linked to the first user it is identified with; later links of it are ignored.
+        """
+        update = ProfileUpdate(self.rules)
         if not events:
-            return {}
+            return update
         anon_keys = {anonymous_key(e.anonymous_id) for e in events if e.anonymous_id}
         links = uow.profiles.resolve_aliases(list(anon_keys))
         wanted = {user_key(e.user_id) for e in events if e.user_id}
@@ -99,17 +152,15 @@ class ProfileService:
 
         # Links and each event's profile follow the arrival order; the fold is commutative, so
         # it runs afterwards, once per profile, over that profile's events.
-        new_links: dict[str, str] = {}
-        merged_away: list[str] = []
-        grouped: dict[str, list[tuple[IdentifiedEvent, Sequence[str]]]] = {}
+        grouped = update.grouped
         raw_keys: dict[str, str] = {}
         for event in events:
             if event.type == IDENTIFY and event.user_id and event.anonymous_id:
                 alias, target = anonymous_key(event.anonymous_id), user_key(event.user_id)
                 if alias not in links:
-                    links[alias] = new_links[alias] = target
+                    links[alias] = update.new_links[alias] = target
                     if alias in states or alias in grouped:
-                        merged_away.append(alias)
+                        update.merged_away.append(alias)
             if event.user_id:
                 key = user_key(event.user_id)
             else:
@@ -118,28 +169,9 @@ class ProfileService:
             item_categories = categories.get(event.item_id, ()) if event.item_id else ()
             grouped.setdefault(key, []).append((event, item_categories))
             raw_keys[event.event_id] = key
-
-        dirty: set[str] = set()
-        for alias in merged_away:
-            target = links[alias]
-            absorbed = states.pop(alias, None)
-            if absorbed is not None:
-                states.setdefault(target, ProfileState()).merge(absorbed, self.rules)
-                dirty.add(target)
-            earlier = grouped.pop(alias, None)  # events under the alias before it was linked
-            if earlier:
-                grouped.setdefault(target, []).extend(earlier)
-        for key, folded in grouped.items():
-            states.setdefault(key, ProfileState()).apply_many(folded, self.rules)
-            dirty.add(key)
-
-        uow.profiles.save_states({k: states[k].to_dict() for k in dirty}, now_ms)
-        if merged_away:
-            uow.profiles.delete(merged_away)
-            for alias in merged_away:
-                uow.events.reassign_profile(alias, links[alias])
-        uow.profiles.add_aliases(new_links, now_ms)
-        return {eid: links.get(k, k) for eid, k in raw_keys.items()}
+        update.states, update.links = states, links
+        update.keys = {eid: links.get(k, k) for eid, k in raw_keys.items()} if links else raw_keys
+        return update
 
     def resolve(self, uow: UnitOfWork, person_id: str) -> str | None:
         """The profile key for a user id, or for an anonymous id (following its link)."""

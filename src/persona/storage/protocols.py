@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from persona.storage.records import (
@@ -20,6 +21,13 @@ from persona.storage.records import (
 )
 
 
+@dataclass(slots=True)
+class Appended:
+    """What ``EventLog.appending`` inserted, known once its block has run."""
+
+    ids: set[str] = field(default_factory=set)
+
+
 class EventLog(Protocol):
     def payload_hashes(self, event_ids: Sequence[str]) -> dict[str, str]:
         """Stored payload hash of each of ``event_ids`` that is already in the log."""
@@ -27,6 +35,11 @@ class EventLog(Protocol):
 
     def append(self, events: Sequence[EventRecord]) -> set[str]:
         """Insert events whose id is new; return the ids actually inserted."""
+        ...
+
+    def appending(self, events: Sequence[EventRecord]) -> AbstractContextManager[Appended]:
+        """``append`` while the block runs (where the backend can overlap it with the block's
+        Python); the block must not use the transaction. ``Appended.ids`` is set after it."""
         ...
 
     def reassign_profile(self, from_key: str, to_key: str) -> int: ...

@@ -6,7 +6,9 @@ few places (upserts, the write lock); those are named where they happen.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import islice
 from typing import Any, TypeVar
@@ -19,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from persona.storage import tables
 from persona.storage.database import WRITE_OPTION
 from persona.storage.item_cache import CategoryCache
-from persona.storage.protocols import CommitListener
+from persona.storage.protocols import Appended, CommitListener
 from persona.storage.records import (
     ApiKeyRecord,
     EventRecord,
@@ -104,6 +106,15 @@ def driver_connection(connection: Connection) -> Any:
 
 
 _driver = driver_connection
+
+
+# One thread for statements that overlap the caller's Python (SqlEventLog.appending).
+_HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="persona-sqlite")
+
+
+def _execute(started: threading.Event, driver: Any, statement: str, parameters: Any) -> int:
+    started.set()
+    return int(driver.execute(statement, parameters).rowcount)
 
 
 def has_jsonb(connection: Connection) -> bool:
@@ -204,6 +215,47 @@ class SqlEventLog:
         return set(self._c.execute(statement, rows).scalars())
 
     def _append_sqlite(self, events: Sequence[EventRecord]) -> set[str]:
+        rows, fresh_ids = self._new_rows(events)
+        driver = _driver(self._c)
+        if has_jsonb(self._c):
+            stored = driver.execute(_SQLITE_APPEND_JSONB, (orjson.dumps(rows),)).rowcount
+        else:
+            stored = driver.executemany(_SQLITE_APPEND, rows).rowcount
+        self._appended(rows, stored, fresh_ids)
+        return fresh_ids
+
+    @contextmanager
+    def appending(self, events: Sequence[EventRecord]) -> Iterator[Appended]:
+        """Append ``events`` while the block runs; after it, ``Appended.ids`` holds the ids
+        actually inserted.
+
+        On SQLite with JSONB the insert is one statement, run on a helper thread: SQLite works
+        without the interpreter lock, so the block's Python (ingest folds the profiles) runs
+        at the same time. The block must not use this transaction. Elsewhere the events are
+        appended before the block runs.
+        """
+        appended = Appended()
+        if not events or not _is_sqlite(self._c) or not has_jsonb(self._c):
+            appended.ids = self.append(events)
+            yield appended
+            return
+        rows, fresh_ids = self._new_rows(events)
+        started = threading.Event()
+        stored = _HELPER.submit(
+            _execute, started, _driver(self._c), _SQLITE_APPEND_JSONB, (orjson.dumps(rows),)
+        )
+        # Wait for the helper to hold the interpreter lock: were this thread to go straight on
+        # with Python, the helper could wait a whole switch interval (5 ms) to start.
+        started.wait()
+        try:
+            yield appended
+        finally:
+            count = stored.result()  # the transaction goes on (or rolls back) only after this
+        self._appended(rows, count, fresh_ids)
+        appended.ids = fresh_ids
+
+    def _new_rows(self, events: Sequence[EventRecord]) -> tuple[list[tuple[Any, ...]], set[str]]:
+        """The rows of the events whose ids are new (the first of each id), and those ids."""
         # Without RETURNING (which executemany cannot give), the new ids are those this
         # transaction's snapshot does not hold; SQLite refuses to write over a newer snapshot.
         absent = self._absent
@@ -211,22 +263,16 @@ class SqlEventLog:
         fresh_ids = set(ids)
         if len(fresh_ids) == len(ids) and absent.issuperset(fresh_ids):
             # ingest's case: each id once, and looked up by this transaction already
-            rows = [_event_row(e) for e in events]
-        else:
-            unchecked = [i for i in ids if i not in absent]
-            known = self.payload_hashes(unchecked) if unchecked else {}
-            fresh = {e.event_id: e for e in reversed(events) if e.event_id not in known}
-            rows = [_event_row(e) for e in events if fresh.get(e.event_id) is e]
-            fresh_ids = set(fresh)
-        driver = _driver(self._c)
-        if has_jsonb(self._c):
-            stored = driver.execute(_SQLITE_APPEND_JSONB, (orjson.dumps(rows),)).rowcount
-        else:
-            stored = driver.executemany(_SQLITE_APPEND, rows).rowcount
+            return [_event_row(e) for e in events], fresh_ids
+        unchecked = [i for i in ids if i not in absent]
+        known = self.payload_hashes(unchecked) if unchecked else {}
+        fresh = {e.event_id: e for e in reversed(events) if e.event_id not in known}
+        return [_event_row(e) for e in events if fresh.get(e.event_id) is e], set(fresh)
+
+    def _appended(self, rows: list[tuple[Any, ...]], stored: int, fresh_ids: set[str]) -> None:
         if stored != len(rows):
             raise RuntimeError("the event log changed under an open transaction")
-        absent.difference_update(fresh_ids)
-        return fresh_ids
+        self._absent.difference_update(fresh_ids)
 
     def reassign_profile(self, from_key: str, to_key: str) -> int:
         t = tables.events
