@@ -60,6 +60,7 @@ ON CONFLICT (event_id) DO NOTHING
 """
 # The same rows as one JSON array of arrays, read as JSONB (SQLite 3.45 and later): one call into
 # SQLite for the whole batch, which parses the text once and runs without the interpreter lock.
+# The parameter is text: a blob would be taken for JSONB if its first bytes happened to fit.
 # ("WHERE true" tells the parser that ON CONFLICT is not a join constraint.)
 _SQLITE_APPEND_JSONB = """
 INSERT INTO events (
@@ -218,7 +219,7 @@ class SqlEventLog:
         rows, fresh_ids = self._new_rows(events)
         driver = _driver(self._c)
         if has_jsonb(self._c):
-            stored = driver.execute(_SQLITE_APPEND_JSONB, (orjson.dumps(rows),)).rowcount
+            stored = driver.execute(_SQLITE_APPEND_JSONB, (orjson.dumps(rows).decode(),)).rowcount
         else:
             stored = driver.executemany(_SQLITE_APPEND, rows).rowcount
         self._appended(rows, stored, fresh_ids)
@@ -242,7 +243,11 @@ class SqlEventLog:
         rows, fresh_ids = self._new_rows(events)
         started = threading.Event()
         stored = _HELPER.submit(
-            _execute, started, _driver(self._c), _SQLITE_APPEND_JSONB, (orjson.dumps(rows),)
+            _execute,
+            started,
+            _driver(self._c),
+            _SQLITE_APPEND_JSONB,
+            (orjson.dumps(rows).decode(),),
         )
         # Wait for the helper to hold the interpreter lock: were this thread to go straight on
         # with Python, the helper could wait a whole switch interval (5 ms) to start.
