@@ -170,3 +170,28 @@ def test_appending_stores_the_rows_append_stores(sqlite_engine: Engine, tmp_path
         assert uow.events.append([event("b", **documents)]) == {"b"}
     rows = _raw_rows(tmp_path)
     assert rows["a"] == rows["b"]
+
+
+def _append_in_child(path: str) -> None:
+    engine = open_engine(Path(path), f"sqlite:///{path}/child.db", FakeClock(1_000))
+    with engine.storage.write() as uow, uow.events.appending([event("child")]) as appended:
+        pass
+    engine.close()
+    os._exit(0 if appended.ids == {"child"} else 1)
+
+
+def test_appending_works_in_a_forked_child(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """The helper thread is started in the parent; a child made by fork starts its own."""
+    import multiprocessing
+
+    with sqlite_engine.storage.write() as uow, uow.events.appending([event("parent")]):
+        pass
+    child = multiprocessing.get_context("fork").Process(
+        target=_append_in_child, args=(str(tmp_path),)
+    )
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the child hung on its first append")
+    assert child.exitcode == 0

@@ -6,9 +6,10 @@ few places (upserts, the write lock); those are named where they happen.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import islice
 from typing import Any, TypeVar
@@ -109,8 +110,27 @@ def driver_connection(connection: Connection) -> Any:
 _driver = driver_connection
 
 
-# One thread for statements that overlap the caller's Python (SqlEventLog.appending).
-_HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="persona-sqlite")
+class _Helper:
+    """One thread for statements that overlap the caller's Python (SqlEventLog.appending),
+    started on first use, and again in a forked child (which inherits no threads)."""
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, function: Callable[..., int], *arguments: Any) -> Future[int]:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="persona-sqlite")
+            return self._executor.submit(function, *arguments)
+
+    def forget(self) -> None:
+        self._executor = None
+        self._lock = threading.Lock()
+
+
+_HELPER = _Helper()
+os.register_at_fork(after_in_child=_HELPER.forget)
 
 
 def _execute(started: threading.Event, driver: Any, statement: str, parameters: Any) -> int:
