@@ -181,6 +181,28 @@ class TestProfileStore:
             assert uow.profiles.count() == 1
 
 
+class TestReadBesideWrite:
+    def test_it_sees_what_is_committed_while_a_write_is_open(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.profiles.save_states({"u:1": {"n": 1}}, 1)
+        with engine.storage.write() as uow:
+            uow.profiles.save_states({"u:1": {"n": 2}}, 2)
+            with engine.storage.read_beside_write() as beside:
+                assert beside.profiles.load(["u:1"])["u:1"].state == {"n": 1}
+
+    def test_it_does_not_wait_for_the_shared_pool(self, engine: Engine) -> None:
+        """Writers queued for the lock may hold every pooled connection; the lock's holder
+        still reads."""
+        pool = engine.storage.engine.pool
+        held = [engine.storage.engine.connect() for _ in range(pool.size() + 32)]
+        try:
+            with engine.storage.read_beside_write() as beside:
+                assert beside.profiles.load(["nobody"]) == {}
+        finally:
+            for connection in held:
+                connection.close()
+
+
 class TestCatalog:
     def test_upsert_get_replace_and_categories(self, engine: Engine) -> None:
         with engine.storage.write() as uow:

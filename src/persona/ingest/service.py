@@ -343,7 +343,12 @@ class IngestService:
         profile_keys = update.keys
         records = [_record(e, profile_keys[e.event_id], now_ms, source) for e in batch.fresh]
         with uow.events.appending(records) as appended:
-            update.fold()  # pure computation, while the storage writes the events
+            # While the storage writes the events: read the profiles through another
+            # transaction (this one's connection is busy; the write lock keeps them as they
+            # are), then fold them, which is pure computation.
+            with self._storage.read_beside_write() as snapshot:
+                update.load(snapshot)
+            update.fold()
         if len(appended.ids) != len(records):
             # Cannot happen under the write lock; refuse to acknowledge rather than guess.
             raise RuntimeError("the event log refused events that passed the duplicate check")

@@ -57,17 +57,41 @@ def _iso(ms: int | None) -> str | None:
 
 @dataclass(slots=True)
 class ProfileUpdate:
-    """The profile changes of one batch of events: read (``ProfileService.prepare``), folded,
-    saved."""
+    """The profile changes of one batch of events: keyed (``ProfileService.prepare``), loaded,
+    folded, saved."""
 
     rules: AggregateRules
+    events: Sequence[IdentifiedEvent]
     keys: dict[str, str] = field(default_factory=dict)  # event id -> profile key
-    states: dict[str, ProfileState] = field(default_factory=dict)
+    raw_keys: dict[str, str] = field(default_factory=dict)  # the same before later links
+    wanted: set[str] = field(default_factory=set)  # profiles to load
+    seen: set[str] = field(default_factory=set)  # keys the batch's events fall under
     links: dict[str, str] = field(default_factory=dict)  # anonymous key -> user key
     new_links: dict[str, str] = field(default_factory=dict)
+    linked: dict[str, bool] = field(default_factory=dict)  # alias -> had events before its link
+    states: dict[str, ProfileState] = field(default_factory=dict)
     merged_away: list[str] = field(default_factory=list)
     grouped: dict[str, list[tuple[IdentifiedEvent, Sequence[str]]]] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
+
+    def load(self, reader: UnitOfWork) -> None:
+        """Read the stored states and the items' categories, and group the events by profile.
+
+        ``reader`` may be another transaction than the writing one, as long as it sees the
+        same profiles and catalog (ingest reads beside the insert of the events; the write
+        lock it holds keeps every other writer out, and it has changed neither yet).
+        """
+        events = self.events
+        if not events:
+            return
+        records = reader.profiles.load(list(self.wanted))
+        self.states = {k: ProfileState.from_dict(r.state) for k, r in records.items()}
+        categories = reader.catalog.categories_for(list({e.item_id for e in events if e.item_id}))
+        grouped, raw_keys = self.grouped, self.raw_keys
+        for event in events:
+            item_categories = categories.get(event.item_id, ()) if event.item_id else ()
+            grouped.setdefault(raw_keys[event.event_id], []).append((event, item_categories))
+        self.merged_away = [a for a, early in self.linked.items() if early or a in self.states]
 
     def fold(self) -> None:
         """Merge linked anonymous profiles and fold the events; touches no storage."""
@@ -122,54 +146,49 @@ class ProfileService:
     ) -> dict[str, str]:
         """Fold accepted events into their profiles; returns the profile key of each event.
 
-        The three steps of ``prepare``, for callers with nothing to do between them.
+        The steps of ``prepare``, for callers with nothing to do between them.
         """
         update = self.prepare(uow, events)
+        update.load(uow)
         update.fold()
         update.save(uow, now_ms)
         return update.keys
 
     def prepare(self, uow: UnitOfWork, events: Sequence[IdentifiedEvent]) -> ProfileUpdate:
-        """Read what folding ``events`` needs and find each event's profile.
+        """Find each event's profile (``keys``), following identity links.
 
-        Then ``fold()`` (pure computation: ingest stores the events meanwhile) and
-        ``save(uow, now_ms)``. An ``identify`` event that carries both ids links the anonymous
-        id to the user: the anonymous profile is merged into the user's, its events are moved
-        over, and later events under either id land in the user's profile. An anonymous id is
-        linked to the first user it is identified with; later links of it are ignored.
+        Then ``load(reader)``, ``fold()`` (pure computation) and ``save(uow, now_ms)``. An
+        ``identify`` event that carries both ids links the anonymous id to the user: the
+        anonymous profile is merged into the user's, its events are moved over, and later events
+        under either id land in the user's profile. An anonymous id is linked to the first user
+        it is identified with; later links of it are ignored.
         """
-        update = ProfileUpdate(self.rules)
+        update = ProfileUpdate(self.rules, events)
         if not events:
             return update
         anon_keys = {anonymous_key(e.anonymous_id) for e in events if e.anonymous_id}
         links = uow.profiles.resolve_aliases(list(anon_keys))
-        wanted = {user_key(e.user_id) for e in events if e.user_id}
-        wanted |= {links.get(k, k) for k in anon_keys}
-        states = {
-            k: ProfileState.from_dict(r.state) for k, r in uow.profiles.load(list(wanted)).items()
-        }
-        categories = uow.catalog.categories_for(list({e.item_id for e in events if e.item_id}))
+        update.wanted = {user_key(e.user_id) for e in events if e.user_id}
+        update.wanted |= {links.get(k, k) for k in anon_keys}
 
         # Links and each event's profile follow the arrival order; the fold is commutative, so
         # it runs afterwards, once per profile, over that profile's events.
-        grouped = update.grouped
-        raw_keys: dict[str, str] = {}
+        raw_keys = update.raw_keys
         for event in events:
             if event.type == IDENTIFY and event.user_id and event.anonymous_id:
                 alias, target = anonymous_key(event.anonymous_id), user_key(event.user_id)
                 if alias not in links:
                     links[alias] = update.new_links[alias] = target
-                    if alias in states or alias in grouped:
-                        update.merged_away.append(alias)
+                    # merged if the alias has a stored profile or events earlier in the batch
+                    update.linked[alias] = alias in update.seen
             if event.user_id:
                 key = user_key(event.user_id)
             else:
                 alias = anonymous_key(event.anonymous_id or "")
                 key = links.get(alias, alias)
-            item_categories = categories.get(event.item_id, ()) if event.item_id else ()
-            grouped.setdefault(key, []).append((event, item_categories))
+            update.seen.add(key)
             raw_keys[event.event_id] = key
-        update.states, update.links = states, links
+        update.links = links
         update.keys = {eid: links.get(k, k) for eid, k in raw_keys.items()} if links else raw_keys
         return update
 

@@ -42,13 +42,16 @@ def sqlite_module() -> Any | None:
     return dbapi2
 
 
-def create_database_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+def create_database_engine(
+    url: str, *, sqlite_synchronous: str = "FULL", connections: int = 48
+) -> Engine:
+    """An engine whose pool holds up to ``connections`` (a third kept open)."""
     url = normalize_url(url)
     options: dict[str, Any] = {
         "json_serializer": _dumps,
         "json_deserializer": orjson.loads,
-        "pool_size": 16,
-        "max_overflow": 32,
+        "pool_size": max(1, connections // 3),
+        "max_overflow": connections - max(1, connections // 3),
         "pool_pre_ping": not url.startswith("sqlite"),
     }
     if url.startswith("sqlite"):

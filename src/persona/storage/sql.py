@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 
 from persona.storage import tables
-from persona.storage.database import WRITE_OPTION
+from persona.storage.database import WRITE_OPTION, create_database_engine
 from persona.storage.item_cache import CategoryCache
 from persona.storage.protocols import Appended, CommitListener
 from persona.storage.records import (
@@ -682,6 +682,8 @@ class SqlStorage:
         self.dialect = engine.dialect.name
         self._commit_listeners: list[CommitListener] = []
         self._categories = CategoryCache()
+        self._beside: Engine | None = None  # see read_beside_write
+        self._beside_lock = threading.Lock()
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._commit_listeners.append(listener)
@@ -724,9 +726,24 @@ class SqlStorage:
         with self.engine.connect() as connection, connection.begin():
             yield SqlUnitOfWork(connection, self._categories)
 
+    @contextmanager
+    def read_beside_write(self) -> Iterator[SqlUnitOfWork]:
+        """A read transaction for the thread that holds the write lock, on a connection of its
+        own: it never waits for the shared pool, which writers queued for the lock may hold
+        entirely. One writer at a time, so one connection."""
+        with self._beside_lock:
+            if self._beside is None:
+                url = self.engine.url.render_as_string(hide_password=False)
+                self._beside = create_database_engine(url, connections=1)
+            beside = self._beside
+        with beside.connect() as connection, connection.begin():
+            yield SqlUnitOfWork(connection, self._categories)
+
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._beside is not None:
+            self._beside.dispose()
