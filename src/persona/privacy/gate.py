@@ -20,6 +20,7 @@ from persona.privacy.audit import connection_of
 from persona.privacy.consent import USE_PURPOSES, ConsentService, load_book
 from persona.privacy.personal import PersonalData
 from persona.privacy.tables import held_events, subject_tombstones
+from persona.profiles.service import anonymous_key, user_key
 from persona.storage.protocols import UnitOfWork
 
 CONSENT_EVENT = "consent"
@@ -59,7 +60,7 @@ class PrivacyGate:
         erased = self._erased(connection, users | anonymous)
         book = load_book(
             connection,
-            [*("u:" + u for u in users), *("a:" + a for a in anonymous)],
+            [*map(user_key, users), *map(anonymous_key, anonymous)],
             self.consent.required,
         )
         if not erased and book.decides_nothing() and all(e.type != CONSENT_EVENT for e in events):
@@ -189,6 +190,6 @@ class PrivacyGate:
 
 def _keys(event: ValidEvent) -> tuple[str | None, str | None]:
     return (
-        "u:" + event.user_id if event.user_id else None,
-        "a:" + event.anonymous_id if event.anonymous_id else None,
+        user_key(event.user_id) if event.user_id else None,
+        anonymous_key(event.anonymous_id) if event.anonymous_id else None,
     )

@@ -65,7 +65,6 @@ class ProfileUpdate:
     keys: dict[str, str] = field(default_factory=dict)  # event id -> profile key
     raw_keys: dict[str, str] = field(default_factory=dict)  # the same before later links
     wanted: set[str] = field(default_factory=set)  # profiles to load
-    seen: set[str] = field(default_factory=set)  # keys the batch's events fall under
     links: dict[str, str] = field(default_factory=dict)  # anonymous key -> user key
     new_links: dict[str, str] = field(default_factory=dict)
     linked: dict[str, bool] = field(default_factory=dict)  # alias -> had events before its link
@@ -174,19 +173,20 @@ class ProfileService:
         # Links and each event's profile follow the arrival order; the fold is commutative, so
         # it runs afterwards, once per profile, over that profile's events.
         raw_keys = update.raw_keys
+        seen: set[str] = set()  # the keys of the events so far
         for event in events:
             if event.type == IDENTIFY and event.user_id and event.anonymous_id:
                 alias, target = anonymous_key(event.anonymous_id), user_key(event.user_id)
                 if alias not in links:
                     links[alias] = update.new_links[alias] = target
                     # merged if the alias has a stored profile or events earlier in the batch
-                    update.linked[alias] = alias in update.seen
+                    update.linked[alias] = alias in seen
             if event.user_id:
                 key = user_key(event.user_id)
             else:
                 alias = anonymous_key(event.anonymous_id or "")
                 key = links.get(alias, alias)
-            update.seen.add(key)
+            seen.add(key)
             raw_keys[event.event_id] = key
         update.links = links
         update.keys = {eid: links.get(k, k) for eid, k in raw_keys.items()} if links else raw_keys

@@ -47,11 +47,12 @@ def create_database_engine(
 ) -> Engine:
     """An engine whose pool holds up to ``connections`` (a third kept open)."""
     url = normalize_url(url)
+    kept_open = max(1, connections // 3)
     options: dict[str, Any] = {
         "json_serializer": _dumps,
         "json_deserializer": orjson.loads,
-        "pool_size": max(1, connections // 3),
-        "max_overflow": connections - max(1, connections // 3),
+        "pool_size": kept_open,
+        "max_overflow": connections - kept_open,
         "pool_pre_ping": not url.startswith("sqlite"),
     }
     if url.startswith("sqlite"):

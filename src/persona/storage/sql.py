@@ -133,9 +133,10 @@ _HELPER = _Helper()
 os.register_at_fork(after_in_child=_HELPER.forget)
 
 
-def _execute(started: threading.Event, driver: Any, statement: str, parameters: Any) -> int:
-    started.set()
-    return int(driver.execute(statement, parameters).rowcount)
+def _insert_jsonb(driver: Any, rows: list[tuple[Any, ...]], started: threading.Event) -> int:
+    """Store event rows by ``_SQLITE_APPEND_JSONB``; returns how many were stored."""
+    started.set()  # for a caller on another thread, waiting until this one runs
+    return int(driver.execute(_SQLITE_APPEND_JSONB, (orjson.dumps(rows).decode(),)).rowcount)
 
 
 def has_jsonb(connection: Connection) -> bool:
@@ -239,7 +240,7 @@ class SqlEventLog:
         rows, fresh_ids = self._new_rows(events)
         driver = _driver(self._c)
         if has_jsonb(self._c):
-            stored = driver.execute(_SQLITE_APPEND_JSONB, (orjson.dumps(rows).decode(),)).rowcount
+            stored = _insert_jsonb(driver, rows, threading.Event())
         else:
             stored = driver.executemany(_SQLITE_APPEND, rows).rowcount
         self._appended(rows, stored, fresh_ids)
@@ -262,13 +263,7 @@ class SqlEventLog:
             return
         rows, fresh_ids = self._new_rows(events)
         started = threading.Event()
-        stored = _HELPER.submit(
-            _execute,
-            started,
-            _driver(self._c),
-            _SQLITE_APPEND_JSONB,
-            (orjson.dumps(rows).decode(),),
-        )
+        stored = _HELPER.submit(_insert_jsonb, _driver(self._c), rows, started)
         # Wait for the helper to hold the interpreter lock: were this thread to go straight on
         # with Python, the helper could wait a whole switch interval (5 ms) to start.
         started.wait()
