@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +27,7 @@ from persona.privacy.retention import retention_job
 from persona.profiles import routes as profile_routes
 from persona.recommend import routes as recommend_routes
 from persona.recommend.scheduler import retrain_job
+from persona.runtime import settle_heap
 from persona.segments import routes as segment_routes
 from persona.segments.scheduler import segment_refresh_job
 
@@ -83,9 +83,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = engine.settings.worker_threads
         jobs = start_all(background_jobs_of(engine)) if background_jobs else []
-        # What start-up built (models, catalog, caches' scaffolding) lives as long as the
-        # process: keep it out of the collector's full passes, which otherwise stall requests.
-        gc.freeze()
+        settle_heap()
         try:
             yield
         finally:

@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from persona.engine import Engine
+from persona.runtime import tune_collector
 from persona.settings import Settings, SettingsError, load_settings
 
 console = Console(stderr=True)
@@ -22,4 +23,5 @@ def settings_of(ctx: typer.Context, **overrides: object) -> Settings:
 
 
 def open_engine(ctx: typer.Context, **overrides: object) -> Engine:
+    tune_collector()  # commands are batch work (imports, training) or the server
     return Engine.open(settings_of(ctx, **overrides))
