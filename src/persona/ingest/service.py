@@ -156,19 +156,7 @@ def validate_event(
         if isinstance(checked, Rejection):
             return checked
         event = checked
-    (
-        event_id,
-        kind,
-        user_id,
-        anonymous_id,
-        item_id,
-        timestamp,
-        value,
-        properties,
-        context,
-        decision,
-    ) = event
-    occurred_at_ms = timestamp if timestamp is not None else now_ms
+    occurred_at_ms = event.timestamp if event.timestamp is not None else now_ms
     if occurred_at_ms > now_ms + limits.future_tolerance_ms:
         return Rejection(
             index,
@@ -176,21 +164,21 @@ def validate_event(
             f"timestamp is more than {limits.future_tolerance_ms // 1000} s in the future",
             "timestamp",
             _raw_text(raw),
-            event_id,
+            event.event_id,
         )
     # positional, in the order of the fields: keywords cost a microsecond per event here
     return ValidEvent(
         index,
-        event_id or str(uuid4()),
-        kind,
-        user_id,
-        anonymous_id,
-        item_id,
+        event.event_id or str(uuid4()),
+        event.type,
+        event.user_id,
+        event.anonymous_id,
+        event.item_id,
         occurred_at_ms,
-        value,
-        properties,
-        context,
-        decision,
+        event.value,
+        event.properties,
+        event.context,
+        event.decision_id,
         payload_hash(event),
     )
 
