@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from sqlalchemy import CompoundSelect, Select, insert, null, select, text, union_all
 from sqlalchemy.engine import Connection
 
@@ -22,7 +23,7 @@ from persona.clock import Clock
 from persona.errors import InvalidRequestError
 from persona.privacy.audit import AuditLog, connection_of
 from persona.privacy.tables import consents
-from persona.storage.sql import SqlStorage
+from persona.storage.sql import SqlStorage, driver_connection
 from persona.storage.tables import aliases
 
 ANALYTICS = "analytics"
@@ -115,6 +116,36 @@ def load_book(connection: Connection, keys: Iterable[str], required: bool) -> Co
     if not wanted:
         return book
     anonymous = [k for k in wanted if k.startswith("a:")]
+    seen: set[int] = set()
+    for consent_id, key, purpose, status, at_ms, alias in _book_rows(connection, wanted, anonymous):
+        if alias is not None:
+            book.links[alias] = key
+        if consent_id not in seen:
+            seen.add(consent_id)
+            book.add(key, purpose, status, at_ms)
+    return book
+
+
+# What load_book asks, as plain SQL for SQLite: ingest asks it once per batch, and building the
+# general query with its two IN lists costs several times running it.
+_SQLITE_BOOK = """
+SELECT consent_id, profile_key, purpose, status, effective_at_ms, NULL FROM consents
+ WHERE profile_key IN (SELECT value FROM json_each(?))
+UNION ALL
+SELECT c.consent_id, c.profile_key, c.purpose, c.status, c.effective_at_ms, a.alias_key
+  FROM aliases a JOIN consents c ON c.profile_key = a.profile_key
+ WHERE a.alias_key IN (SELECT value FROM json_each(?))
+ORDER BY 1
+"""
+
+
+def _book_rows(
+    connection: Connection, wanted: list[str], anonymous: list[str]
+) -> Iterable[tuple[Any, ...]]:
+    """(consent id, key, purpose, status, effective time, the alias it was found by)."""
+    if connection.dialect.name == "sqlite":
+        parameters = (orjson.dumps(wanted).decode(), orjson.dumps(anonymous).decode())
+        return list(driver_connection(connection).execute(_SQLITE_BOOK, parameters))
     t, a = consents, aliases
     columns = (t.c.consent_id, t.c.profile_key, t.c.purpose, t.c.status, t.c.effective_at_ms)
     query: CompoundSelect[Any] | Select[Any] = select(*columns, null().label("alias")).where(
@@ -128,16 +159,7 @@ def load_book(connection: Connection, keys: Iterable[str], required: bool) -> Co
             .where(a.c.alias_key.in_(anonymous))
         )
         query = union_all(query, linked)
-    seen: set[int] = set()
-    for consent_id, key, purpose, status, at_ms, alias in connection.execute(
-        query.order_by("consent_id")
-    ):
-        if alias is not None:
-            book.links[alias] = key
-        if consent_id not in seen:
-            seen.add(consent_id)
-            book.add(key, purpose, status, at_ms)
-    return book
+    return [tuple(row) for row in connection.execute(query.order_by("consent_id"))]
 
 
 # One person, one purpose: the question every recommendation asks. Plain SQL, built once, since

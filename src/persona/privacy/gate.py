@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
@@ -22,8 +23,12 @@ from persona.privacy.personal import PersonalData
 from persona.privacy.tables import held_events, subject_tombstones
 from persona.profiles.service import anonymous_key, user_key
 from persona.storage.protocols import UnitOfWork
+from persona.storage.sql import driver_connection
 
 CONSENT_EVENT = "consent"
+_SQLITE_TOMBSTONES = (
+    "SELECT id_hash FROM subject_tombstones WHERE id_hash IN (SELECT value FROM json_each(?))"
+)
 
 
 @dataclass(slots=True)
@@ -63,7 +68,7 @@ class PrivacyGate:
             [*map(user_key, users), *map(anonymous_key, anonymous)],
             self.consent.required,
         )
-        if not erased and book.decides_nothing() and all(e.type != CONSENT_EVENT for e in events):
+        if not erased and book.decides_nothing() and CONSENT_EVENT not in {e.type for e in events}:
             result.used = list(events)  # the common case, without a look at each event
             return result
         consent_events = []
@@ -126,6 +131,11 @@ class PrivacyGate:
 
     def _erased(self, connection: Connection, ids: set[str]) -> set[str]:
         hashes = {self.personal.id_hash(i): i for i in ids}
+        if connection.dialect.name == "sqlite":  # once per batch: plain SQL, as in storage
+            found = driver_connection(connection).execute(
+                _SQLITE_TOMBSTONES, (orjson.dumps(list(hashes)).decode(),)
+            )
+            return {hashes[h] for (h,) in found}
         t = subject_tombstones
         rows = connection.execute(select(t.c.id_hash).where(t.c.id_hash.in_(list(hashes))))
         return {hashes[h] for (h,) in rows}
