@@ -298,16 +298,18 @@ class IngestService:
         return self._finish(batch)
 
     def _validate(self, batch: _Batch, now_ms: int) -> None:
+        limits, candidates = self._limits, batch.candidates
+        scrub = self._gate.scrub if self._gate is not None else None
         for index, raw in enumerate(batch.raw_events):
-            checked = validate_event(raw, index, now_ms=now_ms, limits=self._limits)
+            checked = validate_event(raw, index, now_ms=now_ms, limits=limits)
             if isinstance(checked, Rejection):
                 batch.rejections.append(checked)
                 continue
-            if self._gate is not None:
-                self._gate.scrub(checked)
-            earlier = batch.candidates.get(checked.event_id)
+            if scrub is not None:
+                scrub(checked)
+            earlier = candidates.get(checked.event_id)
             if earlier is None:
-                batch.candidates[checked.event_id] = checked
+                candidates[checked.event_id] = checked
             elif earlier.payload_hash == checked.payload_hash:
                 batch.duplicate(checked)
             else:
