@@ -69,6 +69,51 @@ def test_same_id_other_payload_is_quarantined_as_a_conflict(
     assert orjson.loads(entries[0].raw)["item_id"] == "i2"
 
 
+def test_a_batch_mixing_stored_and_new_events_counts_only_the_new(
+    client: TestClient, engine: Engine
+) -> None:
+    """Ingest stores a batch at once on the assumption that its events are new; those stored
+    before are then set aside as duplicates or conflicts, and only the others are folded."""
+    post(client, [view("e1", item="i1"), view("e2", item="i2")])
+    answer = post(
+        client,
+        [view("e1", item="i1"), view("e3", item="i3"), view("e2", item="x"), view("e4", item="i4")],
+    )
+    assert [e["status"] for e in answer["events"]] == [
+        "duplicate",
+        "accepted",
+        "rejected",
+        "accepted",
+    ]
+    assert (answer["accepted"], answer["duplicates"], answer["rejected"]) == (2, 1, 1)
+    assert answer["events"][2]["code"] == "event_id_conflict"
+    assert stored_event_count(engine) == 4 and quarantine_count(engine) == 1
+    profile = client.get("/v1/profiles/u1").json()
+    assert profile["counts"] == {"view": 4}
+    assert {r["item_id"] for r in profile["recent_items"]} == {"i1", "i2", "i3", "i4"}
+
+
+def test_a_stored_anonymous_event_in_a_batch_with_its_identify(client: TestClient) -> None:
+    def anonymous(event_id: str, ts: int) -> dict[str, Any]:
+        return {"event_id": event_id, "type": "view", "anonymous_id": "v", "timestamp": ts}
+
+    post(client, anonymous("a1", 1_700_000_000))
+    identify = {
+        "event_id": "id1",
+        "type": "identify",
+        "user_id": "carol",
+        "anonymous_id": "v",
+        "timestamp": 1_700_000_010,
+    }
+    answer = post(
+        client, [anonymous("a1", 1_700_000_000), identify, anonymous("a2", 1_700_000_020)]
+    )
+    assert [e["status"] for e in answer["events"]] == ["duplicate", "accepted", "accepted"]
+    carol = client.get("/v1/profiles/carol").json()
+    assert carol["counts"] == {"identify": 1, "view": 2}
+    assert carol["aliases"] == ["v"]
+
+
 def test_duplicates_and_conflicts_inside_one_batch(client: TestClient) -> None:
     answer = post(client, [view("e1"), view("e1"), view("e1", item="other")])
     assert [e["status"] for e in answer["events"]] == ["accepted", "duplicate", "rejected"]
