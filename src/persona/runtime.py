@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 
 # CPython collects its youngest generation of containers after every 700 net allocations. An
-# ingest batch of 1000 events makes about fifteen thousand objects that all live until the batch
-# is answered, so with that threshold each of them is traversed by the young pass, promoted, and
-# traversed again by the middle one, for nothing: reference counting frees them all afterwards.
+# ingest batch of 1000 events makes thousands of objects (a few per event) that live until the
+# batch is answered, so with that threshold each of them is traversed by the young pass,
+# promoted, and traversed again by the middle one, for nothing: reference counting frees them
+# all afterwards.
 # A pass every 50,000 allocations traverses one batch's objects at most once, and lets at most
 # a few megabytes of cyclic garbage wait for it. BENCHMARKS.md has the measured difference.
 YOUNG_GENERATION_THRESHOLD = 50_000
