@@ -202,8 +202,8 @@ class PlainEvent:
     decision_id: StrictIdentifier | None = None
 
     def settle(self) -> EventFields | None:
-        """Identity, the timestamp in milliseconds (in place), bounded documents; None when
-        ``EventIn`` must decide."""
+        """Identity, the timestamp in milliseconds (in place: call once), bounded documents;
+        None when ``EventIn`` must decide."""
         if self.user_id is None and self.anonymous_id is None:
             return None
         timestamp = self.timestamp
