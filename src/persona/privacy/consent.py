@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import orjson
 from sqlalchemy import CompoundSelect, Select, insert, null, select, text, union_all
 from sqlalchemy.engine import Connection
 
@@ -23,7 +22,8 @@ from persona.clock import Clock
 from persona.errors import InvalidRequestError
 from persona.privacy.audit import AuditLog, connection_of
 from persona.privacy.tables import consents
-from persona.storage.sql import SqlStorage, driver_connection
+from persona.profiles.service import ANONYMOUS
+from persona.storage.sql import SqlStorage, driver_connection, json_text
 from persona.storage.tables import aliases
 
 ANALYTICS = "analytics"
@@ -115,7 +115,7 @@ def load_book(connection: Connection, keys: Iterable[str], required: bool) -> Co
     wanted = sorted(set(keys))
     if not wanted:
         return book
-    anonymous = [k for k in wanted if k.startswith("a:")]
+    anonymous = [k for k in wanted if k.startswith(ANONYMOUS)]
     seen: set[int] = set()
     for consent_id, key, purpose, status, at_ms, alias in _book_rows(connection, wanted, anonymous):
         if alias is not None:
@@ -144,7 +144,7 @@ def _book_rows(
 ) -> Iterable[tuple[Any, ...]]:
     """(consent id, key, purpose, status, effective time, the alias it was found by)."""
     if connection.dialect.name == "sqlite":
-        parameters = (orjson.dumps(wanted).decode(), orjson.dumps(anonymous).decode())
+        parameters = (json_text(wanted), json_text(anonymous))
         return list(driver_connection(connection).execute(_SQLITE_BOOK, parameters))
     t, a = consents, aliases
     columns = (t.c.consent_id, t.c.profile_key, t.c.purpose, t.c.status, t.c.effective_at_ms)

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
@@ -23,7 +22,7 @@ from persona.privacy.personal import PersonalData
 from persona.privacy.tables import held_events, subject_tombstones
 from persona.profiles.service import anonymous_key, user_key
 from persona.storage.protocols import UnitOfWork
-from persona.storage.sql import driver_connection
+from persona.storage.sql import driver_connection, json_text
 
 CONSENT_EVENT = "consent"
 _SQLITE_TOMBSTONES = (
@@ -133,7 +132,7 @@ class PrivacyGate:
         hashes = {self.personal.id_hash(i): i for i in ids}
         if connection.dialect.name == "sqlite":  # once per batch: plain SQL, as in storage
             found = driver_connection(connection).execute(
-                _SQLITE_TOMBSTONES, (orjson.dumps(list(hashes)).decode(),)
+                _SQLITE_TOMBSTONES, (json_text(list(hashes)),)
             )
             return {hashes[h] for (h,) in found}
         t = subject_tombstones

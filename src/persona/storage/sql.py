@@ -133,9 +133,12 @@ _HELPER = _Helper()
 os.register_at_fork(after_in_child=_HELPER.forget)
 
 
-def _insert_jsonb(driver: Any, rows: list[tuple[Any, ...]], started: threading.Event) -> int:
+def _insert_jsonb(
+    driver: Any, rows: list[tuple[Any, ...]], started: threading.Event | None = None
+) -> int:
     """Store event rows by ``_SQLITE_APPEND_JSONB``; returns how many were stored."""
-    started.set()  # for a caller on another thread, waiting until this one runs
+    if started is not None:
+        started.set()  # for a caller on another thread, waiting until this one runs
     return int(driver.execute(_SQLITE_APPEND_JSONB, (orjson.dumps(rows).decode(),)).rowcount)
 
 
@@ -145,8 +148,9 @@ def has_jsonb(connection: Connection) -> bool:
     return version >= (3, 45)
 
 
-def _json_text(value: Any) -> str:
-    """A JSON document as the engine's serializer writes it (so both paths store the same)."""
+def json_text(value: Any) -> str:
+    """A JSON document as the engine's serializer writes it (so both paths store the same);
+    also a list of ids as the one parameter a statement reads with ``json_each``."""
     return "null" if value is None else orjson.dumps(value).decode()
 
 
@@ -167,8 +171,8 @@ def _event_row(e: EventRecord) -> tuple[Any, ...]:
         e.occurred_at_ms,
         e.received_at_ms,
         e.value,
-        _json_text(e.properties),
-        _json_text(e.context),
+        json_text(e.properties),
+        json_text(e.context),
         e.decision_id,
         e.payload_hash,
         e.source,
@@ -191,7 +195,7 @@ class SqlEventLog:
 
     def payload_hashes(self, event_ids: Sequence[str]) -> dict[str, str]:
         if _is_sqlite(self._c):
-            ids = _json_text(list(event_ids))
+            ids = json_text(list(event_ids))
             hashes = dict(_driver(self._c).execute(_SQLITE_PAYLOAD_HASHES, (ids,)).fetchall())
             self._absent.update(i for i in event_ids if i not in hashes)
             return hashes
@@ -240,7 +244,7 @@ class SqlEventLog:
         rows, fresh_ids = self._new_rows(events)
         driver = _driver(self._c)
         if has_jsonb(self._c):
-            stored = _insert_jsonb(driver, rows, threading.Event())
+            stored = _insert_jsonb(driver, rows)
         else:
             stored = driver.executemany(_SQLITE_APPEND, rows).rowcount
         self._appended(rows, stored, fresh_ids)
@@ -448,7 +452,7 @@ class SqlProfileStore:
 
     def load(self, profile_keys: Sequence[str]) -> dict[str, ProfileRecord]:
         if _is_sqlite(self._c):
-            rows = _driver(self._c).execute(_SQLITE_PROFILES, (_json_text(list(profile_keys)),))
+            rows = _driver(self._c).execute(_SQLITE_PROFILES, (json_text(list(profile_keys)),))
             return {
                 key: ProfileRecord(key, orjson.loads(state), _document(traits), updated_at_ms)
                 for key, state, traits, updated_at_ms in rows
@@ -466,7 +470,7 @@ class SqlProfileStore:
         if not states:
             return
         if _is_sqlite(self._c):
-            driver_rows = [(key, _json_text(state), at_ms) for key, state in states.items()]
+            driver_rows = [(key, json_text(state), at_ms) for key, state in states.items()]
             _driver(self._c).executemany(_SQLITE_SAVE_STATES, driver_rows)
             return
         t = tables.profiles
@@ -504,7 +508,7 @@ class SqlProfileStore:
 
     def resolve_aliases(self, alias_keys: Sequence[str]) -> dict[str, str]:
         if _is_sqlite(self._c):
-            ids = _json_text(list(alias_keys))
+            ids = json_text(list(alias_keys))
             return dict(_driver(self._c).execute(_SQLITE_ALIAS_LINKS, (ids,)).fetchall())
         t = tables.aliases
         found: dict[str, str] = {}
@@ -585,7 +589,7 @@ class SqlCatalog:
 
     def _read_categories(self, item_ids: Sequence[str]) -> dict[str, list[str]]:
         if _is_sqlite(self._c):
-            ids = _json_text(list(item_ids))
+            ids = json_text(list(item_ids))
             rows = _driver(self._c).execute(_SQLITE_CATEGORIES, (ids,))
             return {item_id: orjson.loads(document) for item_id, document in rows}
         t = tables.items
