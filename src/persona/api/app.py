@@ -10,25 +10,27 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
 import persona
-from persona.api import operations
 from persona.api.deps import install_security_docs
 from persona.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from persona.api.problems import install_problem_handlers
-from persona.catalog import routes as catalog_routes
-from persona.decide import routes as decision_routes
+from persona.api.routes import (
+    catalog,
+    decide,
+    experiments,
+    ingest,
+    operations,
+    predictions,
+    privacy,
+    profiles,
+    recommend,
+    segments,
+)
 from persona.engine import Engine
-from persona.experiments import routes as experiment_routes
-from persona.ingest import routes as ingest_routes
 from persona.jobs import PeriodicJob, start_all, stop_all
-from persona.predictions import routes as prediction_routes
 from persona.predictions.scheduler import predictive_retrain_job
-from persona.privacy import routes as privacy_routes
 from persona.privacy.retention import retention_job
-from persona.profiles import routes as profile_routes
-from persona.recommend import routes as recommend_routes
 from persona.recommend.scheduler import retrain_job
 from persona.runtime import settle_heap
-from persona.segments import routes as segment_routes
 from persona.segments.scheduler import segment_refresh_job
 
 
@@ -103,15 +105,15 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
     install_problem_handlers(app)
     modules = (
         operations,
-        recommend_routes,
-        decision_routes,
-        profile_routes,
-        ingest_routes,
-        catalog_routes,
-        segment_routes,
-        prediction_routes,
-        experiment_routes,
-        privacy_routes,
+        recommend,
+        decide,
+        profiles,
+        ingest,
+        catalog,
+        segments,
+        predictions,
+        experiments,
+        privacy,
     )
     for module in modules:
         # The routes themselves, not ``include_router``: an included router is matched through

@@ -16,7 +16,10 @@ from rich.table import Table
 
 from persona.access.keys import Scope
 from persona.cli.context import open_engine as _open
-from persona.decide.cli import experiments_app, placements_app
+from persona.cli.decide import experiments_app, placements_app
+from persona.cli.predictions import clusters_app, predictions_app, scores_command
+from persona.cli.privacy import privacy_app
+from persona.cli.segments import segments_app
 from persona.engine import Engine
 from persona.ingest.importer import (
     ImportFormatError,
@@ -25,9 +28,6 @@ from persona.ingest.importer import (
     import_events,
     import_items,
 )
-from persona.predictions.cli import clusters_app, predictions_app, scores_command
-from persona.privacy.cli import privacy_app
-from persona.segments.cli import segments_app
 
 app = typer.Typer(help="persona: self-hosted personalization engine.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk import from CSV, JSON Lines or Parquet.", no_args_is_help=True)
@@ -265,7 +265,7 @@ def train(
 
 def _train(engine: Engine, before_ms: int | None) -> None:
     """Recommendation models, then clusters and every prediction, all before ``before_ms``."""
-    from persona.predictions.cli import print_predictive_training
+    from persona.cli.predictions import print_predictive_training
     from persona.predictions.scheduler import train_predictive_models
     from persona.recommend.training import NotEnoughDataError, train_model_set
 
