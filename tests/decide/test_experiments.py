@@ -12,8 +12,8 @@ from sqlalchemy import delete
 
 from persona.api.app import create_app
 from persona.clock import FakeClock
-from persona.decide.tables import decisions
 from persona.engine import Engine
+from persona.storage.tables.decide import decisions
 from tests.conftest import open_engine
 from tests.decide.placements import ab, create, decide, outcome, post_events
 

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from persona.decide.log import DecisionLogWriter
 from persona.decide.store import DecisionRecord, SqlDecisionStore
-from persona.decide.tables import decisions
 from persona.engine import Engine
+from persona.storage.tables.decide import decisions
 
 
 def record(decision_id: str) -> DecisionRecord:

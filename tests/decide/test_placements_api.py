@@ -157,7 +157,7 @@ def test_holdout_gets_the_fallback_at_its_share(client: TestClient, engine: Engi
     with engine.storage.read() as uow:
         from sqlalchemy import func, select
 
-        from persona.decide.tables import decisions
+        from persona.storage.tables.decide import decisions
 
         logged = uow.connection.execute(
             select(func.count()).select_from(decisions).where(decisions.c.holdout.is_(True))

@@ -7,9 +7,9 @@ import pytest
 
 from persona.engine import Engine
 from persona.predictions.scheduler import train_predictive_models
-from persona.predictions.tables import profile_scores
 from persona.recommend.training import load_training_data
 from persona.segments.service import _connection
+from persona.storage.tables.predictions import profile_scores
 from tests.conftest import NOW_MS
 from tests.predictions.synthetic import ingest_all, shop_events
 

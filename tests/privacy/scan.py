@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import inspect, select
 
 from persona.engine import Engine
-from persona.storage.schema import metadata
+from persona.storage.tables import metadata
 
 
 def files_containing(home: Path, needles: list[str]) -> dict[str, list[str]]:

@@ -12,8 +12,8 @@ from sqlalchemy import func, select, text
 from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.privacy.audit import connection_of
-from persona.privacy.tables import audit_log, held_events
 from persona.recommend.service import NO_CONSENT
+from persona.storage.tables.privacy import audit_log, held_events
 from tests.conftest import NOW_MS, open_engine
 
 DAY_S = 86_400

@@ -20,7 +20,6 @@ from sqlalchemy import delete
 from persona.catalog.schema import ItemFields
 from persona.clock import FakeClock
 from persona.engine import Engine
-from persona.predictions.tables import profile_scores
 from persona.segments.compile_sql import select_members
 from persona.segments.evaluate import ProfileFacts, compile_rule
 from persona.segments.rules import (
@@ -41,8 +40,9 @@ from persona.segments.rules import (
 )
 from persona.segments.service import _connection
 from persona.segments.store import SqlSegmentStore
-from persona.segments.tables import segment_memberships
 from persona.storage import tables
+from persona.storage.tables.predictions import profile_scores
+from persona.storage.tables.segments import segment_memberships
 from tests.conftest import open_engine
 
 MINUTE_MS = 60_000

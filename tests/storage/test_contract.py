@@ -11,7 +11,7 @@ from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.records import ApiKeyRecord, EventRecord, ItemRecord, QuarantineRecord
-from persona.storage.schema import metadata
+from persona.storage.tables import metadata
 from tests.conftest import open_engine
 
 

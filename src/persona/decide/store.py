@@ -18,7 +18,8 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from persona.decide.tables import (
+from persona.storage.sql import SqlStorage
+from persona.storage.tables.decide import (
     bandit_arms,
     bandit_rewards,
     decision_outcomes,
@@ -26,7 +27,6 @@ from persona.decide.tables import (
     placement_versions,
     placements,
 )
-from persona.storage.sql import SqlStorage
 
 IN_CHUNK = 900
 # A batch of the decision log in one statement, its rows one JSON array parameter, run as a

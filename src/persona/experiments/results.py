@@ -20,7 +20,6 @@ from sqlalchemy.engine import Connection
 from persona.decide.schema import EXPERIMENT_POLICIES, PlacementBody, at, experiment_id
 from persona.decide.service import ARM, CLICK, CONVERSION, HOLDOUT, IMPRESSION, DecisionService
 from persona.decide.store import PlacementRecord, SqlDecisionStore, VersionRecord
-from persona.decide.tables import decision_outcomes, decisions
 from persona.errors import InsufficientDataError, UnknownPlacementError
 from persona.experiments import stats
 from persona.experiments.schema import (
@@ -37,6 +36,7 @@ from persona.experiments.schema import (
 from persona.privacy.aggregates import MECHANISM, noisy_count
 from persona.storage.sql import SqlStorage, SqlUnitOfWork
 from persona.storage.tables import events
+from persona.storage.tables.decide import decision_outcomes, decisions
 
 HOLDOUT_ARM = "holdout"
 # The counts of an arm released with noise; epsilon is split evenly over them.

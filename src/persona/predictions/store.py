@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
-from persona.predictions.tables import predictions, profile_scores
 from persona.storage.sql import driver_connection
+from persona.storage.tables.predictions import predictions, profile_scores
 
 WRITE_CHUNK = 2_000
 IN_CHUNK = 900  # below every SQLite build's bound on bound parameters

@@ -13,9 +13,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from persona.clock import Clock
-from persona.privacy.tables import audit_log
 from persona.storage.protocols import UnitOfWork
 from persona.storage.sql import SqlStorage, SqlUnitOfWork
+from persona.storage.tables.privacy import audit_log
 
 
 def connection_of(uow: UnitOfWork | SqlUnitOfWork) -> Connection:

@@ -21,10 +21,10 @@ from sqlalchemy.engine import Connection
 from persona.clock import Clock
 from persona.errors import InvalidRequestError
 from persona.privacy.audit import AuditLog, connection_of
-from persona.privacy.tables import consents
 from persona.profiles.service import ANONYMOUS
 from persona.storage.sql import SqlStorage, driver_connection, json_text
 from persona.storage.tables import aliases
+from persona.storage.tables.privacy import consents
 
 ANALYTICS = "analytics"
 PERSONALIZATION = "personalization"

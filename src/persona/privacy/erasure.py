@@ -27,10 +27,10 @@ from persona.errors import NotFoundError
 from persona.privacy.audit import AuditLog, connection_of
 from persona.privacy.personal import PersonalData
 from persona.privacy.subjects import registered, tables
-from persona.privacy.tables import subject_tombstones
 from persona.recommend.registry import ModelRegistry
 from persona.storage.sql import SqlStorage
 from persona.storage.tables import aliases, events, quarantine
+from persona.storage.tables.privacy import subject_tombstones
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 8  # alias chains are one link deep; a few rounds reach every id

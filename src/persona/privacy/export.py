@@ -11,9 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from persona.clock import Clock
-from persona.decide.tables import decisions
 from persona.errors import NotFoundError
-from persona.predictions.tables import profile_scores
 from persona.privacy.audit import AuditLog, connection_of
 from persona.privacy.consent import ConsentService
 from persona.privacy.erasure import resolve_subject
@@ -25,12 +23,14 @@ from persona.privacy.schema import (
     ExportMembership,
     SubjectExport,
 )
-from persona.privacy.tables import held_events
 from persona.profiles.schema import Profile
 from persona.profiles.service import ProfileService
-from persona.segments.tables import segment_memberships
 from persona.storage.sql import SqlStorage
 from persona.storage.tables import events, profiles
+from persona.storage.tables.decide import decisions
+from persona.storage.tables.predictions import profile_scores
+from persona.storage.tables.privacy import held_events
+from persona.storage.tables.segments import segment_memberships
 
 
 def _at(ms: int) -> datetime:

@@ -19,10 +19,10 @@ from persona.ingest.service import Rejection, ValidEvent
 from persona.privacy.audit import connection_of
 from persona.privacy.consent import USE_PURPOSES, ConsentService, load_book
 from persona.privacy.personal import PersonalData
-from persona.privacy.tables import held_events, subject_tombstones
 from persona.profiles.service import anonymous_key, user_key
 from persona.storage.protocols import UnitOfWork
 from persona.storage.sql import driver_connection, json_text
+from persona.storage.tables.privacy import held_events, subject_tombstones
 
 CONSENT_EVENT = "consent"
 _SQLITE_TOMBSTONES = (

@@ -16,9 +16,9 @@ from sqlalchemy import delete
 from persona.clock import Clock
 from persona.jobs import PeriodicJob
 from persona.privacy.audit import AuditLog, connection_of
-from persona.privacy.tables import held_events
 from persona.storage.sql import SqlStorage
 from persona.storage.tables import events
+from persona.storage.tables.privacy import held_events
 
 DAY_MS = 86_400_000
 

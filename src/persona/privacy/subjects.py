@@ -14,11 +14,8 @@ from typing import Literal
 
 from sqlalchemy import Table
 
-from persona.decide import tables as decide
-from persona.predictions import tables as predictions
-from persona.privacy import tables as privacy
-from persona.segments import tables as segments
 from persona.storage import tables as core
+from persona.storage.tables import decide, predictions, privacy, segments
 
 Holds = Literal["key", "id"]
 

@@ -33,7 +33,6 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from persona.predictions.tables import profile_scores
 from persona.segments.rules import (
     And,
     Comparison,
@@ -49,8 +48,9 @@ from persona.segments.rules import (
     Scalar,
     SegmentRef,
 )
-from persona.segments.tables import segment_memberships
 from persona.storage import tables
+from persona.storage.tables.predictions import profile_scores
+from persona.storage.tables.segments import segment_memberships
 
 DAY_MS = 86_400_000.0
 MICROS = 1_000_000.0

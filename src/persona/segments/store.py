@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
-from persona.predictions.tables import profile_scores
 from persona.segments.evaluate import RecentEvent
-from persona.segments.tables import segment_memberships, segments
 from persona.storage import tables
 from persona.storage.sql import driver_connection
+from persona.storage.tables.predictions import profile_scores
+from persona.storage.tables.segments import segment_memberships, segments
 
 T = TypeVar("T")
 _OPEN_SEGMENTS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from persona.storage.schema import metadata
+from persona.storage.tables import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

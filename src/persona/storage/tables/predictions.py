@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text
 
-from persona.storage.tables import ID, Document, metadata
+from persona.storage.tables.core import ID, Document, metadata
 
 NAME = 64
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
 
-from persona.storage.tables import ID, metadata
+from persona.storage.tables.core import ID, metadata
 
 NAME = 64
 

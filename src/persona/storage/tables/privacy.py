@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table
 
-from persona.storage.tables import ID, Document, metadata
+from persona.storage.tables.core import ID, Document, metadata
 
 consents = Table(
     "consents",

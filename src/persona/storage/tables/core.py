@@ -1,4 +1,4 @@
-"""The relational schema. Migrations in ``migrations/`` create exactly this (a test checks)."""
+"""The core tables: events, quarantine, profiles, aliases, items and API keys."""
 
 from __future__ import annotations
 

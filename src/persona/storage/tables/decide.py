@@ -21,7 +21,7 @@ from sqlalchemy import (
     Table,
 )
 
-from persona.storage.tables import ID, Document, metadata
+from persona.storage.tables.core import ID, Document, metadata
 
 NAME = 64
 VARIANT = 64
