@@ -24,6 +24,13 @@ import numpy as np
 
 from persona.cache import Refreshed
 from persona.clock import Clock
+from persona.decide.assignment import (
+    HOLDOUT_SALT,
+    ExperimentSplit,
+    assign,
+    split_of,
+    unit_uniform,
+)
 from persona.decide.bandits import DEFAULT_BUCKET, ThompsonPolicy
 from persona.decide.log import DecisionLogWriter
 from persona.decide.schema import (
@@ -41,13 +48,6 @@ from persona.decide.store import (
 )
 from persona.decide.targeting import RequestFacts, bucket_of, matches
 from persona.errors import ConflictError, UnknownPlacementError
-from persona.experiments.assignment import (
-    HOLDOUT_SALT,
-    ExperimentSplit,
-    assign,
-    split_of,
-    unit_uniform,
-)
 from persona.ids import uuid7_hex
 from persona.profiles.service import ProfileService, anonymous_key, user_key
 from persona.recommend.service import (

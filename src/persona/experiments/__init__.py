@@ -1,1 +1,2 @@
-"""Experiments: deterministic assignment of units to variants and the statistics of results."""
+"""Experiments: what the decision log says about each placement's variants (results, and the
+statistics behind every number). Assignment to variants is an allocation policy of ``decide``."""

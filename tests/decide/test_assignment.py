@@ -14,14 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from persona.errors import InvalidExperimentError
-from persona.experiments.assignment import (
+from persona.decide.assignment import (
     ExperimentSplit,
     Variant,
     assign,
     split_of,
     unit_uniform,
 )
+from persona.errors import InvalidExperimentError
 
 UNITS = [f"user-{i}" for i in range(100_000)]
 
@@ -45,7 +45,7 @@ def test_assignment_is_the_same_in_a_fresh_process() -> None:
     here = [[a.variant, a.in_holdout] for a in (assign(split, u) for u in units)]
     script = (
         "import json, sys\n"
-        "from persona.experiments.assignment import assign, split_of\n"
+        "from persona.decide.assignment import assign, split_of\n"
         "split = split_of('homepage-hero', 1, [('control', 5), ('a', 3), ('b', 2)],"
         " holdout_share=0.1)\n"
         "units = json.load(sys.stdin)\n"
