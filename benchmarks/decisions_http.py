@@ -84,7 +84,7 @@ def prepare_home(home: Path) -> list[str]:
     """Demo data, a trained model set and the placements; returns the people's ids."""
     engine = Engine.open(load_settings(home=home))
     try:
-        load_movielens(engine)
+        load_movielens(engine.catalog, engine.ingest)
         train_model_set(
             engine.storage,
             engine.recommendations.registry,

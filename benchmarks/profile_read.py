@@ -32,7 +32,7 @@ def prepare_home(home: Path) -> list[str]:
     """The demo data in ``home``; returns the ids of the people it holds."""
     engine = Engine.open(load_settings(home=home))
     try:
-        load_movielens(engine)
+        load_movielens(engine.catalog, engine.ingest)
         with engine.storage.read() as uow:
             people = sorted({e.user_id for e in uow.events.iter_all() if e.user_id})
     finally:

@@ -98,7 +98,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         engine = Engine.open(Settings(home=Path(directory), sqlite_synchronous="NORMAL"))
         started = time.perf_counter()
-        load_movielens(engine)
+        load_movielens(engine.catalog, engine.ingest)
         print(f"loaded MovieLens in {time.perf_counter() - started:.1f}s")
         engine.predictions.create(NAME, EVENT, HORIZON_DAYS, "rates a movie within 30 days")
 

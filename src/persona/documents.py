@@ -1,14 +1,23 @@
-"""Bounds on the free-form JSON documents clients send (properties, context, traits, attributes)."""
+"""What every id and free-form JSON document a client sends must obey (ids of people, items and
+events; properties, context, traits, attributes)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import StringConstraints
 from pydantic_core import PydanticCustomError
 
+MAX_ID_LENGTH = 128
 MAX_JSON_DEPTH = 8
 MAX_KEY_LENGTH = 256
+
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
+"""An id a client sends: 1 to 128 characters, no control characters."""
 
 
 def check_json_document(value: dict[str, Any]) -> dict[str, Any]:

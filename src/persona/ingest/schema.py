@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from persona.documents import check_json_document
+from persona.documents import Identifier, check_json_document
 
 STANDARD_EVENT_TYPES = (
     "view",
@@ -35,15 +35,10 @@ STANDARD_EVENT_TYPES = (
 )
 MIN_TIMESTAMP_MS = 0  # 1970-01-01
 MAX_TIMESTAMP_MS = 7_258_118_400_000  # 2200-01-01
-MAX_ID_LENGTH = 128
 MAX_TYPE_LENGTH = 64
 MAX_VALUE = 1e12
 EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]*$"
 
-Identifier = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$"),
-]
 EventType = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_TYPE_LENGTH, pattern=EVENT_TYPE_PATTERN),

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
+from persona.clock import Clock
 from persona.jobs import PeriodicJob
+from persona.recommend.service import RecommendationService
 from persona.recommend.training import NotEnoughDataError, train_model_set
-
-if TYPE_CHECKING:
-    from persona.engine import Engine
+from persona.storage.protocols import Storage
 
 log = logging.getLogger(__name__)
 
 
-def retrain(engine: Engine) -> None:
+def retrain(
+    storage: Storage,
+    recommendations: RecommendationService,
+    clock: Clock,
+    event_weights: Mapping[str, float],
+) -> None:
     """Train a challenger; promote and reload it when it is not worse than the champion."""
     try:
-        outcome = train_model_set(
-            engine.storage,
-            engine.recommendations.registry,
-            engine.clock,
-            engine.settings.event_weights,
-        )
+        outcome = train_model_set(storage, recommendations.registry, clock, event_weights)
     except NotEnoughDataError:
         log.info("scheduled retraining skipped: no interactions yet")
         return
@@ -36,8 +36,18 @@ def retrain(engine: Engine) -> None:
         outcome.promoted,
     )
     if outcome.promoted:
-        engine.recommendations.reload()
+        recommendations.reload()
 
 
-def retrain_job(engine: Engine) -> PeriodicJob:
-    return PeriodicJob("retrain", engine.settings.retrain_interval_seconds, lambda: retrain(engine))
+def retrain_job(
+    storage: Storage,
+    recommendations: RecommendationService,
+    clock: Clock,
+    event_weights: Mapping[str, float],
+    interval_seconds: float,
+) -> PeriodicJob:
+    return PeriodicJob(
+        "retrain",
+        interval_seconds,
+        lambda: retrain(storage, recommendations, clock, event_weights),
+    )
