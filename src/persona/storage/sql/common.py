@@ -1,0 +1,68 @@
+"""What every SQL store shares: chunked IN lists, dialect tests, the driver under a connection,
+and JSON as the engine's serializer writes it.
+
+On SQLite the hottest statements (every ingest batch, every profile read) go to the driver as
+plain SQL with tuples: SQLAlchemy's per-statement and per-row work costs about as much as
+SQLite's own (see BENCHMARKS.md). PostgreSQL keeps the Core statements. A list of ids then
+travels as one JSON parameter read by ``json_each``, instead of a 900-value IN list;
+tests/storage/test_sqlite_fast_paths.py checks both paths store the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+T = TypeVar("T")
+IN_CHUNK = 900  # stay below every SQLite build's bound on bound parameters
+UpsertInsert = sqlite.Insert | postgresql.Insert
+
+
+def chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """``values`` in lists of at most ``size``: the pieces of a long IN list."""
+    iterator = iter(values)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def is_sqlite(connection: Connection) -> bool:
+    return connection.dialect.name == "sqlite"
+
+
+def driver_connection(connection: Connection) -> Any:
+    """The driver's connection under ``connection``, inside the transaction it has open.
+
+    Hot paths on SQLite (ingest batches, profile reads) call the driver directly: for statements
+    this small, SQLAlchemy's per-execution work costs several times the query itself.
+    """
+    return connection.connection.driver_connection
+
+
+def has_jsonb(connection: Connection) -> bool:
+    """Whether the SQLite under ``connection`` reads JSONB (3.45 and later; see sqlite_module)."""
+    version: tuple[int, ...] = connection.dialect.dbapi.sqlite_version_info  # type: ignore[union-attr]
+    return version >= (3, 45)
+
+
+def json_text(value: Any) -> str:
+    """A JSON document as the engine's serializer writes it (so both paths store the same);
+    also a list of ids as the one parameter a statement reads with ``json_each``."""
+    return "null" if value is None else orjson.dumps(value).decode()
+
+
+def document(text: str | None) -> Any:
+    """A JSON column as SQLAlchemy's JSON type reads it: SQL NULL and JSON null are None."""
+    return None if text is None else orjson.loads(text)
+
+
+def upsert_insert(connection: Connection, table: Table) -> UpsertInsert:
+    """An INSERT with the dialect's ON CONFLICT clauses (both dialects spell them the same)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

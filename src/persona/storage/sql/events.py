@@ -1,0 +1,313 @@
+"""The event log: appends (on SQLite one JSONB statement beside the caller's Python), reads."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection, Row
+
+from persona.storage import tables
+from persona.storage.protocols import Appended
+from persona.storage.records import (
+    EventRecord,
+    Interaction,
+)
+from persona.storage.sql.common import (
+    chunks,
+    driver_connection,
+    has_jsonb,
+    is_sqlite,
+    json_text,
+    upsert_insert,
+)
+
+_SQLITE_APPEND = """
+INSERT INTO events (
+    event_id, type, profile_key, user_id, anonymous_id, item_id, occurred_at_ms, received_at_ms,
+    value, properties, context, decision_id, payload_hash, source
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (event_id) DO NOTHING
+"""
+# The same rows as one JSON array of arrays, read as JSONB (SQLite 3.45 and later): one call into
+# SQLite for the whole batch, which parses the text once and runs without the interpreter lock.
+# The parameter is text: a blob would be taken for JSONB if its first bytes happened to fit.
+# ("WHERE true" tells the parser that ON CONFLICT is not a join constraint.)
+_SQLITE_APPEND_JSONB = """
+INSERT INTO events (
+    event_id, type, profile_key, user_id, anonymous_id, item_id, occurred_at_ms, received_at_ms,
+    value, properties, context, decision_id, payload_hash, source
+)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
+    value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13
+FROM jsonb_each(jsonb(?)) WHERE true
+ON CONFLICT (event_id) DO NOTHING
+"""
+_SQLITE_PAYLOAD_HASHES = (
+    "SELECT event_id, payload_hash FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
+)
+
+
+class _Helper:
+    """One thread for statements that overlap the caller's Python (SqlEventLog.appending),
+    started on first use, and again in a forked child (which inherits no threads)."""
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, function: Callable[..., int], *arguments: Any) -> Future[int]:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="persona-sqlite")
+            return self._executor.submit(function, *arguments)
+
+    def forget(self) -> None:
+        self._executor = None
+        self._lock = threading.Lock()
+
+
+_HELPER = _Helper()
+os.register_at_fork(after_in_child=_HELPER.forget)
+
+
+def _insert_jsonb(
+    driver: Any, rows: list[tuple[Any, ...]], started: threading.Event | None = None
+) -> int:
+    """Store event rows by ``_SQLITE_APPEND_JSONB``; returns how many were stored."""
+    if started is not None:
+        started.set()  # for a caller on another thread, waiting until this one runs
+    return int(driver.execute(_SQLITE_APPEND_JSONB, (orjson.dumps(rows).decode(),)).rowcount)
+
+
+def _event_row(e: EventRecord) -> tuple[Any, ...]:
+    """The parameters of ``_SQLITE_APPEND``, in its column order."""
+    return (
+        e.event_id,
+        e.type,
+        e.profile_key,
+        e.user_id,
+        e.anonymous_id,
+        e.item_id,
+        e.occurred_at_ms,
+        e.received_at_ms,
+        e.value,
+        json_text(e.properties),
+        json_text(e.context),
+        e.decision_id,
+        e.payload_hash,
+        e.source,
+    )
+
+
+class SqlEventLog:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+        # SQLite: ids this transaction looked up and did not find. Its snapshot cannot change
+        # under it, so they stay absent until it appends them itself.
+        self._absent: set[str] = set()
+
+    def payload_hashes(self, event_ids: Sequence[str]) -> dict[str, str]:
+        if is_sqlite(self._c):
+            ids = json_text(list(event_ids))
+            hashes = dict(
+                driver_connection(self._c).execute(_SQLITE_PAYLOAD_HASHES, (ids,)).fetchall()
+            )
+            self._absent.update(i for i in event_ids if i not in hashes)
+            return hashes
+        t = tables.events
+        found: dict[str, str] = {}
+        for chunk in chunks(list(event_ids)):
+            rows = self._c.execute(
+                select(t.c.event_id, t.c.payload_hash).where(t.c.event_id.in_(chunk))
+            )
+            found.update((row.event_id, row.payload_hash) for row in rows)
+        return found
+
+    def append(self, events: Sequence[EventRecord]) -> set[str]:
+        if not events:
+            return set()
+        if is_sqlite(self._c):
+            return self._append_sqlite(events)
+        t = tables.events
+        statement = (
+            upsert_insert(self._c, t)
+            .on_conflict_do_nothing(index_elements=[t.c.event_id])
+            .returning(t.c.event_id)
+        )
+        rows = [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "profile_key": e.profile_key,
+                "user_id": e.user_id,
+                "anonymous_id": e.anonymous_id,
+                "item_id": e.item_id,
+                "occurred_at_ms": e.occurred_at_ms,
+                "received_at_ms": e.received_at_ms,
+                "value": e.value,
+                "properties": e.properties,
+                "context": e.context,
+                "decision_id": e.decision_id,
+                "payload_hash": e.payload_hash,
+                "source": e.source,
+            }
+            for e in events
+        ]
+        return set(self._c.execute(statement, rows).scalars())
+
+    def _append_sqlite(self, events: Sequence[EventRecord]) -> set[str]:
+        rows, fresh_ids = self._new_rows(events)
+        driver = driver_connection(self._c)
+        if has_jsonb(self._c):
+            stored = _insert_jsonb(driver, rows)
+        else:
+            stored = driver.executemany(_SQLITE_APPEND, rows).rowcount
+        self._appended(rows, stored, fresh_ids)
+        return fresh_ids
+
+    @contextmanager
+    def appending(self, events: Sequence[EventRecord]) -> Iterator[Appended]:
+        """Append ``events`` while the block runs; after it, ``Appended.ids`` holds the ids
+        actually inserted.
+
+        On SQLite with JSONB the insert is one statement, run on a helper thread: SQLite works
+        without the interpreter lock, so the block's Python (ingest folds the profiles) runs
+        at the same time. The block must not use this transaction. Elsewhere the events are
+        appended before the block runs.
+        """
+        appended = Appended()
+        if not events or not is_sqlite(self._c) or not has_jsonb(self._c):
+            appended.ids = self.append(events)
+            yield appended
+            return
+        rows, fresh_ids = self._new_rows(events)
+        started = threading.Event()
+        stored = _HELPER.submit(_insert_jsonb, driver_connection(self._c), rows, started)
+        # Wait for the helper to hold the interpreter lock: were this thread to go straight on
+        # with Python, the helper could wait a whole switch interval (5 ms) to start.
+        started.wait()
+        try:
+            yield appended
+        finally:
+            count = stored.result()  # the transaction goes on (or rolls back) only after this
+        self._appended(rows, count, fresh_ids)
+        appended.ids = fresh_ids
+
+    def _new_rows(self, events: Sequence[EventRecord]) -> tuple[list[tuple[Any, ...]], set[str]]:
+        """The rows of the events whose ids are new (the first of each id), and those ids."""
+        # Without RETURNING (which executemany cannot give), the new ids are those this
+        # transaction's snapshot does not hold; SQLite refuses to write over a newer snapshot.
+        absent = self._absent
+        ids = [e.event_id for e in events]
+        fresh_ids = set(ids)
+        if len(fresh_ids) == len(ids) and absent.issuperset(fresh_ids):
+            # ingest's case: each id once, and looked up by this transaction already
+            return [_event_row(e) for e in events], fresh_ids
+        unchecked = [i for i in ids if i not in absent]
+        known = self.payload_hashes(unchecked) if unchecked else {}
+        fresh = {e.event_id: e for e in reversed(events) if e.event_id not in known}
+        return [_event_row(e) for e in events if fresh.get(e.event_id) is e], set(fresh)
+
+    def _appended(self, rows: list[tuple[Any, ...]], stored: int, fresh_ids: set[str]) -> None:
+        if stored != len(rows):
+            raise RuntimeError("the event log changed under an open transaction")
+        self._absent.difference_update(fresh_ids)
+
+    def reassign_profile(self, from_key: str, to_key: str) -> int:
+        t = tables.events
+        result = self._c.execute(
+            update(t).where(t.c.profile_key == from_key).values(profile_key=to_key)
+        )
+        return int(result.rowcount)
+
+    def for_profile(self, profile_key: str, limit: int) -> list[EventRecord]:
+        t = tables.events
+        rows = self._c.execute(
+            select(t)
+            .where(t.c.profile_key == profile_key)
+            .order_by(t.c.occurred_at_ms.desc(), t.c.event_id.desc())
+            .limit(limit)
+        )
+        return [_event(row) for row in rows]
+
+    def item_history(self, profile_key: str, limit: int) -> list[tuple[str, str, int]]:
+        if is_sqlite(self._c):
+            rows = driver_connection(self._c).execute(_ITEM_HISTORY_QMARK, (profile_key, limit))
+        else:
+            rows = self._c.exec_driver_sql(_ITEM_HISTORY, (profile_key, limit))
+        return [(item, kind, at) for item, kind, at in rows]
+
+    def get(self, event_id: str) -> EventRecord | None:
+        row = self._c.execute(
+            select(tables.events).where(tables.events.c.event_id == event_id)
+        ).first()
+        return _event(row) if row else None
+
+    def count(self) -> int:
+        return int(self._c.execute(select(func.count()).select_from(tables.events)).scalar_one())
+
+    def interactions(self, batch_size: int = 50_000) -> Iterator[Interaction]:
+        t = tables.events
+        query = (
+            select(t.c.profile_key, t.c.item_id, t.c.type, t.c.occurred_at_ms, t.c.value)
+            .where(t.c.item_id.is_not(None))
+            .order_by(t.c.occurred_at_ms, t.c.event_id)
+        )
+        for row in self._c.execution_options(yield_per=batch_size).execute(query):
+            yield Interaction(*row)
+
+    def context_item_counts(
+        self, field: str, since_ms: int, ignored_types: Sequence[str]
+    ) -> list[tuple[str, str, int]]:
+        t = tables.events
+        value = t.c.context[field].as_string()
+        query = (
+            select(value, t.c.item_id, func.count())
+            .where(
+                t.c.occurred_at_ms >= since_ms,
+                t.c.item_id.is_not(None),
+                t.c.type.not_in(list(ignored_types)),
+                value.is_not(None),
+            )
+            .group_by(value, t.c.item_id)
+        )
+        return [(str(v), str(item), int(n)) for v, item, n in self._c.execute(query)]
+
+    def popular_items(self, limit: int, ignored_types: Sequence[str]) -> list[str]:
+        t = tables.events
+        query = (
+            select(t.c.item_id)
+            .where(t.c.item_id.is_not(None), t.c.type.not_in(list(ignored_types)))
+            .group_by(t.c.item_id)
+            .order_by(func.count().desc(), t.c.item_id)
+            .limit(limit)
+        )
+        return list(self._c.execute(query).scalars())
+
+    def iter_all(self, batch_size: int = 10_000) -> Iterator[EventRecord]:
+        t = tables.events
+        result = self._c.execution_options(yield_per=batch_size).execute(
+            select(t).order_by(t.c.occurred_at_ms, t.c.event_id)
+        )
+        for row in result:
+            yield _event(row)
+
+
+_ITEM_HISTORY = (
+    "SELECT item_id, type, occurred_at_ms FROM events"
+    " WHERE profile_key = %s AND item_id IS NOT NULL"
+    " ORDER BY occurred_at_ms DESC, event_id DESC LIMIT %s"
+)
+_ITEM_HISTORY_QMARK = _ITEM_HISTORY.replace("%s", "?")
+
+
+def _event(row: Row[Any]) -> EventRecord:
+    m = row._mapping
+    return EventRecord(**{name: m[name] for name in EventRecord.__slots__})

@@ -1,0 +1,136 @@
+"""Profiles (aggregate states and traits) and the aliases that merge anonymous ids into them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Connection
+
+from persona.storage import tables
+from persona.storage.records import (
+    ProfileRecord,
+)
+from persona.storage.sql.common import (
+    chunks,
+    document,
+    driver_connection,
+    is_sqlite,
+    json_text,
+    upsert_insert,
+)
+
+_SQLITE_SAVE_STATES = """
+INSERT INTO profiles (profile_key, state, updated_at_ms) VALUES (?, ?, ?)
+ON CONFLICT (profile_key) DO UPDATE
+SET state = excluded.state, updated_at_ms = excluded.updated_at_ms
+"""
+_SQLITE_PROFILES = (
+    "SELECT profile_key, state, traits, updated_at_ms FROM profiles"
+    " WHERE profile_key IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_ALIAS_LINKS = (
+    "SELECT alias_key, profile_key FROM aliases WHERE alias_key IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_ALIASES_OF = "SELECT alias_key FROM aliases WHERE profile_key = ? ORDER BY alias_key"
+
+
+class SqlProfileStore:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def load(self, profile_keys: Sequence[str]) -> dict[str, ProfileRecord]:
+        if is_sqlite(self._c):
+            rows = driver_connection(self._c).execute(
+                _SQLITE_PROFILES, (json_text(list(profile_keys)),)
+            )
+            return {
+                key: ProfileRecord(key, orjson.loads(state), document(traits), updated_at_ms)
+                for key, state, traits, updated_at_ms in rows
+            }
+        t = tables.profiles
+        found: dict[str, ProfileRecord] = {}
+        for chunk in chunks(list(profile_keys)):
+            for row in self._c.execute(select(t).where(t.c.profile_key.in_(chunk))):
+                found[row.profile_key] = ProfileRecord(
+                    row.profile_key, row.state, row.traits, row.updated_at_ms
+                )
+        return found
+
+    def save_states(self, states: Mapping[str, dict[str, Any]], at_ms: int) -> None:
+        if not states:
+            return
+        if is_sqlite(self._c):
+            driver_rows = [(key, json_text(state), at_ms) for key, state in states.items()]
+            driver_connection(self._c).executemany(_SQLITE_SAVE_STATES, driver_rows)
+            return
+        t = tables.profiles
+        statement = upsert_insert(self._c, t)
+        statement = statement.on_conflict_do_update(
+            index_elements=[t.c.profile_key],
+            set_={
+                "state": statement.excluded.state,
+                "updated_at_ms": statement.excluded.updated_at_ms,
+            },
+        )
+        rows = [{"profile_key": k, "state": s, "updated_at_ms": at_ms} for k, s in states.items()]
+        self._c.execute(statement, rows)
+
+    def set_traits(
+        self, profile_key: str, traits: dict[str, Any], empty_state: dict[str, Any], at_ms: int
+    ) -> None:
+        t = tables.profiles
+        statement = upsert_insert(self._c, t).values(
+            profile_key=profile_key, state=empty_state, traits=traits, updated_at_ms=at_ms
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[t.c.profile_key],
+            set_={
+                "traits": statement.excluded.traits,
+                "updated_at_ms": statement.excluded.updated_at_ms,
+            },
+        )
+        self._c.execute(statement)
+
+    def delete(self, profile_keys: Sequence[str]) -> None:
+        t = tables.profiles
+        for chunk in chunks(list(profile_keys)):
+            self._c.execute(delete(t).where(t.c.profile_key.in_(chunk)))
+
+    def resolve_aliases(self, alias_keys: Sequence[str]) -> dict[str, str]:
+        if is_sqlite(self._c):
+            ids = json_text(list(alias_keys))
+            return dict(driver_connection(self._c).execute(_SQLITE_ALIAS_LINKS, (ids,)).fetchall())
+        t = tables.aliases
+        found: dict[str, str] = {}
+        for chunk in chunks(list(alias_keys)):
+            rows = self._c.execute(
+                select(t.c.alias_key, t.c.profile_key).where(t.c.alias_key.in_(chunk))
+            )
+            found.update((row.alias_key, row.profile_key) for row in rows)
+        return found
+
+    def add_aliases(self, links: Mapping[str, str], at_ms: int) -> None:
+        if not links:
+            return
+        t = tables.aliases
+        statement = upsert_insert(self._c, t).on_conflict_do_nothing(index_elements=[t.c.alias_key])
+        self._c.execute(
+            statement,
+            [{"alias_key": a, "profile_key": p, "created_at_ms": at_ms} for a, p in links.items()],
+        )
+
+    def aliases_of(self, profile_key: str) -> list[str]:
+        if is_sqlite(self._c):
+            rows = driver_connection(self._c).execute(_SQLITE_ALIASES_OF, (profile_key,))
+            return [alias for (alias,) in rows]
+        t = tables.aliases
+        rows = self._c.execute(
+            select(t.c.alias_key).where(t.c.profile_key == profile_key).order_by(t.c.alias_key)
+        )
+        return list(rows.scalars())
+
+    def count(self) -> int:
+        return int(self._c.execute(select(func.count()).select_from(tables.profiles)).scalar_one())

@@ -1,0 +1,118 @@
+"""SQLAlchemy Core storage for SQLite and PostgreSQL: a unit of work binds one store per
+interface to the connection of one transaction. The two dialects differ in few places (upserts,
+the write lock); those are named where they happen.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from persona.storage.database import WRITE_OPTION, create_database_engine
+from persona.storage.item_cache import CategoryCache
+from persona.storage.protocols import CommitListener
+from persona.storage.sql.catalog import SqlCatalog
+from persona.storage.sql.events import SqlEventLog
+from persona.storage.sql.keys import SqlKeyStore
+from persona.storage.sql.profiles import SqlProfileStore
+from persona.storage.sql.quarantine import SqlQuarantineLog
+
+# PostgreSQL: writers that read-modify-write profiles take this transaction-level advisory lock,
+# which gives them the same one-writer-at-a-time guarantee SQLite's BEGIN IMMEDIATE gives.
+PG_WRITE_LOCK = 0x70657273
+
+
+class SqlUnitOfWork:
+    def __init__(self, connection: Connection, categories: CategoryCache | None = None) -> None:
+        self.connection = connection  # for domains that query with their own SQL (segments)
+        self.events = SqlEventLog(connection)
+        self.quarantine = SqlQuarantineLog(connection)
+        self.profiles = SqlProfileStore(connection)
+        self.catalog = SqlCatalog(connection, categories)
+        self.keys = SqlKeyStore(connection)
+        self.changed_profiles: set[str] | None = None  # None: not declared, so any
+
+    def changes_profiles(self, profile_keys: Iterable[str]) -> None:
+        if self.changed_profiles is None:
+            self.changed_profiles = set()
+        self.changed_profiles.update(profile_keys)
+
+
+class SqlStorage:
+    """Storage on one SQLAlchemy engine (SQLite in WAL mode, or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._commit_listeners: list[CommitListener] = []
+        self._categories = CategoryCache()
+        self._beside: Engine | None = None  # see read_beside_write
+        self._beside_lock = threading.Lock()
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._commit_listeners.append(listener)
+
+    @contextmanager
+    def write(self) -> Iterator[SqlUnitOfWork]:
+        options = {WRITE_OPTION: True}
+        with self.engine.connect().execution_options(**options) as connection, connection.begin():
+            if self.dialect == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
+            uow = SqlUnitOfWork(connection, self._categories)
+            yield uow
+        # Committed (an exception would have left above): readers can now see the change.
+        for listener in self._commit_listeners:
+            listener(uow.changed_profiles)
+
+    def write_statement(self, statement: str, parameters: Sequence[Any]) -> None:
+        """Run one SQLite statement as a transaction of its own, committed when this returns.
+
+        For the hottest appends (the decision log): the driver takes the write lock, runs the
+        statement and commits (durably, as ``synchronous`` says) in one call, so the calling
+        thread gives up the interpreter lock once instead of three times (``BEGIN``, the
+        statement, ``COMMIT``). Each time, taking it back can wait a whole switch interval
+        (5 ms) while the event loop is busy. The statement changes no profile.
+        """
+        if self.dialect != "sqlite":
+            raise TypeError("write_statement is for SQLite; use write() elsewhere")
+        connection = self.engine.raw_connection()
+        try:
+            # The driver is in autocommit mode (see ``_configure_sqlite``): no transaction is
+            # open here, so SQLite wraps the statement in one of its own.
+            connection.driver_connection.execute(statement, parameters)  # type: ignore[union-attr]
+        finally:
+            connection.close()
+        for listener in self._commit_listeners:
+            listener(set())
+
+    @contextmanager
+    def read(self) -> Iterator[SqlUnitOfWork]:
+        with self.engine.connect() as connection, connection.begin():
+            yield SqlUnitOfWork(connection, self._categories)
+
+    @contextmanager
+    def read_beside_write(self) -> Iterator[SqlUnitOfWork]:
+        """A read transaction for the thread that holds the write lock, on a connection of its
+        own: it never waits for the shared pool, which writers queued for the lock may hold
+        entirely. One writer at a time, so one connection."""
+        with self._beside_lock:
+            if self._beside is None:
+                url = self.engine.url.render_as_string(hide_password=False)
+                self._beside = create_database_engine(url, connections=1)
+            beside = self._beside
+        with beside.connect() as connection, connection.begin():
+            yield SqlUnitOfWork(connection, self._categories)
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._beside is not None:
+            self._beside.dispose()
