@@ -129,7 +129,6 @@ class Engine:
         privacy = PrivacyServices.build(
             settings, storage, clock, profiles, ingest, recommendations, keys
         )
-        privacy.audit_changes_of(segments, decisions)
         return cls(
             settings=settings,
             clock=clock,

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from persona.decide.log import DecisionLogWriter
-from persona.decide.store import DecisionRecord, SqlDecisionStore
 from persona.engine import Engine
+from persona.storage.records import DecisionRecord
 from persona.storage.tables.decide import decisions
 
 
@@ -83,7 +83,7 @@ def test_logged_records_read_back_as_written(engine: Engine) -> None:
     ]
     DecisionLogWriter(engine.storage).write(written)
     with engine.storage.read() as uow:
-        found = SqlDecisionStore(uow.connection).decisions(["d1", "d2"])
+        found = uow.decisions.decisions(["d1", "d2"])
     assert [found["d1"], found["d2"]] == written
 
 

@@ -114,6 +114,40 @@ class TestEventLog:
         with engine.storage.read() as uow:
             assert len(uow.events.payload_hashes([r.event_id for r in records])) == 2500
 
+    def test_the_reads_recommenders_and_serving_make(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.events.append(
+                [
+                    event("e1", "u:1", 10, item_id="i1", context={"device": "mobile"}),
+                    event("e2", "u:1", 30, item_id="i2", type="click", value=2.0),
+                    event("e3", "u:2", 20, item_id="i2", context={"device": "tv"}),
+                    event("e4", "u:2", 40, item_id=None, type="identify", context=None),
+                    event("e5", "u:3", 50, item_id="i3", type="impression"),
+                    event("e6", "u:1", 5, item_id="i1", type="purchase", value=9.5),
+                ]
+            )
+        with engine.storage.read() as uow:
+            assert [tuple(i) for i in uow.events.interactions(batch_size=2)] == [
+                ("u:1", "i1", "purchase", 5, 9.5),
+                ("u:1", "i1", "view", 10, None),
+                ("u:2", "i2", "view", 20, None),
+                ("u:1", "i2", "click", 30, 2.0),
+                ("u:3", "i3", "impression", 50, None),
+            ]
+            assert uow.events.item_history("u:1", 2) == [("i2", "click", 30), ("i1", "view", 10)]
+            assert uow.events.item_history("u:9", 5) == []
+            assert sorted(uow.events.context_item_counts("device", 10, ["impression"])) == [
+                ("mobile", "i1", 1),
+                ("mobile", "i2", 1),
+                ("tv", "i2", 1),
+            ]
+            assert uow.events.popular_items(2, ["impression"]) == ["i1", "i2"]
+            assert uow.events.popular_items(5, []) == ["i1", "i2", "i3"]
+            assert uow.events.value_totals(["u:1", "u:2"], ["purchase", "click"], 31) == {
+                "u:1": 11.5
+            }
+            assert uow.events.value_totals(["u:1"], ["purchase"], 5) == {}
+
     def test_a_failed_unit_of_work_stores_nothing(self, engine: Engine) -> None:
         def fail_midway() -> None:
             with engine.storage.write() as uow:
@@ -137,6 +171,7 @@ class TestQuarantineLog:
         with engine.storage.write() as uow:
             uow.quarantine.add(records)
         with engine.storage.read() as uow:
+            assert uow.quarantine.count() == 5
             first = uow.quarantine.list(after_id=0, limit=2)
             rest = uow.quarantine.list(after_id=first[-1].quarantine_id or 0, limit=10)
             only_c1 = uow.quarantine.list(after_id=0, limit=10, code="c1")
@@ -213,6 +248,8 @@ class TestCatalog:
             assert uow.catalog.get("nope") is None
             assert uow.catalog.categories_for(["1", "2", "3"]) == {"1": ["a", "b"], "2": ["c"]}
             page = uow.catalog.list(after_id="1", limit=10)
+            assert uow.catalog.unavailable_ids() == ["1"]
+            assert uow.catalog.count() == 2
         assert got == item("1", title="New", available=False)
         assert [i.item_id for i in page] == ["2"]
 
@@ -269,6 +306,37 @@ class TestKeyStore:
             assert uow.keys.revoke("k1", 6) is False
         with engine.storage.read() as uow:
             assert [k.revoked_at_ms for k in uow.keys.list()] == [5]
+
+
+class TestStorage:
+    def test_commit_listeners_hear_what_each_write_declared(self, engine: Engine) -> None:
+        heard: list[set[str] | None] = []
+        engine.storage.add_commit_listener(heard.append)
+        with engine.storage.write() as uow:
+            uow.profiles.save_states({"u:1": {}}, 1)
+            uow.changes_profiles(["u:1"])
+        with engine.storage.write() as uow:
+            uow.profiles.save_states({"u:2": {}}, 1)  # undeclared: any profile may have changed
+        engine.storage.log_decisions([])  # nothing written, nothing heard
+        with engine.storage.read() as uow:
+            uow.profiles.load(["u:1"])
+        assert heard == [{"u:1"}, None]
+
+    def test_a_failed_write_is_not_heard(self, engine: Engine) -> None:
+        heard: list[set[str] | None] = []
+        engine.storage.add_commit_listener(heard.append)
+
+        def fail() -> None:
+            with engine.storage.write() as uow:
+                uow.changes_profiles(["u:1"])
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            fail()
+        assert heard == []
+
+    def test_ping_answers(self, engine: Engine) -> None:
+        engine.storage.ping()
 
 
 def test_migrations_create_exactly_the_declared_schema(engine: Engine) -> None:

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from persona.cli.context import open_engine as _open
 from persona.decide.schema import PlacementIn, parse_placement
-from persona.decide.store import PlacementRecord
 from persona.errors import PersonaError
+from persona.storage.records import PlacementRecord
 
 placements_app = typer.Typer(help="Placements: slots, variants and policies.", no_args_is_help=True)
 experiments_app = typer.Typer(help="A/B tests and bandits and their results.", no_args_is_help=True)

@@ -22,8 +22,8 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-from persona.decide.store import DecisionRecord, commit_log
-from persona.storage.sql import SqlStorage
+from persona.storage.protocols import Storage
+from persona.storage.records import DecisionRecord
 
 # The records and who waits for them: a thread's future, or an event loop's future and its loop.
 _Pending = tuple[
@@ -34,7 +34,7 @@ _Pending = tuple[
 
 
 class DecisionLogWriter:
-    def __init__(self, storage: SqlStorage) -> None:
+    def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._wake = threading.Condition()
         self._pending: list[_Pending] = []
@@ -87,7 +87,7 @@ class DecisionLogWriter:
                 batch, self._pending = self._pending, []
             error: BaseException | None = None
             try:
-                commit_log(self._storage, [r for rs, _, _ in batch for r in rs])
+                self._storage.log_decisions([r for rs, _, _ in batch for r in rs])
             except BaseException as exc:  # handed to every request of the batch
                 error = exc
             _settle_all(batch, error)

@@ -15,7 +15,7 @@ so replaying an event never counts an outcome or a reward twice.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +39,6 @@ from persona.decide.schema import (
     PlacementBody,
     VariantConfig,
 )
-from persona.decide.store import (
-    DecisionRecord,
-    OutcomeRecord,
-    PlacementRecord,
-    SqlDecisionStore,
-    VersionRecord,
-)
 from persona.decide.targeting import RequestFacts, bucket_of, matches
 from persona.errors import ConflictError, UnknownPlacementError
 from persona.ids import uuid7_hex
@@ -55,8 +48,13 @@ from persona.recommend.service import (
     RecommendationResult,
     RecommendationService,
 )
-from persona.storage.protocols import UnitOfWork
-from persona.storage.sql import SqlStorage, SqlUnitOfWork
+from persona.storage.protocols import DecisionStore, Storage, UnitOfWork
+from persona.storage.records import (
+    DecisionRecord,
+    OutcomeRecord,
+    PlacementRecord,
+    VersionRecord,
+)
 
 ACTIVE, PAUSED = "active", "paused"
 ARM, HOLDOUT, OUTSIDE = "arm", "holdout", "outside"
@@ -107,22 +105,13 @@ class _Plan:
     to_recommend: list[str]  # personalized recommendations placements, chosen afterwards
 
 
-# Appends an audit entry inside the caller's transaction: (connection, actor, action, target,
-# details). Set by the privacy wiring, so that placements need not know about the audit log.
-ChangeAudit = Callable[[Any, str, str, str, dict[str, Any]], None]
 STATUS_ACTIONS = {"paused": "placement.pause", "active": "placement.resume"}
-
-
-def _connection(uow: UnitOfWork | SqlUnitOfWork) -> Any:
-    if not isinstance(uow, SqlUnitOfWork):
-        raise TypeError("decisions need the SQL storage")
-    return uow.connection
 
 
 class DecisionService:
     def __init__(
         self,
-        storage: SqlStorage,
+        storage: Storage,
         clock: Clock,
         profiles: ProfileService,
         recommendations: RecommendationService,
@@ -143,21 +132,16 @@ class DecisionService:
         self._log = DecisionLogWriter(storage)
         # Changes made through this process show at once, those of another within the second.
         self._placements = Refreshed(self._read_placements, PLACEMENTS_TTL_SECONDS)
-        self._audit: ChangeAudit | None = None
 
     def close(self) -> None:
         """Commit the decisions still pending and stop the log's writer thread."""
         self._log.close()
 
-    def set_audit(self, audit: ChangeAudit) -> None:
-        """Record configuration changes in the audit log (in the transaction that makes them)."""
-        self._audit = audit
-
     def _audited(self, uow: UnitOfWork, actor: str, action: str, record: PlacementRecord) -> None:
-        # the version and policy only: variant payloads and targeting may quote personal values
-        if self._audit is not None:
-            details = {"version": record.version, "policy": record.policy}
-            self._audit(_connection(uow), actor, action, f"placement:{record.name}", details)
+        """Audit a configuration change in the transaction that makes it: the version and policy
+        only, since variant payloads and targeting may quote personal values."""
+        details = {"version": record.version, "policy": record.policy}
+        uow.audit.append(self._clock.now_ms(), actor, action, f"placement:{record.name}", details)
 
     # -- configuration -------------------------------------------------------------------------
     def config_of(self, name: str, version: int, raw: Mapping[str, Any]) -> PlacementBody:
@@ -167,9 +151,7 @@ class DecisionService:
             config = self._configs[key] = PlacementBody.model_validate(raw)
         return config
 
-    def _stored_config(
-        self, store: SqlDecisionStore, name: str, version: int
-    ) -> PlacementBody | None:
+    def _stored_config(self, store: DecisionStore, name: str, version: int) -> PlacementBody | None:
         config = self._configs.get((name, version))
         if config is None:
             record = store.version(name, version)
@@ -181,7 +163,7 @@ class DecisionService:
     def create(self, name: str, config: PlacementBody, *, actor: str = "cli") -> PlacementRecord:
         now = self._clock.now_ms()
         with self._storage.write() as uow:
-            store = SqlDecisionStore(_connection(uow))
+            store = uow.decisions
             if store.placements([name]):
                 raise ConflictError(f"a placement named {name!r} exists")
             store.create(name, config.policy, config.model_dump(mode="json"), now)
@@ -194,7 +176,7 @@ class DecisionService:
         """A new version with ``config``; it decides from now on (ab units are reshuffled)."""
         now = self._clock.now_ms()
         with self._storage.write() as uow:
-            store = SqlDecisionStore(_connection(uow))
+            store = uow.decisions
             current = self._require(store, name)
             store.add_version(
                 name, current.version + 1, config.policy, config.model_dump(mode="json"), now
@@ -208,7 +190,7 @@ class DecisionService:
         """Pause or resume; the version stays, so assignments do not change."""
         now = self._clock.now_ms()
         with self._storage.write() as uow:
-            store = SqlDecisionStore(_connection(uow))
+            store = uow.decisions
             self._require(store, name)
             store.set_status(name, status, now)
             record = store.placements([name])[name]
@@ -218,20 +200,20 @@ class DecisionService:
 
     def get(self, name: str) -> PlacementRecord:
         with self._storage.read() as uow:
-            return self._require(SqlDecisionStore(_connection(uow)), name)
+            return self._require(uow.decisions, name)
 
     def all(self) -> list[PlacementRecord]:
         with self._storage.read() as uow:
-            return list(SqlDecisionStore(_connection(uow)).placements().values())
+            return list(uow.decisions.placements().values())
 
     def versions(self, name: str) -> tuple[PlacementRecord, list[VersionRecord]]:
         with self._storage.read() as uow:
-            store = SqlDecisionStore(_connection(uow))
+            store = uow.decisions
             return self._require(store, name), store.versions(name)
 
     def version(self, name: str, version: int) -> VersionRecord:
         with self._storage.read() as uow:
-            store = SqlDecisionStore(_connection(uow))
+            store = uow.decisions
             found = store.version(name, version)
         if found is None:
             raise UnknownPlacementError(f"placement {name!r} has no version {version}")
@@ -240,7 +222,7 @@ class DecisionService:
     def bandit_state(self, name: str, version: int) -> dict[str, dict[str, list[float]]]:
         """``{bucket: {variant: [successes, failures]}}`` of a thompson placement's version."""
         with self._storage.read() as uow:
-            return SqlDecisionStore(_connection(uow)).all_arm_counts(name, version)
+            return uow.decisions.all_arm_counts(name, version)
 
     def _current(self, names: Sequence[str]) -> dict[str, PlacementRecord]:
         """The current version and status of ``names``; a name not seen yet is looked up."""
@@ -252,13 +234,13 @@ class DecisionService:
 
     def _read_placements(self) -> dict[str, PlacementRecord]:
         with self._storage.read() as uow:
-            return SqlDecisionStore(_connection(uow)).placements()
+            return uow.decisions.placements()
 
     def _placements_changed(self) -> None:
         self._placements.forget()
 
     @staticmethod
-    def _require(store: SqlDecisionStore, name: str) -> PlacementRecord:
+    def _require(store: DecisionStore, name: str) -> PlacementRecord:
         found = store.placements([name]).get(name)
         if found is None:
             raise UnknownPlacementError(f"no placement named {name!r}")
@@ -420,7 +402,7 @@ class DecisionService:
             return _Choice(config.fallback, OUTSIDE, "no_match")
         bucket = bucket_of(settings, facts)
         with self._storage.read() as uow:
-            counts = SqlDecisionStore(_connection(uow)).arm_counts(name, version, bucket)
+            counts = uow.decisions.arm_counts(name, version, bucket)
         with self._rng_lock:
             if settings.min_exploration > 0 and self._rng.random() < settings.min_exploration:
                 chosen = eligible[int(self._rng.integers(len(eligible)))]
@@ -484,7 +466,7 @@ class DecisionService:
         relevant = [e for e in events if e.decision_id and self.outcome_kind(e.type) is not None]
         if not relevant:
             return
-        store = SqlDecisionStore(_connection(uow))
+        store = uow.decisions
         found = store.decisions({e.decision_id for e in relevant})
         window = self.settings.attribution_window_ms
         outcomes: list[OutcomeRecord] = []
@@ -516,7 +498,7 @@ class DecisionService:
 
     def _reward(
         self,
-        store: SqlDecisionStore,
+        store: DecisionStore,
         outcomes: Sequence[OutcomeRecord],
         found: Mapping[str, DecisionRecord],
         now_ms: int,

@@ -9,17 +9,13 @@ come from ``persona.experiments.stats``; docs/experiments.md explains each of th
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from itertools import islice
 
 import numpy as np
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
 
 from persona.decide.schema import EXPERIMENT_POLICIES, PlacementBody, at, experiment_id
 from persona.decide.service import ARM, CLICK, CONVERSION, HOLDOUT, IMPRESSION, DecisionService
-from persona.decide.store import PlacementRecord, SqlDecisionStore, VersionRecord
 from persona.errors import InsufficientDataError, UnknownPlacementError
 from persona.experiments import stats
 from persona.experiments.schema import (
@@ -34,9 +30,8 @@ from persona.experiments.schema import (
     SampleRatio,
 )
 from persona.privacy.aggregates import MECHANISM, noisy_count
-from persona.storage.sql import SqlStorage, SqlUnitOfWork
-from persona.storage.tables import events
-from persona.storage.tables.decide import decision_outcomes, decisions
+from persona.storage.protocols import DecisionStore, Storage
+from persona.storage.records import PlacementRecord, VersionRecord
 
 HOLDOUT_ARM = "holdout"
 # The counts of an arm released with noise; epsilon is split evenly over them.
@@ -73,16 +68,10 @@ def parse_experiment_id(value: str) -> tuple[str, int | None]:
     return value, None
 
 
-def _chunks(values: Collection[str], size: int = 900) -> Iterator[list[str]]:
-    iterator = iter(values)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 class ExperimentService:
     def __init__(
         self,
-        storage: SqlStorage,
+        storage: Storage,
         decisions: DecisionService,
         purchase_types: Collection[str],
         attribution_window_hours: float,
@@ -95,7 +84,7 @@ class ExperimentService:
     def all(self) -> ExperimentList:
         found: list[ExperimentSummary] = []
         with self._storage.read() as uow:
-            store = SqlDecisionStore(_connection(uow))
+            store = uow.decisions
             for record in store.placements().values():
                 for version in store.versions(record.name):
                     if version.policy in EXPERIMENT_POLICIES:
@@ -119,8 +108,7 @@ class ExperimentService:
     def results(self, value: str, *, cuped: bool = False) -> ExperimentResults:
         name, wanted = parse_experiment_id(value)
         with self._storage.read() as uow:
-            connection = _connection(uow)
-            store = SqlDecisionStore(connection)
+            store = uow.decisions
             record = store.placements([name]).get(name)
             if record is None:
                 raise UnknownPlacementError(f"no experiment {value!r}")
@@ -128,7 +116,7 @@ class ExperimentService:
             if version is None or version.policy not in EXPERIMENT_POLICIES:
                 raise UnknownPlacementError(f"no experiment {value!r}")
             config = self._decisions.config_of(name, version.version, version.config)
-            arms = _load_arms(connection, name, version.version, config)
+            arms = _load_arms(store, name, version.version, config)
             bandit = (
                 store.all_arm_counts(name, version.version)
                 if version.policy == "thompson"
@@ -138,27 +126,8 @@ class ExperimentService:
             pre: dict[str, float] = {}
             if cuped:
                 keys = {k for arm in arms.values() for k in arm.units}
-                pre = self._pre_revenue(connection, keys, version.created_at_ms)
+                pre = uow.events.value_totals(keys, self._purchase_types, version.created_at_ms)
         return self._analyse(record, version, config, arms, control, bandit, pre if cuped else None)
-
-    def _pre_revenue(
-        self, connection: Connection, keys: Collection[str], start_ms: int
-    ) -> dict[str, float]:
-        """Each unit's revenue before the experiment started (the CUPED covariate)."""
-        e = events
-        found: dict[str, float] = {}
-        for chunk in _chunks(keys):
-            rows = connection.execute(
-                select(e.c.profile_key, func.coalesce(func.sum(e.c.value), 0.0))
-                .where(
-                    e.c.profile_key.in_(chunk),
-                    e.c.type.in_(self._purchase_types),
-                    e.c.occurred_at_ms < start_ms,
-                )
-                .group_by(e.c.profile_key)
-            )
-            found.update((key, float(total)) for key, total in rows)
-        return found
 
     def _analyse(
         self,
@@ -216,12 +185,6 @@ class ExperimentService:
         )
 
 
-def _connection(uow: object) -> Connection:
-    if not isinstance(uow, SqlUnitOfWork):
-        raise TypeError("experiments need the SQL storage")
-    return uow.connection
-
-
 def _control_arm(config: PlacementBody) -> str:
     """The holdout when the placement keeps one, else the fallback variant (default: first)."""
     if config.holdout_share > 0:
@@ -242,35 +205,23 @@ def _configured_shares(config: PlacementBody) -> dict[str, float]:
 
 
 def _load_arms(
-    connection: Connection, name: str, version: int, config: PlacementBody
+    store: DecisionStore, name: str, version: int, config: PlacementBody
 ) -> dict[str, _Arm]:
     arms: dict[str, _Arm] = {v.id: _Arm(v.id, v.id) for v in config.variants}
     if config.holdout_share > 0:
         arms[HOLDOUT_ARM] = _Arm(HOLDOUT_ARM, config.fallback)
-    d, o = decisions, decision_outcomes
-    rows = connection.execute(
-        select(d.c.cohort, d.c.variant, d.c.profile_key, func.count(), func.min(d.c.decided_at_ms))
-        .where(d.c.placement == name, d.c.version == version, d.c.cohort.in_([ARM, HOLDOUT]))
-        .group_by(d.c.cohort, d.c.variant, d.c.profile_key)
-    )
-    for cohort, variant, key, count, first_ms in rows:
+    for cohort, variant, key, count, first_ms in store.exposures(name, version, [ARM, HOLDOUT]):
         arm = _arm_of(arms, cohort, variant)
         if arm is not None:
-            arm.units[key] = _Unit(int(first_ms), exposures=int(count))
-    rows = connection.execute(
-        select(
-            o.c.cohort, o.c.variant, o.c.profile_key, o.c.kind, func.count(), func.sum(o.c.value)
-        )
-        .where(o.c.placement == name, o.c.version == version, o.c.cohort.in_([ARM, HOLDOUT]))
-        .group_by(o.c.cohort, o.c.variant, o.c.profile_key, o.c.kind)
-    )
-    for cohort, variant, key, kind, count, total in rows:
+            arm.units[key] = _Unit(first_ms, exposures=count)
+    outcomes = store.outcome_totals(name, version, [ARM, HOLDOUT])
+    for cohort, variant, key, kind, count, total in outcomes:
         arm = _arm_of(arms, cohort, variant)
         unit = arm.units.get(key) if arm is not None else None
         if unit is None:
             continue
         if kind == IMPRESSION:
-            unit.impressions += int(count)
+            unit.impressions += count
         elif kind == CLICK:
             unit.clicked = True
         elif kind == CONVERSION:

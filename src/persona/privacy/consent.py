@@ -22,6 +22,7 @@ from persona.clock import Clock
 from persona.errors import InvalidRequestError
 from persona.privacy.audit import AuditLog, connection_of
 from persona.profiles.service import ANONYMOUS
+from persona.storage.protocols import UnitOfWork
 from persona.storage.sql import SqlStorage, driver_connection, json_text
 from persona.storage.tables import aliases
 from persona.storage.tables.privacy import consents
@@ -215,7 +216,7 @@ class ConsentService:
 
     def record(
         self,
-        connection: Connection,
+        uow: UnitOfWork,
         profile_key: str,
         changes: Mapping[str, ConsentStatus],
         *,
@@ -225,7 +226,7 @@ class ConsentService:
     ) -> None:
         """Write the changes and their audit entry in the caller's transaction."""
         now = self._clock.now_ms()
-        connection.execute(
+        connection_of(uow).execute(
             insert(consents),
             [
                 {
@@ -240,7 +241,7 @@ class ConsentService:
             ],
         )
         self._audit.write(
-            connection,
+            uow,
             actor,
             "consent.change",
             self.target(profile_key),
@@ -267,9 +268,7 @@ class ConsentService:
         at = effective_at_ms if effective_at_ms is not None else self._clock.now_ms()
         key = "u:" + user_id
         with self._storage.write() as uow:
-            self.record(
-                connection_of(uow), key, checked, effective_at_ms=at, source="api", actor=actor
-            )
+            self.record(uow, key, checked, effective_at_ms=at, source="api", actor=actor)
         for listener in self._change_listeners:
             listener({key})
         return self.current(key)

@@ -124,7 +124,7 @@ class ErasureService:
                 raise NotFoundError(f"nothing is held about {subject_id!r}")
             self._tombstone(connection, subject.ids)
             self._audit.write(
-                connection,
+                uow,
                 actor,
                 "subject.erase",
                 f"subject:{target}",

@@ -117,7 +117,7 @@ class PrivacyGate:
                 result.duplicates.append(event)
                 continue
             self.consent.record(
-                connection,
+                uow,
                 key,
                 checked,
                 effective_at_ms=event.occurred_at_ms,

@@ -58,7 +58,7 @@ class RetentionService:
                     removed += int(result.rowcount or 0)
                 report.deleted[kind] = removed
             if report.total:
-                self._audit.write(connection, actor, "retention.run", "events", report.deleted)
+                self._audit.write(uow, actor, "retention.run", "events", report.deleted)
         return report
 
 

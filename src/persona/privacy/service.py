@@ -7,7 +7,6 @@ from typing import Any
 
 from persona.access.keys import ApiKeyService
 from persona.clock import Clock
-from persona.decide.service import DecisionService
 from persona.errors import SubjectErasedError
 from persona.ingest.service import IngestService
 from persona.privacy.audit import AuditLog
@@ -20,7 +19,6 @@ from persona.privacy.retention import RetentionService
 from persona.privacy.secrets import encryption_key, pseudonym_key
 from persona.profiles.service import ProfileService
 from persona.recommend.service import RecommendationService
-from persona.segments.service import SegmentService
 from persona.settings import Settings
 from persona.storage.sql import SqlStorage
 
@@ -83,11 +81,6 @@ class PrivacyServices:
             lambda person_id: consent.allows_person(person_id, PERSONALIZATION)
         )
         return services
-
-    def audit_changes_of(self, segments: SegmentService, decisions: DecisionService) -> None:
-        """Audit segment and placement changes, like key changes: who, what, on which name."""
-        segments.set_audit(self.audit.write)
-        decisions.set_audit(self.audit.write)
 
     def check_traits(self, user_id: str, traits: dict[str, Any]) -> dict[str, Any]:
         """Traits as stored: refused for an erased person, personal values transformed."""

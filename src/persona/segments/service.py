@@ -15,7 +15,7 @@ membership decided just before it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
@@ -55,11 +55,6 @@ def _shares(counts: Mapping[str, int], limit: int) -> list[tuple[str, float]]:
     total = sum(counts.values())
     best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return [(item, n / total) for item, n in best]
-
-
-# Appends an audit entry inside the caller's transaction: (connection, actor, action, target,
-# details). Set by the privacy wiring, so that segments need not know about the audit log.
-ChangeAudit = Callable[[Connection, str, str, str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,18 +109,13 @@ class SegmentService:
         self._lock = threading.Lock()
         self._plan: RealTimePlan | None = None
         self._favourites = Refreshed(self._read_favourites, FAVOURITES_TTL_SECONDS)
-        self._audit: ChangeAudit | None = None
-
-    def set_audit(self, audit: ChangeAudit) -> None:
-        """Record definition changes in the audit log (in the transaction that makes them)."""
-        self._audit = audit
 
     def _audited(
         self, uow: UnitOfWork, actor: str, action: str, name: str, details: dict[str, Any]
     ) -> None:
-        # never the rule or description: they may quote personal values
-        if self._audit is not None:
-            self._audit(_connection(uow), actor, action, f"segment:{name}", details)
+        """Audit a definition change in the transaction that makes it: never the rule or the
+        description, which may quote personal values."""
+        uow.audit.append(self._clock.now_ms(), actor, action, f"segment:{name}", details)
 
     # -- definitions ---------------------------------------------------------------------------
     def create(

@@ -6,18 +6,23 @@ ingest call commits its events, quarantine records and profile updates together 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from persona.storage.records import (
     ApiKeyRecord,
+    AuditEntry,
+    DecisionRecord,
     EventRecord,
     Interaction,
     ItemRecord,
+    OutcomeRecord,
+    PlacementRecord,
     ProfileRecord,
     QuarantineRecord,
+    VersionRecord,
 )
 
 
@@ -66,6 +71,13 @@ class EventLog(Protocol):
     ) -> list[tuple[str, str, int]]:
         """``(context value, item_id, events)`` for events since ``since_ms`` whose context has
         ``field`` (such as ``device`` or ``country``)."""
+        ...
+
+    def value_totals(
+        self, profile_keys: Collection[str], types: Collection[str], before_ms: int
+    ) -> dict[str, float]:
+        """The sum of ``value`` over each profile's events of ``types`` before ``before_ms``
+        (profiles without any are left out)."""
         ...
 
     def popular_items(self, limit: int, ignored_types: Sequence[str]) -> list[str]:
@@ -139,6 +151,92 @@ class KeyStore(Protocol):
     def revoke(self, key_id: str, at_ms: int) -> bool: ...
 
 
+class DecisionStore(Protocol):
+    """Placements (versioned configurations), the decision log, outcomes and bandit counts."""
+
+    def placements(self, names: Collection[str] | None = None) -> dict[str, PlacementRecord]:
+        """The current version of every placement (or of those in ``names``), by name."""
+        ...
+
+    def versions(self, name: str) -> list[VersionRecord]: ...
+
+    def version(self, name: str, version: int) -> VersionRecord | None: ...
+
+    def create(self, name: str, policy: str, config: dict[str, Any], now_ms: int) -> None:
+        """A new placement at version 1, active."""
+        ...
+
+    def add_version(
+        self, name: str, version: int, policy: str, config: dict[str, Any], now_ms: int
+    ) -> None:
+        """A new version of ``name``, which becomes its current one."""
+        ...
+
+    def set_status(self, name: str, status: str, now_ms: int) -> None: ...
+
+    def log(self, records: Sequence[DecisionRecord]) -> None:
+        """Add to the decision log (``Storage.log_decisions`` does it in a transaction of its
+        own, the way requests do)."""
+        ...
+
+    def decisions(self, decision_ids: Collection[str]) -> dict[str, DecisionRecord]: ...
+
+    def exposures(
+        self, placement: str, version: int, cohorts: Collection[str]
+    ) -> list[tuple[str, str | None, str, int, int]]:
+        """``(cohort, variant, profile_key, decisions, first decided_at_ms)`` per unit and arm
+        of a placement version, for the decisions of ``cohorts``."""
+        ...
+
+    def outcome_totals(
+        self, placement: str, version: int, cohorts: Collection[str]
+    ) -> list[tuple[str, str | None, str, str, int, float | None]]:
+        """``(cohort, variant, profile_key, kind, outcomes, sum of values)`` per unit, arm and
+        kind of outcome of a placement version, for ``cohorts``."""
+        ...
+
+    def add_outcomes(self, records: Sequence[OutcomeRecord]) -> None:
+        """Attributed outcomes; one per event id (a second is ignored)."""
+        ...
+
+    def arm_counts(
+        self, placement: str, version: int, bucket: str
+    ) -> dict[str, tuple[float, float]]:
+        """``(successes, failures)`` of each arm of a bandit in one bucket."""
+        ...
+
+    def all_arm_counts(self, placement: str, version: int) -> dict[str, dict[str, list[float]]]:
+        """``bucket -> arm -> [successes, failures]``."""
+        ...
+
+    def applied_rewards(
+        self, event_ids: Collection[str], decision_ids: Collection[str]
+    ) -> tuple[set[str], dict[str, set[str]]]:
+        """Event ids already applied, and the kinds already applied per decision."""
+        ...
+
+    def apply_rewards(
+        self,
+        rewards: Sequence[tuple[str, str, str]],
+        deltas: Mapping[tuple[str, int, str, str], tuple[float, float]],
+        now_ms: int,
+    ) -> None:
+        """Record ``(event_id, decision_id, kind)`` rows and add the count deltas per arm
+        ``(placement, version, bucket, variant)``, in the database (concurrent writers add
+        up)."""
+        ...
+
+
+class AuditTrail(Protocol):
+    """The append-only audit log: there is no update or delete."""
+
+    def append(
+        self, at_ms: int, actor: str, action: str, target: str, details: dict[str, Any]
+    ) -> None: ...
+
+    def page(self, *, after_id: int, limit: int) -> list[AuditEntry]: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def events(self) -> EventLog: ...
@@ -150,6 +248,10 @@ class UnitOfWork(Protocol):
     def catalog(self) -> Catalog: ...
     @property
     def keys(self) -> KeyStore: ...
+    @property
+    def decisions(self) -> DecisionStore: ...
+    @property
+    def audit(self) -> AuditTrail: ...
 
     def changes_profiles(self, profile_keys: Iterable[str]) -> None:
         """Declare that this write changes what reads show of these profiles, and of no other.
@@ -174,6 +276,11 @@ class Storage(Protocol):
         ...
 
     def read(self) -> AbstractContextManager[UnitOfWork]: ...
+
+    def log_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        """Add to the decision log in a transaction of its own, committed when this returns
+        (the hottest write of all: the backend does it in as few steps as it can)."""
+        ...
 
     def read_beside_write(self) -> AbstractContextManager[UnitOfWork]:
         """``read`` for the holder of the write lock, without waiting for the shared pool."""

@@ -78,3 +78,67 @@ class ApiKeyRecord:
     scopes: list[str] = field(default_factory=list)
     created_at_ms: int = 0
     revoked_at_ms: int | None = None
+
+
+# -- decisions: placements, their versions, the decision log and its outcomes --------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRecord:
+    name: str
+    version: int
+    status: str
+    policy: str
+    config: dict[str, Any]
+    created_at_ms: int
+    updated_at_ms: int
+    version_created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    placement: str
+    version: int
+    policy: str
+    config: dict[str, Any]
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    decision_id: str
+    placement: str
+    version: int
+    variant: str | None
+    profile_key: str
+    context: dict[str, Any] | None
+    policy: str
+    cohort: str
+    holdout: bool
+    bucket: str
+    reason: str
+    decided_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRecord:
+    event_id: str
+    decision_id: str
+    placement: str
+    version: int
+    variant: str | None
+    cohort: str
+    profile_key: str
+    kind: str
+    value: float | None
+    occurred_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    audit_id: int
+    at_ms: int
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]

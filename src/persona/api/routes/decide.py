@@ -25,9 +25,9 @@ from persona.decide.schema import (
     experiment_id,
     parse_placement,
 )
-from persona.decide.store import PlacementRecord
 from persona.engine import Engine
 from persona.errors import InvalidPlacementError
+from persona.storage.records import PlacementRecord
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 

@@ -10,7 +10,7 @@ tests/storage/test_sqlite_fast_paths.py checks both paths store the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ IN_CHUNK = 900  # stay below every SQLite build's bound on bound parameters
 UpsertInsert = sqlite.Insert | postgresql.Insert
 
 
-def chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+def chunks(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
     """``values`` in lists of at most ``size``: the pieces of a long IN list."""
     iterator = iter(values)
     while chunk := list(islice(iterator, size)):

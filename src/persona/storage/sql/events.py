@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -279,6 +279,24 @@ class SqlEventLog:
             .group_by(value, t.c.item_id)
         )
         return [(str(v), str(item), int(n)) for v, item, n in self._c.execute(query)]
+
+    def value_totals(
+        self, profile_keys: Collection[str], types: Collection[str], before_ms: int
+    ) -> dict[str, float]:
+        e = tables.events
+        found: dict[str, float] = {}
+        for chunk in chunks(profile_keys):
+            rows = self._c.execute(
+                select(e.c.profile_key, func.coalesce(func.sum(e.c.value), 0.0))
+                .where(
+                    e.c.profile_key.in_(chunk),
+                    e.c.type.in_(list(types)),
+                    e.c.occurred_at_ms < before_ms,
+                )
+                .group_by(e.c.profile_key)
+            )
+            found.update((key, float(total)) for key, total in rows)
+        return found
 
     def popular_items(self, limit: int, ignored_types: Sequence[str]) -> list[str]:
         t = tables.events

@@ -16,6 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 from persona.storage.database import WRITE_OPTION, create_database_engine
 from persona.storage.item_cache import CategoryCache
 from persona.storage.protocols import CommitListener
+from persona.storage.records import DecisionRecord
+from persona.storage.sql import decisions
+from persona.storage.sql.audit import SqlAuditTrail
 from persona.storage.sql.catalog import SqlCatalog
 from persona.storage.sql.events import SqlEventLog
 from persona.storage.sql.keys import SqlKeyStore
@@ -35,6 +38,8 @@ class SqlUnitOfWork:
         self.profiles = SqlProfileStore(connection)
         self.catalog = SqlCatalog(connection, categories)
         self.keys = SqlKeyStore(connection)
+        self.decisions = decisions.SqlDecisionStore(connection)
+        self.audit = SqlAuditTrail(connection)
         self.changed_profiles: set[str] | None = None  # None: not declared, so any
 
     def changes_profiles(self, profile_keys: Iterable[str]) -> None:
@@ -89,6 +94,18 @@ class SqlStorage:
             connection.close()
         for listener in self._commit_listeners:
             listener(set())
+
+    def log_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        if not records:
+            return
+        if self.dialect == "sqlite":
+            # The hot path of every decisions request: one statement straight to the driver,
+            # as the ingest fast paths do (tests/decide checks both paths read back alike).
+            self.write_statement(decisions.SQLITE_LOG, (decisions.log_rows(records),))
+            return
+        with self.write() as uow:
+            uow.decisions.log(records)
+            uow.changes_profiles(())  # the log is not part of any profile
 
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:

@@ -1,24 +1,22 @@
-"""SQL of the decide domain: placements and versions, the decision log, outcomes, bandit counts.
+"""Placements and their versions, the decision log, attributed outcomes, bandit counts.
 
-Bound to the connection of one unit of work, like the core stores. Inserts that must happen at
-most once per key (outcomes and rewards, keyed by event id) use ON CONFLICT DO NOTHING, and
-bandit counts are incremented in the database (ON CONFLICT DO UPDATE ... + delta), so two API
-processes never overwrite each other's counts.
+Inserts that must happen at most once per key (outcomes and rewards, keyed by event id) use ON
+CONFLICT DO NOTHING, and bandit counts are incremented in the database (ON CONFLICT DO UPDATE
+... + delta), so two API processes never overwrite each other's counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from itertools import islice
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from persona.storage.sql import SqlStorage
+from persona.storage.records import DecisionRecord, OutcomeRecord, PlacementRecord, VersionRecord
+from persona.storage.sql.common import chunks, upsert_insert
 from persona.storage.tables.decide import (
     bandit_arms,
     bandit_rewards,
@@ -28,12 +26,11 @@ from persona.storage.tables.decide import (
     placements,
 )
 
-IN_CHUNK = 900
 # A batch of the decision log in one statement, its rows one JSON array parameter, run as a
 # transaction of its own (``SqlStorage.write_statement``). ``executemany`` would run a statement
 # per row, and the driver gives up the interpreter lock around each one: with the event loop
 # busy, taking it back costs up to a switch interval (5 ms) each time.
-_SQLITE_LOG = """
+SQLITE_LOG = """
 INSERT INTO decisions (
     decision_id, placement, version, variant, profile_key, context, policy, cohort, holdout,
     bucket, reason, decided_at_ms
@@ -47,106 +44,33 @@ FROM json_each(?)
 """
 
 
-def commit_log(storage: SqlStorage, records: Sequence[DecisionRecord]) -> None:
-    """Log ``records`` in a transaction of their own; returns once it is committed."""
-    if not records:
-        return
-    if storage.dialect == "sqlite":
-        # The hot path of every decisions request: one statement straight to the driver, as
-        # the ingest fast paths do (tests/decide checks both paths read back alike). The
-        # context is stored as the JSON text the column type writes.
-        rows = [
-            (
-                r.decision_id,
-                r.placement,
-                r.version,
-                r.variant,
-                r.profile_key,
-                orjson.dumps(r.context).decode(),
-                r.policy,
-                r.cohort,
-                int(r.holdout),
-                r.bucket,
-                r.reason,
-                r.decided_at_ms,
-            )
-            for r in records
-        ]
-        storage.write_statement(_SQLITE_LOG, (orjson.dumps(rows).decode(),))
-        return
-    with storage.write() as uow:
-        uow.connection.execute(decisions.insert(), [asdict(r) for r in records])
-        uow.changes_profiles(())  # the log is not part of any profile
-
-
-def _chunks(values: Collection[str], size: int = IN_CHUNK) -> Iterator[list[str]]:
-    iterator = iter(values)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def _insert(connection: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-@dataclass(frozen=True, slots=True)
-class PlacementRecord:
-    name: str
-    version: int
-    status: str
-    policy: str
-    config: dict[str, Any]
-    created_at_ms: int
-    updated_at_ms: int
-    version_created_at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRecord:
-    placement: str
-    version: int
-    policy: str
-    config: dict[str, Any]
-    created_at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    decision_id: str
-    placement: str
-    version: int
-    variant: str | None
-    profile_key: str
-    context: dict[str, Any] | None
-    policy: str
-    cohort: str
-    holdout: bool
-    bucket: str
-    reason: str
-    decided_at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class OutcomeRecord:
-    event_id: str
-    decision_id: str
-    placement: str
-    version: int
-    variant: str | None
-    cohort: str
-    profile_key: str
-    kind: str
-    value: float | None
-    occurred_at_ms: int
+def log_rows(records: Sequence[DecisionRecord]) -> str:
+    """The one parameter of ``SQLITE_LOG``: the records as a JSON array of arrays, the context
+    as the JSON text the column type writes."""
+    rows = [
+        (
+            r.decision_id,
+            r.placement,
+            r.version,
+            r.variant,
+            r.profile_key,
+            orjson.dumps(r.context).decode(),
+            r.policy,
+            r.cohort,
+            int(r.holdout),
+            r.bucket,
+            r.reason,
+            r.decided_at_ms,
+        )
+        for r in records
+    ]
+    return orjson.dumps(rows).decode()
 
 
 class SqlDecisionStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    # -- placements ------------------------------------------------------------------------
     def _placement_query(self) -> Any:
         p, v = placements, placement_versions
         return select(
@@ -216,19 +140,56 @@ class SqlDecisionStore:
             .values(status=status, updated_at_ms=now_ms)
         )
 
-    # -- decisions ---------------------------------------------------------------------------
+    def log(self, records: Sequence[DecisionRecord]) -> None:
+        if records:
+            self._c.execute(decisions.insert(), [asdict(r) for r in records])
+
     def decisions(self, decision_ids: Collection[str]) -> dict[str, DecisionRecord]:
         found: dict[str, DecisionRecord] = {}
-        for chunk in _chunks(decision_ids):
+        for chunk in chunks(decision_ids):
             rows = self._c.execute(select(decisions).where(decisions.c.decision_id.in_(chunk)))
             found.update((row[0], DecisionRecord(*row)) for row in rows)
         return found
 
-    # -- outcomes ----------------------------------------------------------------------------
+    def exposures(
+        self, placement: str, version: int, cohorts: Collection[str]
+    ) -> list[tuple[str, str | None, str, int, int]]:
+        d = decisions
+        rows = self._c.execute(
+            select(
+                d.c.cohort, d.c.variant, d.c.profile_key, func.count(), func.min(d.c.decided_at_ms)
+            )
+            .where(d.c.placement == placement, d.c.version == version, d.c.cohort.in_(cohorts))
+            .group_by(d.c.cohort, d.c.variant, d.c.profile_key)
+        )
+        return [(c, v, k, int(n), int(first)) for c, v, k, n, first in rows]
+
+    def outcome_totals(
+        self, placement: str, version: int, cohorts: Collection[str]
+    ) -> list[tuple[str, str | None, str, str, int, float | None]]:
+        o = decision_outcomes
+        rows = self._c.execute(
+            select(
+                o.c.cohort,
+                o.c.variant,
+                o.c.profile_key,
+                o.c.kind,
+                func.count(),
+                func.sum(o.c.value),
+            )
+            .where(o.c.placement == placement, o.c.version == version, o.c.cohort.in_(cohorts))
+            .group_by(o.c.cohort, o.c.variant, o.c.profile_key, o.c.kind)
+        )
+        return [
+            (c, v, k, kind, int(n), None if total is None else float(total))
+            for c, v, k, kind, n, total in rows
+        ]
+
     def add_outcomes(self, records: Sequence[OutcomeRecord]) -> None:
         if records:
             t = decision_outcomes
-            statement = _insert(self._c, t).on_conflict_do_nothing(index_elements=[t.c.event_id])
+            insert = upsert_insert(self._c, t)
+            statement = insert.on_conflict_do_nothing(index_elements=[t.c.event_id])
             self._c.execute(
                 statement,
                 [
@@ -248,7 +209,6 @@ class SqlDecisionStore:
                 ],
             )
 
-    # -- bandits -----------------------------------------------------------------------------
     def arm_counts(
         self, placement: str, version: int, bucket: str
     ) -> dict[str, tuple[float, float]]:
@@ -279,11 +239,11 @@ class SqlDecisionStore:
         r = bandit_rewards
         seen: set[str] = set()
         kinds: dict[str, set[str]] = {}
-        for chunk in _chunks(event_ids):
+        for chunk in chunks(event_ids):
             seen.update(
                 self._c.execute(select(r.c.event_id).where(r.c.event_id.in_(chunk))).scalars()
             )
-        for chunk in _chunks(decision_ids):
+        for chunk in chunks(decision_ids):
             rows = self._c.execute(
                 select(r.c.decision_id, r.c.kind).where(r.c.decision_id.in_(chunk))
             )
@@ -308,7 +268,7 @@ class SqlDecisionStore:
             )
         a = bandit_arms
         for (placement, version, bucket, variant), (ds, df) in deltas.items():
-            statement = _insert(self._c, a).values(
+            statement = upsert_insert(self._c, a).values(
                 placement=placement,
                 version=version,
                 bucket=bucket,
