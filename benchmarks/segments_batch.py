@@ -22,11 +22,9 @@ import numpy as np
 from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.profiles.aggregate import FoldEvent, ProfileState
-from persona.segments.service import _connection
-from persona.segments.store import SegmentRecord, SqlSegmentStore
 from persona.settings import Settings
 from persona.storage import tables
-from persona.storage.records import ItemRecord
+from persona.storage.records import ItemRecord, SegmentRecord
 from segment_rules import CATEGORIES, COUNTRIES, rule_mix
 
 NOW_MS = 1_767_225_600_000
@@ -59,7 +57,7 @@ def build(engine: Engine, people: int, per_person: int, seed: int = 11) -> int:
 
     def flush() -> None:
         with engine.storage.write() as uow:
-            _connection(uow).execute(tables.events.insert(), rows)
+            uow.connection.execute(tables.events.insert(), rows)
         rows.clear()
 
     for n in range(total):
@@ -107,7 +105,7 @@ def build(engine: Engine, people: int, per_person: int, seed: int = 11) -> int:
         for i, (key, state) in enumerate(states.items())
     ]
     with engine.storage.write() as uow:
-        connection = _connection(uow)
+        connection = uow.connection
         for start in range(0, len(profile_rows), CHUNK):
             connection.execute(tables.profiles.insert(), profile_rows[start : start + CHUNK])
     return total
@@ -127,7 +125,7 @@ def main() -> int:
         built = time.perf_counter() - started
         print(f"built {args.people:,} profiles, {events:,} events in {built:.1f} s")
         with engine.storage.write() as uow:
-            store = SqlSegmentStore(_connection(uow))
+            store = uow.segments
             for name, rule in rule_mix(args.rules):
                 store.insert(SegmentRecord(name, "rule", rule, "", NOW_MS, NOW_MS))
         timings = []

@@ -8,7 +8,6 @@ import pytest
 from persona.engine import Engine
 from persona.predictions.scheduler import train_predictive_models
 from persona.recommend.training import load_training_data
-from persona.segments.service import _connection
 from persona.storage.tables.predictions import profile_scores
 from tests.conftest import NOW_MS
 from tests.predictions.synthetic import ingest_all, shop_events
@@ -63,7 +62,7 @@ def test_rules_on_scores_agree_in_batch_and_in_real_time(
     # a score written without a refresh is read by the real-time path at the person's next event
     outsider = next(u for u in shop if f"u:{u}" not in likely)
     with engine.storage.write() as uow:
-        _connection(uow).execute(
+        uow.connection.execute(
             profile_scores.update()
             .where(profile_scores.c.profile_key == f"u:{outsider}")
             .values(probability=0.99)
@@ -113,7 +112,7 @@ def test_deleting_a_prediction_removes_its_scores(engine: Engine, shop: dict[str
 def test_a_merged_anonymous_profile_loses_its_scores(engine: Engine) -> None:
     engine.ingest.ingest([{"type": "view", "anonymous_id": "a1", "item_id": "i1"}])
     with engine.storage.write() as uow:
-        _connection(uow).execute(
+        uow.connection.execute(
             profile_scores.insert().values(
                 profile_key="a:a1", name="purchase_7d", probability=0.4, scored_at_ms=NOW_MS
             )

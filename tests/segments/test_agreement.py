@@ -20,9 +20,7 @@ from sqlalchemy import delete
 from persona.catalog.schema import ItemFields
 from persona.clock import FakeClock
 from persona.engine import Engine
-from persona.segments.compile_sql import select_members
-from persona.segments.evaluate import ProfileFacts, compile_rule
-from persona.segments.rules import (
+from persona.rules import (
     PROFILE_NUMBERS,
     And,
     Comparison,
@@ -38,8 +36,7 @@ from persona.segments.rules import (
     parse_rule,
     to_text,
 )
-from persona.segments.service import _connection
-from persona.segments.store import SqlSegmentStore
+from persona.segments.evaluate import ProfileFacts, compile_rule
 from persona.storage import tables
 from persona.storage.tables.predictions import profile_scores
 from persona.storage.tables.segments import segment_memberships
@@ -167,7 +164,7 @@ def engine(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[Engi
 
 def _reset(engine: Engine) -> None:
     with engine.storage.write() as uow:
-        connection = _connection(uow)
+        connection = uow.connection
         for table in (
             profile_scores,
             segment_memberships,
@@ -208,32 +205,25 @@ def _load(
     for user, document in people.items():
         engine.profiles.set_traits(user, document)
     with engine.storage.write() as uow:
-        store = SqlSegmentStore(_connection(uow))
         for name, users in members.items():
-            store.enter(name, [f"u:{u}" for u in users], now)
+            uow.segments.enter(name, [f"u:{u}" for u in users], now)
+        by_name: dict[str, dict[str, float]] = {}
         for user, values in (people_scores or {}).items():
             for name, probability in values.items():
-                _connection(uow).execute(
-                    profile_scores.insert().values(
-                        profile_key=f"u:{user}",
-                        name=name,
-                        probability=probability,
-                        scored_at_ms=now,
-                    )
-                )
+                by_name.setdefault(name, {})[f"u:{user}"] = probability
+        for name, scores in by_name.items():
+            uow.predictions.replace_scores(name, list(scores), list(scores.values()), now)
 
 
 def _python_members(engine: Engine, rule: Rule, now: int) -> set[str]:
     predicate = compile_rule(rule)
     with engine.storage.read() as uow:
-        connection = _connection(uow)
-        store = SqlSegmentStore(connection)
-        keys = list(connection.execute(tables.profiles.select()).scalars())
+        keys = [key for key, _ in uow.profiles.all_states()]
         records = uow.profiles.load(keys)
-        history = store.recent_events(keys, None, TYPES)
+        history = uow.events.recent_events(keys, None, TYPES)
         categories = uow.catalog.categories_for([*ITEMS, "i4"])
-        current = store.open_memberships_of(keys)
-        known_scores = store.scores_of(keys)
+        current = uow.segments.open_memberships_of(keys)
+        known_scores = uow.predictions.scores_by_profile(keys)
     return {
         key
         for key, record in records.items()
@@ -254,8 +244,7 @@ def _python_members(engine: Engine, rule: Rule, now: int) -> set[str]:
 
 def _sql_members(engine: Engine, rule: Rule, now: int) -> set[str]:
     with engine.storage.read() as uow:
-        query = select_members(rule, engine.storage.dialect, now)
-        return set(_connection(uow).execute(query).scalars())
+        return uow.segments.matching(rule, now)
 
 
 @settings(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from persona.errors import RuleSyntaxError
-from persona.segments.rules import (
+from persona.rules import (
     And,
     Comparison,
     Count,

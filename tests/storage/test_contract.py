@@ -10,7 +10,13 @@ from sqlalchemy import inspect
 from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.storage.database import create_database_engine, migrate
-from persona.storage.records import ApiKeyRecord, EventRecord, ItemRecord, QuarantineRecord
+from persona.storage.records import (
+    ApiKeyRecord,
+    EventRecord,
+    ItemRecord,
+    QuarantineRecord,
+    RecentEvent,
+)
 from persona.storage.tables import metadata
 from tests.conftest import open_engine
 
@@ -147,6 +153,20 @@ class TestEventLog:
                 "u:1": 11.5
             }
             assert uow.events.value_totals(["u:1"], ["purchase"], 5) == {}
+            assert list(uow.events.scan(("event_id", "type"), before_ms=20, batch_size=1)) == [
+                ("e6", "purchase"),
+                ("e1", "view"),
+            ]
+            by_profile = uow.events.scan(("profile_key", "item_id"), order_by=("profile_key",))
+            assert [key for key, _ in by_profile] == ["u:1"] * 3 + ["u:2"] * 2 + ["u:3"]
+            with pytest.raises(ValueError, match="not fields"):
+                next(uow.events.scan(("profile_key", "password")))
+            recent = uow.events.recent_events(["u:1", "u:2", "u:9"], 10, ["view", "click"])
+            assert {key: sorted(events, key=str) for key, events in recent.items()} == {
+                "u:1": [RecentEvent("click", "i2", 30), RecentEvent("view", "i1", 10)],
+                "u:2": [RecentEvent("view", "i2", 20)],
+            }
+            assert set(uow.events.recent_events(["u:2"], None, ["identify"])) == {"u:2"}
 
     def test_a_failed_unit_of_work_stores_nothing(self, engine: Engine) -> None:
         def fail_midway() -> None:
@@ -215,6 +235,12 @@ class TestProfileStore:
             assert set(uow.profiles.load(["u:1", "u:2"])) == {"u:2"}
             assert uow.profiles.count() == 1
 
+    def test_all_states(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.profiles.save_states({"u:2": {"n": 2}, "u:1": {"n": 1}}, 1)
+        with engine.storage.read() as uow:
+            assert list(uow.profiles.all_states()) == [("u:1", {"n": 1}), ("u:2", {"n": 2})]
+
 
 class TestReadBesideWrite:
     def test_it_sees_what_is_committed_while_a_write_is_open(self, engine: Engine) -> None:
@@ -249,6 +275,7 @@ class TestCatalog:
             assert uow.catalog.categories_for(["1", "2", "3"]) == {"1": ["a", "b"], "2": ["c"]}
             page = uow.catalog.list(after_id="1", limit=10)
             assert uow.catalog.unavailable_ids() == ["1"]
+            assert uow.catalog.all_categories() == {"1": ["a", "b"], "2": ["c"]}
             assert uow.catalog.count() == 2
         assert got == item("1", title="New", available=False)
         assert [i.item_id for i in page] == ["2"]

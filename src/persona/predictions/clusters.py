@@ -20,8 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
 from persona.clock import Clock
 from persona.errors import ConflictError
 from persona.predictions.clustering import (
@@ -31,13 +29,10 @@ from persona.predictions.clustering import (
     train_clusters,
 )
 from persona.predictions.events import states_as_of
-from persona.predictions.service import connection_of
 from persona.profiles.aggregate import AggregateRules, ProfileState
 from persona.profiles.service import IdentifiedEvent
-from persona.segments.store import SegmentRecord, SqlSegmentStore
-from persona.storage import tables
-from persona.storage.protocols import UnitOfWork
-from persona.storage.sql import SqlStorage
+from persona.storage.protocols import SegmentStore, Storage, UnitOfWork
+from persona.storage.records import SegmentRecord
 
 CLUSTER = "cluster"
 RETIRED = "retired: no cluster has this id since the last training"
@@ -67,7 +62,7 @@ def describe_text(model: ClusterModel, index: int) -> str:
 class ClusterService:
     def __init__(
         self,
-        storage: SqlStorage,
+        storage: Storage,
         clock: Clock,
         rules: AggregateRules,
         config: ClusterConfig,
@@ -101,23 +96,20 @@ class ClusterService:
         started = time.perf_counter()
         now = self._clock.now_ms() if as_of_ms is None else as_of_ms
         with self._storage.read() as uow:
-            connection = connection_of(uow)
             if as_of_ms is None:
-                p = tables.profiles
-                rows = connection.execute(select(p.c.profile_key, p.c.state))
                 states = {
                     key: ProfileState.from_dict(state)
-                    for key, state in rows
+                    for key, state in uow.profiles.all_states()
                     if state.get("event_count")
                 }
             else:
-                states = states_as_of(connection, as_of_ms, self._rules)
+                states = states_as_of(uow, as_of_ms, self._rules)
         keys = sorted(states)
         model, assigned = train_clusters([states[k] for k in keys], now, self.config, self.model())
         model.trained_before_ms = as_of_ms
         model.seconds = time.perf_counter() - started
         with self._storage.write() as uow:
-            store = SqlSegmentStore(connection_of(uow))
+            store = uow.segments
             self._upsert_segments(store, model)
             entered, exited = _reassign(
                 store, model, dict(zip(keys, assigned, strict=True)), self._clock.now_ms()
@@ -125,7 +117,7 @@ class ClusterService:
             model.save(self.model_path)
         return ClusterTraining(model, len(keys), entered, exited, model.seconds)
 
-    def _upsert_segments(self, store: SqlSegmentStore, model: ClusterModel) -> None:
+    def _upsert_segments(self, store: SegmentStore, model: ClusterModel) -> None:
         now = self._clock.now_ms()
         existing = {d.name: d for d in store.definitions()}
         current = set()
@@ -165,7 +157,7 @@ class ClusterService:
         keys = sorted(records)
         states = [ProfileState.from_dict(records[k].state) for k in keys]
         assigned = model.assign(model.schema.matrix(states, now_ms))
-        store = SqlSegmentStore(connection_of(uow))
+        store = uow.segments
         _reassign(store, model, dict(zip(keys, assigned, strict=True)), now_ms, only=keys)
 
     # -- reading -------------------------------------------------------------------------------
@@ -174,7 +166,7 @@ class ClusterService:
         if model is None:
             return []
         with self._storage.read() as uow:
-            store = SqlSegmentStore(connection_of(uow))
+            store = uow.segments
             return [
                 ClusterSummary(
                     cluster_id,
@@ -187,7 +179,7 @@ class ClusterService:
 
 
 def _reassign(
-    store: SqlSegmentStore,
+    store: SegmentStore,
     model: ClusterModel,
     assigned: Mapping[str, int],
     now_ms: int,

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
 from persona.profiles.aggregate import AggregateRules, FoldEvent, ProfileState
-from persona.storage import tables
+from persona.storage.protocols import EventLog as StoredEvents
+from persona.storage.protocols import UnitOfWork
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -92,21 +91,18 @@ class EventLog:
         return int(self.times_ms.min()) if len(self) else 0
 
 
-def load_event_log(connection: Connection, before_ms: int | None = None) -> EventLog:
+def load_event_log(events: StoredEvents, before_ms: int | None = None) -> EventLog:
     """Every stored event (only those before ``before_ms`` when given), in time order."""
-    e = tables.events
-    query = select(e.c.profile_key, e.c.type, e.c.occurred_at_ms, e.c.value).order_by(
-        e.c.occurred_at_ms, e.c.event_id
+    rows = events.scan(
+        ("profile_key", "type", "occurred_at_ms", "value"), before_ms=before_ms, batch_size=BATCH
     )
-    if before_ms is not None:
-        query = query.where(e.c.occurred_at_ms < before_ms)
     key_index: dict[str, int] = {}
     type_index: dict[str, int] = {}
     people: list[int] = []
     types: list[int] = []
     times: list[int] = []
     values: list[float] = []
-    for key, kind, at, value in connection.execution_options(yield_per=BATCH).execute(query):
+    for key, kind, at, value in rows:
         people.append(key_index.setdefault(key, len(key_index)))
         types.append(type_index.setdefault(kind, len(type_index)))
         times.append(at)
@@ -122,7 +118,7 @@ def load_event_log(connection: Connection, before_ms: int | None = None) -> Even
 
 
 def states_as_of(
-    connection: Connection,
+    uow: UnitOfWork,
     before_ms: int,
     rules: AggregateRules,
     categories_of: Mapping[str, list[str]] | None = None,
@@ -131,24 +127,16 @@ def states_as_of(
 
     The fold is the one ingest uses, so a state as of "now" equals the stored one.
     """
-    e = tables.events
-    query = (
-        select(e.c.profile_key, e.c.event_id, e.c.type, e.c.occurred_at_ms, e.c.item_id, e.c.value)
-        .where(e.c.occurred_at_ms < before_ms)
-        .order_by(e.c.profile_key)
-    )
     if categories_of is None:
-        items = tables.items
-        categories_of = {
-            item_id: list(categories)
-            for item_id, categories in connection.execute(
-                select(items.c.item_id, items.c.categories)
-            )
-        }
+        categories_of = uow.catalog.all_categories()
+    rows = uow.events.scan(
+        ("profile_key", "event_id", "type", "occurred_at_ms", "item_id", "value"),
+        before_ms=before_ms,
+        order_by=("profile_key",),
+        batch_size=BATCH,
+    )
     grouped: dict[str, list[tuple[FoldEvent, list[str]]]] = {}
-    for key, event_id, kind, at, item_id, value in connection.execution_options(
-        yield_per=BATCH
-    ).execute(query):
+    for key, event_id, kind, at, item_id, value in rows:
         event = FoldEvent(event_id, kind, at, item_id, value)
         grouped.setdefault(key, []).append((event, categories_of.get(item_id or "", [])))
     states: dict[str, ProfileState] = {}

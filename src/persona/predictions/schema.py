@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from persona.predictions.store import PredictionRecord
+from persona.storage.records import PredictionRecord
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 

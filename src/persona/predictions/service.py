@@ -13,26 +13,17 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Connection
-
 from persona.clock import Clock
 from persona.errors import ConflictError, InvalidRequestError, NotFoundError
 from persona.predictions.events import EventLog, load_event_log
 from persona.predictions.propensity import Evaluation, PropensityConfig, train_propensity
-from persona.predictions.store import PredictionRecord, SqlPredictionStore
 from persona.profiles.service import IDENTIFY, IdentifiedEvent, anonymous_key
-from persona.storage.protocols import UnitOfWork
-from persona.storage.sql import SqlStorage, SqlUnitOfWork
+from persona.storage.protocols import Storage, UnitOfWork
+from persona.storage.records import PredictionRecord
 
 # A name must be usable in rules as ``profile.scores.<name>``.
 PREDICTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_HORIZON_DAYS = 3650
-
-
-def connection_of(uow: UnitOfWork | SqlUnitOfWork) -> Connection:
-    if not isinstance(uow, SqlUnitOfWork):
-        raise TypeError("predictions need the SQL storage")
-    return uow.connection
 
 
 @dataclass(frozen=True)
@@ -45,7 +36,7 @@ class TrainingResult:
 
 
 class PredictionService:
-    def __init__(self, storage: SqlStorage, clock: Clock, config: PropensityConfig) -> None:
+    def __init__(self, storage: Storage, clock: Clock, config: PropensityConfig) -> None:
         self._storage = storage
         self._clock = clock
         self.config = config
@@ -68,7 +59,7 @@ class PredictionService:
             name, event_type, horizon_days, description, self._clock.now_ms(), None, None
         )
         with self._storage.write() as uow:
-            store = SqlPredictionStore(connection_of(uow))
+            store = uow.predictions
             if store.get(name) is not None:
                 raise ConflictError(f"a prediction named {name!r} exists")
             store.insert(record)
@@ -76,11 +67,11 @@ class PredictionService:
 
     def definitions(self) -> list[PredictionRecord]:
         with self._storage.read() as uow:
-            return SqlPredictionStore(connection_of(uow)).definitions()
+            return uow.predictions.definitions()
 
     def get(self, name: str) -> PredictionRecord:
         with self._storage.read() as uow:
-            record = SqlPredictionStore(connection_of(uow)).get(name)
+            record = uow.predictions.get(name)
         if record is None:
             raise NotFoundError(f"no prediction named {name!r}")
         return record
@@ -88,7 +79,7 @@ class PredictionService:
     def delete(self, name: str) -> None:
         """Remove a prediction and every score of it."""
         with self._storage.write() as uow:
-            store = SqlPredictionStore(connection_of(uow))
+            store = uow.predictions
             if store.get(name) is None:
                 raise NotFoundError(f"no prediction named {name!r}")
             store.delete(name)
@@ -96,7 +87,7 @@ class PredictionService:
     # -- training ------------------------------------------------------------------------------
     def load_events(self, as_of_ms: int | None = None) -> EventLog:
         with self._storage.read() as uow:
-            return load_event_log(connection_of(uow), as_of_ms)
+            return load_event_log(uow.events, as_of_ms)
 
     def train(
         self, name: str, *, as_of_ms: int | None = None, log: EventLog | None = None
@@ -114,7 +105,7 @@ class PredictionService:
         )
         now = self._clock.now_ms()
         with self._storage.write() as uow:
-            store = SqlPredictionStore(connection_of(uow))
+            store = uow.predictions
             if store.get(name) is None:
                 raise NotFoundError(f"prediction {name!r} was deleted during training")
             store.replace_scores(name, trained.keys, trained.probabilities.tolist(), now)
@@ -160,18 +151,18 @@ class PredictionService:
             if e.type == IDENTIFY and e.anonymous_id and e.user_id
         } - touched
         if merged_away:
-            SqlPredictionStore(connection_of(uow)).forget(merged_away)
+            uow.predictions.forget(merged_away)
 
     # -- reading scores ------------------------------------------------------------------------
     def profile_facet(self, uow: UnitOfWork, profile_key: str) -> dict[str, dict[str, float]]:
         """The ``scores`` field of a profile read, from the read's own transaction."""
-        return {"scores": SqlPredictionStore(connection_of(uow)).scores_of(profile_key)}
+        return {"scores": uow.predictions.scores_of(profile_key)}
 
     def scores_of(self, profile_key: str) -> dict[str, float]:
         with self._storage.read() as uow:
-            return SqlPredictionStore(connection_of(uow)).scores_of(profile_key)
+            return uow.predictions.scores_of(profile_key)
 
     def export(self) -> Iterator[tuple[str, dict[str, float]]]:
         """(profile key, scores) for everyone with a score, in one read snapshot."""
         with self._storage.read() as uow:
-            yield from SqlPredictionStore(connection_of(uow)).all_scores()
+            yield from uow.predictions.all_scores()

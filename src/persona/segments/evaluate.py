@@ -1,8 +1,9 @@
 """The real-time evaluator: one rule, one profile, its recent events, at a given time.
 
 A rule is compiled once into nested closures (``compile_rule``), so evaluating 50 rules for a
-profile is 50 calls over data already in memory. What each quantity means is shared with
-``compile_sql``; the agreement test in ``tests/segments`` holds the two to the same answers:
+profile is 50 calls over data already in memory. What each quantity means is shared with the
+batch evaluator (``storage.sql.segment_rules``); the agreement test in ``tests/segments`` holds
+the two to the same answers:
 
 - a comparison with a missing value, or with a value of another JSON type than the literal,
   is false (and ``not`` of it is true);
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from persona.segments.rules import (
+from persona.rules import (
     And,
     Comparison,
     Count,
@@ -31,16 +32,10 @@ from persona.segments.rules import (
     Scalar,
     SegmentRef,
 )
+from persona.storage.records import RecentEvent
 
 DAY_MS = 86_400_000.0
 MICROS = 1_000_000.0
-
-
-@dataclass(frozen=True, slots=True)
-class RecentEvent:
-    type: str
-    item_id: str | None
-    occurred_at_ms: int
 
 
 @dataclass(slots=True)

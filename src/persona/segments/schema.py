@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from persona.segments.rules import MAX_RULE_CHARS
+from persona.rules import MAX_RULE_CHARS
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 RuleText = Field(

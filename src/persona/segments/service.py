@@ -5,8 +5,9 @@ Two paths keep memberships right, and both evaluate the same parsed rule:
 - right after ingest stores a batch (same transaction), every touched profile is evaluated in
   Python against every rule segment (``evaluate``), from its state and the events its rules can
   see, loaded in one query; only memberships that change are written;
-- ``refresh`` runs each rule as one SQL query for everyone (``compile_sql``) and applies the
-  difference; it is what lets windows expire as time passes, and traits changes take effect.
+- ``refresh`` evaluates each rule for everyone at once in the store (one SQL query,
+  ``storage.sql.segment_rules``) and applies the difference; it is what lets windows expire
+  as time passes, and traits changes take effect.
 
 Segments that refer to segments are evaluated in dependency order, so a reference sees the
 membership decided just before it.
@@ -20,16 +21,11 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-
 from persona.cache import Refreshed
 from persona.clock import Clock
 from persona.errors import ConflictError, InvalidRequestError, InvalidRuleError, NotFoundError
 from persona.profiles.service import IDENTIFY, IdentifiedEvent, anonymous_key
-from persona.segments.compile_sql import RuleCompiler
-from persona.segments.evaluate import Predicate, ProfileFacts, compile_rule
-from persona.segments.rules import (
+from persona.rules import (
     SEGMENT_NAME,
     Comparison,
     Membership,
@@ -40,10 +36,10 @@ from persona.segments.rules import (
     references,
     walk,
 )
-from persona.segments.rules import Field as FieldRef
-from persona.segments.store import MembershipRecord, SegmentRecord, SqlSegmentStore
-from persona.storage.protocols import UnitOfWork
-from persona.storage.sql import SqlStorage, SqlUnitOfWork
+from persona.rules import Field as FieldRef
+from persona.segments.evaluate import Predicate, ProfileFacts, compile_rule
+from persona.storage.protocols import SegmentStore, Storage, UnitOfWork
+from persona.storage.records import MembershipRecord, SegmentRecord
 
 RULE = "rule"
 FAVOURITES_TTL_SECONDS = 60.0
@@ -90,12 +86,6 @@ class RefreshSummary:
     changes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def _connection(uow: UnitOfWork | SqlUnitOfWork) -> Connection:
-    if not isinstance(uow, SqlUnitOfWork):
-        raise TypeError("segments need the SQL storage")
-    return uow.connection
-
-
 def dependency_order(rules: Mapping[str, Rule]) -> list[str]:
     """Names ordered so that every segment comes after the segments it refers to."""
     graph = {name: references(rule) & rules.keys() for name, rule in rules.items()}
@@ -103,7 +93,7 @@ def dependency_order(rules: Mapping[str, Rule]) -> list[str]:
 
 
 class SegmentService:
-    def __init__(self, storage: SqlStorage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock) -> None:
         self._storage = storage
         self._clock = clock
         self._lock = threading.Lock()
@@ -126,7 +116,7 @@ class SegmentService:
         rule = parse_rule(rule_text)
         now = self._clock.now_ms()
         with self._storage.write() as uow:
-            store = SqlSegmentStore(_connection(uow))
+            store = uow.segments
             definitions = {d.name: d for d in store.definitions()}
             if name in definitions:
                 raise ConflictError(f"a segment named {name!r} exists")
@@ -144,7 +134,7 @@ class SegmentService:
         now = self._clock.now_ms()
         rule = parse_rule(rule_text) if rule_text is not None else None
         with self._storage.write() as uow:
-            store = SqlSegmentStore(_connection(uow))
+            store = uow.segments
             definitions = {d.name: d for d in store.definitions()}
             current = definitions.get(name)
             if current is None:
@@ -175,7 +165,7 @@ class SegmentService:
     def delete(self, name: str, *, actor: str = "cli") -> None:
         """Remove a segment and its membership history; 409 while other segments use it."""
         with self._storage.write() as uow:
-            store = SqlSegmentStore(_connection(uow))
+            store = uow.segments
             definitions = {d.name: d for d in store.definitions()}
             if name not in definitions:
                 raise NotFoundError(f"no segment named {name!r}")
@@ -191,18 +181,18 @@ class SegmentService:
 
     def get(self, name: str) -> SegmentRecord:
         with self._storage.read() as uow:
-            record = SqlSegmentStore(_connection(uow)).get(name)
+            record = uow.segments.get(name)
         if record is None:
             raise NotFoundError(f"no segment named {name!r}")
         return record
 
     def definitions(self) -> list[SegmentRecord]:
         with self._storage.read() as uow:
-            return SqlSegmentStore(_connection(uow)).definitions()
+            return uow.segments.definitions()
 
     def size(self, name: str) -> int:
         with self._storage.read() as uow:
-            return SqlSegmentStore(_connection(uow)).member_count(name)
+            return uow.segments.member_count(name)
 
     # -- reading memberships -------------------------------------------------------------------
     def preview(self, rule_text: str, sample_size: int = 10) -> Preview:
@@ -210,19 +200,13 @@ class SegmentService:
         rule = parse_rule(rule_text)
         now = self._clock.now_ms()
         with self._storage.read() as uow:
-            connection = _connection(uow)
-            _check_references(
-                None, rule, {d.name: d for d in SqlSegmentStore(connection).definitions()}
-            )
-            query = RuleCompiler(self._storage.dialect, now).select_members(rule)
-            size = connection.execute(select(func.count()).select_from(query.subquery()))
-            total = int(size.scalar_one())
-            keys = connection.execute(query.order_by("profile_key").limit(sample_size)).scalars()
-            return Preview(total, list(keys))
+            _check_references(None, rule, {d.name: d for d in uow.segments.definitions()})
+            total, sample = uow.segments.preview(rule, now, sample_size)
+        return Preview(total, sample)
 
     def members(self, name: str, *, after: str | None, limit: int) -> list[MembershipRecord]:
         with self._storage.read() as uow:
-            store = SqlSegmentStore(_connection(uow))
+            store = uow.segments
             if store.get(name) is None:
                 raise NotFoundError(f"no segment named {name!r}")
             return store.members(name, after=after, limit=limit)
@@ -230,14 +214,14 @@ class SegmentService:
     def memberships(self, profile_key: str) -> set[str]:
         """The segments a profile is in now (for the recommendation pipeline and placements)."""
         with self._storage.read() as uow:
-            found = SqlSegmentStore(_connection(uow)).open_memberships_of([profile_key])
+            found = uow.segments.open_memberships_of([profile_key])
         return found.get(profile_key, set())
 
     def favoured_items(self, profile_key: str, limit: int = 30) -> list[str]:
         """What the members of this person's segments interacted with in the last 30 days,
         by share within each segment, best first (a candidate source of recommendations)."""
         with self._storage.read() as uow:
-            mine = SqlSegmentStore(_connection(uow)).open_segments_of(profile_key)
+            mine = uow.segments.open_segments_of(profile_key)
         if not mine:
             return []
         by_segment = self._favourites.get()
@@ -251,7 +235,7 @@ class SegmentService:
         since = self._clock.now_ms() - FAVOURITES_WINDOW_MS
         counts: dict[str, dict[str, int]] = {}
         with self._storage.read() as uow:
-            store = SqlSegmentStore(_connection(uow))
+            store = uow.segments
             for segment, item, n in store.segment_item_counts(since, ["impression"]):
                 counts.setdefault(segment, {})[item] = n
         return {
@@ -260,12 +244,12 @@ class SegmentService:
 
     def profile_facet(self, uow: UnitOfWork, profile_key: str) -> dict[str, list[str]]:
         """The ``segments`` field of a profile read, from the read's own transaction."""
-        return {"segments": SqlSegmentStore(_connection(uow)).open_segments_of(profile_key)}
+        return {"segments": uow.segments.open_segments_of(profile_key)}
 
     def history(self, profile_key: str) -> list[MembershipRecord]:
         """Every stay of a profile in a segment, open or closed, oldest first."""
         with self._storage.read() as uow:
-            return SqlSegmentStore(_connection(uow)).history(profile_key)
+            return uow.segments.history(profile_key)
 
     # -- batch ---------------------------------------------------------------------------------
     def refresh(self, now_ms: int | None = None) -> RefreshSummary:
@@ -276,11 +260,11 @@ class SegmentService:
         now = self._clock.now_ms() if now_ms is None else now_ms
         summary = RefreshSummary(now)
         with self._storage.read() as uow:
-            definitions = {d.name: d for d in SqlSegmentStore(_connection(uow)).definitions()}
+            definitions = {d.name: d for d in uow.segments.definitions()}
         rules = _rules(definitions)
         for name in dependency_order(rules):
             with self._storage.write() as uow:
-                store = SqlSegmentStore(_connection(uow))
+                store = uow.segments
                 record = store.get(name)
                 if record is None or record.rule is None:
                     continue  # deleted meanwhile
@@ -301,10 +285,8 @@ class SegmentService:
                 self._apply_batch(uow, name, rules[name], now)
 
     def _apply_batch(self, uow: UnitOfWork, name: str, rule: Rule, now: int) -> tuple[int, int]:
-        connection = _connection(uow)
-        store = SqlSegmentStore(connection)
-        query = RuleCompiler(self._storage.dialect, now).select_members(rule)
-        matched = set(connection.execute(query).scalars())
+        store = uow.segments
+        matched = store.matching(rule, now)
         current = store.open_members(name)
         entered, exited = matched - current, current - matched
         store.enter(name, entered, now)
@@ -320,8 +302,7 @@ class SegmentService:
         now_ms: int,
     ) -> None:
         """Ingest listener: re-decide every rule segment for the profiles a batch touched."""
-        connection = _connection(uow)
-        store = SqlSegmentStore(connection)
+        store = uow.segments
         touched = set(profile_keys.values())
         merged_away = {
             anonymous_key(e.anonymous_id)
@@ -338,7 +319,7 @@ class SegmentService:
     def _evaluate_profiles(
         self,
         uow: UnitOfWork,
-        store: SqlSegmentStore,
+        store: SegmentStore,
         plan: RealTimePlan,
         keys: Collection[str],
         now_ms: int,
@@ -347,13 +328,13 @@ class SegmentService:
         events = {}
         if plan.event_types:
             since = None if plan.longest_window_ms is None else now_ms - plan.longest_window_ms
-            events = store.recent_events(records.keys(), since, plan.event_types)
+            events = uow.events.recent_events(records.keys(), since, plan.event_types)
         categories: dict[str, list[str]] = {}
         if plan.uses_categories:
             item_ids = {e.item_id for evs in events.values() for e in evs if e.item_id}
             categories = uow.catalog.categories_for(list(item_ids))
         current = store.open_memberships_of(records.keys())
-        scores = store.scores_of(records.keys()) if plan.uses_scores else {}
+        scores = uow.predictions.scores_by_profile(records.keys()) if plan.uses_scores else {}
         entered: dict[str, list[str]] = {}
         exited: dict[str, list[str]] = {}
         for key, record in records.items():
@@ -380,7 +361,7 @@ class SegmentService:
         for name, members in exited.items():
             store.exit(name, members, now_ms)
 
-    def _real_time_plan(self, store: SqlSegmentStore) -> RealTimePlan:
+    def _real_time_plan(self, store: SegmentStore) -> RealTimePlan:
         definitions = store.definitions()
         signature = tuple((d.name, d.kind, d.rule) for d in definitions)
         with self._lock:

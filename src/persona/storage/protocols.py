@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from persona.rules import Rule
 from persona.storage.records import (
     ApiKeyRecord,
     AuditEntry,
@@ -18,10 +19,14 @@ from persona.storage.records import (
     EventRecord,
     Interaction,
     ItemRecord,
+    MembershipRecord,
     OutcomeRecord,
     PlacementRecord,
+    PredictionRecord,
     ProfileRecord,
     QuarantineRecord,
+    RecentEvent,
+    SegmentRecord,
     VersionRecord,
 )
 
@@ -80,6 +85,25 @@ class EventLog(Protocol):
         (profiles without any are left out)."""
         ...
 
+    def scan(
+        self,
+        fields: Sequence[str],
+        *,
+        before_ms: int | None = None,
+        order_by: Sequence[str] = ("occurred_at_ms", "event_id"),
+        batch_size: int = 50_000,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Every event (only those before ``before_ms`` when given) as a tuple of ``fields``
+        (names of ``EventRecord`` fields), in ``order_by`` order: the bulk read of training."""
+        ...
+
+    def recent_events(
+        self, profile_keys: Collection[str], since_ms: int | None, types: Sequence[str]
+    ) -> dict[str, list[RecentEvent]]:
+        """Each profile's events of ``types`` at or after ``since_ms`` (None: all time), in no
+        particular order; profiles without any are left out."""
+        ...
+
     def popular_items(self, limit: int, ignored_types: Sequence[str]) -> list[str]:
         """Item ids by how many events name them, most first."""
         ...
@@ -126,6 +150,10 @@ class ProfileStore(Protocol):
 
     def count(self) -> int: ...
 
+    def all_states(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(profile_key, aggregate state)`` of every profile."""
+        ...
+
 
 class Catalog(Protocol):
     def upsert(self, items: Sequence[ItemRecord]) -> None: ...
@@ -135,6 +163,10 @@ class Catalog(Protocol):
     def categories_for(self, item_ids: Sequence[str]) -> dict[str, list[str]]: ...
 
     def unavailable_ids(self) -> list[str]: ...
+
+    def all_categories(self) -> dict[str, list[str]]:
+        """The categories of every item, by item id."""
+        ...
 
     def list(self, *, after_id: str | None, limit: int) -> list[ItemRecord]: ...
 
@@ -227,6 +259,112 @@ class DecisionStore(Protocol):
         ...
 
 
+class SegmentStore(Protocol):
+    """Segment definitions and memberships. A membership is a stay: it opens when a profile
+    enters a segment and closes (``exited_at_ms``) when it leaves; history keeps both."""
+
+    def definitions(self) -> list[SegmentRecord]:
+        """Every segment, by name."""
+        ...
+
+    def get(self, name: str) -> SegmentRecord | None: ...
+
+    def insert(self, record: SegmentRecord) -> None: ...
+
+    def replace(self, record: SegmentRecord) -> None:
+        """The definition of ``record.name`` becomes ``record``."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """The definition and its whole membership history."""
+        ...
+
+    def open_members(self, segment: str) -> set[str]: ...
+
+    def open_segments_of(self, profile_key: str) -> list[str]:
+        """The segments one profile is in now, by name (every profile read asks: keep it
+        lean)."""
+        ...
+
+    def open_memberships_of(self, profile_keys: Collection[str]) -> dict[str, set[str]]:
+        """The segments each profile is in now; profiles in none are left out."""
+        ...
+
+    def segment_item_counts(
+        self, since_ms: int, ignored_types: Sequence[str]
+    ) -> list[tuple[str, str, int]]:
+        """``(segment, item_id, events)``: what current members did since ``since_ms``."""
+        ...
+
+    def enter(self, segment: str, profile_keys: Collection[str], at_ms: int) -> None:
+        """Open a stay for each profile (the caller knows they are not members)."""
+        ...
+
+    def exit(self, segment: str, profile_keys: Collection[str], at_ms: int) -> None:
+        """Close the open stays of these profiles in ``segment``."""
+        ...
+
+    def exit_all(self, profile_keys: Collection[str], at_ms: int) -> None:
+        """Close every open stay of these profiles (profiles merged into another)."""
+        ...
+
+    def members(self, segment: str, *, after: str | None, limit: int) -> list[MembershipRecord]:
+        """Open stays of ``segment`` by profile key, after ``after``."""
+        ...
+
+    def member_count(self, segment: str) -> int: ...
+
+    def history(self, profile_key: str) -> list[MembershipRecord]:
+        """Every stay of a profile, open or closed, oldest first."""
+        ...
+
+    def matching(self, rule: Rule, now_ms: int) -> set[str]:
+        """The profile keys ``rule`` selects at ``now_ms``, evaluated for everyone at once."""
+        ...
+
+    def preview(self, rule: Rule, now_ms: int, sample_size: int) -> tuple[int, list[str]]:
+        """How many profiles ``rule`` selects, and the first ``sample_size`` of them by key."""
+        ...
+
+
+class PredictionStore(Protocol):
+    """Prediction definitions and each profile's calibrated probability for each."""
+
+    def definitions(self) -> list[PredictionRecord]: ...
+
+    def get(self, name: str) -> PredictionRecord | None: ...
+
+    def insert(self, record: PredictionRecord) -> None: ...
+
+    def delete(self, name: str) -> None:
+        """The definition and every score of it."""
+        ...
+
+    def record_training(self, name: str, at_ms: int, evaluation: dict[str, Any]) -> None: ...
+
+    def replace_scores(
+        self, name: str, keys: Sequence[str], probabilities: Sequence[float], at_ms: int
+    ) -> None:
+        """Every score of ``name`` becomes exactly these (people without one lose theirs)."""
+        ...
+
+    def forget(self, profile_keys: Collection[str]) -> None:
+        """Remove every score of these profiles."""
+        ...
+
+    def scores_of(self, profile_key: str) -> dict[str, float]:
+        """One profile's scores by name (every profile read asks: keep it lean)."""
+        ...
+
+    def scores_by_profile(self, profile_keys: Collection[str]) -> dict[str, dict[str, float]]:
+        """The scores of some profiles; profiles without any are left out."""
+        ...
+
+    def all_scores(self) -> Iterator[tuple[str, dict[str, float]]]:
+        """``(profile key, {name: probability})`` for everyone with a score, by profile key."""
+        ...
+
+
 class AuditTrail(Protocol):
     """The append-only audit log: there is no update or delete."""
 
@@ -248,6 +386,10 @@ class UnitOfWork(Protocol):
     def catalog(self) -> Catalog: ...
     @property
     def keys(self) -> KeyStore: ...
+    @property
+    def segments(self) -> SegmentStore: ...
+    @property
+    def predictions(self) -> PredictionStore: ...
     @property
     def decisions(self) -> DecisionStore: ...
     @property

@@ -142,3 +142,47 @@ class AuditEntry:
     action: str
     target: str
     details: dict[str, Any]
+
+
+# -- segments ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRecord:
+    name: str
+    kind: str
+    rule: str | None
+    description: str
+    created_at_ms: int
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipRecord:
+    segment: str
+    profile_key: str
+    entered_at_ms: int
+    exited_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentEvent:
+    """What the real-time segment evaluator reads of one of a person's events."""
+
+    type: str
+    item_id: str | None
+    occurred_at_ms: int
+
+
+# -- predictions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    name: str
+    event_type: str
+    horizon_days: int
+    description: str
+    created_at_ms: int
+    trained_at_ms: int | None
+    evaluation: dict[str, Any] | None

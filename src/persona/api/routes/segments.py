@@ -24,7 +24,7 @@ from persona.segments.schema import (
     at,
     person,
 )
-from persona.segments.store import SegmentRecord
+from persona.storage.records import SegmentRecord
 
 router = APIRouter(prefix="/v1", tags=["segments"])
 

@@ -57,6 +57,11 @@ class SqlCatalog:
         t = tables.items
         return list(self._c.execute(select(t.c.item_id).where(t.c.available.is_(False))).scalars())
 
+    def all_categories(self) -> dict[str, list[str]]:
+        items = tables.items
+        rows = self._c.execute(select(items.c.item_id, items.c.categories))
+        return {item_id: list(categories) for item_id, categories in rows}
+
     def categories_for(self, item_ids: Sequence[str]) -> dict[str, list[str]]:
         cache = self._cache
         if cache is None or self._wrote or not item_ids:

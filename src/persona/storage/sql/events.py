@@ -18,8 +18,10 @@ from persona.storage.protocols import Appended
 from persona.storage.records import (
     EventRecord,
     Interaction,
+    RecentEvent,
 )
 from persona.storage.sql.common import (
+    IN_CHUNK,
     chunks,
     driver_connection,
     has_jsonb,
@@ -296,6 +298,39 @@ class SqlEventLog:
                 .group_by(e.c.profile_key)
             )
             found.update((key, float(total)) for key, total in rows)
+        return found
+
+    def scan(
+        self,
+        fields: Sequence[str],
+        *,
+        before_ms: int | None = None,
+        order_by: Sequence[str] = ("occurred_at_ms", "event_id"),
+        batch_size: int = 50_000,
+    ) -> Iterator[tuple[Any, ...]]:
+        t = tables.events
+        unknown = {*fields, *order_by} - set(EventRecord.__slots__)
+        if unknown:
+            raise ValueError(f"not fields of an event: {sorted(unknown)}")
+        query = select(*(t.c[f] for f in fields)).order_by(*(t.c[f] for f in order_by))
+        if before_ms is not None:
+            query = query.where(t.c.occurred_at_ms < before_ms)
+        for row in self._c.execution_options(yield_per=batch_size).execute(query):
+            yield tuple(row)
+
+    def recent_events(
+        self, profile_keys: Collection[str], since_ms: int | None, types: Sequence[str]
+    ) -> dict[str, list[RecentEvent]]:
+        e = tables.events
+        found: dict[str, list[RecentEvent]] = {}
+        for chunk in chunks(profile_keys, IN_CHUNK - len(types) - 1):
+            query = select(e.c.profile_key, e.c.type, e.c.item_id, e.c.occurred_at_ms).where(
+                e.c.profile_key.in_(chunk), e.c.type.in_(types)
+            )
+            if since_ms is not None:
+                query = query.where(e.c.occurred_at_ms >= since_ms)
+            for key, event_type, item_id, at in self._c.execute(query):
+                found.setdefault(key, []).append(RecentEvent(event_type, item_id, at))
         return found
 
     def popular_items(self, limit: int, ignored_types: Sequence[str]) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -134,3 +134,9 @@ class SqlProfileStore:
 
     def count(self) -> int:
         return int(self._c.execute(select(func.count()).select_from(tables.profiles)).scalar_one())
+
+    def all_states(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        p = tables.profiles
+        query = select(p.c.profile_key, p.c.state).order_by(p.c.profile_key)
+        rows = self._c.execution_options(yield_per=10_000).execute(query)
+        yield from ((key, state) for key, state in rows)

@@ -22,8 +22,10 @@ from persona.storage.sql.audit import SqlAuditTrail
 from persona.storage.sql.catalog import SqlCatalog
 from persona.storage.sql.events import SqlEventLog
 from persona.storage.sql.keys import SqlKeyStore
+from persona.storage.sql.predictions import SqlPredictionStore
 from persona.storage.sql.profiles import SqlProfileStore
 from persona.storage.sql.quarantine import SqlQuarantineLog
+from persona.storage.sql.segments import SqlSegmentStore
 
 # PostgreSQL: writers that read-modify-write profiles take this transaction-level advisory lock,
 # which gives them the same one-writer-at-a-time guarantee SQLite's BEGIN IMMEDIATE gives.
@@ -38,6 +40,8 @@ class SqlUnitOfWork:
         self.profiles = SqlProfileStore(connection)
         self.catalog = SqlCatalog(connection, categories)
         self.keys = SqlKeyStore(connection)
+        self.segments = SqlSegmentStore(connection)
+        self.predictions = SqlPredictionStore(connection)
         self.decisions = decisions.SqlDecisionStore(connection)
         self.audit = SqlAuditTrail(connection)
         self.changed_profiles: set[str] | None = None  # None: not declared, so any

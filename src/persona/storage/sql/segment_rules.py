@@ -33,7 +33,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from persona.segments.rules import (
+from persona.rules import (
     And,
     Comparison,
     Count,

@@ -1,8 +1,10 @@
 """The segment rule language: grammar, syntax tree, parser and checks.
 
 A rule is parsed once (lark, LALR, with positions) into the small frozen tree below; both
-evaluators (``evaluate`` for one profile in real time, ``compile_sql`` for everyone at once)
-read that tree and nothing else. Mistakes raise ``RuleSyntaxError`` with the line, the column
+evaluators (``segments.evaluate`` for one profile in real time, and the store's batch
+evaluator, ``storage.sql.segment_rules``, for everyone at once) read that tree and nothing else:
+it is the vocabulary the segments domain and the storage backends share, so it depends on
+neither. Mistakes raise ``RuleSyntaxError`` with the line, the column
 and a caret under the place of the mistake. ``docs/segments.md`` documents the language.
 """
 

@@ -1,52 +1,28 @@
-"""SQL access for segments: definitions, memberships, and the recent events of some people."""
+"""Segment definitions, memberships (with their history), and rules evaluated for everyone.
+
+A rule is evaluated in batch as one SELECT of the matching profile keys (``segment_rules``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
-from itertools import islice
-from typing import Any, TypeVar
+from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.engine import Connection
 
-from persona.segments.evaluate import RecentEvent
+from persona.rules import Rule
 from persona.storage import tables
-from persona.storage.sql import driver_connection
-from persona.storage.tables.predictions import profile_scores
+from persona.storage.records import MembershipRecord, SegmentRecord
+from persona.storage.sql.common import chunks, driver_connection
+from persona.storage.sql.segment_rules import select_members
 from persona.storage.tables.segments import segment_memberships, segments
 
-T = TypeVar("T")
 _OPEN_SEGMENTS = (
     "SELECT segment FROM segment_memberships"
     " WHERE profile_key = %s AND exited_at_ms IS NULL ORDER BY segment"
 )
 _OPEN_SEGMENTS_QMARK = _OPEN_SEGMENTS.replace("%s", "?")
-IN_CHUNK = 900  # below every SQLite build's bound on bound parameters
-
-
-def _chunks(values: Collection[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
-    iterator = iter(values)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentRecord:
-    name: str
-    kind: str
-    rule: str | None
-    description: str
-    created_at_ms: int
-    updated_at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class MembershipRecord:
-    segment: str
-    profile_key: str
-    entered_at_ms: int
-    exited_at_ms: int | None
 
 
 class SqlSegmentStore:
@@ -55,7 +31,6 @@ class SqlSegmentStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    # -- definitions ---------------------------------------------------------------------------
     def definitions(self) -> list[SegmentRecord]:
         rows = self._c.execute(select(segments).order_by(segments.c.name))
         return [_segment(row._mapping) for row in rows]
@@ -76,7 +51,6 @@ class SqlSegmentStore:
         self._c.execute(delete(m).where(m.c.segment == name))
         self._c.execute(delete(segments).where(segments.c.name == name))
 
-    # -- memberships ---------------------------------------------------------------------------
     def open_members(self, segment: str) -> set[str]:
         m = segment_memberships
         query = select(m.c.profile_key).where(m.c.segment == segment, m.c.exited_at_ms.is_(None))
@@ -115,7 +89,7 @@ class SqlSegmentStore:
     def open_memberships_of(self, profile_keys: Collection[str]) -> dict[str, set[str]]:
         m = segment_memberships
         found: dict[str, set[str]] = {}
-        for chunk in _chunks(profile_keys):
+        for chunk in chunks(profile_keys):
             rows = self._c.execute(
                 select(m.c.profile_key, m.c.segment).where(
                     m.c.profile_key.in_(chunk), m.c.exited_at_ms.is_(None)
@@ -137,7 +111,7 @@ class SqlSegmentStore:
 
     def exit(self, segment: str, profile_keys: Collection[str], at_ms: int) -> None:
         m = segment_memberships
-        for chunk in _chunks(profile_keys):
+        for chunk in chunks(profile_keys):
             self._c.execute(
                 update(m)
                 .where(
@@ -149,7 +123,7 @@ class SqlSegmentStore:
     def exit_all(self, profile_keys: Collection[str], at_ms: int) -> None:
         """Close every open membership of these profiles (profiles merged into another)."""
         m = segment_memberships
-        for chunk in _chunks(profile_keys):
+        for chunk in chunks(profile_keys):
             self._c.execute(
                 update(m)
                 .where(m.c.profile_key.in_(chunk), m.c.exited_at_ms.is_(None))
@@ -182,34 +156,17 @@ class SqlSegmentStore:
         )
         return [_membership(row._mapping) for row in self._c.execute(query)]
 
-    # -- what the real-time evaluator reads ------------------------------------------------------
-    def scores_of(self, profile_keys: Collection[str]) -> dict[str, dict[str, float]]:
-        """The prediction scores of some people (``profile.scores.<name>``)."""
-        s = profile_scores
-        found: dict[str, dict[str, float]] = {}
-        for chunk in _chunks(profile_keys):
-            query = select(s.c.profile_key, s.c.name, s.c.probability).where(
-                s.c.profile_key.in_(chunk)
-            )
-            for key, name, probability in self._c.execute(query):
-                found.setdefault(key, {})[name] = float(probability)
-        return found
+    def matching(self, rule: Rule, now_ms: int) -> set[str]:
+        return set(self._c.execute(self._select(rule, now_ms)).scalars())
 
-    def recent_events(
-        self, profile_keys: Collection[str], since_ms: int | None, types: Sequence[str]
-    ) -> dict[str, list[RecentEvent]]:
-        """Events of ``types`` at or after ``since_ms`` (None: all time), per profile."""
-        e = tables.events
-        found: dict[str, list[RecentEvent]] = {}
-        for chunk in _chunks(profile_keys, IN_CHUNK - len(types) - 1):
-            query = select(e.c.profile_key, e.c.type, e.c.item_id, e.c.occurred_at_ms).where(
-                e.c.profile_key.in_(chunk), e.c.type.in_(types)
-            )
-            if since_ms is not None:
-                query = query.where(e.c.occurred_at_ms >= since_ms)
-            for key, event_type, item_id, at in self._c.execute(query):
-                found.setdefault(key, []).append(RecentEvent(event_type, item_id, at))
-        return found
+    def preview(self, rule: Rule, now_ms: int, sample_size: int) -> tuple[int, list[str]]:
+        query = self._select(rule, now_ms)
+        size = self._c.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        sample = self._c.execute(query.order_by("profile_key").limit(sample_size)).scalars()
+        return int(size), list(sample)
+
+    def _select(self, rule: Rule, now_ms: int) -> Select[str]:
+        return select_members(rule, self._c.dialect.name, now_ms)
 
 
 def _segment(m: Any) -> SegmentRecord:

@@ -1,32 +1,20 @@
-"""SQL access for prediction definitions and profile scores."""
+"""Prediction definitions and each person's calibrated probability for each of them."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
-from persona.storage.sql import driver_connection
+from persona.storage.records import PredictionRecord
+from persona.storage.sql.common import chunks, driver_connection
 from persona.storage.tables.predictions import predictions, profile_scores
 
 WRITE_CHUNK = 2_000
-IN_CHUNK = 900  # below every SQLite build's bound on bound parameters
 _SCORES = "SELECT name, probability FROM profile_scores WHERE profile_key = %s ORDER BY name"
 _SCORES_QMARK = _SCORES.replace("%s", "?")
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionRecord:
-    name: str
-    event_type: str
-    horizon_days: int
-    description: str
-    created_at_ms: int
-    trained_at_ms: int | None
-    evaluation: dict[str, Any] | None
 
 
 class SqlPredictionStore:
@@ -75,11 +63,9 @@ class SqlPredictionStore:
             self._c.execute(s.insert(), rows[start : start + WRITE_CHUNK])
 
     def forget(self, profile_keys: Collection[str]) -> None:
-        """Remove every score of these profiles."""
         s = profile_scores
-        keys = sorted(profile_keys)
-        for start in range(0, len(keys), IN_CHUNK):
-            self._c.execute(delete(s).where(s.c.profile_key.in_(keys[start : start + IN_CHUNK])))
+        for chunk in chunks(sorted(profile_keys)):
+            self._c.execute(delete(s).where(s.c.profile_key.in_(chunk)))
 
     def scores_of(self, profile_key: str) -> dict[str, float]:
         """One profile's scores: the profile read's lean path (driver-level SQL, one parameter).
@@ -92,6 +78,17 @@ class SqlPredictionStore:
         else:
             rows = self._c.exec_driver_sql(_SCORES, (profile_key,))
         return {name: float(p) for name, p in rows}
+
+    def scores_by_profile(self, profile_keys: Collection[str]) -> dict[str, dict[str, float]]:
+        s = profile_scores
+        found: dict[str, dict[str, float]] = {}
+        for chunk in chunks(profile_keys):
+            query = select(s.c.profile_key, s.c.name, s.c.probability).where(
+                s.c.profile_key.in_(chunk)
+            )
+            for key, name, probability in self._c.execute(query):
+                found.setdefault(key, {})[name] = float(probability)
+        return found
 
     def all_scores(self) -> Iterator[tuple[str, dict[str, float]]]:
         """(profile key, {name: probability}) for everyone with a score, by profile key."""
