@@ -11,7 +11,7 @@ from persona.api.app import create_app
 from persona.clock import FakeClock
 from persona.decide.service import DecisionService
 from persona.engine import Engine
-from persona.ingest.service import ValidEvent
+from persona.ingest.service import AppliedBatch, ValidEvent
 from tests.conftest import open_engine
 from tests.decide.placements import ab, create, decide, outcome, post_events, thompson
 
@@ -106,7 +106,8 @@ def test_rewards_apply_once_per_event_and_once_per_decision(
     ]
     for _ in range(2):
         with engine.storage.write() as uow:
-            engine.decisions.on_events(uow, replay, {}, engine.clock.now_ms())
+            applied = AppliedBatch(replay, {}, {}, {}, {}, [], engine.clock.now_ms())
+            engine.decisions.on_events(uow, applied)
     assert engine.decisions.bandit_state("banner", 1) == expected
 
     # an impression without a click is a failed trial; a click later turns it into a success

@@ -42,6 +42,7 @@ from persona.decide.schema import (
 from persona.decide.targeting import RequestFacts, bucket_of, matches
 from persona.errors import ConflictError, UnknownPlacementError
 from persona.ids import uuid7_hex
+from persona.ingest.service import AppliedBatch
 from persona.profiles.service import ProfileService, anonymous_key, user_key
 from persona.recommend.service import (
     RecommendationQuery,
@@ -451,27 +452,25 @@ class DecisionService:
             return CONVERSION
         return None
 
-    def on_events(
-        self,
-        uow: UnitOfWork,
-        events: Sequence[Any],
-        profile_keys: Mapping[str, str],
-        now_ms: int,
-    ) -> None:
+    def on_events(self, uow: UnitOfWork, applied: AppliedBatch) -> None:
         """Ingest listener: attribute outcomes carrying a ``decision_id`` and reward bandits.
 
         An outcome counts when its event time falls between the decision (less a small clock
         skew allowance) and the end of the attribution window after it.
         """
-        relevant = [e for e in events if e.decision_id and self.outcome_kind(e.type) is not None]
+        relevant = [
+            (e.decision_id, e)
+            for e in applied.events
+            if e.decision_id and self.outcome_kind(e.type) is not None
+        ]
         if not relevant:
             return
         store = uow.decisions
-        found = store.decisions({e.decision_id for e in relevant})
+        found = store.decisions({decision_id for decision_id, _ in relevant})
         window = self.settings.attribution_window_ms
         outcomes: list[OutcomeRecord] = []
-        for event in relevant:
-            decision = found.get(event.decision_id)
+        for decision_id, event in relevant:
+            decision = found.get(decision_id)
             if decision is None or decision.variant is None:
                 continue
             elapsed = event.occurred_at_ms - decision.decided_at_ms
@@ -494,7 +493,7 @@ class DecisionService:
                 )
             )
         store.add_outcomes(outcomes)
-        self._reward(store, outcomes, found, now_ms)
+        self._reward(store, outcomes, found, applied.now_ms)
 
     def _reward(
         self,

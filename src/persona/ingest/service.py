@@ -27,6 +27,7 @@ from persona.ingest.schema import (
     plain_events,
 )
 from persona.observability.metrics import Metrics
+from persona.profiles.aggregate import ProfileState
 from persona.profiles.service import ProfileService, anonymous_key, user_key
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import EventRecord, QuarantineRecord
@@ -40,9 +41,28 @@ ERROR_CODES = {
 }
 
 
-# Called with the unit of work, the newly stored events, the profile key of each event id and
-# the time of the call (how segments keep memberships current in the same transaction).
-IngestListener = Callable[[UnitOfWork, Sequence["ValidEvent"], Mapping[str, str], int], None]
+@dataclass(frozen=True, slots=True)
+class AppliedBatch:
+    """What one ingest transaction stored and folded, handed to the ingest listeners inside it
+    (segments, clusters, predictions, attribution), so none of them reads it back."""
+
+    events: Sequence[ValidEvent]  # the newly stored events, in arrival order
+    profile_keys: Mapping[str, str]  # event id -> the profile it was folded into
+    states: Mapping[str, ProfileState]  # every profile the events changed, as folded
+    documents: Mapping[str, dict[str, Any]]  # the same states as stored
+    traits: Mapping[str, dict[str, Any] | None]  # their traits (None: never set)
+    merged_away: Sequence[str]  # anonymous profiles merged into a user's by this batch
+    now_ms: int
+
+    @property
+    def touched(self) -> set[str]:
+        """The profiles the batch's events landed in."""
+        return set(self.profile_keys.values())
+
+
+# Called inside the write transaction, right after the events and profiles are stored (how
+# segments keep memberships current in the same transaction).
+IngestListener = Callable[[UnitOfWork, AppliedBatch], None]
 
 
 class IngestGate(Protocol):
@@ -384,8 +404,19 @@ class IngestService:
         # new data: every id the events carry, merged-away anonymous ones included. The
         # ingest listeners below (segments, clusters, attribution) change only these people.
         uow.changes_profiles(batch.touched)
+        if not self._listeners:
+            return
+        applied = AppliedBatch(
+            batch.fresh,
+            profile_keys,
+            update.states,
+            update.documents,
+            update.traits,
+            update.merged_away,
+            now_ms,
+        )
         for listener in self._listeners:
-            listener(uow, batch.fresh, profile_keys, now_ms)
+            listener(uow, applied)
 
     def _finish(self, batch: _Batch) -> IngestResult:
         outcomes = batch.outcomes

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from persona.clock import Clock
 from persona.errors import ConflictError
+from persona.ingest.service import AppliedBatch
 from persona.predictions.clustering import (
     ClusterConfig,
     ClusterModel,
@@ -30,7 +31,6 @@ from persona.predictions.clustering import (
 )
 from persona.predictions.events import states_as_of
 from persona.profiles.aggregate import AggregateRules, ProfileState
-from persona.profiles.service import IdentifiedEvent
 from persona.storage.protocols import SegmentStore, Storage, UnitOfWork
 from persona.storage.records import SegmentRecord
 
@@ -141,24 +141,16 @@ class ClusterService:
                 store.replace(SegmentRecord(name, CLUSTER, None, RETIRED, found.created_at_ms, now))
 
     # -- real time -----------------------------------------------------------------------------
-    def on_events(
-        self,
-        uow: UnitOfWork,
-        events: Sequence[IdentifiedEvent],
-        profile_keys: Mapping[str, str],
-        now_ms: int,
-    ) -> None:
+    def on_events(self, uow: UnitOfWork, applied: AppliedBatch) -> None:
         """Ingest listener: move each touched profile to its nearest centroid."""
         model = self.model()
-        touched = sorted(set(profile_keys.values()))
-        if model is None or not touched:
+        keys = sorted(applied.touched)
+        if model is None or not keys:
             return
-        records = uow.profiles.load(touched)
-        keys = sorted(records)
-        states = [ProfileState.from_dict(records[k].state) for k in keys]
-        assigned = model.assign(model.schema.matrix(states, now_ms))
-        store = uow.segments
-        _reassign(store, model, dict(zip(keys, assigned, strict=True)), now_ms, only=keys)
+        states = [applied.states[k] for k in keys]
+        assigned = model.assign(model.schema.matrix(states, applied.now_ms))
+        assignment = dict(zip(keys, assigned, strict=True))
+        _reassign(uow.segments, model, assignment, applied.now_ms, only=keys)
 
     # -- reading -------------------------------------------------------------------------------
     def clusters(self) -> list[ClusterSummary]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from persona.clock import Clock
 from persona.errors import ConflictError, InvalidRequestError, NotFoundError
+from persona.ingest.service import AppliedBatch
 from persona.predictions.events import EventLog, load_event_log
 from persona.predictions.propensity import Evaluation, PropensityConfig, train_propensity
-from persona.profiles.service import IDENTIFY, IdentifiedEvent, anonymous_key
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import PredictionRecord
 
@@ -135,23 +135,11 @@ class PredictionService:
         log = self.load_events(as_of_ms)
         return [self.train(r.name, as_of_ms=as_of_ms, log=log) for r in records]
 
-    def on_events(
-        self,
-        uow: UnitOfWork,
-        events: Sequence[IdentifiedEvent],
-        profile_keys: Mapping[str, str],
-        now_ms: int,
-    ) -> None:
+    def on_events(self, uow: UnitOfWork, applied: AppliedBatch) -> None:
         """Ingest listener: an anonymous profile merged into a known person loses its scores
         (the person's own scores stand until the next training)."""
-        touched = set(profile_keys.values())
-        merged_away = {
-            anonymous_key(e.anonymous_id)
-            for e in events
-            if e.type == IDENTIFY and e.anonymous_id and e.user_id
-        } - touched
-        if merged_away:
-            uow.predictions.forget(merged_away)
+        if applied.merged_away:
+            uow.predictions.forget(applied.merged_away)
 
     # -- reading scores ------------------------------------------------------------------------
     def profile_facet(self, uow: UnitOfWork, profile_key: str) -> dict[str, dict[str, float]]:

@@ -69,6 +69,8 @@ class ProfileUpdate:
     new_links: dict[str, str] = field(default_factory=dict)
     linked: dict[str, bool] = field(default_factory=dict)  # alias -> had events before its link
     states: dict[str, ProfileState] = field(default_factory=dict)
+    traits: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)  # saved states
     merged_away: list[str] = field(default_factory=list)
     grouped: dict[str, list[tuple[IdentifiedEvent, Sequence[str]]]] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
@@ -85,6 +87,7 @@ class ProfileUpdate:
             return
         records = reader.profiles.load(list(self.wanted))
         self.states = {k: ProfileState.from_dict(r.state) for k, r in records.items()}
+        self.traits = {k: r.traits for k, r in records.items()}
         categories = reader.catalog.categories_for(list({e.item_id for e in events if e.item_id}))
         grouped, raw_keys = self.grouped, self.raw_keys
         for event in events:
@@ -111,7 +114,8 @@ class ProfileUpdate:
     def save(self, uow: UnitOfWork, now_ms: int) -> None:
         if not self.dirty and not self.new_links:
             return
-        uow.profiles.save_states({k: self.states[k].to_dict() for k in self.dirty}, now_ms)
+        self.documents = {k: self.states[k].to_dict() for k in self.dirty}
+        uow.profiles.save_states(self.documents, now_ms)
         if self.merged_away:
             uow.profiles.delete(self.merged_away)
             for alias in self.merged_away:

@@ -16,7 +16,7 @@ membership decided just before it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from persona.cache import Refreshed
 from persona.clock import Clock
 from persona.errors import ConflictError, InvalidRequestError, InvalidRuleError, NotFoundError
-from persona.profiles.service import IDENTIFY, IdentifiedEvent, anonymous_key
+from persona.ingest.service import AppliedBatch
 from persona.rules import (
     SEGMENT_NAME,
     Comparison,
@@ -294,54 +294,45 @@ class SegmentService:
         return len(entered), len(exited)
 
     # -- real time -----------------------------------------------------------------------------
-    def on_events(
-        self,
-        uow: UnitOfWork,
-        events: Sequence[IdentifiedEvent],
-        profile_keys: Mapping[str, str],
-        now_ms: int,
-    ) -> None:
-        """Ingest listener: re-decide every rule segment for the profiles a batch touched."""
+    def on_events(self, uow: UnitOfWork, applied: AppliedBatch) -> None:
+        """Ingest listener: re-decide every rule segment for the profiles a batch touched,
+        from the states it folded."""
         store = uow.segments
-        touched = set(profile_keys.values())
-        merged_away = {
-            anonymous_key(e.anonymous_id)
-            for e in events
-            if e.type == IDENTIFY and e.anonymous_id and e.user_id
-        } - touched
         plan = self._real_time_plan(store)
-        if merged_away:
-            store.exit_all(merged_away, now_ms)
+        if applied.merged_away:
+            store.exit_all(applied.merged_away, applied.now_ms)
+        touched = applied.touched
         if not plan.segments or not touched:
             return
-        self._evaluate_profiles(uow, store, plan, touched, now_ms)
+        profiles = {k: (applied.documents[k], applied.traits.get(k)) for k in touched}
+        self._evaluate_profiles(uow, store, plan, profiles, applied.now_ms)
 
     def _evaluate_profiles(
         self,
         uow: UnitOfWork,
         store: SegmentStore,
         plan: RealTimePlan,
-        keys: Collection[str],
+        profiles: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any] | None]],
         now_ms: int,
     ) -> None:
-        records = uow.profiles.load(list(keys))
+        """Decide every rule segment for ``profiles`` (key -> (state, traits))."""
         events = {}
         if plan.event_types:
             since = None if plan.longest_window_ms is None else now_ms - plan.longest_window_ms
-            events = uow.events.recent_events(records.keys(), since, plan.event_types)
+            events = uow.events.recent_events(profiles.keys(), since, plan.event_types)
         categories: dict[str, list[str]] = {}
         if plan.uses_categories:
             item_ids = {e.item_id for evs in events.values() for e in evs if e.item_id}
             categories = uow.catalog.categories_for(list(item_ids))
-        current = store.open_memberships_of(records.keys())
-        scores = uow.predictions.scores_by_profile(records.keys()) if plan.uses_scores else {}
+        current = store.open_memberships_of(profiles.keys())
+        scores = uow.predictions.scores_by_profile(profiles.keys()) if plan.uses_scores else {}
         entered: dict[str, list[str]] = {}
         exited: dict[str, list[str]] = {}
-        for key, record in records.items():
+        for key, (state, traits) in profiles.items():
             facts = ProfileFacts(
                 key,
-                record.state,
-                record.traits,
+                state,
+                traits,
                 events.get(key, ()),
                 set(current.get(key, ())),
                 categories,
