@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from persona.clock import DAY_MS
 from persona.demo.movielens import load_movielens
 from persona.engine import Engine
-from persona.predictions.events import DAY_MS, EventLog
+from persona.predictions.events import EventLog
 from persona.predictions.propensity import (
     FEATURES,
     PropensityConfig,

@@ -8,7 +8,7 @@ from persona.access.keys import ApiKeyService
 from persona.access.ratelimit import RateLimiter
 from persona.cache import AnswerCache
 from persona.catalog.service import CatalogService
-from persona.clock import Clock, SystemClock
+from persona.clock import DAY_MS, HOUR_MS, Clock, SystemClock
 from persona.decide.service import DecisionService, DecisionSettings
 from persona.experiments.results import ExperimentService
 from persona.ingest.service import IngestLimits, IngestService
@@ -60,7 +60,7 @@ class Engine:
         metrics = Metrics()
         rules = AggregateRules(
             session_gap_ms=round(settings.session_gap_seconds * 1000),
-            half_life_ms=settings.affinity_half_life_days * 86_400_000,
+            half_life_ms=settings.affinity_half_life_days * DAY_MS,
             recent_limit=settings.recent_items_limit,
             weights=dict(settings.event_weights),
             purchase_types=frozenset(settings.purchase_event_types),
@@ -118,7 +118,7 @@ class Engine:
             recommendations,
             DecisionSettings(
                 page_cap=settings.decision_page_cap,
-                attribution_window_ms=round(settings.attribution_window_hours * 3_600_000),
+                attribution_window_ms=round(settings.attribution_window_hours * HOUR_MS),
                 purchase_types=frozenset(settings.purchase_event_types),
             ),
         )

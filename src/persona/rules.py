@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeAlias
 from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
+from persona.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from persona.errors import RuleSyntaxError
 
 GRAMMAR = r"""
@@ -75,8 +76,8 @@ NAME: /[A-Za-z_][A-Za-z0-9_]*/
 
 MAX_RULE_CHARS = 4000
 MAX_DEPTH = 32
-MAX_WINDOW_MS = 3650 * 86_400_000
-UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000}
+MAX_WINDOW_MS = 3650 * DAY_MS
+UNIT_MS = {"d": DAY_MS, "h": HOUR_MS, "m": MINUTE_MS}
 
 Scalar: TypeAlias = bool | int | float | str
 Operator = Literal["=", "!=", "<", "<=", ">", ">="]

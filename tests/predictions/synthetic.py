@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from persona.predictions.events import DAY_MS, EventLog
+from persona.clock import DAY_MS
+from persona.predictions.events import EventLog
 
 START_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 

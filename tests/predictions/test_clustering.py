@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from persona.clock import DAY_MS
 from persona.predictions.clustering import (
     ClusterConfig,
     ClusterModel,
@@ -14,7 +15,6 @@ from persona.predictions.clustering import (
     match_ids,
     train_clusters,
 )
-from persona.predictions.events import DAY_MS
 from persona.profiles.aggregate import AggregateRules, FoldEvent, ProfileState
 
 NOW = 1_767_225_600_000

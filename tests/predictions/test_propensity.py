@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from persona.predictions.events import DAY_MS, EventLog
+from persona.clock import DAY_MS
+from persona.predictions.events import EventLog
 from persona.predictions.propensity import (
     FEATURES,
     FeatureFrame,

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 from persona.catalog.schema import Item, ItemFields, ItemIn
-from persona.clock import Clock
+from persona.clock import Clock, epoch_ms, utc
 from persona.errors import NotFoundError
 from persona.storage.protocols import Storage
 from persona.storage.records import ItemRecord
-
-
-def _ms(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1000)
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 class CatalogService:
@@ -72,7 +61,7 @@ class CatalogService:
             tags=list(dict.fromkeys(fields.tags)),
             price=fields.price,
             available=fields.available,
-            created_at_ms=_ms(fields.created_at) if fields.created_at else now_ms,
+            created_at_ms=epoch_ms(fields.created_at) if fields.created_at else now_ms,
             attributes=fields.attributes,
             updated_at_ms=now_ms,
         )
@@ -86,7 +75,7 @@ class CatalogService:
             tags=record.tags,
             price=record.price,
             available=record.available,
-            created_at=_dt(record.created_at_ms),
+            created_at=utc(record.created_at_ms),
             attributes=record.attributes,
-            updated_at=_dt(record.updated_at_ms),
+            updated_at=utc(record.updated_at_ms),
         )

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from persona.cli.context import open_engine as _open
 from persona.errors import PersonaError
+from persona.identity import ANONYMOUS, USER
 from persona.predictions.scheduler import PredictiveTraining
-from persona.profiles.service import ANONYMOUS, USER
 
 predictions_app = typer.Typer(help="Propensity predictions.", no_args_is_help=True)
 clusters_app = typer.Typer(help="Behavioural clusters.", no_args_is_help=True)

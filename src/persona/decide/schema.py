@@ -8,7 +8,7 @@ here so that a stored configuration is always usable.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -247,10 +247,6 @@ class DecisionOut(BaseModel):
 
 class DecisionsOut(BaseModel):
     decisions: list[DecisionOut]
-
-
-def at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def experiment_id(name: str, version: int) -> str:

@@ -23,7 +23,7 @@ import anyio.to_thread
 import numpy as np
 
 from persona.cache import Refreshed
-from persona.clock import Clock
+from persona.clock import MINUTE_MS, Clock
 from persona.decide.assignment import (
     HOLDOUT_SALT,
     ExperimentSplit,
@@ -41,9 +41,10 @@ from persona.decide.schema import (
 )
 from persona.decide.targeting import RequestFacts, bucket_of, matches
 from persona.errors import ConflictError, UnknownPlacementError
+from persona.identity import anonymous_key, user_key
 from persona.ids import uuid7_hex
 from persona.ingest.service import AppliedBatch
-from persona.profiles.service import ProfileService, anonymous_key, user_key
+from persona.profiles.service import ProfileService
 from persona.recommend.service import (
     RecommendationQuery,
     RecommendationResult,
@@ -62,7 +63,7 @@ ARM, HOLDOUT, OUTSIDE = "arm", "holdout", "outside"
 IMPRESSION, CLICK, CONVERSION = "impression", "click", "conversion"
 TRIAL, SUCCESS = "trial", "success"
 PLACEMENTS_TTL_SECONDS = 1.0
-CLOCK_SKEW_MS = 5 * 60_000  # an outcome may carry a client time this much before its decision
+CLOCK_SKEW_MS = 5 * MINUTE_MS  # an outcome may carry a client time this much before its decision
 
 
 @dataclass(frozen=True, slots=True)

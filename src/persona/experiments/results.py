@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from persona.decide.schema import EXPERIMENT_POLICIES, PlacementBody, at, experiment_id
+from persona.clock import utc
+from persona.decide.schema import EXPERIMENT_POLICIES, PlacementBody, experiment_id
 from persona.decide.service import ARM, CLICK, CONVERSION, HOLDOUT, IMPRESSION, DecisionService
 from persona.errors import InsufficientDataError, UnknownPlacementError
 from persona.experiments import stats
@@ -102,7 +103,7 @@ class ExperimentService:
             status=record.status,
             variants=[v.id for v in config.variants],
             holdout_share=config.holdout_share,
-            started_at=at(version.created_at_ms),
+            started_at=utc(version.created_at_ms),
         )
 
     def results(self, value: str, *, cuped: bool = False) -> ExperimentResults:
@@ -173,7 +174,7 @@ class ExperimentService:
             placement=record.name,
             version=version.version,
             policy=version.policy,
-            started_at=at(version.created_at_ms),
+            started_at=utc(version.created_at_ms),
             confidence=confidence,
             attribution_window_hours=self._window_hours,
             control=control_name,

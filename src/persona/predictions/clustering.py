@@ -30,8 +30,9 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.metrics import silhouette_score
 
+from persona.clock import DAY_MS
 from persona.errors import PersonaError
-from persona.predictions.events import DAY_MS, FloatArray
+from persona.predictions.events import FloatArray
 from persona.profiles.aggregate import ProfileState
 
 BASE_FEATURES = (

@@ -19,7 +19,6 @@ from persona.storage.protocols import UnitOfWork
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-DAY_MS = 86_400_000
 BATCH = 50_000
 
 

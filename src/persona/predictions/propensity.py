@@ -35,8 +35,9 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from persona.clock import DAY_MS
 from persona.errors import PersonaError
-from persona.predictions.events import DAY_MS, EventLog, FloatArray, IntArray
+from persona.predictions.events import EventLog, FloatArray, IntArray
 
 FEATURES: tuple[str, ...] = (
     "days_since_last",

@@ -7,13 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from persona.clock import utc_or_none
 from persona.storage.records import PredictionRecord
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-
-
-def at(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
 
 class PredictionIn(BaseModel):
@@ -48,8 +45,8 @@ class Prediction(BaseModel):
             event_type=record.event_type,
             horizon_days=record.horizon_days,
             description=record.description,
-            created_at=at(record.created_at_ms) or datetime.now(UTC),
-            trained_at=at(record.trained_at_ms),
+            created_at=utc_or_none(record.created_at_ms) or datetime.now(UTC),
+            trained_at=utc_or_none(record.trained_at_ms),
             evaluation=record.evaluation,
         )
 

@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection
 
 from persona.clock import Clock
 from persona.errors import InvalidRequestError
+from persona.identity import ANONYMOUS
 from persona.privacy.audit import AuditLog, connection_of
-from persona.profiles.service import ANONYMOUS
 from persona.storage.protocols import UnitOfWork
 from persona.storage.sql import SqlStorage, driver_connection, json_text
 from persona.storage.tables import aliases

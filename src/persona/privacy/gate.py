@@ -15,11 +15,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from persona.errors import InvalidRequestError
+from persona.identity import anonymous_key, user_key
 from persona.ingest.service import Rejection, ValidEvent
 from persona.privacy.audit import connection_of
 from persona.privacy.consent import USE_PURPOSES, ConsentService, load_book
 from persona.privacy.personal import PersonalData
-from persona.profiles.service import anonymous_key, user_key
 from persona.storage.protocols import UnitOfWork
 from persona.storage.sql import driver_connection, json_text
 from persona.storage.tables.privacy import held_events, subject_tombstones

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
 
 from persona.cache import AnswerCache
-from persona.clock import Clock
+from persona.clock import DAY_MS, Clock, iso_z
 from persona.errors import NotFoundError
+from persona.identity import anonymous_key, split_key, user_key
 from persona.profiles.aggregate import AggregateRules, Foldable, ProfileState
 from persona.profiles.schema import Profile
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import ProfileRecord
 
-USER = "u:"
-ANONYMOUS = "a:"
 IDENTIFY = "identify"
-DAY_MS = 86_400_000
 
 
 class IdentifiedEvent(Foldable, Protocol):
@@ -30,14 +27,6 @@ class IdentifiedEvent(Foldable, Protocol):
     def user_id(self) -> str | None: ...
     @property
     def anonymous_id(self) -> str | None: ...
-
-
-def user_key(user_id: str) -> str:
-    return USER + user_id
-
-
-def anonymous_key(anonymous_id: str) -> str:
-    return ANONYMOUS + anonymous_id
 
 
 ProfileFacet = Callable[[UnitOfWork, str], dict[str, Any]]
@@ -50,9 +39,7 @@ TraitsFilter = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 def _iso(ms: int | None) -> str | None:
     """A time in milliseconds as pydantic writes a UTC datetime (``...Z``)."""
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return None if ms is None else iso_z(ms)
 
 
 @dataclass(slots=True)
@@ -249,7 +236,7 @@ class ProfileService:
             if record is None:
                 raise NotFoundError(f"no profile for {person_id!r}")
             key = record.profile_key
-            aliases = [a.removeprefix(ANONYMOUS) for a in uow.profiles.aliases_of(key)]
+            aliases = [split_key(a)[1] for a in uow.profiles.aliases_of(key)]
             facets: dict[str, Any] = {}
             for facet in self._facets:
                 facets.update(facet(uow, key))
@@ -310,9 +297,10 @@ def _render(
     recent items, and a model per item plus a datetime each cost more than the whole read."""
     state = ProfileState.from_dict(state_doc)
     affinities = sorted(state.affinity.items(), key=lambda kv: (-kv[1], kv[0]))
+    kind, person_id = split_key(key)
     document: dict[str, Any] = {
-        "profile_id": key[2:],
-        "kind": "user" if key.startswith(USER) else "anonymous",
+        "profile_id": person_id,
+        "kind": kind,
         "aliases": aliases,
         "traits": traits or {},
         "event_count": state.event_count,

@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from persona.cache import Refreshed
+from persona.clock import DAY_MS
 from persona.storage.protocols import Storage
 
 CONTEXT_FIELDS = ("device", "country")
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
+from persona.clock import DAY_S
 from persona.recommend.categories import CategoryIndex
 from persona.recommend.dataset import IntArray, Interactions
 from persona.recommend.request import RequestBlock, SourceInput
-from persona.recommend.timeline import DAY_S, ItemTimeline
+from persona.recommend.timeline import ItemTimeline
 
 FloatMatrix = npt.NDArray[np.float32]
 TREND_WINDOWS_DAYS = (7.0, 30.0, 365.0)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from persona.clock import DAY_S
 from persona.recommend.algorithms.ease import EASE, EASEConfig
 from persona.recommend.algorithms.factorization import ALS
 from persona.recommend.algorithms.neighbours import ItemKNN, ItemKNNConfig
@@ -33,7 +34,6 @@ from persona.recommend.sources import (
     ScorerSource,
     Trending,
 )
-from persona.recommend.timeline import DAY_S
 
 Progress = Callable[[str], None]
 SourceFactory = Callable[[int], list[CandidateSource]]

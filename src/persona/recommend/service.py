@@ -21,7 +21,8 @@ import numpy as np
 
 from persona.cache import AnswerCache, Refreshed
 from persona.clock import Clock
-from persona.profiles.service import ProfileService, anonymous_key, user_key
+from persona.identity import anonymous_key, user_key
+from persona.profiles.service import ProfileService
 from persona.recommend.context import ContextTrends
 from persona.recommend.pipeline import (
     PipelineConfig,

@@ -13,9 +13,9 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from persona.clock import DAY_S
 from persona.recommend.dataset import IntArray, Interactions
 
-DAY_S = 86_400
 _SHIFT = 34  # seconds fit in 34 bits until the year 2514; item indices get the upper 29 bits
 
 

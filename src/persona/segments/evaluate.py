@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from persona.clock import DAY_MS
 from persona.rules import (
     And,
     Comparison,
@@ -34,7 +35,6 @@ from persona.rules import (
 )
 from persona.storage.records import RecentEvent
 
-DAY_MS = 86_400_000.0
 MICROS = 1_000_000.0
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from persona.identity import split_key
 from persona.rules import MAX_RULE_CHARS
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
@@ -86,10 +87,6 @@ class ProfileSegments(BaseModel):
     history: list[Stay] = Field(description="Every entry and exit, oldest first.")
 
 
-def at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 def person(profile_key: str) -> PersonRef:
-    kind = "user" if profile_key.startswith("u:") else "anonymous"
-    return PersonRef(profile_id=profile_key[2:], kind=kind)
+    kind, person_id = split_key(profile_key)
+    return PersonRef(profile_id=person_id, kind=kind)

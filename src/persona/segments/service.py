@@ -22,7 +22,7 @@ from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
 from persona.cache import Refreshed
-from persona.clock import Clock
+from persona.clock import DAY_MS, Clock
 from persona.errors import ConflictError, InvalidRequestError, InvalidRuleError, NotFoundError
 from persona.ingest.service import AppliedBatch
 from persona.rules import (
@@ -43,7 +43,7 @@ from persona.storage.records import MembershipRecord, SegmentRecord
 
 RULE = "rule"
 FAVOURITES_TTL_SECONDS = 60.0
-FAVOURITES_WINDOW_MS = 30 * 86_400_000
+FAVOURITES_WINDOW_MS = 30 * DAY_MS
 FAVOURITES_PER_SEGMENT = 200
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Path, Request, Response
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, actor, engine_of, require, scoped
 from persona.api.query import json_body, parse_body
+from persona.clock import utc
 from persona.decide.schema import (
     EXPERIMENT_POLICIES,
     NAME_PATTERN,
@@ -21,7 +22,6 @@ from persona.decide.schema import (
     PlacementList,
     PlacementVersion,
     PlacementVersions,
-    at,
     experiment_id,
     parse_placement,
 )
@@ -71,8 +71,8 @@ def public(record: PlacementRecord, config: PlacementBody) -> Placement:
             else None
         ),
         config=config,
-        created_at=at(record.created_at_ms),
-        updated_at=at(record.updated_at_ms),
+        created_at=utc(record.created_at_ms),
+        updated_at=utc(record.updated_at_ms),
     )
 
 
@@ -183,7 +183,7 @@ def list_versions(name: str = PlacementName, engine: Engine = EngineDep) -> Plac
                 version=v.version,
                 policy=v.policy,
                 config=engine.decisions.config_of(name, v.version, v.config),
-                created_at=at(v.created_at_ms),
+                created_at=utc(v.created_at_ms),
             )
             for v in versions
         ],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -14,6 +13,7 @@ from starlette.responses import Response
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, require
 from persona.api.query import parse_json
+from persona.clock import utc_or_none
 from persona.engine import Engine
 from persona.errors import InvalidRequestError
 from persona.ingest.schema import EventIn, IngestResponse, QuarantineEntry, QuarantinePage
@@ -79,9 +79,6 @@ async def ingest_events(request: Request, engine: Engine = EngineDep) -> Respons
 
 
 def _entry(record: Any) -> QuarantineEntry:
-    def moment(ms: int | None) -> datetime | None:
-        return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
     return QuarantineEntry(
         quarantine_id=record.quarantine_id,
         event_id=record.event_id,
@@ -90,9 +87,9 @@ def _entry(record: Any) -> QuarantineEntry:
         path=record.path,
         batch_index=record.batch_index,
         source=record.source,
-        received_at=moment(record.received_at_ms),
+        received_at=utc_or_none(record.received_at_ms),
         raw=record.raw,
-        replayed_at=moment(record.replayed_at_ms),
+        replayed_at=utc_or_none(record.replayed_at_ms),
         replayed_event_id=record.replayed_event_id,
     )
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Response
 
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, require
+from persona.clock import utc
 from persona.engine import Engine
 from persona.predictions.schema import (
     NAME_PATTERN,
@@ -15,7 +16,6 @@ from persona.predictions.schema import (
     PredictionIn,
     PredictionList,
     TrainingOut,
-    at,
 )
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
@@ -103,7 +103,7 @@ def list_clusters(engine: Engine = EngineDep) -> ClusterList:
     return ClusterList(
         k=model.k if model else None,
         silhouettes={str(k): v for k, v in model.silhouettes.items()} if model else {},
-        trained_at=at(model.trained_at_ms) if model else None,
+        trained_at=utc(model.trained_at_ms) if model else None,
         clusters=[
             Cluster(
                 cluster_id=c.cluster_id, segment=c.segment, size=c.size, description=c.description

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, actor, require
+from persona.clock import utc
 from persona.engine import Engine
 from persona.privacy.aggregates import MECHANISM, check_k_anonymity, noisy_count
 from persona.privacy.export import export_json_schema
@@ -20,7 +20,7 @@ from persona.privacy.schema import (
     SegmentSize,
     SubjectExport,
 )
-from persona.segments.schema import NAME_PATTERN, Member, MemberPage, at, person
+from persona.segments.schema import NAME_PATTERN, Member, MemberPage, person
 
 router = APIRouter(prefix="/v1", tags=["privacy"])
 
@@ -129,7 +129,7 @@ def list_audit(
         entries=[
             AuditEntryOut(
                 audit_id=e.audit_id,
-                at=datetime.fromtimestamp(e.at_ms / 1000, UTC),
+                at=utc(e.at_ms),
                 actor=e.actor,
                 action=e.action,
                 target=e.target,
@@ -178,7 +178,7 @@ def export_segment(
     records = engine.segments.members(name, after=None, limit=max(size, 1))
     engine.privacy.audit.record(actor(request), "segment.export", f"segment:{name}", {"size": size})
     members = [
-        Member(**person(r.profile_key).model_dump(), entered_at=at(r.entered_at_ms))
+        Member(**person(r.profile_key).model_dump(), entered_at=utc(r.entered_at_ms))
         for r in records
     ]
     return MemberPage(members=members, next_after=None)

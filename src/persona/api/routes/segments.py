@@ -6,9 +6,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, actor, require
+from persona.clock import utc
 from persona.engine import Engine
+from persona.identity import anonymous_key, user_key
 from persona.profiles.schema import Profile
-from persona.profiles.service import anonymous_key, user_key
 from persona.segments.schema import (
     NAME_PATTERN,
     Member,
@@ -21,7 +22,6 @@ from persona.segments.schema import (
     SegmentIn,
     SegmentList,
     Stay,
-    at,
     person,
 )
 from persona.storage.records import SegmentRecord
@@ -39,8 +39,8 @@ def _public(record: SegmentRecord, size: int) -> Segment:
         rule=record.rule,
         description=record.description,
         size=size,
-        created_at=at(record.created_at_ms),
-        updated_at=at(record.updated_at_ms),
+        created_at=utc(record.created_at_ms),
+        updated_at=utc(record.updated_at_ms),
     )
 
 
@@ -141,7 +141,7 @@ def list_members(
 ) -> MemberPage:
     rows = engine.segments.members(name, after=after, limit=limit)
     members = [
-        Member(**person(r.profile_key).model_dump(), entered_at=at(r.entered_at_ms)) for r in rows
+        Member(**person(r.profile_key).model_dump(), entered_at=utc(r.entered_at_ms)) for r in rows
     ]
     next_after = rows[-1].profile_key if len(rows) == limit else None
     return MemberPage(members=members, next_after=next_after)
@@ -163,8 +163,8 @@ def get_profile_segments(user_id: str = PersonId, engine: Engine = EngineDep) ->
         history=[
             Stay(
                 segment=s.segment,
-                entered_at=at(s.entered_at_ms),
-                exited_at=None if s.exited_at_ms is None else at(s.exited_at_ms),
+                entered_at=utc(s.entered_at_ms),
+                exited_at=None if s.exited_at_ms is None else utc(s.exited_at_ms),
             )
             for s in history
         ],

@@ -8,9 +8,8 @@ from typing import Any, Self
 import numpy as np
 from scipy import sparse
 
+from persona.clock import DAY_MS
 from persona.recommend.dataset import Interactions
-
-DAY_MS = 86_400_000
 
 
 class _ItemCounts:

@@ -33,6 +33,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
+from persona import clock
 from persona.rules import (
     And,
     Comparison,
@@ -52,9 +53,10 @@ from persona.storage import tables
 from persona.storage.tables.predictions import profile_scores
 from persona.storage.tables.segments import segment_memberships
 
-DAY_MS = 86_400_000.0
+# a float: SQL divides an integer by an integer to an integer
+DAY_MS = float(clock.DAY_MS)
 MICROS = 1_000_000.0
-LONG_WINDOW_MS = 30 * 86_400_000
+LONG_WINDOW_MS = 30 * clock.DAY_MS
 
 
 class JsonAccess(Protocol):
