@@ -323,7 +323,7 @@ def recommend(
     """Recommendations for one person, or for everyone (`--all`) as JSON Lines."""
     import orjson
 
-    from persona.recommend.service import RecommendationQuery
+    from persona.recommend.answer import RecommendationQuery
     from persona.recommend.training import NotEnoughDataError
 
     if all_people == (user_id is not None):

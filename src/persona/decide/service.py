@@ -45,11 +45,8 @@ from persona.identity import anonymous_key, user_key
 from persona.ids import uuid7_hex
 from persona.ingest.service import AppliedBatch
 from persona.profiles.service import ProfileService
-from persona.recommend.service import (
-    RecommendationQuery,
-    RecommendationResult,
-    RecommendationService,
-)
+from persona.recommend.answer import RecommendationQuery, RecommendationResult
+from persona.recommend.service import RecommendationService
 from persona.storage.protocols import DecisionStore, Storage, UnitOfWork
 from persona.storage.records import (
     DecisionRecord,

@@ -16,6 +16,12 @@ from dataclasses import dataclass
 
 from persona.cache import Refreshed
 from persona.clock import DAY_MS
+from persona.recommend.answer import (
+    RecommendationQuery,
+    RecommendationResult,
+    RecommendedItem,
+    ServedModel,
+)
 from persona.storage.protocols import Storage
 
 CONTEXT_FIELDS = ("device", "country")
@@ -70,3 +76,36 @@ class ContextTrends:
                 for value, item, n in uow.events.context_item_counts(name, since, self._ignored):
                     counts.setdefault((name, value.lower()), Counter())[item] += n
         return counts
+
+
+def newcomer_answer(
+    trends: ContextTrends,
+    served: ServedModel,
+    query: RecommendationQuery,
+    country: str | None,
+    unavailable: Sequence[str],
+) -> RecommendationResult | None:
+    """What is trending on the request's device and in the person's country, for someone
+    without history; None when the context is unknown or says too little (fewer items than
+    asked for), and the pipeline answers."""
+    if query.device is None and country is None:
+        return None
+    data = served.pipeline.data
+    assert data is not None
+    blocked = set(query.exclude) | set(unavailable)
+    items: list[RecommendedItem] = []
+    for item_id, share in trends.ranked({"device": query.device, "country": country}):
+        index = data.item_index(item_id)
+        if index is None or item_id in blocked:
+            continue
+        if query.category is not None and query.category not in data.item_table.categories[index]:
+            continue
+        items.append(RecommendedItem(item_id, round(share, 6), ["context_trending"]))
+        if len(items) == query.n:
+            return RecommendationResult(
+                items,
+                "context_trending",
+                served.version.version,
+                "no history yet: what is trending on the same device and in the same country",
+            )
+    return None

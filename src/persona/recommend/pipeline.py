@@ -375,6 +375,21 @@ class RecommendationPipeline:
         affinity = content.score(inputs)[0][candidates]
         return candidates[np.argsort(-affinity, kind="stable")][:5]
 
+    def rank_by_source(self, request: Request, source: str, n: int) -> list[tuple[int, float]]:
+        """The top ``n`` items of one candidate source alone, as ``(item, score)``, filtered as
+        the pipeline filters: how the fallback chain answers when ranking cannot."""
+        assert self.data is not None
+        chosen = next((s for s in self.sources if s.name == source), None)
+        if chosen is None:
+            raise KeyError(f"no candidate source {source!r}")
+        block = RequestBlock(
+            [request.history], np.asarray([request.as_of_s]), np.asarray([request.hour])
+        )
+        scores = chosen.score(source_input(block, self.data.n_items))[0]
+        scores = np.where(self.excluded_mask(request.history, request.exclude), -np.inf, scores)
+        top = np.argsort(-scores, kind="stable")[:n]
+        return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
     def excluded_mask(self, history: History, exclude: IntArray | None) -> npt.NDArray[np.bool_]:
         assert self.available is not None
         mask = ~self.available

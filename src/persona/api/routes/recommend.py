@@ -11,13 +11,13 @@ from persona.api.deps import EngineDep, engine_of, require, scoped
 from persona.api.problems import request_id_of
 from persona.api.query import parse_query, query_parameters
 from persona.engine import Engine
+from persona.recommend.answer import RecommendationQuery
 from persona.recommend.schema import (
     ModelsOut,
     ModelVersionOut,
     RecommendationParams,
     RecommendationsOut,
 )
-from persona.recommend.service import RecommendationQuery
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
