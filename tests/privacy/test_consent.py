@@ -11,7 +11,6 @@ from sqlalchemy import func, select, text
 
 from persona.clock import FakeClock
 from persona.engine import Engine
-from persona.privacy.audit import connection_of
 from persona.recommend.service import NO_CONSENT
 from persona.storage.tables.privacy import audit_log, held_events
 from tests.conftest import NOW_MS, open_engine
@@ -167,7 +166,7 @@ def test_consent_history_with_dates(engine: Engine, clock: FakeClock) -> None:
     assert consent.current("u:dan", NOW_MS + 5_000)["analytics"] == "revoked"
     assert consent.current("u:dan", NOW_MS - 20_000)["analytics"] == "unset"
     with engine.storage.read() as uow:
-        history = engine.privacy.consent.history(connection_of(uow), ["u:dan"])
+        history = engine.privacy.consent.history(uow, ["u:dan"])
     assert [(c.status, c.effective_at_ms, c.source) for c in history] == [
         ("granted", NOW_MS - 10_000, "api"),
         ("revoked", NOW_MS, "api"),

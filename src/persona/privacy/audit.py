@@ -8,18 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from persona.clock import Clock
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import AuditEntry
-from persona.storage.sql import SqlUnitOfWork
-
-
-def connection_of(uow: UnitOfWork | SqlUnitOfWork) -> Connection:
-    if not isinstance(uow, SqlUnitOfWork):
-        raise TypeError("privacy needs the SQL storage")
-    return uow.connection
 
 
 class AuditLog:

@@ -13,19 +13,13 @@ import bisect
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
-
-from sqlalchemy import CompoundSelect, Select, insert, null, select, text, union_all
-from sqlalchemy.engine import Connection
 
 from persona.clock import Clock
 from persona.errors import InvalidRequestError
 from persona.identity import ANONYMOUS
-from persona.privacy.audit import AuditLog, connection_of
-from persona.storage.protocols import UnitOfWork
-from persona.storage.sql import SqlStorage, driver_connection, json_text
-from persona.storage.tables import aliases
-from persona.storage.tables.privacy import consents
+from persona.privacy.audit import AuditLog
+from persona.storage.protocols import ConsentLog, Storage, UnitOfWork
+from persona.storage.records import ConsentChange, ConsentEntry
 
 ANALYTICS = "analytics"
 PERSONALIZATION = "personalization"
@@ -37,16 +31,6 @@ class ConsentStatus(StrEnum):
     GRANTED = "granted"
     DENIED = "denied"
     REVOKED = "revoked"
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentChange:
-    profile_key: str
-    purpose: str
-    status: str
-    effective_at_ms: int
-    source: str
-    recorded_at_ms: int
 
 
 @dataclass(slots=True)
@@ -110,78 +94,33 @@ class ConsentBook:
         return keys
 
 
-def load_book(connection: Connection, keys: Iterable[str], required: bool) -> ConsentBook:
+def load_book(store: ConsentLog, keys: Iterable[str], required: bool) -> ConsentBook:
     """Consent rows of ``keys`` and of the users their anonymous keys link to: one query."""
     book = ConsentBook(required)
     wanted = sorted(set(keys))
     if not wanted:
         return book
     anonymous = [k for k in wanted if k.startswith(ANONYMOUS)]
-    seen: set[int] = set()
-    for consent_id, key, purpose, status, at_ms, alias in _book_rows(connection, wanted, anonymous):
-        if alias is not None:
-            book.links[alias] = key
-        if consent_id not in seen:
-            seen.add(consent_id)
-            book.add(key, purpose, status, at_ms)
+    _fill(book, store.book(wanted, anonymous))
     return book
 
 
-# What load_book asks, as plain SQL for SQLite: ingest asks it once per batch, and building the
-# general query with its two IN lists costs several times running it.
-_SQLITE_BOOK = """
-SELECT consent_id, profile_key, purpose, status, effective_at_ms, NULL FROM consents
- WHERE profile_key IN (SELECT value FROM json_each(?))
-UNION ALL
-SELECT c.consent_id, c.profile_key, c.purpose, c.status, c.effective_at_ms, a.alias_key
-  FROM aliases a JOIN consents c ON c.profile_key = a.profile_key
- WHERE a.alias_key IN (SELECT value FROM json_each(?))
-ORDER BY 1
-"""
-
-
-def _book_rows(
-    connection: Connection, wanted: list[str], anonymous: list[str]
-) -> Iterable[tuple[Any, ...]]:
-    """(consent id, key, purpose, status, effective time, the alias it was found by)."""
-    if connection.dialect.name == "sqlite":
-        parameters = (json_text(wanted), json_text(anonymous))
-        return list(driver_connection(connection).execute(_SQLITE_BOOK, parameters))
-    t, a = consents, aliases
-    columns = (t.c.consent_id, t.c.profile_key, t.c.purpose, t.c.status, t.c.effective_at_ms)
-    query: CompoundSelect[Any] | Select[Any] = select(*columns, null().label("alias")).where(
-        t.c.profile_key.in_(wanted)
-    )
-    if anonymous:
-        # consent given under the user an anonymous id was linked to (both branches use an index)
-        linked = (
-            select(*columns, a.c.alias_key.label("alias"))
-            .select_from(a.join(t, t.c.profile_key == a.c.profile_key))
-            .where(a.c.alias_key.in_(anonymous))
-        )
-        query = union_all(query, linked)
-    return [tuple(row) for row in connection.execute(query.order_by("consent_id"))]
-
-
-# One person, one purpose: the question every recommendation asks. Plain SQL, built once, since
-# building the general query costs more than running it.
-_PERSON_PURPOSE = text(
-    """
-    SELECT consent_id, profile_key, status, effective_at_ms FROM consents
-     WHERE profile_key IN (:user, :anonymous) AND purpose = :purpose
-    UNION ALL
-    SELECT c.consent_id, c.profile_key, c.status, c.effective_at_ms
-      FROM aliases a JOIN consents c ON c.profile_key = a.profile_key
-     WHERE a.alias_key = :anonymous AND c.purpose = :purpose
-    ORDER BY consent_id
-    """
-)
+def _fill(book: ConsentBook, entries: Iterable[ConsentEntry]) -> None:
+    """Add each change once (one found directly and through a link comes twice), and the links
+    the changes were found through."""
+    seen: set[int] = set()
+    for consent_id, key, purpose, status, at_ms, via in entries:
+        if via is not None:
+            book.links[via] = key
+        if consent_id not in seen:
+            seen.add(consent_id)
+            book.add(key, purpose, status, at_ms)
 
 
 class ConsentService:
     def __init__(
         self,
-        storage: SqlStorage,
+        storage: Storage,
         clock: Clock,
         audit: AuditLog,
         purposes: Sequence[str],
@@ -226,19 +165,18 @@ class ConsentService:
     ) -> None:
         """Write the changes and their audit entry in the caller's transaction."""
         now = self._clock.now_ms()
-        connection_of(uow).execute(
-            insert(consents),
+        uow.consents.add(
             [
-                {
-                    "profile_key": profile_key,
-                    "purpose": purpose,
-                    "status": status.value,
-                    "effective_at_ms": effective_at_ms,
-                    "source": source,
-                    "recorded_at_ms": now,
-                }
+                ConsentChange(
+                    profile_key=profile_key,
+                    purpose=purpose,
+                    status=status.value,
+                    effective_at_ms=effective_at_ms,
+                    source=source,
+                    recorded_at_ms=now,
+                )
                 for purpose, status in changes.items()
-            ],
+            ]
         )
         self._audit.write(
             uow,
@@ -282,7 +220,7 @@ class ConsentService:
         """The status of every purpose now (``unset`` where no record exists)."""
         at = at_ms if at_ms is not None else self._clock.now_ms()
         with self._storage.read() as uow:
-            book = load_book(connection_of(uow), [profile_key], self.required)
+            book = load_book(uow.consents, [profile_key], self.required)
         keys = book.keys_for(
             profile_key if profile_key.startswith("u:") else None,
             profile_key if profile_key.startswith("a:") else None,
@@ -292,7 +230,7 @@ class ConsentService:
     def allows(self, profile_key: str, purpose: str) -> bool:
         """Whether ``purpose`` is granted now for a profile key (one read)."""
         with self._storage.read() as uow:
-            book = load_book(connection_of(uow), [profile_key], self.required)
+            book = load_book(uow.consents, [profile_key], self.required)
         keys = book.keys_for(
             profile_key if profile_key.startswith("u:") else None,
             profile_key if profile_key.startswith("a:") else None,
@@ -304,23 +242,9 @@ class ConsentService:
         user, anonymous = "u:" + person_id, "a:" + person_id
         book = ConsentBook(self.required)
         with self._storage.read() as uow:
-            rows = connection_of(uow).execute(
-                _PERSON_PURPOSE, {"user": user, "anonymous": anonymous, "purpose": purpose}
-            )
-            for _, key, status, at_ms in rows:
-                if key != user and key != anonymous:
-                    book.links[anonymous] = key
-                book.add(key, purpose, status, at_ms)
+            _fill(book, uow.consents.of_person(user, anonymous, purpose))
         return book.granted(book.keys_for(user, anonymous), purpose, self._clock.now_ms())
 
-    def history(self, connection: Connection, keys: Sequence[str]) -> list[ConsentChange]:
-        t = consents
-        rows = connection.execute(
-            select(t).where(t.c.profile_key.in_(list(keys))).order_by(t.c.consent_id)
-        )
-        return [
-            ConsentChange(
-                r.profile_key, r.purpose, r.status, r.effective_at_ms, r.source, r.recorded_at_ms
-            )
-            for r in rows
-        ]
+    def history(self, uow: UnitOfWork, keys: Sequence[str]) -> list[ConsentChange]:
+        """Every change recorded under ``keys``, in recording order."""
+        return uow.consents.history(keys)

@@ -1,11 +1,12 @@
 """Erasure: remove a person, every alias of them, and every trace the engine holds.
 
-One write transaction deletes the rows of every registered ``(table, column)`` (subjects.py),
-the quarantine entries whose raw payload names them, and writes a tombstone per id (a keyed hash,
-never the id). After the commit, the model sets in ``models/`` are rewritten without the person's
-interactions and the serving set is reloaded, and the database files are made to forget: SQLite
-runs with ``secure_delete`` (deleted content is overwritten) and its write-ahead log is
-checkpointed and truncated; on PostgreSQL the touched tables are vacuumed.
+One write transaction deletes the person's rows from every table that holds people (storage
+knows which: ``SubjectData``), the quarantine entries whose raw payload names them, and writes a
+tombstone per id (a keyed hash, never the id). After the commit, the model sets in ``models/``
+are rewritten without the person's interactions and the serving set is reloaded, and the
+database files are made to forget (``Storage.forget_deleted``: on SQLite, which runs with
+``secure_delete``, the write-ahead log is checkpointed and truncated; on PostgreSQL the touched
+tables are vacuumed).
 """
 
 from __future__ import annotations
@@ -13,24 +14,19 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import orjson
-from sqlalchemy import delete, insert, or_, select, text
-from sqlalchemy.engine import Connection
 
 from persona.clock import Clock
 from persona.errors import NotFoundError
-from persona.privacy.audit import AuditLog, connection_of
+from persona.identity import anonymous_key, user_key
+from persona.privacy.audit import AuditLog
 from persona.privacy.personal import PersonalData
-from persona.privacy.subjects import registered, tables
 from persona.recommend.registry import ModelRegistry
-from persona.storage.sql import SqlStorage
-from persona.storage.tables import aliases, events, quarantine
-from persona.storage.tables.privacy import subject_tombstones
+from persona.storage.protocols import Storage, SubjectData
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 8  # alias chains are one link deep; a few rounds reach every id
@@ -56,26 +52,19 @@ class Subject:
         return {k[2:] for k in self.keys}
 
 
-def resolve_subject(connection: Connection, subject_id: str) -> Subject:
+def resolve_subject(subjects: SubjectData, subject_id: str) -> Subject:
     """The person behind ``subject_id`` with all their aliases, following links both ways."""
-    keys = {"u:" + subject_id, "a:" + subject_id}
+    keys = {user_key(subject_id), anonymous_key(subject_id)}
     for _ in range(MAX_ROUNDS):
         found = set(keys)
-        a = aliases
-        for alias, target in connection.execute(
-            select(a.c.alias_key, a.c.profile_key).where(
-                or_(a.c.alias_key.in_(keys), a.c.profile_key.in_(keys))
-            )
-        ):
+        links = subjects.links(keys)
+        for alias, target in links.aliases:
             found |= {alias, target}
-        e = events
-        for user_id, anonymous_id in connection.execute(
-            select(e.c.user_id, e.c.anonymous_id).where(e.c.profile_key.in_(keys)).distinct()
-        ):
+        for user_id, anonymous_id in links.identities:
             if user_id:
-                found.add("u:" + user_id)
+                found.add(user_key(user_id))
             if anonymous_id:
-                found.add("a:" + anonymous_id)
+                found.add(anonymous_key(anonymous_id))
         if found == keys:
             break
         keys = found
@@ -85,7 +74,7 @@ def resolve_subject(connection: Connection, subject_id: str) -> Subject:
 class ErasureService:
     def __init__(
         self,
-        storage: SqlStorage,
+        storage: Storage,
         clock: Clock,
         personal: PersonalData,
         audit: AuditLog,
@@ -105,24 +94,20 @@ class ErasureService:
         self._cache_hooks.append(forget)
 
     def is_erased(self, subject_id: str) -> bool:
-        t = subject_tombstones
         with self._storage.read() as uow:
-            row = connection_of(uow).execute(
-                select(t.c.id_hash).where(t.c.id_hash == self._personal.id_hash(subject_id))
-            )
-            return row.first() is not None
+            return bool(uow.tombstones.erased([self._personal.id_hash(subject_id)]))
 
     def erase(self, subject_id: str, *, actor: str) -> ErasureReport:
         """Erase a person; NotFoundError when nothing at all is held about ``subject_id``."""
         target = self._personal.id_hash(subject_id)
         with self._storage.write() as uow:
-            connection = connection_of(uow)
-            subject = resolve_subject(connection, subject_id)
+            subject = resolve_subject(uow.subjects, subject_id)
             report = ErasureReport(target, len(subject.ids))
-            report.deleted = self._delete_rows(connection, subject)
+            report.deleted = uow.subjects.delete(subject.keys, subject.ids)
             if not any(report.deleted.values()):
                 raise NotFoundError(f"nothing is held about {subject_id!r}")
-            self._tombstone(connection, subject.ids)
+            hashes = {self._personal.id_hash(i) for i in subject.ids}
+            uow.tombstones.add(hashes, self._clock.now_ms())
             self._audit.write(
                 uow,
                 actor,
@@ -137,32 +122,6 @@ class ErasureService:
             self._on_models_changed()
         self._forget_on_disk(list(report.deleted))
         return report
-
-    def _delete_rows(self, connection: Connection, subject: Subject) -> dict[str, int]:
-        deleted: dict[str, int] = {}
-        keys, ids = sorted(subject.keys), sorted(subject.ids)
-        for entry in registered():
-            column = entry.table.c[entry.column]
-            values = keys if entry.holds == "key" else ids
-            result = connection.execute(delete(entry.table).where(column.in_(values)))
-            name = str(entry.table.name)
-            deleted[name] = deleted.get(name, 0) + int(result.rowcount or 0)
-        q = quarantine
-        matches = [q.c.raw.contains(orjson.dumps(i).decode(), autoescape=True) for i in ids]
-        result = connection.execute(delete(q).where(or_(*matches)))
-        deleted["quarantine"] = int(result.rowcount or 0)
-        return deleted
-
-    def _tombstone(self, connection: Connection, ids: Iterable[str]) -> None:
-        t = subject_tombstones
-        hashes = {self._personal.id_hash(i) for i in ids}
-        known = {
-            h for (h,) in connection.execute(select(t.c.id_hash).where(t.c.id_hash.in_(hashes)))
-        }
-        now = self._clock.now_ms()
-        fresh = [{"id_hash": h, "erased_at_ms": now} for h in sorted(hashes - known)]
-        if fresh:
-            connection.execute(insert(t), fresh)
 
     def _rewrite_models(self, subject: Subject) -> tuple[int, int]:
         """Every stored model set without the person's rows (their only user-side state)."""
@@ -194,18 +153,8 @@ class ErasureService:
 
     def _forget_on_disk(self, table_names: list[str]) -> None:
         """Make deleted rows unreadable from the database files, not only from SQL."""
-        engine = self._storage.engine
         try:
-            if engine.dialect.name == "sqlite":
-                with engine.connect() as connection:
-                    driver = connection.connection.driver_connection
-                    assert driver is not None
-                    driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            else:
-                names = [t.name for t in tables() if t.name in table_names] + ["quarantine"]
-                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                    for name in names:
-                        connection.execute(text(f'VACUUM "{name}"'))
+            self._storage.forget_deleted(table_names)
         except Exception:
             log.exception("the database files could not be compacted after an erasure")
 

@@ -7,13 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
 from persona.clock import Clock
 from persona.errors import NotFoundError
-from persona.privacy.audit import AuditLog, connection_of
-from persona.privacy.consent import ConsentService
+from persona.privacy.audit import AuditLog
 from persona.privacy.erasure import resolve_subject
 from persona.privacy.personal import PersonalData
 from persona.privacy.schema import (
@@ -25,12 +21,8 @@ from persona.privacy.schema import (
 )
 from persona.profiles.schema import Profile
 from persona.profiles.service import ProfileService
-from persona.storage.sql import SqlStorage
-from persona.storage.tables import events, profiles
-from persona.storage.tables.decide import decisions
-from persona.storage.tables.predictions import profile_scores
-from persona.storage.tables.privacy import held_events
-from persona.storage.tables.segments import segment_memberships
+from persona.storage.protocols import Storage
+from persona.storage.records import EventRecord, HeldEventRecord
 
 
 def _at(ms: int) -> datetime:
@@ -51,50 +43,31 @@ def write_json_schema(path: Path) -> None:
 class ExportService:
     def __init__(
         self,
-        storage: SqlStorage,
+        storage: Storage,
         clock: Clock,
         profiles_service: ProfileService,
-        consent: ConsentService,
         personal: PersonalData,
         audit: AuditLog,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._profiles = profiles_service
-        self._consent = consent
         self._personal = personal
         self._audit = audit
 
     def export(self, subject_id: str, *, actor: str) -> SubjectExport:
         with self._storage.read() as uow:
-            connection = connection_of(uow)
-            subject = resolve_subject(connection, subject_id)
-            keys = sorted(subject.keys)
-            found_events = self._events(connection, keys)
-            consents = self._consent.history(connection, keys)
-            traits_rows = connection.execute(
-                select(profiles.c.traits).where(profiles.c.profile_key.in_(keys))
-            ).all()
-            memberships = connection.execute(
-                select(segment_memberships)
-                .where(segment_memberships.c.profile_key.in_(keys))
-                .order_by(segment_memberships.c.membership_id)
-            ).all()
-            scores = connection.execute(
-                select(profile_scores.c.name, profile_scores.c.probability).where(
-                    profile_scores.c.profile_key.in_(keys)
-                )
-            ).all()
-            decided = connection.execute(
-                select(decisions)
-                .where(decisions.c.profile_key.in_(keys))
-                .order_by(decisions.c.decided_at_ms)
-            ).all()
-        if not (found_events or consents or traits_rows or memberships or decided):
+            subject = resolve_subject(uow.subjects, subject_id)
+            stored = uow.subjects.export(sorted(subject.keys))
+        found_events = self._events(stored.events, stored.held_events)
+        consents = stored.consents
+        if not (
+            found_events or consents or stored.traits or stored.memberships or stored.decisions
+        ):
             raise NotFoundError(f"nothing is held about {subject_id!r}")
         profile = self._profile(subject_id)
         traits: dict[str, Any] = {}
-        for (row_traits,) in traits_rows:
+        for row_traits in stored.traits:
             traits.update(self._personal.decrypt(row_traits or {}))
         export = SubjectExport(
             subject_id=subject_id,
@@ -119,9 +92,9 @@ class ExportService:
                     entered_at=_at(m.entered_at_ms),
                     exited_at=None if m.exited_at_ms is None else _at(m.exited_at_ms),
                 )
-                for m in memberships
+                for m in stored.memberships
             ],
-            scores={name: float(p) for name, p in scores},
+            scores=dict(stored.scores),
             decisions=[
                 ExportDecision(
                     decision_id=d.decision_id,
@@ -130,7 +103,7 @@ class ExportService:
                     reason=d.reason,
                     decided_at=_at(d.decided_at_ms),
                 )
-                for d in decided
+                for d in stored.decisions
             ],
         )
         self._audit.record(
@@ -148,13 +121,10 @@ class ExportService:
             return None
         return profile.model_copy(update={"traits": self._personal.decrypt(profile.traits)})
 
-    def _events(self, connection: Connection, keys: list[str]) -> list[ExportEvent]:
+    def _events(self, used: list[EventRecord], held: list[HeldEventRecord]) -> list[ExportEvent]:
         found = []
-        for table, used in ((events, True), (held_events, False)):
-            rows = connection.execute(
-                select(table).where(table.c.profile_key.in_(keys)).order_by(table.c.occurred_at_ms)
-            )
-            for r in rows:
+        for records, was_used in ((used, True), (held, False)):
+            for r in records:
                 found.append(
                     ExportEvent(
                         event_id=r.event_id,
@@ -167,7 +137,7 @@ class ExportService:
                         value=r.value,
                         properties=self._personal.decrypt(r.properties),
                         context=self._personal.decrypt(r.context),
-                        used=used,
+                        used=was_used,
                     )
                 )
         found.sort(key=lambda e: (e.occurred_at, e.event_id))

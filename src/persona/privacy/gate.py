@@ -11,23 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.engine import Connection
-
 from persona.errors import InvalidRequestError
 from persona.identity import anonymous_key, user_key
 from persona.ingest.service import Rejection, ValidEvent
-from persona.privacy.audit import connection_of
 from persona.privacy.consent import USE_PURPOSES, ConsentService, load_book
 from persona.privacy.personal import PersonalData
-from persona.storage.protocols import UnitOfWork
-from persona.storage.sql import driver_connection, json_text
-from persona.storage.tables.privacy import held_events, subject_tombstones
+from persona.storage.protocols import Tombstones, UnitOfWork
+from persona.storage.records import HeldEventRecord
 
 CONSENT_EVENT = "consent"
-_SQLITE_TOMBSTONES = (
-    "SELECT id_hash FROM subject_tombstones WHERE id_hash IN (SELECT value FROM json_each(?))"
-)
 
 
 @dataclass(slots=True)
@@ -58,12 +50,11 @@ class PrivacyGate:
         result = Screened()
         if not events:
             return result
-        connection = connection_of(uow)
         users = {e.user_id for e in events if e.user_id}
         anonymous = {e.anonymous_id for e in events if e.anonymous_id}
-        erased = self._erased(connection, users | anonymous)
+        erased = self._erased(uow.tombstones, users | anonymous)
         book = load_book(
-            connection,
+            uow.consents,
             [*map(user_key, users), *map(anonymous_key, anonymous)],
             self.consent.required,
         )
@@ -111,7 +102,8 @@ class PrivacyGate:
                             quarantine=False,
                         )
                     )
-        known = self._held_ids(connection, [*result.kept, *(e for e, _, _ in consent_events)])
+        candidates = [*result.kept, *(e for e, _, _ in consent_events)]
+        known = uow.held_events.held([e.event_id for e in candidates]) if candidates else set()
         for event, key, checked in consent_events:
             if event.event_id in known:
                 result.duplicates.append(event)
@@ -125,19 +117,12 @@ class PrivacyGate:
                 actor="ingest",
             )
             result.kept.append(event)
-        self._hold(connection, result, known, now_ms)
+        self._hold(uow, result, known, now_ms)
         return result
 
-    def _erased(self, connection: Connection, ids: set[str]) -> set[str]:
+    def _erased(self, tombstones: Tombstones, ids: set[str]) -> set[str]:
         hashes = {self.personal.id_hash(i): i for i in ids}
-        if connection.dialect.name == "sqlite":  # once per batch: plain SQL, as in storage
-            found = driver_connection(connection).execute(
-                _SQLITE_TOMBSTONES, (json_text(list(hashes)),)
-            )
-            return {hashes[h] for (h,) in found}
-        t = subject_tombstones
-        rows = connection.execute(select(t.c.id_hash).where(t.c.id_hash.in_(list(hashes))))
-        return {hashes[h] for (h,) in rows}
+        return {hashes[h] for h in tombstones.erased(list(hashes))}
 
     def _consent_changes(self, event: ValidEvent) -> dict[str, Any] | Rejection:
         purposes = (event.properties or {}).get("purposes")
@@ -156,16 +141,8 @@ class PrivacyGate:
                 quarantine=False,
             )
 
-    def _held_ids(self, connection: Connection, candidates: list[ValidEvent]) -> set[str]:
-        if not candidates:
-            return set()
-        t = held_events
-        ids = [e.event_id for e in candidates]
-        return {r for (r,) in connection.execute(select(t.c.event_id).where(t.c.event_id.in_(ids)))}
-
-    def _hold(self, connection: Connection, result: Screened, known: set[str], now_ms: int) -> None:
+    def _hold(self, uow: UnitOfWork, result: Screened, known: set[str], now_ms: int) -> None:
         """Store the kept events aside, once per event id: a retry is a duplicate."""
-        t = held_events
         fresh = []
         for event in result.kept:
             if event.event_id in known:
@@ -175,25 +152,24 @@ class PrivacyGate:
                 fresh.append(event)
         result.kept = fresh
         if fresh:
-            connection.execute(
-                insert(t),
+            uow.held_events.hold(
                 [
-                    {
-                        "event_id": e.event_id,
-                        "type": e.type,
-                        "profile_key": _keys(e)[0] or _keys(e)[1],
-                        "user_id": e.user_id,
-                        "anonymous_id": e.anonymous_id,
-                        "item_id": e.item_id,
-                        "occurred_at_ms": e.occurred_at_ms,
-                        "received_at_ms": now_ms,
-                        "value": e.value,
-                        "properties": e.properties,
-                        "context": e.context,
-                        "reason": "consent" if e.type == CONSENT_EVENT else "not consented",
-                    }
+                    HeldEventRecord(
+                        event_id=e.event_id,
+                        type=e.type,
+                        profile_key=_keys(e)[0] or _keys(e)[1] or "",
+                        user_id=e.user_id,
+                        anonymous_id=e.anonymous_id,
+                        item_id=e.item_id,
+                        occurred_at_ms=e.occurred_at_ms,
+                        received_at_ms=now_ms,
+                        value=e.value,
+                        properties=e.properties,
+                        context=e.context,
+                        reason="consent" if e.type == CONSENT_EVENT else "not consented",
+                    )
                     for e in fresh
-                ],
+                ]
             )
 
 

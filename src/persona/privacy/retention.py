@@ -11,14 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete
-
 from persona.clock import Clock
 from persona.jobs import PeriodicJob
-from persona.privacy.audit import AuditLog, connection_of
-from persona.storage.sql import SqlStorage
-from persona.storage.tables import events
-from persona.storage.tables.privacy import held_events
+from persona.privacy.audit import AuditLog
+from persona.storage.protocols import Storage
 
 DAY_MS = 86_400_000
 
@@ -35,7 +31,7 @@ class RetentionReport:
 
 class RetentionService:
     def __init__(
-        self, storage: SqlStorage, clock: Clock, audit: AuditLog, days: Mapping[str, float]
+        self, storage: Storage, clock: Clock, audit: AuditLog, days: Mapping[str, float]
     ) -> None:
         self._storage = storage
         self._clock = clock
@@ -47,16 +43,9 @@ class RetentionService:
         if not self.days:
             return report
         with self._storage.write() as uow:
-            connection = connection_of(uow)
             for kind, days in sorted(self.days.items()):
                 cutoff = report.now_ms - round(days * DAY_MS)
-                removed = 0
-                for table in (events, held_events):
-                    result = connection.execute(
-                        delete(table).where(table.c.type == kind, table.c.occurred_at_ms < cutoff)
-                    )
-                    removed += int(result.rowcount or 0)
-                report.deleted[kind] = removed
+                report.deleted[kind] = uow.subjects.delete_events_before(kind, cutoff)
             if report.total:
                 self._audit.write(uow, actor, "retention.run", "events", report.deleted)
         return report

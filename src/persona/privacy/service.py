@@ -20,7 +20,7 @@ from persona.privacy.secrets import encryption_key, pseudonym_key
 from persona.profiles.service import ProfileService
 from persona.recommend.service import RecommendationService
 from persona.settings import Settings
-from persona.storage.sql import SqlStorage
+from persona.storage.protocols import Storage
 
 
 @dataclass
@@ -37,7 +37,7 @@ class PrivacyServices:
     def build(
         cls,
         settings: Settings,
-        storage: SqlStorage,
+        storage: Storage,
         clock: Clock,
         profiles: ProfileService,
         ingest: IngestService,
@@ -68,7 +68,7 @@ class PrivacyServices:
             audit=audit,
             consent=consent,
             erasure=erasure,
-            export=ExportService(storage, clock, profiles, consent, personal, audit),
+            export=ExportService(storage, clock, profiles, personal, audit),
             retention=RetentionService(storage, clock, audit, settings.retention_days),
             gate=PrivacyGate(personal, consent, settings.unconsented_events),
         )

@@ -15,8 +15,11 @@ from persona.rules import Rule
 from persona.storage.records import (
     ApiKeyRecord,
     AuditEntry,
+    ConsentChange,
+    ConsentEntry,
     DecisionRecord,
     EventRecord,
+    HeldEventRecord,
     Interaction,
     ItemRecord,
     MembershipRecord,
@@ -27,6 +30,8 @@ from persona.storage.records import (
     QuarantineRecord,
     RecentEvent,
     SegmentRecord,
+    SubjectLinks,
+    SubjectRecords,
     VersionRecord,
 )
 
@@ -375,6 +380,80 @@ class AuditTrail(Protocol):
     def page(self, *, after_id: int, limit: int) -> list[AuditEntry]: ...
 
 
+class ConsentLog(Protocol):
+    """Every consent change per profile key and purpose. Changes are only ever added, so the
+    status in force at any past moment can be read back."""
+
+    def add(self, changes: Sequence[ConsentChange]) -> None: ...
+
+    def book(self, profile_keys: Collection[str], linked: Collection[str]) -> list[ConsentEntry]:
+        """The changes recorded under ``profile_keys``, and under the profile each anonymous
+        key of ``linked`` was merged into (``via`` names it), by ``consent_id``. A change found
+        both ways comes twice. Ingest asks once per batch: the backend answers in one query."""
+        ...
+
+    def of_person(self, user_key: str, anonymous_key: str, purpose: str) -> list[ConsentEntry]:
+        """The changes of ``purpose`` recorded under either key, or under the profile
+        ``anonymous_key`` was merged into (``via`` names it), by ``consent_id``: what every
+        recommendation asks, in one short query."""
+        ...
+
+    def history(self, profile_keys: Collection[str]) -> list[ConsentChange]:
+        """The changes recorded under ``profile_keys`` themselves, in recording order."""
+        ...
+
+
+class Tombstones(Protocol):
+    """What is left of erased people: keyed hashes of their ids, never the ids."""
+
+    def add(self, id_hashes: Collection[str], at_ms: int) -> None:
+        """A tombstone for each hash without one (an existing tombstone keeps its time)."""
+        ...
+
+    def erased(self, id_hashes: Collection[str]) -> set[str]:
+        """Which of ``id_hashes`` have a tombstone. Ingest asks once per batch."""
+        ...
+
+
+class HeldEvents(Protocol):
+    """Events stored aside for lack of consent, where nothing that learns or decides reads
+    them; one per event id."""
+
+    def hold(self, records: Sequence[HeldEventRecord]) -> None:
+        """Store events whose ids are not held yet (``held`` tells which are)."""
+        ...
+
+    def held(self, event_ids: Collection[str]) -> set[str]:
+        """Which of ``event_ids`` are held already."""
+        ...
+
+
+class SubjectData(Protocol):
+    """Everything stored about people, across the tables of every domain: what erasure,
+    export and retention need. A person is a set of profile keys (``u:``/``a:``) and the bare
+    ids behind them; the backend knows which of its tables hold which."""
+
+    def links(self, profile_keys: Collection[str]) -> SubjectLinks:
+        """The aliases touching ``profile_keys`` and the ids their events name: one step of
+        finding every key of a person."""
+        ...
+
+    def export(self, profile_keys: Collection[str]) -> SubjectRecords:
+        """Every row held under ``profile_keys``."""
+        ...
+
+    def delete(self, profile_keys: Collection[str], ids: Collection[str]) -> dict[str, int]:
+        """Delete every row that holds one of ``profile_keys`` or ``ids``, and the quarantined
+        payloads that name one of ``ids``; the rows deleted per table, every table that holds
+        people named (zero included), the quarantine last."""
+        ...
+
+    def delete_events_before(self, event_type: str, before_ms: int) -> int:
+        """Delete the events of ``event_type``, used or held, that occurred before
+        ``before_ms``; how many there were (retention)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def events(self) -> EventLog: ...
@@ -394,6 +473,14 @@ class UnitOfWork(Protocol):
     def decisions(self) -> DecisionStore: ...
     @property
     def audit(self) -> AuditTrail: ...
+    @property
+    def consents(self) -> ConsentLog: ...
+    @property
+    def tombstones(self) -> Tombstones: ...
+    @property
+    def held_events(self) -> HeldEvents: ...
+    @property
+    def subjects(self) -> SubjectData: ...
 
     def changes_profiles(self, profile_keys: Iterable[str]) -> None:
         """Declare that this write changes what reads show of these profiles, and of no other.
@@ -426,6 +513,11 @@ class Storage(Protocol):
 
     def read_beside_write(self) -> AbstractContextManager[UnitOfWork]:
         """``read`` for the holder of the write lock, without waiting for the shared pool."""
+        ...
+
+    def forget_deleted(self, table_names: Collection[str]) -> None:
+        """Make rows deleted by committed writes unreadable from the database files too, not
+        only from queries (after an erasure); ``table_names`` are the tables they were in."""
         ...
 
     def ping(self) -> None: ...

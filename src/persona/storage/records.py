@@ -186,3 +186,71 @@ class PredictionRecord:
     created_at_ms: int
     trained_at_ms: int | None
     evaluation: dict[str, Any] | None
+
+
+# -- privacy: consent, erasure, held events, everything held about a person ------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """One recorded change of one purpose for one profile key; nothing is ever overwritten."""
+
+    profile_key: str
+    purpose: str
+    status: str  # granted | denied | revoked
+    effective_at_ms: int
+    source: str  # api | event
+    recorded_at_ms: int
+
+
+class ConsentEntry(NamedTuple):
+    """A consent change as a consent book loads it: found under ``profile_key`` directly
+    (``via`` None), or through the anonymous key ``via`` that was linked to that profile."""
+
+    consent_id: int  # recording order; the same change found twice has the same id
+    profile_key: str
+    purpose: str
+    status: str
+    effective_at_ms: int
+    via: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldEventRecord:
+    """An event stored aside for lack of consent: never folded, learned from or decided on."""
+
+    event_id: str
+    type: str
+    profile_key: str
+    user_id: str | None
+    anonymous_id: str | None
+    item_id: str | None
+    occurred_at_ms: int
+    received_at_ms: int
+    value: float | None
+    properties: dict[str, Any] | None
+    context: dict[str, Any] | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectLinks:
+    """What ties profile keys to more keys of the same person (one step of resolving them)."""
+
+    # (alias key, profile key) of every link with either side among the keys
+    aliases: list[tuple[str, str]]
+    # the distinct (user_id, anonymous_id) of the events filed under the keys
+    identities: list[tuple[str | None, str | None]]
+
+
+@dataclass(slots=True)
+class SubjectRecords:
+    """Every row held about the profile keys of one person, as an export reads them."""
+
+    events: list[EventRecord] = field(default_factory=list)  # by event time
+    held_events: list[HeldEventRecord] = field(default_factory=list)  # by event time
+    consents: list[ConsentChange] = field(default_factory=list)  # in recording order
+    traits: list[dict[str, Any] | None] = field(default_factory=list)  # one per profile row
+    memberships: list[MembershipRecord] = field(default_factory=list)  # in entry order
+    scores: list[tuple[str, float]] = field(default_factory=list)  # (prediction, probability)
+    decisions: list[DecisionRecord] = field(default_factory=list)  # by decision time

@@ -6,7 +6,7 @@ the write lock); those are named where they happen.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,12 +20,18 @@ from persona.storage.records import DecisionRecord
 from persona.storage.sql import decisions
 from persona.storage.sql.audit import SqlAuditTrail
 from persona.storage.sql.catalog import SqlCatalog
+from persona.storage.sql.common import driver_connection
+from persona.storage.sql.consents import SqlConsentLog
 from persona.storage.sql.events import SqlEventLog
+from persona.storage.sql.held_events import SqlHeldEvents
 from persona.storage.sql.keys import SqlKeyStore
 from persona.storage.sql.predictions import SqlPredictionStore
 from persona.storage.sql.profiles import SqlProfileStore
 from persona.storage.sql.quarantine import SqlQuarantineLog
 from persona.storage.sql.segments import SqlSegmentStore
+from persona.storage.sql.subjects import SqlSubjectData
+from persona.storage.sql.tombstones import SqlTombstones
+from persona.storage.tables import metadata
 
 # PostgreSQL: writers that read-modify-write profiles take this transaction-level advisory lock,
 # which gives them the same one-writer-at-a-time guarantee SQLite's BEGIN IMMEDIATE gives.
@@ -44,6 +50,10 @@ class SqlUnitOfWork:
         self.predictions = SqlPredictionStore(connection)
         self.decisions = decisions.SqlDecisionStore(connection)
         self.audit = SqlAuditTrail(connection)
+        self.consents = SqlConsentLog(connection)
+        self.tombstones = SqlTombstones(connection)
+        self.held_events = SqlHeldEvents(connection)
+        self.subjects = SqlSubjectData(connection)
         self.changed_profiles: set[str] | None = None  # None: not declared, so any
 
     def changes_profiles(self, profile_keys: Iterable[str]) -> None:
@@ -128,6 +138,18 @@ class SqlStorage:
             beside = self._beside
         with beside.connect() as connection, connection.begin():
             yield SqlUnitOfWork(connection, self._categories)
+
+    def forget_deleted(self, table_names: Collection[str]) -> None:
+        """SQLite runs with ``secure_delete`` (deleted content is overwritten in the database
+        file): checkpoint its write-ahead log and truncate it. PostgreSQL: vacuum the tables."""
+        if self.dialect == "sqlite":
+            with self.engine.connect() as connection:
+                driver_connection(connection).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return
+        names = [name for name in table_names if name in metadata.tables]  # never other text
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for name in names:
+                connection.execute(text(f'VACUUM "{name}"'))
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

@@ -1,0 +1,45 @@
+"""Erasure tombstones: keyed hashes of erased ids, looked up once per ingest batch."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from persona.storage.sql.common import chunks, driver_connection, is_sqlite, json_text
+from persona.storage.tables.privacy import subject_tombstones
+
+# Once per ingest batch: plain SQL through the driver on SQLite, as the other ingest statements.
+_SQLITE_ERASED = (
+    "SELECT id_hash FROM subject_tombstones WHERE id_hash IN (SELECT value FROM json_each(?))"
+)
+
+
+class SqlTombstones:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(self, id_hashes: Collection[str], at_ms: int) -> None:
+        hashes = set(id_hashes)
+        fresh = [
+            {"id_hash": h, "erased_at_ms": at_ms} for h in sorted(hashes - self.erased(hashes))
+        ]
+        if fresh:
+            self._c.execute(insert(subject_tombstones), fresh)
+
+    def erased(self, id_hashes: Collection[str]) -> set[str]:
+        if not id_hashes:
+            return set()
+        if is_sqlite(self._c):
+            found = driver_connection(self._c).execute(
+                _SQLITE_ERASED, (json_text(list(id_hashes)),)
+            )
+            return {h for (h,) in found}
+        t = subject_tombstones
+        erased: set[str] = set()
+        for chunk in chunks(id_hashes):
+            erased.update(
+                self._c.execute(select(t.c.id_hash).where(t.c.id_hash.in_(chunk))).scalars()
+            )
+        return erased
