@@ -144,3 +144,19 @@ def test_storage_imports_no_domain() -> None:
     edges, sites = _graph()
     packages = {target for target in edges["storage"] if (ROOT / target).is_dir()}
     assert not packages, {target: sites[("storage", target)] for target in packages}
+
+
+def test_only_storage_and_the_composition_root_know_sql() -> None:
+    """Every domain reaches its data through the storage protocols and records; SQL, tables
+    and dialects live in ``storage`` (and ``engine`` picks the implementation)."""
+    behind_the_seam = ("sqlalchemy", "alembic", "persona.storage.sql", "persona.storage.tables")
+    offenders: list[str] = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if _node(_module_name(path)) in {"storage", "engine"}:
+            continue
+        offenders += [
+            f"{path.relative_to(ROOT)} imports {name}"
+            for name in _imported(path)
+            if name.startswith(behind_the_seam)
+        ]
+    assert not offenders, "\n".join(offenders)
