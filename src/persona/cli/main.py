@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -28,6 +28,9 @@ from persona.ingest.importer import (
 from persona.predictions.cli import clusters_app, predictions_app, scores_command
 from persona.privacy.cli import privacy_app
 from persona.segments.cli import segments_app
+
+if TYPE_CHECKING:
+    from persona.recommend.training import TrainingOutcome
 
 app = typer.Typer(help="persona: self-hosted personalization engine.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk import from CSV, JSON Lines or Parquet.", no_args_is_help=True)
@@ -264,11 +267,17 @@ def train(
 
 
 def _train(engine: Engine, before_ms: int | None) -> None:
-    """Recommendation models, then clusters and every prediction, all before ``before_ms``."""
+    """Recommendation models, then clusters and every prediction, all before ``before_ms``.
+
+    A model with nothing to learn from is reported and skipped; the command fails (exit 1)
+    only when a model failed to train.
+    """
+    from persona.errors import NothingToLearnError, PersonaError
     from persona.predictions.cli import print_predictive_training
     from persona.predictions.scheduler import train_predictive_models
-    from persona.recommend.training import NotEnoughDataError, train_model_set
+    from persona.recommend.training import train_model_set
 
+    skipped = failed = None
     with _progress() as progress:
         task = progress.add_task("training", total=None)
         say = lambda step: progress.update(task, description=step)  # noqa: E731
@@ -281,15 +290,25 @@ def _train(engine: Engine, before_ms: int | None) -> None:
                 before_ms=before_ms,
                 say=say,
             )
-        except NotEnoughDataError as exc:
-            outcome = None
-            console.print(f"[red]{exc.detail}[/red]")
+        except NothingToLearnError as exc:
+            outcome, skipped = None, exc.detail
+        except PersonaError as exc:
+            outcome, failed = None, exc.detail
         predictive = train_predictive_models(
             engine.clusters, engine.predictions, engine.segments, before_ms, say
         )
+    if skipped is not None:
+        console.print(f"[yellow]skipped[/yellow] recommendations: {skipped}")
+    if failed is not None:
+        console.print(f"[red]failed[/red] recommendations: {failed}")
+    if outcome is not None:
+        _print_model_set(outcome)
     print_predictive_training(predictive)
-    if outcome is None:
+    if failed is not None or predictive.problems:
         raise typer.Exit(1)
+
+
+def _print_model_set(outcome: TrainingOutcome) -> None:
     table = Table(title=f"model set {outcome.version.version}", show_header=False)
     for name, value in outcome.version.metrics.items():
         table.add_row(

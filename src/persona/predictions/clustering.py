@@ -30,7 +30,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.metrics import silhouette_score
 
-from persona.errors import PersonaError
+from persona.errors import NothingToLearnError
 from persona.predictions.events import DAY_MS, FloatArray
 from persona.profiles.aggregate import ProfileState
 
@@ -46,7 +46,7 @@ BASE_FEATURES = (
 MODEL_VERSION = 1
 
 
-class NotEnoughPeopleError(PersonaError):
+class NotEnoughPeopleError(NothingToLearnError):
     status, code, title = 409, "not_enough_people", "Not enough people to cluster"
 
 

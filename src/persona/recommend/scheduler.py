@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from persona.errors import NothingToLearnError
 from persona.jobs import PeriodicJob
-from persona.recommend.training import NotEnoughDataError, train_model_set
+from persona.recommend.training import train_model_set
 
 if TYPE_CHECKING:
     from persona.engine import Engine
@@ -23,8 +24,8 @@ def retrain(engine: Engine) -> None:
             engine.clock,
             engine.settings.event_weights,
         )
-    except NotEnoughDataError:
-        log.info("scheduled retraining skipped: no interactions yet")
+    except NothingToLearnError as exc:
+        log.info("scheduled retraining skipped: %s", exc.detail)
         return
     except Exception:
         log.exception("scheduled retraining failed; the serving model set stays")
