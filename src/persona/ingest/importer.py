@@ -7,6 +7,7 @@ and a stream of HTTP calls give the same stored state.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from persona.catalog.schema import ItemIn
 from persona.catalog.service import CatalogService
-from persona.ingest.schema import UnparsableLine
+from persona.ingest.schema import UnparsableLine, id_text
 from persona.ingest.service import IngestService
 
 ID_FIELDS = ("event_id", "user_id", "anonymous_id", "item_id", "decision_id")
@@ -120,15 +121,21 @@ def _jsonl_batches(path: Path, batch_size: int) -> Iterator[list[dict[str, Any]]
 
 
 def normalize_row(row: dict[str, Any]) -> Any:
-    """Turn a file row into the API's shape: no empty cells, ids as text, lists split on ``|``."""
+    """Turn a file row into the API's shape: no empty cells, ids as text, lists split on ``|``.
+
+    An empty cell, a null and a NaN (how a float column marks a missing value) are all left
+    out. Ids follow the API's rule (``id_text``): a whole number becomes its decimal text (an
+    integer column, or one that became a float column because some of its values are missing);
+    any other value is left for validation to refuse. CSV cells are text and stay as they are.
+    """
     if not isinstance(row, dict):
         return row
     clean: dict[str, Any] = {}
     for name, value in row.items():
-        if value is None or value == "":
+        if value is None or value == "" or (type(value) is float and math.isnan(value)):
             continue
-        if name in ID_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(int(value)) if float(value).is_integer() else str(value)
+        if name in ID_FIELDS:
+            value = id_text(value)
         elif name in DOCUMENT_FIELDS and isinstance(value, str):
             with contextlib.suppress(orjson.JSONDecodeError):  # else validation names the field
                 value = orjson.loads(value)

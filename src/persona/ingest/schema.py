@@ -13,14 +13,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     Strict,
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 from persona.documents import check_json_document
 
@@ -40,9 +42,56 @@ MAX_TYPE_LENGTH = 64
 MAX_VALUE = 1e12
 EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]*$"
 
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 Identifier = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN),
+]
+
+
+# Every whole number below this is exact in a float; a float beyond it may be a rounded integer
+# (a JSON parser reads integers over 64 bits as floats), whose text would name another id.
+EXACT_FLOAT_LIMIT = 2**53
+
+
+def id_text(value: Any) -> Any:
+    """The id rule: an id is text; a whole number (a JSON integer, a value of an integer
+    column, or a whole value of a float column that has missing values) stands for its decimal
+    text, so 42, 42.0 and "42" name the same person. Anything else is returned unchanged, for
+    validation to refuse: booleans, numbers with a fraction, floats too big to be exact, NaN,
+    objects, lists."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is float and value.is_integer() and -EXACT_FLOAT_LIMIT < value < EXACT_FLOAT_LIMIT:
+        return str(int(value))
+    return value
+
+
+def _checked_id(value: Any) -> Any:
+    value = id_text(value)
+    if not isinstance(value, str):
+        raise PydanticCustomError("invalid_id", "an id must be a string or a whole number")
+    return value
+
+
+# An id of an event or of a decision request: ``Identifier`` under the id rule (``id_text``).
+Id = Annotated[
+    Identifier,
+    BeforeValidator(_checked_id),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_ID_LENGTH,
+                    "pattern": ID_PATTERN,
+                },
+                {"type": "integer", "description": "stands for its decimal text"},
+            ]
+        }
+    ),
 ]
 EventType = Annotated[
     str,
@@ -97,7 +146,7 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: Identifier | None = Field(
+    event_id: Id | None = Field(
         default=None, description="Client id for idempotency; assigned by the server when absent."
     )
     type: EventType = Field(
@@ -105,9 +154,9 @@ class EventIn(BaseModel):
             "view, click, add_to_cart, purchase, rate, impression, identify, or a custom name."
         )
     )
-    user_id: Identifier | None = None
-    anonymous_id: Identifier | None = None
-    item_id: Identifier | None = None
+    user_id: Id | None = None
+    anonymous_id: Id | None = None
+    item_id: Id | None = None
     timestamp: Timestamp = Field(
         default=None,
         description="Event time: ISO 8601 or Unix seconds. Defaults to the time of receipt.",
@@ -126,7 +175,7 @@ class EventIn(BaseModel):
     context: dict[str, Any] | None = Field(
         default=None, description="device, country, locale, page, user_agent, …"
     )
-    decision_id: Identifier | None = None
+    decision_id: Id | None = None
 
     @field_validator("properties", "context")
     @classmethod
@@ -168,7 +217,32 @@ class EventFields(Protocol):
     def decision_id(self) -> str | None: ...
 
 
-StrictIdentifier = Annotated[Identifier, Strict()]
+def _integer_id(value: int) -> str:
+    text = str(value)
+    if len(text) > MAX_ID_LENGTH:
+        raise ValueError("id too long")  # EventIn says so, with its message
+    return text
+
+
+class _OrInteger:
+    """Makes a strict id also take an integer (not a boolean), as its decimal text, inside
+    pydantic-core: a text id costs no Python call."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.union_schema(
+            [
+                handler(source),
+                core_schema.no_info_after_validator_function(
+                    _integer_id, core_schema.int_schema(strict=True)
+                ),
+            ]
+        )
+
+
+# The fast path's id: text, or an integer (``id_text``; other numbers go to ``EventIn``).
+StrictIdentifier = Annotated[Identifier, Strict(), _OrInteger()]
 # ISO 8601 text is far shorter; the bound keeps the size of a plain event bounded (see ingest).
 TimestampText = Annotated[str, Strict(), StringConstraints(max_length=64)]
 
