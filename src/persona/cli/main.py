@@ -80,6 +80,8 @@ def _report(title: str, summary: ImportSummary, seconds: float, *, events: bool)
     table.add_row("rows", f"{summary.rows:,}")
     table.add_row("accepted" if events else "upserted", f"{summary.accepted:,}")
     if events:
+        if summary.held:
+            table.add_row("held (no consent)", f"{summary.held:,}")
         table.add_row("duplicates", f"{summary.duplicates:,}")
     table.add_row("rejected", f"{summary.rejected:,}")
     table.add_row("seconds", f"{seconds:.2f}")

@@ -50,6 +50,7 @@ class ImportSummary:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    held: int = 0  # stored aside for lack of consent
     examples: list[str] = field(default_factory=list)
 
     def note(self, message: str) -> None:
@@ -160,6 +161,7 @@ def import_events(
         result = service.ingest([normalize_row(row) for row in batch], source=label)
         summary.rows += len(batch)
         summary.accepted += result.accepted
+        summary.held += result.held
         summary.duplicates += result.duplicates
         summary.rejected += result.rejected
         first_row = summary.rows - len(batch) + 1

@@ -331,7 +331,7 @@ class UnparsableLine:
     line: int
 
 
-EventStatus = Literal["accepted", "duplicate", "rejected"]
+EventStatus = Literal["accepted", "held", "duplicate", "rejected"]
 
 
 class EventOutcome(BaseModel):
@@ -345,6 +345,9 @@ class EventOutcome(BaseModel):
 
 class IngestResponse(BaseModel):
     accepted: int
+    held: int = Field(
+        description="Events stored aside for lack of consent and never used (docs/privacy.md)."
+    )
     duplicates: int
     rejected: int
     events: list[EventOutcome]

@@ -33,7 +33,8 @@ _SQLITE_TOMBSTONES = (
 @dataclass(slots=True)
 class Screened:
     used: list[ValidEvent] = field(default_factory=list)  # folded, stored, seen by listeners
-    kept: list[ValidEvent] = field(default_factory=list)  # stored aside, never used
+    kept: list[ValidEvent] = field(default_factory=list)  # consent events: recorded, set aside
+    held: list[ValidEvent] = field(default_factory=list)  # no consent: set aside, never used
     duplicates: list[ValidEvent] = field(default_factory=list)
     refused: list[Rejection] = field(default_factory=list)  # answered rejected, not quarantined
 
@@ -98,7 +99,7 @@ class PrivacyGate:
                 if not missing:
                     result.used.append(event)
                 elif self.store_unconsented:
-                    result.kept.append(event)
+                    result.held.append(event)
                 else:
                     result.refused.append(
                         Rejection(
@@ -111,7 +112,7 @@ class PrivacyGate:
                             quarantine=False,
                         )
                     )
-        known = self._held_ids(connection, [*result.kept, *(e for e, _, _ in consent_events)])
+        known = self._held_ids(connection, [*result.held, *(e for e, _, _ in consent_events)])
         for event, key, checked in consent_events:
             if event.event_id in known:
                 result.duplicates.append(event)
@@ -164,16 +165,21 @@ class PrivacyGate:
         return {r for (r,) in connection.execute(select(t.c.event_id).where(t.c.event_id.in_(ids)))}
 
     def _hold(self, connection: Connection, result: Screened, known: set[str], now_ms: int) -> None:
-        """Store the kept events aside, once per event id: a retry is a duplicate."""
+        """Store the kept and held events aside, once per event id: a retry is a duplicate."""
         t = held_events
-        fresh = []
-        for event in result.kept:
-            if event.event_id in known:
-                result.duplicates.append(event)
-            else:
-                known.add(event.event_id)
-                fresh.append(event)
-        result.kept = fresh
+
+        def first_time(events: list[ValidEvent]) -> list[ValidEvent]:
+            fresh = []
+            for event in events:
+                if event.event_id in known:
+                    result.duplicates.append(event)
+                else:
+                    known.add(event.event_id)
+                    fresh.append(event)
+            return fresh
+
+        result.kept, result.held = first_time(result.kept), first_time(result.held)
+        fresh = [*result.kept, *result.held]
         if fresh:
             connection.execute(
                 insert(t),
