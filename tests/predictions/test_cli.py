@@ -145,3 +145,14 @@ def test_scheduled_training_logs_no_error_for_missing_data(
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(skipped) == 3, skipped  # recommendations, clusters, the prediction
+
+
+def test_create_refuses_an_event_type_that_events_refuse(tmp_path: Path) -> None:
+    home = ["--home", str(tmp_path)]
+    for event_type in ("purchase\x00", "purchase\n", "page view"):
+        args = [*home, "predictions", "create", "p", "--event", event_type, "--horizon-days", "7"]
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 1, refused.output
+        assert "is not an event type as events take it" in refused.output
+    listed = runner.invoke(app, [*home, "predictions", "list"])
+    assert listed.exit_code == 0 and " p " not in listed.output

@@ -12,11 +12,14 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
+from pydantic import Strict, TypeAdapter, ValidationError
 from sqlalchemy.engine import Connection
 
 from persona.clock import Clock
 from persona.errors import ConflictError, InvalidRequestError, NotFoundError
+from persona.ingest.schema import EventType
 from persona.predictions.events import EventLog, load_event_log
 from persona.predictions.propensity import Evaluation, PropensityConfig, train_propensity
 from persona.predictions.store import PredictionRecord, SqlPredictionStore
@@ -24,6 +27,8 @@ from persona.profiles.service import IDENTIFY, IdentifiedEvent, anonymous_key
 from persona.storage.protocols import UnitOfWork
 from persona.storage.sql import SqlStorage, SqlUnitOfWork
 
+# The rule of the events' ``type`` field: a prediction names a type that events can have.
+_EVENT_TYPE = TypeAdapter(Annotated[EventType, Strict()])
 # A name must be usable in rules as ``profile.scores.<name>``.
 PREDICTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_HORIZON_DAYS = 3650
@@ -62,8 +67,13 @@ class PredictionService:
             )
         if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
             raise InvalidRequestError(f"horizon_days must be from 1 to {MAX_HORIZON_DAYS}")
-        if not event_type or len(event_type) > 64:
-            raise InvalidRequestError("event_type must have 1 to 64 characters")
+        try:
+            _EVENT_TYPE.validate_python(event_type)
+        except ValidationError as exc:
+            reason = exc.errors(include_url=False)[0]["msg"]
+            raise InvalidRequestError(
+                f"{event_type!r} is not an event type as events take it: {reason}"
+            ) from None
         record = PredictionRecord(
             name, event_type, horizon_days, description, self._clock.now_ms(), None, None
         )
