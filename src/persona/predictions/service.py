@@ -60,7 +60,7 @@ class PredictionService:
         self, name: str, event_type: str, horizon_days: int, description: str = ""
     ) -> PredictionRecord:
         """Define a prediction ("will have ``event_type`` within ``horizon_days``")."""
-        if not PREDICTION_NAME.match(name):
+        if not PREDICTION_NAME.fullmatch(name):
             raise InvalidRequestError(
                 f"{name!r} is not a prediction name: 1 to 64 of a-z, 0-9 and _, starting with a"
                 " letter (it is used in rules as profile.scores.<name>)"

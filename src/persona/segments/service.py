@@ -439,7 +439,7 @@ def _reads_scores(rule: Rule) -> bool:
 
 
 def _check_name(name: str) -> None:
-    if not SEGMENT_NAME.match(name):
+    if not SEGMENT_NAME.fullmatch(name):
         raise InvalidRequestError(
             f"{name!r} is not a segment name: 1 to 64 of a-z, 0-9, _ and -, starting with a"
             " letter or digit"
