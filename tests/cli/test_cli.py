@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import orjson
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+import persona
 from persona.cli.main import app
 from persona.engine import Engine
 from persona.settings import Settings
@@ -214,3 +216,21 @@ def test_imported_ids_follow_the_api_rule(tmp_path: Path) -> None:
         assert engine.profiles.get("42").counts == {"view": 2}  # p1 and j1: one person
     finally:
         engine.close()
+
+
+def test_version_is_the_installed_packages() -> None:
+    """`persona --version` prints the version of the package metadata, which the build takes
+    from pyproject.toml, and exits 0."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["project"]["version"]
+    shown = runner.invoke(app, ["--version"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == f"persona {declared}\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "persona", "--version"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, f"persona {declared}\n".encode())
+    assert persona.__version__ == declared

@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from persona import installed_version
 from persona.access.keys import Scope
 from persona.cli.context import open_engine as _open
 from persona.decide.cli import experiments_app, placements_app
@@ -54,6 +55,12 @@ class CliOptions:
     home: Path | None
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"persona {installed_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
     ctx: typer.Context,
@@ -61,6 +68,12 @@ def options(
         Path | None,
         typer.Option("--home", envvar="PERSONA_HOME", help="Data directory (default ./.persona)."),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = CliOptions(home=home)
 
