@@ -13,6 +13,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+import persona
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
@@ -96,3 +98,13 @@ def test_the_fastapi_floor_has_the_features_the_app_uses() -> None:
     assert floor is not None
     assert tuple(int(part) for part in floor.group(1).split(".")) >= (0, 142)
     assert "telemetry" in inspect.signature(FastAPI).parameters
+
+
+def test_the_distribution_name_is_ours_and_the_import_and_command_stay_persona() -> None:
+    """`persona` on the package index is an unrelated project."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    assert project["name"] == persona.DISTRIBUTION == "persona-personalization"
+    assert project["scripts"] == {"persona": persona.COMMAND}
+    assert pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["src/persona"]
+    assert f"`{persona.DISTRIBUTION}`" in README

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from importlib import metadata
 
-DISTRIBUTION = "persona"  # the name on the package index; the import name is persona
+DISTRIBUTION = "persona-personalization"  # on the package index ("persona" is another project)
 COMMAND = "persona.cli.main:main"
 
 
