@@ -6,18 +6,72 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import StringConstraints
+from pydantic import BeforeValidator, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 MAX_ID_LENGTH = 128
 MAX_JSON_DEPTH = 8
 MAX_KEY_LENGTH = 256
 
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 Identifier = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN),
 ]
-"""An id a client sends: 1 to 128 characters, no control characters."""
+"""An id as text: 1 to 128 characters, no control characters."""
+
+# Every whole number below this is exact in a float; a float beyond it may be a rounded integer
+# (a JSON parser reads integers over 64 bits as floats), whose text would name another id.
+EXACT_FLOAT_LIMIT = 2**53
+
+
+def id_text(value: Any) -> Any:
+    """The id rule: an id is text; a whole number (a JSON integer, a value of an integer
+    column, or a whole value of a float column that has missing values) stands for its decimal
+    text, so 42, 42.0 and "42" name the same person. Anything else is returned unchanged, for
+    validation to refuse: booleans, numbers with a fraction, floats too big to be exact, NaN,
+    objects, lists."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is float and value.is_integer() and -EXACT_FLOAT_LIMIT < value < EXACT_FLOAT_LIMIT:
+        return str(int(value))
+    return value
+
+
+def _checked_id(value: Any) -> Any:
+    value = id_text(value)
+    if not isinstance(value, str):
+        raise PydanticCustomError("invalid_id", "an id must be a string or a whole number")
+    return value
+
+
+# An id of an event or of a decision request: ``Identifier`` under the id rule (``id_text``).
+Id = Annotated[
+    Identifier,
+    BeforeValidator(_checked_id),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_ID_LENGTH,
+                    "pattern": ID_PATTERN,
+                },
+                {"type": "integer", "description": "stands for its decimal text"},
+            ]
+        }
+    ),
+]
+
+MAX_TYPE_LENGTH = 64
+EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]*$"
+EventType = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TYPE_LENGTH, pattern=EVENT_TYPE_PATTERN),
+]
+"""The type of an event (``view``, ``purchase``, or a custom name), wherever one is named."""
 
 
 def check_json_document(value: dict[str, Any]) -> dict[str, Any]:

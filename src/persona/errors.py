@@ -52,6 +52,13 @@ class ForbiddenError(PersonaError):
     status, code, title = 403, "not_enough_permissions", "Not enough permissions"
 
 
+class NothingToLearnError(PersonaError):
+    """A model with no data, or too little, to learn from: training reports it and skips that
+    model; it is not a failure. Each model family's subclass names its own code."""
+
+    status, code, title = 409, "not_enough_data", "Not enough data"
+
+
 class InvalidRuleError(PersonaError):
     """A segment rule that cannot be used: unknown field or segment, wrong types, a cycle."""
 

@@ -445,7 +445,7 @@ class _ToTree(Transformer_NonRecursive[Token, Any]):
     @v_args(meta=True)
     def segment_ref(self, meta: Any, children: list[Token]) -> SegmentRef:
         name = _string(children[0])
-        if not SEGMENT_NAME.match(name):
+        if not SEGMENT_NAME.fullmatch(name):
             raise _SemanticError(f"{name!r} is not a segment name", _position(meta))
         return SegmentRef(name, _position(meta))
 

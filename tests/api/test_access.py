@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from persona.access.keys import Scope
+from persona.access.keys import AnyScope, Scope
 from persona.api.app import create_app
 from persona.clock import FakeClock
 from persona.engine import Engine
@@ -32,7 +32,7 @@ def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-ROUTES = [
+ROUTES: list[tuple[str, str, Scope | AnyScope]] = [
     ("POST", "/v1/events", Scope.INGEST),
     ("PUT", "/v1/items/i1", Scope.INGEST),
     ("POST", "/v1/items", Scope.INGEST),
@@ -40,29 +40,66 @@ ROUTES = [
     ("GET", "/v1/items/i1", Scope.READ),
     ("GET", "/v1/items", Scope.READ),
     ("GET", "/v1/profiles/u1", Scope.READ),
-    ("GET", "/v1/users/u1/recommendations", Scope.DECIDE),
+    ("GET", "/v1/users/u1/recommendations", AnyScope((Scope.READ, Scope.DECIDE))),
     ("GET", "/metrics", Scope.READ),
     ("GET", "/v1/quarantine", Scope.ADMIN),
     ("POST", "/v1/quarantine/1/replay", Scope.ADMIN),
 ]
 
 
+def admitted(needed: Scope | AnyScope) -> tuple[Scope, ...]:
+    return needed.scopes if isinstance(needed, AnyScope) else (needed,)
+
+
 @pytest.mark.parametrize(("method", "path", "scope"), ROUTES)
 def test_every_route_needs_a_key_with_its_scope(
-    secured: tuple[Engine, TestClient], method: str, path: str, scope: Scope
+    secured: tuple[Engine, TestClient], method: str, path: str, scope: Scope | AnyScope
 ) -> None:
     engine, client = secured
     missing = client.request(method, path)
     assert missing.status_code == 401 and missing.json()["code"] == "unauthorized"
     wrong = client.request(method, path, headers=bearer("psk_nothere_secret"))
     assert wrong.status_code == 401
-    other_scope = Scope.READ if scope != Scope.READ else Scope.INGEST
-    weak = engine.keys.create("weak", [other_scope]).secret
-    forbidden = client.request(method, path, headers=bearer(weak))
-    assert forbidden.status_code == 403 and forbidden.json()["code"] == "not_enough_permissions"
-    strong = engine.keys.create("strong", [scope]).secret
-    allowed = client.request(method, path, headers={"X-API-Key": strong})
-    assert allowed.status_code not in (401, 403)
+    for other_scope in (s for s in Scope if s not in (*admitted(scope), Scope.ADMIN)):
+        weak = engine.keys.create("weak", [other_scope]).secret
+        forbidden = client.request(method, path, headers=bearer(weak))
+        assert forbidden.status_code == 403, other_scope
+        assert forbidden.json()["code"] == "not_enough_permissions"
+    for each in (*admitted(scope), Scope.ADMIN):
+        strong = engine.keys.create("strong", [each]).secret
+        allowed = client.request(method, path, headers={"X-API-Key": strong})
+        assert allowed.status_code not in (401, 403), each
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), ROUTES)
+def test_the_openapi_document_names_the_scopes_each_route_admits(
+    client: TestClient, method: str, path: str, scope: Scope | AnyScope
+) -> None:
+    document = client.get("/openapi.json").json()
+    template = next(
+        p for p in document["paths"] if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", p), path)
+    )
+    description = document["paths"][template][method.lower()]["description"]
+    names = " or ".join(f"`{s.value}`" for s in admitted(scope))
+    assert f"Needs an API key with scope {names} (or `admin`)." in description
+
+
+def test_every_read_only_route_admits_a_read_key(secured: tuple[Engine, TestClient]) -> None:
+    """The README: `read` covers reads. Only the privacy and quarantine reads are admin's."""
+    engine, client = secured
+    reader = {"X-API-Key": engine.keys.create("reader", [Scope.READ]).secret}
+    admin_only = {"/v1/quarantine", "/v1/audit", "/v1/subjects/", "/v1/segments/{name}/export"}
+    document = client.get("/openapi.json").json()
+    checked = []
+    for path, operations in document["paths"].items():
+        if "get" not in operations or not path.startswith(("/v1/", "/metrics")):
+            continue
+        if any(path.startswith(prefix) for prefix in admin_only):
+            continue
+        answer = client.get(re.sub(r"\{[^}]+\}", "x1", path), headers=reader)
+        assert answer.status_code not in (401, 403), (path, answer.text)
+        checked.append(path)
+    assert "/v1/users/{user_id}/recommendations" in checked and len(checked) >= 20
 
 
 def test_admin_grants_every_scope_and_revocation_takes_effect(

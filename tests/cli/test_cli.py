@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import orjson
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+import persona
 from persona.cli.main import app
 from persona.engine import Engine
 from persona.settings import Settings
@@ -176,3 +178,59 @@ def test_a_bad_setting_stops_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PERSONA_TYPO", "1")
     result = runner.invoke(app, ["--home", str(tmp_path), "keys", "list"])
     assert result.exit_code == 2 and "PERSONA_TYPO" in result.output
+
+
+def test_imported_ids_follow_the_api_rule(tmp_path: Path) -> None:
+    """A whole number is its decimal text in every format (an integer column, a float column
+    holding integers and missing values, a JSON integer); a number with a fraction is refused
+    as the API refuses it, and a NaN is a missing value."""
+    nan = float("nan")
+    table = pa.table(
+        {
+            "event_id": ["p1", "p2", "p3", "p4"],
+            "type": ["view"] * 4,
+            "user_id": pa.array([42.0, None, 7.5, nan], pa.float64()),
+            "anonymous_id": pa.array([None, 9, 9, 9], pa.int64()),
+            "item_id": pa.array([1.0, 2.0, 3.0, nan], pa.float64()),
+            "timestamp": [1_700_000_000] * 4,
+        }
+    )
+    pq.write_table(table, tmp_path / "events.parquet")
+    (tmp_path / "events.jsonl").write_bytes(
+        b'{"event_id": "j1", "type": "view", "user_id": 42, "item_id": 1, "timestamp": 1700000001}\n'
+        b'{"event_id": "j2", "type": "view", "user_id": true, "timestamp": 1700000002}\n'
+    )
+    home = tmp_path / "home"
+    for name in ("events.parquet", "events.jsonl"):
+        done = runner.invoke(app, ["--home", str(home), "import", "events", str(tmp_path / name)])
+        assert done.exit_code == 0, done.output
+    engine = engine_at(home)
+    try:
+        with engine.storage.read() as uow:
+            p1, p4 = uow.events.get("p1"), uow.events.get("p4")
+            assert p1 is not None and (p1.user_id, p1.item_id) == ("42", "1")
+            assert p4 is not None and (p4.user_id, p4.anonymous_id, p4.item_id) == (None, "9", None)
+            rejected = {r.event_id: r for r in uow.quarantine.list(after_id=0, limit=10)}
+        assert set(rejected) == {"p3", "j2"}
+        assert {(r.code, r.path) for r in rejected.values()} == {("invalid_field", "user_id")}
+        assert engine.profiles.get("42").counts == {"view": 2}  # p1 and j1: one person
+    finally:
+        engine.close()
+
+
+def test_version_is_the_installed_packages() -> None:
+    """`persona --version` prints the version of the package metadata, which the build takes
+    from pyproject.toml, and exits 0."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["project"]["version"]
+    shown = runner.invoke(app, ["--version"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == f"persona {declared}\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "persona", "--version"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, f"persona {declared}\n".encode())
+    assert persona.__version__ == declared

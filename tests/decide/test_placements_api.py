@@ -142,6 +142,21 @@ def test_a_user_id_never_borrows_the_segments_of_a_same_named_anonymous_id(
     assert (as_user["variant"], as_anonymous["variant"]) == ("generic", "vip_mobile")
 
 
+def test_a_whole_number_id_decides_for_the_person_of_its_text(client: TestClient) -> None:
+    """Ids follow the events' rule: user 42 is user "42"."""
+    post_events(client, [{"type": "purchase", "user_id": 42, "item_id": 1, "value": 500.0}])
+    vip = {"name": "vip", "rule": "profile.monetary > 100"}
+    assert client.post("/v1/segments", json=vip).status_code == 201
+    create(client, rules_placement())
+    context = {"device": "mobile", "weekday": 1}
+    [as_number] = decide(client, "cart_banner", user_id=42, context=context)
+    [as_text] = decide(client, "cart_banner", user_id="42", context=context)
+    assert as_number["variant"] == as_text["variant"] == "vip_mobile"
+    for bad in (True, 4.2, {"id": 42}):
+        refused = client.post("/v1/decisions", json={"user_id": bad, "placements": ["cart_banner"]})
+        assert refused.status_code == 422, refused.text
+
+
 def test_holdout_gets_the_fallback_at_its_share(client: TestClient, engine: Engine) -> None:
     create(client, ab(holdout_share=0.2, fallback="v1"))
     held = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -306,3 +307,40 @@ def test_metrics_count_outcomes_and_routes(client: TestClient) -> None:
     assert 'persona_events_total{outcome="rejected"} 1.0' in text
     assert 'persona_http_requests_total{method="POST",route="/v1/events",status="200"} 1.0' in text
     assert "persona_profile_updates_total 1.0" in text
+
+
+def test_a_whole_number_id_is_its_decimal_text(client: TestClient, engine: Engine) -> None:
+    """Ids are text; a JSON integer stands for its decimal text, so 42 and "42" are one person,
+    and the same event sent with either is a duplicate."""
+    first = post(
+        client,
+        {"event_id": 7, "type": "view", "user_id": 42, "item_id": 1, "anonymous_id": -3},
+    )
+    assert first["events"][0] == {"index": 0, "status": "accepted", "event_id": "7"}
+    again = post(
+        client,
+        {"event_id": "7", "type": "view", "user_id": "42", "item_id": "1", "anonymous_id": "-3"},
+    )
+    assert again["events"][0]["status"] == "duplicate"
+    post(client, {"type": "purchase", "user_id": "42", "item_id": 2.0, "value": 5})
+    with engine.storage.read() as uow:
+        stored = uow.events.get("7")
+    assert stored is not None
+    assert (stored.user_id, stored.anonymous_id, stored.item_id) == ("42", "-3", "1")
+    profile = client.get("/v1/profiles/42").json()
+    assert profile["counts"] == {"view": 1, "purchase": 1}
+    assert {r["item_id"] for r in profile["recent_items"]} == {"1", "2"}
+
+
+@pytest.mark.parametrize("field", ["event_id", "user_id", "anonymous_id", "item_id"])
+@pytest.mark.parametrize("value", [True, 4.5, {"id": 1}, [1], 10**130, 123456789012345678901234])
+def test_ids_that_are_not_text_or_whole_numbers_are_rejected(
+    client: TestClient, field: str, value: Any
+) -> None:
+    event = {"type": "view", "user_id": "u1", "anonymous_id": "v1", field: value}
+    # the standard json module writes integers of any size (orjson stops at 64 bits)
+    response = client.post("/v1/events", content=json.dumps(event))
+    assert response.status_code == 200, response.text
+    outcome = response.json()["events"][0]
+    assert outcome["status"] == "rejected", outcome
+    assert (outcome["code"], outcome["path"]) == ("invalid_field", field)

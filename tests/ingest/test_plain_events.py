@@ -27,7 +27,12 @@ identifiers = st.one_of(
     st.sampled_from(["u1", "ml-1-2", "é-unicode", " spaced ", "", "a" * 128, "a" * 129]),
     st.text(max_size=140),
     st.integers(-5, 5),
+    st.integers(),
+    st.integers(-(10**130), 10**130),
     st.booleans(),
+    st.floats(),
+    st.floats(-(2.0**60), 2.0**60).map(float.__floor__).map(float),
+    st.sampled_from([42.0, -0.0, 2.0**53, 2.0**53 - 1, 1e300]),
 )
 types = st.one_of(
     st.sampled_from(["view", "rate", "add_to_cart", "custom.kind:v-1", "1view", "view\n", ""]),
@@ -149,6 +154,10 @@ def hash_or_error(event: EventFields) -> str:
 @example({"type": "view\n", "user_id": "u"})
 @example({"type": "view", "user_id": "u\x7f"})
 @example({"type": "view", "user_id": "u", "context": {"k": "\x00"}})
+@example({"type": "view", "user_id": 42, "item_id": -7, "event_id": 0, "decision_id": 2**64})
+@example({"type": "view", "user_id": 10**128, "anonymous_id": 10**127})
+@example({"type": "view", "user_id": True})
+@example({"type": "view", "user_id": 42.0})
 def test_fast_path_agrees_with_the_model(raw: dict[str, Any]) -> None:
     fast = plain_event(raw)
     batch = plain_events([raw])
@@ -188,6 +197,7 @@ def test_a_batch_is_checked_as_its_events_one_by_one(raws: list[dict[str, Any]])
         {"type": "purchase", "user_id": "42", "item_id": "1", "value": 9.99, "timestamp": 1.5},
         {"type": "view", "user_id": "1", "context": {"device": "mobile", "country": "DE"}},
         {"type": "click", "user_id": "1", "properties": {"tags": ["a", "b"], "n": 1}},
+        {"event_id": 9, "type": "view", "user_id": 42, "item_id": 7, "timestamp": 1_700_000_000},
     ],
 )
 def test_common_events_take_the_fast_path(raw: dict[str, Any]) -> None:
@@ -245,3 +255,15 @@ def test_timestamps_too_big_to_scale_are_rejected_not_raised(timestamp: float) -
     checked = validate_event(raw, 0, now_ms=0, limits=IngestLimits())
     assert isinstance(checked, Rejection)
     assert (checked.code, checked.path) == ("invalid_timestamp", "timestamp")
+
+
+def test_integer_ids_are_their_decimal_text_on_both_paths() -> None:
+    raw = {"event_id": 1, "type": "view", "user_id": 42, "anonymous_id": -3, "item_id": 0}
+    fast = plain_event(raw)
+    assert fast is not None
+    assert (fast.event_id, fast.user_id, fast.anonymous_id, fast.item_id) == ("1", "42", "-3", "0")
+    assert payload_hash(fast) == payload_hash(
+        EventIn.model_validate({k: str(v) if k != "type" else v for k, v in raw.items()})
+    )
+    whole_float = EventIn.model_validate({"type": "view", "user_id": 42.0})
+    assert whole_float.user_id == "42"

@@ -12,6 +12,7 @@ from persona.access.keys import Scope
 from persona.api.app import create_app
 from persona.clock import FakeClock
 from persona.engine import Engine
+from persona.errors import InvalidRequestError
 from tests.conftest import open_engine
 from tests.predictions.synthetic import behaviour_groups, shop_events
 
@@ -64,6 +65,25 @@ def test_bad_definitions_are_refused_with_a_code(client: TestClient) -> None:
         answer = client.post("/v1/predictions", json=body)
         assert answer.status_code == 422, body
     assert client.post("/v1/predictions/nope/train").json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "event_type", ["purchase\x00", "purchase\n", "pur chase", "1view", "kauf€", "t" * 65, 7]
+)
+def test_an_event_type_that_events_refuse_is_refused(
+    client: TestClient, engine: Engine, event_type: object
+) -> None:
+    """A prediction's event type follows the rule of the events' `type` field."""
+    event = client.post("/v1/events", json={"type": event_type, "user_id": "u1"}).json()
+    assert event["events"][0]["status"] == "rejected"
+    body = {"name": "p", "event_type": event_type, "horizon_days": 7}
+    answer = client.post("/v1/predictions", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "invalid_request"
+    if isinstance(event_type, str):
+        with pytest.raises(InvalidRequestError, match="not an event type"):
+            engine.predictions.create("p", event_type, 7)
+    assert engine.predictions.definitions() == []
 
 
 def test_training_without_enough_history_says_so(client: TestClient) -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from persona.cli.main import app
 from persona.engine import Engine
 from persona.errors import ConflictError
 from persona.predictions.clustering import ClusterConfig
 from persona.predictions.clusters import RETIRED
+from persona.settings import Settings
 from tests.conftest import NOW_MS
 from tests.predictions.synthetic import behaviour_groups, ingest_all
 
@@ -89,3 +95,47 @@ def test_a_rule_segment_with_a_cluster_name_blocks_training(engine: Engine) -> N
     engine.segments.create("cluster_1", "did(view)")
     with pytest.raises(ConflictError):
         engine.clusters.train()
+
+
+def test_a_cluster_segment_cannot_be_deleted(
+    engine: Engine, grouped: dict[str, int], client: TestClient
+) -> None:
+    """The cluster model keeps its segments: deleting one would leave the assigner writing
+    memberships of a segment that no longer exists."""
+    segment = f"cluster_{grouped['buyer']}"
+    refused = client.delete(f"/v1/segments/{segment}")
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    assert problem["code"] == "segment_owned_by_model"
+    assert "cluster model" in problem["detail"] and "PERSONA_CLUSTER_K_MAX" in problem["detail"]
+    assert client.get(f"/v1/segments/{segment}").status_code == 200
+    assert client.get("/v1/profiles/buyer_0").json()["segments"].count(segment) == 1
+    assert engine.segments.size(segment) == 12
+
+    engine.segments.create("viewers", "did(view)")
+    assert client.delete("/v1/segments/viewers").status_code == 204  # rule segments can go
+
+
+def test_the_command_line_refuses_to_delete_a_cluster(tmp_path: Path) -> None:
+    engine = Engine.open(Settings(home=tmp_path))
+    try:
+        engine.clusters.config = ClusterConfig(k_min=2, k_max=3)
+        ingest_all(engine, behaviour_groups(per_group=4))
+        engine.clusters.train()
+        segment = engine.clusters.clusters()[0].segment
+        engine.segments.create("viewers", "did(view)")
+    finally:
+        engine.close()
+    home = ["--home", str(tmp_path)]
+    refused = CliRunner().invoke(app, [*home, "segments", "delete", segment])
+    assert refused.exit_code == 1 and "kept by the cluster model" in refused.output
+    deleted = CliRunner().invoke(app, [*home, "segments", "delete", "viewers"])
+    assert deleted.exit_code == 0, deleted.output
+    engine = Engine.open(Settings(home=tmp_path))
+    try:
+        assert [d.name for d in engine.segments.definitions()] == [
+            c.segment for c in engine.clusters.clusters()
+        ]
+    finally:
+        engine.close()

@@ -57,7 +57,11 @@ def test_events_after_a_revocation_are_held_and_not_folded(
     result = engine.ingest.ingest(
         [view(2, "ann", NOW_S - DAY_S), view(3, "ann", NOW_S + 30), view(4, "ann", NOW_S + 40)]
     )
-    assert result.accepted == 3
+    assert (result.accepted, result.held) == (1, 2)
+    assert [e["status"] for e in result.events] == ["accepted", "held", "held"]
+    assert [e["event_id"] for e in result.events] == ["e2", "e3", "e4"]
+    retried = engine.ingest.ingest([view(3, "ann", NOW_S + 30)])
+    assert (retried.held, retried.duplicates) == (0, 1)
     profile = engine.profiles.get("ann")
     assert profile.event_count == 2  # e1 and e2: granted at their time
     assert held_count(engine) == 2
@@ -83,7 +87,8 @@ def test_consent_events_set_consent_by_their_time(engine: Engine) -> None:
     result = engine.ingest.ingest(
         [view(1, "bob", NOW_S - 200), consent, view(2, "bob", NOW_S - 50)]
     )
-    assert result.accepted == 3
+    assert (result.accepted, result.held) == (2, 1)
+    assert [e["status"] for e in result.events] == ["accepted", "accepted", "held"]
     assert engine.profiles.get("bob").event_count == 1
     assert engine.privacy.consent.current("u:bob")["personalization"] == "denied"
     # a retried consent event is a duplicate, not a second change
@@ -182,8 +187,32 @@ def test_consent_of_a_user_covers_their_linked_anonymous_id(
     result = engine.ingest.ingest(
         [{"type": "view", "anonymous_id": "anon-lu", "item_id": "i1", "timestamp": NOW_S + 1}]
     )
-    assert result.accepted == 1
+    assert (result.accepted, result.held) == (0, 1)
     assert held_count(engine) == 1  # linked to lu, whose personalization is denied
     answer = client.get("/v1/users/anon-lu/recommendations").json()
     assert answer["reason"] == NO_CONSENT
     assert engine.privacy.consent.allows_person("someone-new", "personalization")
+
+
+def test_the_events_api_answers_held_for_lack_of_consent(
+    engine: Engine, client: TestClient
+) -> None:
+    client.put("/v1/users/dan/consent", json={"analytics": "denied"})
+    answer = client.post(
+        "/v1/events", json=[view(1, "dan", NOW_S + 1), view(2, "eve", NOW_S + 1), {"type": "x"}]
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert {k: body[k] for k in ("accepted", "held", "duplicates", "rejected")} == {
+        "accepted": 1,
+        "held": 1,
+        "duplicates": 0,
+        "rejected": 1,
+    }
+    assert body["events"][0] == {"index": 0, "status": "held", "event_id": "e1"}
+    assert body["events"][1]["status"] == "accepted"
+    assert held_count(engine) == 1
+    again = client.post("/v1/events", json=view(1, "dan", NOW_S + 1)).json()
+    assert (again["held"], again["duplicates"]) == (0, 1)
+    metrics = client.get("/metrics").text
+    assert 'persona_events_total{outcome="held"} 1.0' in metrics

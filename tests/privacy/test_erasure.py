@@ -67,7 +67,7 @@ def _seed(engine: Engine, client: TestClient) -> None:
         "item_id": "i3",
         "timestamp": NOW_MS // 1000 + 1,
     }
-    assert client.post("/v1/events", json=[held]).json()["accepted"] == 1
+    assert client.post("/v1/events", json=[held]).json()["held"] == 1
     assert engine.segments.size("viewers") == 2
 
 

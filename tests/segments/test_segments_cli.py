@@ -52,3 +52,21 @@ def test_segments_commands(tmp_path: Path) -> None:
     assert "column 9" in bad.output and "        ^" in bad.output
     missing = runner.invoke(app, [*home, "segments", "members", "nope"])
     assert missing.exit_code == 1
+
+
+def test_names_ending_in_a_new_line_are_refused(tmp_path: Path) -> None:
+    """The API's patterns refuse them; the command line and rules must too (a name the API
+    cannot address would be stuck)."""
+    home = ["--home", str(tmp_path)]
+    created = runner.invoke(app, [*home, "segments", "create", "viewers\n", "did(view)"])
+    assert created.exit_code == 1 and "is not a segment name" in created.output
+    ref = runner.invoke(app, [*home, "segments", "preview", 'segment("viewers\\n")'])
+    assert ref.exit_code == 1 and "is not a segment name" in ref.output
+    args = [*home, "predictions", "create", "p\n", "--event", "view", "--horizon-days", "7"]
+    prediction = runner.invoke(app, args)
+    assert prediction.exit_code == 1 and "is not a prediction name" in prediction.output
+    engine = Engine.open(Settings(home=tmp_path))
+    try:
+        assert engine.segments.definitions() == [] and engine.predictions.definitions() == []
+    finally:
+        engine.close()

@@ -33,15 +33,34 @@ class Scope(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class AnyScope:
+    """What a route that several scopes open needs: a key with any of ``scopes`` (or admin)."""
+
+    scopes: tuple[Scope, ...]
+
+    @property
+    def value(self) -> str:
+        """The scopes as a ``Scope``'s value reads in the OpenAPI note of an operation, which
+        quotes it: `read` or `decide`."""
+        return "` or `".join(scope.value for scope in self.scopes)
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: a key id and its scopes (``dev`` in development mode)."""
 
     key_id: str
     scopes: frozenset[Scope]
 
-    def require(self, scope: Scope) -> None:
-        if scope not in self.scopes and Scope.ADMIN not in self.scopes:
-            raise ForbiddenError(f"this key lacks the {scope.value!r} scope")
+    def require(self, scope: Scope | AnyScope) -> None:
+        if scope in self.scopes or Scope.ADMIN in self.scopes:
+            return
+        if isinstance(scope, AnyScope):
+            if not self.scopes.isdisjoint(scope.scopes):
+                return
+            names = " or ".join(repr(s.value) for s in scope.scopes)
+            raise ForbiddenError(f"this key lacks the {names} scope")
+        raise ForbiddenError(f"this key lacks the {scope.value!r} scope")
 
 
 DEV_PRINCIPAL = Principal("dev", frozenset(Scope))

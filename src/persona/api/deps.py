@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from persona.access.keys import DEV_PRINCIPAL, Principal, Scope
+from persona.access.keys import DEV_PRINCIPAL, AnyScope, Principal, Scope
 from persona.api.query import body_schemas
 from persona.engine import Engine
 
@@ -50,7 +50,7 @@ async def get_engine(request: Request) -> Engine:
     return engine_of(request)
 
 
-def authorize_request(request: Request, scope: Scope) -> Principal:
+def authorize_request(request: Request, scope: Scope | AnyScope) -> Principal:
     """The caller of ``request`` if its key has ``scope`` (or ``admin``); 401, 403 or 429."""
     engine = engine_of(request)
     if engine.settings.dev_mode:
@@ -65,7 +65,7 @@ def authorize_request(request: Request, scope: Scope) -> Principal:
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Any]])
 
 
-def scoped(scope: Scope) -> Callable[[Endpoint], Endpoint]:
+def scoped(scope: Scope | AnyScope) -> Callable[[Endpoint], Endpoint]:
     """``require`` for the hottest routes: the check runs inside the endpoint.
 
     The endpoint must take ``request: Request`` first. Same check, same errors, same OpenAPI
@@ -85,8 +85,9 @@ def scoped(scope: Scope) -> Callable[[Endpoint], Endpoint]:
     return decorate
 
 
-def require(scope: Scope) -> Any:
-    """A dependency that admits a caller whose key has ``scope`` (or ``admin``).
+def require(scope: Scope | AnyScope) -> Any:
+    """A dependency that admits a caller whose key has ``scope`` (or ``admin``); with an
+    ``AnyScope``, a key with any of its scopes.
 
     One dependency reading the headers itself, rather than FastAPI's security classes as
     sub-dependencies: every resolved dependency costs tens of microseconds on each request.

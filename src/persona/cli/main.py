@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from persona import installed_version
 from persona.access.keys import Scope
 from persona.cli.context import open_engine as _open
 from persona.cli.decide import experiments_app, placements_app
@@ -28,6 +29,9 @@ from persona.ingest.importer import (
     import_events,
     import_items,
 )
+
+if TYPE_CHECKING:
+    from persona.recommend.training import TrainingOutcome
 
 app = typer.Typer(help="persona: self-hosted personalization engine.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk import from CSV, JSON Lines or Parquet.", no_args_is_help=True)
@@ -51,6 +55,12 @@ class CliOptions:
     home: Path | None
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"persona {installed_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
     ctx: typer.Context,
@@ -58,6 +68,12 @@ def options(
         Path | None,
         typer.Option("--home", envvar="PERSONA_HOME", help="Data directory (default ./.persona)."),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = CliOptions(home=home)
 
@@ -77,6 +93,8 @@ def _report(title: str, summary: ImportSummary, seconds: float, *, events: bool)
     table.add_row("rows", f"{summary.rows:,}")
     table.add_row("accepted" if events else "upserted", f"{summary.accepted:,}")
     if events:
+        if summary.held:
+            table.add_row("held (no consent)", f"{summary.held:,}")
         table.add_row("duplicates", f"{summary.duplicates:,}")
     table.add_row("rejected", f"{summary.rejected:,}")
     table.add_row("seconds", f"{seconds:.2f}")
@@ -266,11 +284,17 @@ def train(
 
 
 def _train(engine: Engine, before_ms: int | None) -> None:
-    """Recommendation models, then clusters and every prediction, all before ``before_ms``."""
-    from persona.cli.predictions import print_predictive_training
-    from persona.predictions.scheduler import train_predictive_models
-    from persona.recommend.training import NotEnoughDataError, train_model_set
+    """Recommendation models, then clusters and every prediction, all before ``before_ms``.
 
+    A model with nothing to learn from is reported and skipped; the command fails (exit 1)
+    only when a model failed to train.
+    """
+    from persona.cli.predictions import print_predictive_training
+    from persona.errors import NothingToLearnError, PersonaError
+    from persona.predictions.scheduler import train_predictive_models
+    from persona.recommend.training import train_model_set
+
+    skipped = failed = None
     with _progress() as progress:
         task = progress.add_task("training", total=None)
         say = lambda step: progress.update(task, description=step)  # noqa: E731
@@ -283,15 +307,25 @@ def _train(engine: Engine, before_ms: int | None) -> None:
                 before_ms=before_ms,
                 say=say,
             )
-        except NotEnoughDataError as exc:
-            outcome = None
-            console.print(f"[red]{exc.detail}[/red]")
+        except NothingToLearnError as exc:
+            outcome, skipped = None, exc.detail
+        except PersonaError as exc:
+            outcome, failed = None, exc.detail
         predictive = train_predictive_models(
             engine.clusters, engine.predictions, engine.segments, before_ms, say
         )
+    if skipped is not None:
+        console.print(f"[yellow]skipped[/yellow] recommendations: {skipped}")
+    if failed is not None:
+        console.print(f"[red]failed[/red] recommendations: {failed}")
+    if outcome is not None:
+        _print_model_set(outcome)
     print_predictive_training(predictive)
-    if outcome is None:
+    if failed is not None or predictive.problems:
         raise typer.Exit(1)
+
+
+def _print_model_set(outcome: TrainingOutcome) -> None:
     table = Table(title=f"model set {outcome.version.version}", show_header=False)
     for name, value in outcome.version.metrics.items():
         table.add_row(

@@ -129,5 +129,7 @@ def print_predictive_training(outcome: PredictiveTraining) -> None:
             f" {e.positives:,} positives of {e.people:,};"
             f" {result.scored:,} people scored in {result.seconds:.1f}s"
         )
+    for skipped in outcome.skipped:
+        console.print(f"[yellow]skipped[/yellow] {skipped}")
     for problem in outcome.problems:
-        console.print(f"[yellow]not trained:[/yellow] {problem}")
+        console.print(f"[red]failed[/red] {problem}")

@@ -1,4 +1,5 @@
-"""``persona segments``: list, create, preview, members and refresh from the command line."""
+"""``persona segments``: list, create, delete, preview, members and refresh from the command
+line."""
 
 from __future__ import annotations
 
@@ -50,6 +51,16 @@ def create_segment(
     except PersonaError as exc:
         raise _fail(exc) from None
     console.print(f"created {name}: {engine.segments.size(name):,} members")
+
+
+@segments_app.command("delete")
+def delete_segment(ctx: typer.Context, name: str) -> None:
+    """Delete a rule segment and its membership history (clusters are kept by their model)."""
+    try:
+        _open(ctx).segments.delete(name)
+    except PersonaError as exc:
+        raise _fail(exc) from None
+    console.print(f"deleted {name}")
 
 
 @segments_app.command("preview")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from persona.documents import Id
 from persona.errors import InvalidPlacementError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
@@ -213,8 +214,8 @@ class DecisionContext(BaseModel):
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str | None = Field(default=None, min_length=1, max_length=128)
-    anonymous_id: str | None = Field(default=None, min_length=1, max_length=128)
+    user_id: Id | None = None
+    anonymous_id: Id | None = None
     context: DecisionContext = Field(default_factory=DecisionContext)
     placements: list[str] = Field(min_length=1, max_length=20)
     page_cap: int | None = Field(

@@ -97,6 +97,7 @@ def _ingest(
     result = ingest.ingest(batch, source="demo:movielens")
     summary.rows += len(batch)
     summary.accepted += result.accepted
+    summary.held += result.held
     summary.duplicates += result.duplicates
     summary.rejected += result.rejected
     if on_events:

@@ -7,6 +7,7 @@ and a stream of HTTP calls give the same stored state.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 
 from persona.catalog.schema import ItemIn
 from persona.catalog.service import CatalogService
+from persona.documents import id_text
 from persona.ingest.schema import UnparsableLine
 from persona.ingest.service import IngestService
 
@@ -49,6 +51,7 @@ class ImportSummary:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    held: int = 0  # stored aside for lack of consent
     examples: list[str] = field(default_factory=list)
 
     def note(self, message: str) -> None:
@@ -120,15 +123,21 @@ def _jsonl_batches(path: Path, batch_size: int) -> Iterator[list[dict[str, Any]]
 
 
 def normalize_row(row: dict[str, Any]) -> Any:
-    """Turn a file row into the API's shape: no empty cells, ids as text, lists split on ``|``."""
+    """Turn a file row into the API's shape: no empty cells, ids as text, lists split on ``|``.
+
+    An empty cell, a null and a NaN (how a float column marks a missing value) are all left
+    out. Ids follow the API's rule (``id_text``): a whole number becomes its decimal text (an
+    integer column, or one that became a float column because some of its values are missing);
+    any other value is left for validation to refuse. CSV cells are text and stay as they are.
+    """
     if not isinstance(row, dict):
         return row
     clean: dict[str, Any] = {}
     for name, value in row.items():
-        if value is None or value == "":
+        if value is None or value == "" or (type(value) is float and math.isnan(value)):
             continue
-        if name in ID_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(int(value)) if float(value).is_integer() else str(value)
+        if name in ID_FIELDS:
+            value = id_text(value)
         elif name in DOCUMENT_FIELDS and isinstance(value, str):
             with contextlib.suppress(orjson.JSONDecodeError):  # else validation names the field
                 value = orjson.loads(value)
@@ -153,6 +162,7 @@ def import_events(
         result = service.ingest([normalize_row(row) for row in batch], source=label)
         summary.rows += len(batch)
         summary.accepted += result.accepted
+        summary.held += result.held
         summary.duplicates += result.duplicates
         summary.rejected += result.rejected
         first_row = summary.rows - len(batch) + 1

@@ -13,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     Strict,
     StringConstraints,
     TypeAdapter,
@@ -20,9 +21,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
-from persona.documents import Identifier, check_json_document
+from persona.documents import (
+    MAX_ID_LENGTH,
+    EventType,
+    Id,
+    Identifier,
+    check_json_document,
+)
 
 STANDARD_EVENT_TYPES = (
     "view",
@@ -35,14 +42,7 @@ STANDARD_EVENT_TYPES = (
 )
 MIN_TIMESTAMP_MS = 0  # 1970-01-01
 MAX_TIMESTAMP_MS = 7_258_118_400_000  # 2200-01-01
-MAX_TYPE_LENGTH = 64
 MAX_VALUE = 1e12
-EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]*$"
-
-EventType = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_TYPE_LENGTH, pattern=EVENT_TYPE_PATTERN),
-]
 
 
 def parse_timestamp(value: Any) -> int | None:
@@ -92,7 +92,7 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: Identifier | None = Field(
+    event_id: Id | None = Field(
         default=None, description="Client id for idempotency; assigned by the server when absent."
     )
     type: EventType = Field(
@@ -100,9 +100,9 @@ class EventIn(BaseModel):
             "view, click, add_to_cart, purchase, rate, impression, identify, or a custom name."
         )
     )
-    user_id: Identifier | None = None
-    anonymous_id: Identifier | None = None
-    item_id: Identifier | None = None
+    user_id: Id | None = None
+    anonymous_id: Id | None = None
+    item_id: Id | None = None
     timestamp: Timestamp = Field(
         default=None,
         description="Event time: ISO 8601 or Unix seconds. Defaults to the time of receipt.",
@@ -121,7 +121,7 @@ class EventIn(BaseModel):
     context: dict[str, Any] | None = Field(
         default=None, description="device, country, locale, page, user_agent, …"
     )
-    decision_id: Identifier | None = None
+    decision_id: Id | None = None
 
     @field_validator("properties", "context")
     @classmethod
@@ -163,7 +163,32 @@ class EventFields(Protocol):
     def decision_id(self) -> str | None: ...
 
 
-StrictIdentifier = Annotated[Identifier, Strict()]
+def _integer_id(value: int) -> str:
+    text = str(value)
+    if len(text) > MAX_ID_LENGTH:
+        raise ValueError("id too long")  # EventIn says so, with its message
+    return text
+
+
+class _OrInteger:
+    """Makes a strict id also take an integer (not a boolean), as its decimal text, inside
+    pydantic-core: a text id costs no Python call."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.union_schema(
+            [
+                handler(source),
+                core_schema.no_info_after_validator_function(
+                    _integer_id, core_schema.int_schema(strict=True)
+                ),
+            ]
+        )
+
+
+# The fast path's id: text, or an integer (``id_text``; other numbers go to ``EventIn``).
+StrictIdentifier = Annotated[Identifier, Strict(), _OrInteger()]
 # ISO 8601 text is far shorter; the bound keeps the size of a plain event bounded (see ingest).
 TimestampText = Annotated[str, Strict(), StringConstraints(max_length=64)]
 
@@ -252,7 +277,7 @@ class UnparsableLine:
     line: int
 
 
-EventStatus = Literal["accepted", "duplicate", "rejected"]
+EventStatus = Literal["accepted", "held", "duplicate", "rejected"]
 
 
 class EventOutcome(BaseModel):
@@ -266,6 +291,9 @@ class EventOutcome(BaseModel):
 
 class IngestResponse(BaseModel):
     accepted: int
+    held: int = Field(
+        description="Events stored aside for lack of consent and never used (docs/privacy.md)."
+    )
     duplicates: int
     rejected: int
     events: list[EventOutcome]

@@ -1,9 +1,10 @@
 """Ingest: validate -> dedupe -> store with profile updates, in one transaction per call.
 
 Nothing acknowledged is lost and nothing is silently dropped: every event of a call ends as
-accepted, duplicate or rejected, and every rejected event is written to the quarantine with its
-raw payload, a machine code, a message and the path of the error, in the same transaction as
-the accepted ones. The caller only hears back after the commit.
+accepted, held (stored aside for lack of consent), duplicate or rejected, and every rejected
+event is written to the quarantine with its raw payload, a machine code, a message and the path
+of the error, in the same transaction as the accepted ones. The caller only hears back after
+the commit.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ class IngestGate(Protocol):
     def scrub_raw(self, raw: str) -> str: ...
 
     def screen(self, uow: UnitOfWork, events: Sequence[ValidEvent], now_ms: int) -> Any:
-        """``used``, ``kept``, ``duplicates`` (events) and ``refused`` (rejections)."""
+        """``used``, ``kept`` (stored aside, answered accepted), ``held`` (stored aside for
+        lack of consent, answered held), ``duplicates`` (events) and ``refused``
+        (rejections)."""
         ...
 
 
@@ -120,10 +123,12 @@ class IngestResult:
     duplicates: int = 0
     rejected: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
+    held: int = 0  # stored aside for lack of consent, never used (docs/privacy.md)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "accepted": self.accepted,
+            "held": self.held,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "events": self.events,
@@ -382,7 +387,7 @@ class IngestService:
                 batch.rejections.append(_conflict(event, batch.raw_events[event.index]))
         if self._gate is not None and batch.fresh:
             screened = self._gate.screen(uow, batch.fresh, now_ms)
-            batch.fresh, batch.kept = screened.used, screened.kept
+            batch.fresh, batch.kept, batch.held = screened.used, screened.kept, screened.held
             batch.rejections.extend(screened.refused)
             for event in screened.duplicates:
                 batch.duplicate(event)
@@ -422,8 +427,10 @@ class IngestService:
     def _finish(self, batch: _Batch) -> IngestResult:
         outcomes = batch.outcomes
         accepted, rejected = len(batch.fresh) + len(batch.kept), len(batch.rejections)
-        result = IngestResult(accepted, len(outcomes) - accepted - rejected, rejected, outcomes)
-        self._metrics.events_ingested(result.accepted, result.duplicates, result.rejected)
+        held = len(batch.held)
+        duplicates = len(outcomes) - accepted - held - rejected
+        result = IngestResult(accepted, duplicates, rejected, outcomes, held)
+        self._metrics.events_ingested(accepted, duplicates, rejected, held)
         self._metrics.profile_updates.inc(batch.profiles_updated)
         return result
 
@@ -437,6 +444,7 @@ class _Batch:
     candidates: dict[str, ValidEvent] = field(default_factory=dict)
     fresh: list[ValidEvent] = field(default_factory=list)
     kept: list[ValidEvent] = field(default_factory=list)  # stored aside by privacy, unused
+    held: list[ValidEvent] = field(default_factory=list)  # the same, for lack of consent
     rejections: list[Rejection] = field(default_factory=list)
     profiles_updated: int = 0
     touched: set[str] = field(default_factory=set)  # profile keys of the stored events
@@ -454,13 +462,19 @@ class _Batch:
     def settle(self, profile_keys: Iterable[str]) -> None:
         """The outcomes of the stored and rejected events, and the profiles they touched."""
         outcomes = self.outcomes
-        written = [*self.fresh, *self.kept]
-        for event in written:
+        for event in [*self.fresh, *self.kept]:
             outcomes[event.index] = {
                 "index": event.index,
                 "status": "accepted",
                 "event_id": event.event_id,
             }
+        for event in self.held:
+            outcomes[event.index] = {
+                "index": event.index,
+                "status": "held",
+                "event_id": event.event_id,
+            }
+        written = [*self.fresh, *self.kept, *self.held]
         for r in self.rejections:
             outcomes[r.index] = {
                 "index": r.index,

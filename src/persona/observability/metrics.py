@@ -69,10 +69,11 @@ class Metrics:
             self._answer_children[(source, cached)] = child
         child.inc()
 
-    def events_ingested(self, accepted: int, duplicates: int, rejected: int) -> None:
+    def events_ingested(self, accepted: int, duplicates: int, rejected: int, held: int) -> None:
         self.events.labels("accepted").inc(accepted)
         self.events.labels("duplicate").inc(duplicates)
         self.events.labels("rejected").inc(rejected)
+        self.events.labels("held").inc(held)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -31,7 +31,7 @@ from sklearn.cluster import MiniBatchKMeans
 from sklearn.metrics import silhouette_score
 
 from persona.clock import DAY_MS
-from persona.errors import PersonaError
+from persona.errors import NothingToLearnError
 from persona.predictions.events import FloatArray
 from persona.profiles.aggregate import ProfileState
 
@@ -47,7 +47,7 @@ BASE_FEATURES = (
 MODEL_VERSION = 1
 
 
-class NotEnoughPeopleError(PersonaError):
+class NotEnoughPeopleError(NothingToLearnError):
     status, code, title = 409, "not_enough_people", "Not enough people to cluster"
 
 

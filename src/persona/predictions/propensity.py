@@ -36,7 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from persona.clock import DAY_MS
-from persona.errors import PersonaError
+from persona.errors import NothingToLearnError, PersonaError
 from persona.predictions.events import EventLog, FloatArray, IntArray
 
 FEATURES: tuple[str, ...] = (
@@ -62,7 +62,7 @@ HEURISTIC_FEATURES = ("days_since_last", "events")
 MIN_POSITIVES = 5
 
 
-class NotEnoughHistoryError(PersonaError):
+class NotEnoughHistoryError(NothingToLearnError):
     """Too little history for the cutoffs a prediction needs, or only one kind of label."""
 
     status, code, title = 409, "not_enough_history", "Not enough history"

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from persona.errors import PersonaError
+from persona.errors import NothingToLearnError, PersonaError
 from persona.jobs import PeriodicJob
 from persona.predictions.clusters import ClusterService, ClusterTraining
 from persona.predictions.service import PredictionService, TrainingResult
@@ -19,7 +19,13 @@ log = logging.getLogger(__name__)
 class PredictiveTraining:
     clusters: ClusterTraining | None = None
     predictions: list[TrainingResult] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # what could not be trained, and why
+    skipped: list[str] = field(default_factory=list)  # nothing to learn from: not a failure
+    problems: list[str] = field(default_factory=list)  # what failed to train, and why
+
+    def note(self, model: str, exc: PersonaError) -> None:
+        """Record why ``model`` was not trained: skipped, or failed."""
+        found = self.skipped if isinstance(exc, NothingToLearnError) else self.problems
+        found.append(f"{model}: {exc.detail}")
 
 
 def train_predictive_models(
@@ -34,7 +40,8 @@ def train_predictive_models(
     With ``as_of_ms``, every model reads only the events before it, and clusters and scores are
     computed as of that moment (a backtest: compare them with what happened next).
 
-    A model that lacks data is reported in ``problems`` and does not stop the others.
+    A model with nothing (or too little) to learn from is reported in ``skipped``; one that
+    failed otherwise, in ``problems``. Neither stops the others.
     """
     say = say or (lambda _: None)
     outcome = PredictiveTraining()
@@ -42,7 +49,7 @@ def train_predictive_models(
     try:
         outcome.clusters = clusters.train(as_of_ms)
     except PersonaError as exc:
-        outcome.problems.append(f"clusters: {exc.detail}")
+        outcome.note("clusters", exc)
     records = predictions.definitions()
     if records:
         say("reading events for predictions")
@@ -54,7 +61,7 @@ def train_predictive_models(
                     predictions.train(record.name, as_of_ms=as_of_ms, log=log_of_events)
                 )
             except PersonaError as exc:
-                outcome.problems.append(f"prediction {record.name}: {exc.detail}")
+                outcome.note(f"prediction {record.name}", exc)
     say("refreshing segments")
     segments.refresh()  # memberships are about now: rules on scores and clusters see the new
     return outcome
@@ -68,7 +75,9 @@ def predictive_retrain_job(
 ) -> PeriodicJob:
     def run_once() -> None:
         outcome = train_predictive_models(clusters, predictions, segments)
+        for skipped in outcome.skipped:
+            log.info("predictive training skipped %s", skipped)
         for problem in outcome.problems:
-            log.warning("predictive training: %s", problem)
+            log.error("predictive training failed: %s", problem)
 
     return PeriodicJob("predictions-retrain", interval_seconds, run_once)

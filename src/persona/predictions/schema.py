@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from persona.clock import utc_or_none
+from persona.documents import EventType
 from persona.storage.records import PredictionRecord
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -21,7 +22,9 @@ class PredictionIn(BaseModel):
         description="Lower case letters, digits and _; rules read it as profile.scores.<name>.",
         examples=["purchase_30d"],
     )
-    event_type: str = Field(min_length=1, max_length=64, examples=["purchase"])
+    event_type: EventType = Field(
+        description="An event type, as the events' `type` field takes it.", examples=["purchase"]
+    )
     horizon_days: int = Field(ge=1, le=3650, examples=[30])
     description: str = Field(default="", max_length=1000)
 

@@ -12,8 +12,12 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Strict, TypeAdapter, ValidationError
 
 from persona.clock import Clock
+from persona.documents import EventType
 from persona.errors import ConflictError, InvalidRequestError, NotFoundError
 from persona.ingest.service import AppliedBatch
 from persona.predictions.events import EventLog, load_event_log
@@ -21,6 +25,8 @@ from persona.predictions.propensity import Evaluation, PropensityConfig, train_p
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import PredictionRecord
 
+# The rule of the events' ``type`` field: a prediction names a type that events can have.
+_EVENT_TYPE = TypeAdapter(Annotated[EventType, Strict()])
 # A name must be usable in rules as ``profile.scores.<name>``.
 PREDICTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_HORIZON_DAYS = 3650
@@ -46,15 +52,20 @@ class PredictionService:
         self, name: str, event_type: str, horizon_days: int, description: str = ""
     ) -> PredictionRecord:
         """Define a prediction ("will have ``event_type`` within ``horizon_days``")."""
-        if not PREDICTION_NAME.match(name):
+        if not PREDICTION_NAME.fullmatch(name):
             raise InvalidRequestError(
                 f"{name!r} is not a prediction name: 1 to 64 of a-z, 0-9 and _, starting with a"
                 " letter (it is used in rules as profile.scores.<name>)"
             )
         if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
             raise InvalidRequestError(f"horizon_days must be from 1 to {MAX_HORIZON_DAYS}")
-        if not event_type or len(event_type) > 64:
-            raise InvalidRequestError("event_type must have 1 to 64 characters")
+        try:
+            _EVENT_TYPE.validate_python(event_type)
+        except ValidationError as exc:
+            reason = exc.errors(include_url=False)[0]["msg"]
+            raise InvalidRequestError(
+                f"{event_type!r} is not an event type as events take it: {reason}"
+            ) from None
         record = PredictionRecord(
             name, event_type, horizon_days, description, self._clock.now_ms(), None, None
         )

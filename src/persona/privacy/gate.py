@@ -25,7 +25,8 @@ CONSENT_EVENT = "consent"
 @dataclass(slots=True)
 class Screened:
     used: list[ValidEvent] = field(default_factory=list)  # folded, stored, seen by listeners
-    kept: list[ValidEvent] = field(default_factory=list)  # stored aside, never used
+    kept: list[ValidEvent] = field(default_factory=list)  # consent events: recorded, set aside
+    held: list[ValidEvent] = field(default_factory=list)  # no consent: set aside, never used
     duplicates: list[ValidEvent] = field(default_factory=list)
     refused: list[Rejection] = field(default_factory=list)  # answered rejected, not quarantined
 
@@ -89,7 +90,7 @@ class PrivacyGate:
                 if not missing:
                     result.used.append(event)
                 elif self.store_unconsented:
-                    result.kept.append(event)
+                    result.held.append(event)
                 else:
                     result.refused.append(
                         Rejection(
@@ -102,7 +103,7 @@ class PrivacyGate:
                             quarantine=False,
                         )
                     )
-        candidates = [*result.kept, *(e for e, _, _ in consent_events)]
+        candidates = [*result.held, *(e for e, _, _ in consent_events)]
         known = uow.held_events.held([e.event_id for e in candidates]) if candidates else set()
         for event, key, checked in consent_events:
             if event.event_id in known:
@@ -142,15 +143,20 @@ class PrivacyGate:
             )
 
     def _hold(self, uow: UnitOfWork, result: Screened, known: set[str], now_ms: int) -> None:
-        """Store the kept events aside, once per event id: a retry is a duplicate."""
-        fresh = []
-        for event in result.kept:
-            if event.event_id in known:
-                result.duplicates.append(event)
-            else:
-                known.add(event.event_id)
-                fresh.append(event)
-        result.kept = fresh
+        """Store the kept and held events aside, once per event id: a retry is a duplicate."""
+
+        def first_time(events: list[ValidEvent]) -> list[ValidEvent]:
+            fresh = []
+            for event in events:
+                if event.event_id in known:
+                    result.duplicates.append(event)
+                else:
+                    known.add(event.event_id)
+                    fresh.append(event)
+            return fresh
+
+        result.kept, result.held = first_time(result.kept), first_time(result.held)
+        fresh = [*result.kept, *result.held]
         if fresh:
             uow.held_events.hold(
                 [

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Mapping
 
 from persona.clock import Clock
+from persona.errors import NothingToLearnError
 from persona.jobs import PeriodicJob
 from persona.recommend.service import RecommendationService
-from persona.recommend.training import NotEnoughDataError, train_model_set
+from persona.recommend.training import train_model_set
 from persona.storage.protocols import Storage
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,8 @@ def retrain(
     """Train a challenger; promote and reload it when it is not worse than the champion."""
     try:
         outcome = train_model_set(storage, recommendations.registry, clock, event_weights)
-    except NotEnoughDataError:
-        log.info("scheduled retraining skipped: no interactions yet")
+    except NothingToLearnError as exc:
+        log.info("scheduled retraining skipped: %s", exc.detail)
         return
     except Exception:
         log.exception("scheduled retraining failed; the serving model set stays")

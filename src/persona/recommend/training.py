@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from persona.clock import Clock
-from persona.errors import PersonaError
+from persona.errors import NothingToLearnError
 from persona.recommend.dataset import Interactions, ItemTable
 from persona.recommend.pipeline import FitReport, PipelineConfig, RecommendationPipeline
 from persona.recommend.registry import ModelRegistry, ModelVersion
@@ -23,7 +23,7 @@ NOT_INTERACTIONS = frozenset({"impression"})
 PAGE = 5_000
 
 
-class NotEnoughDataError(PersonaError):
+class NotEnoughDataError(NothingToLearnError):
     status, code, title = 409, "not_enough_data", "Not enough data"
 
 

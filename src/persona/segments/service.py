@@ -47,6 +47,12 @@ FAVOURITES_WINDOW_MS = 30 * DAY_MS
 FAVOURITES_PER_SEGMENT = 200
 
 
+class SegmentOwnedByModelError(ConflictError):
+    """A segment that a model keeps (the cluster model's ``cluster_<n>``) cannot be deleted."""
+
+    status, code, title = 409, "segment_owned_by_model", "Segment kept by a model"
+
+
 def _shares(counts: Mapping[str, int], limit: int) -> list[tuple[str, float]]:
     total = sum(counts.values())
     best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
@@ -163,12 +169,20 @@ class SegmentService:
         return record
 
     def delete(self, name: str, *, actor: str = "cli") -> None:
-        """Remove a segment and its membership history; 409 while other segments use it."""
+        """Remove a rule segment and its membership history; 409 while other segments use it,
+        and for a segment a model keeps (a cluster)."""
         with self._storage.write() as uow:
             store = uow.segments
             definitions = {d.name: d for d in store.definitions()}
             if name not in definitions:
                 raise NotFoundError(f"no segment named {name!r}")
+            if definitions[name].kind != RULE:
+                raise SegmentOwnedByModelError(
+                    f"segment {name!r} is a cluster, kept by the cluster model: it cannot be"
+                    " deleted. A training that no longer finds it (with fewer clusters, e.g. a"
+                    " lower PERSONA_CLUSTER_K_MAX) empties it and marks it retired; rules that"
+                    " name it stay valid."
+                )
             users = sorted(
                 other
                 for other, d in definitions.items()
@@ -401,7 +415,7 @@ def _reads_scores(rule: Rule) -> bool:
 
 
 def _check_name(name: str) -> None:
-    if not SEGMENT_NAME.match(name):
+    if not SEGMENT_NAME.fullmatch(name):
         raise InvalidRequestError(
             f"{name!r} is not a segment name: 1 to 64 of a-z, 0-9, _ and -, starting with a"
             " letter or digit"

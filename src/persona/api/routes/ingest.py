@@ -70,9 +70,10 @@ def _json(data: Any) -> Response:
     dependencies=[require(Scope.INGEST)],
 )
 async def ingest_events(request: Request, engine: Engine = EngineDep) -> Response:
-    """Each event ends as `accepted`, `duplicate` or `rejected` (with a code, a message and the
-    path of the error; rejected events are kept in the quarantine). The answer comes after the
-    commit: a 200 means every accepted event is stored."""
+    """Each event ends as `accepted`, `held` (stored aside for lack of consent, never used),
+    `duplicate` or `rejected` (with a code, a message and the path of the error; rejected events
+    are kept in the quarantine). The answer comes after the commit: a 200 means every accepted
+    and held event is stored."""
     events = events_of(parse_json(await request.body()))
     result = await run_in_threadpool(engine.ingest.ingest, events)
     return _json(result.as_dict())

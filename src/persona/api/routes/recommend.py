@@ -6,7 +6,7 @@ import orjson
 from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from persona.access.keys import Scope
+from persona.access.keys import AnyScope, Scope
 from persona.api.deps import EngineDep, engine_of, require, scoped
 from persona.api.problems import request_id_of
 from persona.api.query import parse_query, query_parameters
@@ -30,7 +30,7 @@ PersonId = Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
     response_model=RecommendationsOut,
     openapi_extra=query_parameters(RecommendationParams),
 )
-@scoped(Scope.DECIDE)
+@scoped(AnyScope((Scope.READ, Scope.DECIDE)))  # a read, and what placements decide with
 async def get_recommendations(request: Request, user_id: str = PersonId) -> Response:
     """Ranked items for a person (known, anonymous, or never seen before)."""
     engine = engine_of(request)

@@ -122,7 +122,8 @@ def update_segment(
 def delete_segment(
     request: Request, name: str = SegmentName, engine: Engine = EngineDep
 ) -> Response:
-    """Delete a segment and its membership history (409 while another segment refers to it)."""
+    """Delete a rule segment and its membership history (409 while another segment refers to
+    it; 409 `segment_owned_by_model` for a cluster, which the cluster model keeps)."""
     engine.segments.delete(name, actor=actor(request))
     return Response(status_code=204)
 
