@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from pydantic_core import PydanticCustomError
 
 MAX_JSON_DEPTH = 8
 MAX_KEY_LENGTH = 256
+# A JSON string may escape half of a UTF-16 pair ("\ud800") on its own; Python reads it as a
+# code point that no UTF-8 text (so no store) can hold.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_SURROGATE_REASON = "contains a lone surrogate escape (half of a UTF-16 pair), which is not text"
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and _SURROGATES.search(text) is not None
 
 
 def check_json_document(value: dict[str, Any]) -> dict[str, Any]:
-    """Bound depth and key length and refuse NUL characters, which no store can keep."""
+    """Bound depth and key length and refuse NUL characters and lone surrogates, which no
+    store can keep."""
 
     def visit(node: Any, depth: int) -> None:
         if depth > MAX_JSON_DEPTH:
@@ -29,6 +39,8 @@ def check_json_document(value: dict[str, Any]) -> dict[str, Any]:
                     )
                 if "\x00" in key:
                     raise PydanticCustomError("invalid_document", "a key contains a NUL character")
+                if _has_surrogate(key):
+                    raise PydanticCustomError("invalid_document", f"a key {_SURROGATE_REASON}")
                 visit(child, depth + 1)
         elif isinstance(node, list):
             for child in node:
@@ -36,6 +48,8 @@ def check_json_document(value: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(node, str):
             if "\x00" in node:
                 raise PydanticCustomError("invalid_document", "a value contains a NUL character")
+            if _has_surrogate(node):
+                raise PydanticCustomError("invalid_document", f"a value {_SURROGATE_REASON}")
         elif isinstance(node, float) and not math.isfinite(node):
             raise PydanticCustomError("invalid_document", "numbers must be finite")
 

@@ -11,8 +11,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from persona.documents import check_json_document
 from persona.errors import InvalidPlacementError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
@@ -20,6 +29,7 @@ VARIANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 Policy = Literal["rules", "ab", "thompson", "recommendations"]
 EXPERIMENT_POLICIES = ("ab", "thompson")
 RECOMMENDATIONS_VARIANT = "recommendations"
+INCOMING = "incoming"  # the validation context of a configuration a client sends
 
 
 class Targeting(BaseModel):
@@ -62,6 +72,13 @@ class VariantConfig(BaseModel):
     targeting: Targeting = Field(default_factory=Targeting)
     priority: int = Field(default=0, description="`rules`: the highest priority that matches wins.")
     weight: float = Field(default=1.0, ge=0, description="`ab`: relative share of units.")
+
+    @field_validator("payload")
+    @classmethod
+    def _bounded_payload(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Bounded as it comes in (``parse_placement``), not when a stored version is read back:
+        # versions stored before the bound must still load.
+        return check_json_document(value) if info.context == INCOMING else value
 
 
 class ThompsonConfig(BaseModel):
@@ -261,7 +278,7 @@ def parse_placement(raw: Any, *, named: bool) -> PlacementIn | PlacementBody:
     """Validate a configuration document; errors become one ``invalid_placement`` problem."""
     model: type[PlacementBody] = PlacementIn if named else PlacementBody
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, context=INCOMING)
     except ValidationError as exc:
         errors = [
             {
