@@ -141,3 +141,171 @@ def test_the_largest_id_a_store_holds_is_fine(client: TestClient) -> None:
     assert client.get("/v1/quarantine?after=2147483647").json()["entries"] == []
     assert client.get("/v1/audit?after=2147483647").json()["entries"] == []
     assert client.post("/v1/quarantine/2147483647/replay").status_code == 404
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 2**70])
+def test_integers_beyond_64_bits_in_documents_are_refused(client: TestClient, number: int) -> None:
+    item = {"item_id": "i1", "attributes": {"n": [number]}}
+    error = _refused(client.post("/v1/items", json={"items": [item]}))["errors"][0]
+    assert error["type"] == "invalid_document" and "64 bits" in error["message"]
+    _refused(client.put("/v1/users/u1/traits", json={"n": {"deep": number}}))
+    variant = {"id": "a", "payload": {"n": number}}
+    config = {"name": "p1", "policy": "ab", "variants": [variant]}
+    _refused(client.post("/v1/placements", json=config), "invalid_placement")
+
+
+def test_integers_within_64_bits_are_stored_faithfully(client: TestClient) -> None:
+    attributes = {"low": -(2**63), "high": 2**64 - 1}
+    assert client.put("/v1/items/i1", json={"attributes": attributes}).status_code == 200
+    assert client.get("/v1/items/i1").json()["attributes"] == attributes
+
+
+def test_a_rule_priority_is_bounded(client: TestClient) -> None:
+    variant = {"id": "a", "priority": 2**70}
+    config = {"name": "p1", "policy": "rules", "variants": [variant]}
+    body = _refused(client.post("/v1/placements", json=config), "invalid_placement")
+    assert body["errors"][0]["path"] == "variants.0.priority"
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59.9999Z", "9999-12-31T20:00-14:00"],
+)
+def test_creation_times_that_are_no_date_in_utc_are_refused(
+    client: TestClient, created_at: str
+) -> None:
+    error = _refused(client.put("/v1/items/i1", json={"created_at": created_at}))["errors"][0]
+    assert error["type"] == "invalid_timestamp"
+    assert client.get("/v1/items").json()["items"] == []  # nothing stored that reads back badly
+
+
+@pytest.mark.parametrize("created_at", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z"])
+def test_the_earliest_and_latest_creation_times_read_back(
+    client: TestClient, created_at: str
+) -> None:
+    assert client.put("/v1/items/i1", json={"created_at": created_at}).status_code == 200
+    assert client.get("/v1/items/i1").json()["created_at"].startswith(created_at[:19])
+    assert len(client.get("/v1/items").json()["items"]) == 1
+
+
+# NUL characters: PostgreSQL cannot store them in text, so they are refused wherever free text
+# arrives (each of these was a 500 on PostgreSQL only).
+
+NUL = "a\x00b"
+PLACEMENT = {"name": "p1", "policy": "ab", "variants": [{"id": "a"}]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"user_id": NUL, "placements": ["p1"]},
+        {"anonymous_id": NUL, "placements": ["p1"]},
+        {"user_id": "u1", "placements": ["p1", NUL]},
+        {"user_id": "u1", "placements": ["p1"], "context": {"device": NUL}},
+        {"user_id": "u1", "placements": ["p1"], "context": {"country": NUL}},
+        {"user_id": "u1", "placements": ["p1"], "context": {"page": NUL}},
+    ],
+)
+def test_decisions_refuse_nul_characters(client: TestClient, body: dict[str, Any]) -> None:
+    assert client.post("/v1/placements", json=PLACEMENT).status_code == 201
+    _refused(client.post("/v1/decisions", json=body))
+    good = {"user_id": "u1", "placements": ["p1"], "context": {"device": "\x01📱"}}
+    assert client.post("/v1/decisions", json=good).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/items?after=a%00b",
+        "/v1/quarantine?code=a%00b",
+        "/v1/segments/s1/members?after=a%00b",
+        "/v1/users/u1/recommendations?device=a%00b",
+        "/v1/users/u1/recommendations?country=a%00b",
+        "/v1/users/u1/recommendations?category=a%00b",
+        "/v1/users/u1/recommendations?placement=a%00b",
+        "/v1/users/u1/recommendations?exclude=i1&exclude=a%00b",
+    ],
+)
+def test_query_parameters_refuse_nul_characters(client: TestClient, path: str) -> None:
+    segment = {"name": "s1", "rule": "profile.event_count >= 0"}
+    assert client.post("/v1/segments", json=segment).status_code == 201
+    _refused(client.get(path))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "code"),
+    [
+        ("POST", "/v1/segments", {"name": "s2", "rule": f'traits.plan = "{NUL}"'}, None),
+        (
+            "POST",
+            "/v1/segments",
+            {"name": "s2", "rule": "profile.sessions > 1", "description": NUL},
+            None,
+        ),
+        ("PUT", "/v1/segments/s1", {"rule": f'did("{NUL}")'}, None),
+        ("POST", "/v1/segments/preview", {"rule": f'context.device = "{NUL}"'}, None),
+        (
+            "POST",
+            "/v1/predictions",
+            {"name": "p", "event_type": "rate", "horizon_days": 7, "description": NUL},
+            None,
+        ),
+        ("POST", "/v1/placements", {**PLACEMENT, "description": NUL}, "invalid_placement"),
+        (
+            "POST",
+            "/v1/placements",
+            {**PLACEMENT, "variants": [{"id": "a", "targeting": {"device": [NUL]}}]},
+            "invalid_placement",
+        ),
+        (
+            "POST",
+            "/v1/placements",
+            {**PLACEMENT, "variants": [{"id": "a", "targeting": {"segments": [NUL]}}]},
+            "invalid_placement",
+        ),
+        (
+            "PUT",
+            "/v1/placements/p0",
+            {"policy": "recommendations", "recommendations": {"category": NUL}},
+            "invalid_placement",
+        ),
+        (
+            "PUT",
+            "/v1/placements/p0",
+            {"policy": "recommendations", "recommendations": {"exclude": [NUL]}},
+            "invalid_placement",
+        ),
+        (
+            "PUT",
+            "/v1/placements/p0",
+            {
+                "policy": "thompson",
+                "variants": [{"id": "a"}],
+                "thompson": {"bucket_by": "segment", "bucket_segments": [NUL]},
+            },
+            "invalid_placement",
+        ),
+    ],
+)
+def test_definitions_refuse_nul_characters(
+    client: TestClient, method: str, path: str, body: dict[str, Any], code: str | None
+) -> None:
+    segment = {"name": "s1", "rule": "profile.event_count >= 0"}
+    assert client.post("/v1/segments", json=segment).status_code == 201
+    assert client.post("/v1/placements", json={**PLACEMENT, "name": "p0"}).status_code == 201
+    _refused(client.request(method, path, json=body), code or "invalid_request")
+
+
+def test_a_rejected_event_with_an_unstorable_id_or_key_is_quarantined(client: TestClient) -> None:
+    events = [
+        {"type": "view", "user_id": "u1", "event_id": "e" * 129},
+        {"type": "view", "user_id": "u1", "event_id": NUL},
+        {"type": "view", "user_id": "u1", NUL: 1},
+        {"type": "view", "user_id": "u1", "k" * 600: 1},
+    ]
+    answer = client.post("/v1/events", json=events).json()
+    assert [e["status"] for e in answer["events"]] == ["rejected"] * 4
+    entries = client.get("/v1/quarantine").json()["entries"]
+    assert [e["event_id"] for e in entries] == [None, None, None, None]
+    assert entries[2]["code"] == "unknown_field" and entries[2]["path"] == "a\\u0000b"
+    assert len(entries[3]["path"]) == 512 and entries[3]["raw"].count("k") >= 600

@@ -21,8 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from persona.documents import check_json_document
+from persona.documents import NO_NUL, Text, check_json_document
 from persona.errors import InvalidPlacementError
+from persona.ingest.schema import Identifier
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 VARIANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
@@ -42,10 +43,10 @@ class Targeting(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    segments: list[str] = Field(default_factory=list, max_length=20)
-    not_segments: list[str] = Field(default_factory=list, max_length=20)
-    device: list[str] = Field(default_factory=list, max_length=50)
-    country: list[str] = Field(default_factory=list, max_length=300)
+    segments: list[Text] = Field(default_factory=list, max_length=20)
+    not_segments: list[Text] = Field(default_factory=list, max_length=20)
+    device: list[Text] = Field(default_factory=list, max_length=50)
+    country: list[Text] = Field(default_factory=list, max_length=300)
     hours: list[int] = Field(default_factory=list, max_length=24)
     weekdays: list[int] = Field(default_factory=list, max_length=7)
 
@@ -70,7 +71,12 @@ class VariantConfig(BaseModel):
         default_factory=dict, description="What the client renders: title, image, link, ..."
     )
     targeting: Targeting = Field(default_factory=Targeting)
-    priority: int = Field(default=0, description="`rules`: the highest priority that matches wins.")
+    priority: int = Field(
+        default=0,
+        ge=-(2**31),
+        le=2**31 - 1,
+        description="`rules`: the highest priority that matches wins.",
+    )
     weight: float = Field(default=1.0, ge=0, description="`ab`: relative share of units.")
 
     @field_validator("payload")
@@ -91,7 +97,7 @@ class ThompsonConfig(BaseModel):
     bucket_by: Literal["segment", "device", "country", "hour", "weekday"] | None = Field(
         default=None, description="Learn separately per bucket (a context field or a segment)."
     )
-    bucket_segments: list[str] = Field(
+    bucket_segments: list[Text] = Field(
         default_factory=list,
         max_length=20,
         description="`bucket_by: segment`: the bucket is the first of these the person is in.",
@@ -108,8 +114,10 @@ class RecommendationsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n: int = Field(default=10, ge=1, le=100)
-    category: str | None = Field(default=None, max_length=128, description="Only this category.")
-    exclude: list[str] = Field(default_factory=list, max_length=500)
+    category: str | None = Field(
+        default=None, max_length=128, pattern=NO_NUL, description="Only this category."
+    )
+    exclude: list[Text] = Field(default_factory=list, max_length=500)
 
 
 class ExperimentSettings(BaseModel):
@@ -132,7 +140,7 @@ class PlacementBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    description: str = Field(default="", max_length=1000)
+    description: str = Field(default="", max_length=1000, pattern=NO_NUL)
     policy: Policy
     variants: list[VariantConfig] = Field(default_factory=list, max_length=50)
     fallback: str | None = Field(
@@ -220,20 +228,20 @@ class PlacementVersions(BaseModel):
 class DecisionContext(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    device: str | None = Field(default=None, max_length=64)
-    country: str | None = Field(default=None, max_length=64)
+    device: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
+    country: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
     hour: int | None = Field(default=None, ge=0, le=23, description="Default: now, UTC.")
     weekday: int | None = Field(default=None, ge=0, le=6, description="0 = Monday; default: now.")
-    page: str | None = Field(default=None, max_length=256)
+    page: str | None = Field(default=None, max_length=256, pattern=NO_NUL)
 
 
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str | None = Field(default=None, min_length=1, max_length=128)
-    anonymous_id: str | None = Field(default=None, min_length=1, max_length=128)
+    user_id: Identifier | None = None
+    anonymous_id: Identifier | None = None
     context: DecisionContext = Field(default_factory=DecisionContext)
-    placements: list[str] = Field(min_length=1, max_length=20)
+    placements: list[Text] = Field(min_length=1, max_length=20)
     page_cap: int | None = Field(
         default=None,
         ge=0,

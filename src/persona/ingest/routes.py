@@ -14,6 +14,7 @@ from starlette.responses import Response
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, require
 from persona.api.query import MAX_ROW_ID, parse_json
+from persona.documents import NO_NUL
 from persona.engine import Engine
 from persona.errors import InvalidRequestError
 from persona.ingest.schema import EventIn, IngestResponse, QuarantineEntry, QuarantinePage
@@ -108,7 +109,7 @@ def _entry(record: Any) -> QuarantineEntry:
 def list_quarantine(
     after: int = Query(0, ge=0, le=MAX_ROW_ID, description="Return entries with a greater id."),
     limit: int = Query(100, ge=1, le=1000),
-    code: str | None = Query(None, max_length=64),
+    code: str | None = Query(None, max_length=64, pattern=NO_NUL),
     engine: Engine = EngineDep,
 ) -> QuarantinePage:
     with engine.storage.read() as uow:

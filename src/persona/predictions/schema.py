@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from persona.documents import NO_NUL
 from persona.predictions.store import PredictionRecord
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -26,7 +27,7 @@ class PredictionIn(BaseModel):
     )
     event_type: str = Field(min_length=1, max_length=64, examples=["purchase"])
     horizon_days: int = Field(ge=1, le=3650, examples=[30])
-    description: str = Field(default="", max_length=1000)
+    description: str = Field(default="", max_length=1000, pattern=NO_NUL)
 
 
 class Prediction(BaseModel):
