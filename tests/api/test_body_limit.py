@@ -29,6 +29,7 @@ from tests.conftest import open_engine
 from tests.server import free_port, start_server
 
 LIMIT = 1024
+CHUNKED = {"transfer-encoding": "chunked"}
 
 
 async def _echo_length(scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,19 +91,20 @@ def test_a_declared_body_over_the_limit_is_read_before_the_answer() -> None:
 
 def test_a_chunked_body_over_the_limit_is_read_before_the_answer() -> None:
     middleware = BodyLimitMiddleware(_echo_length, LIMIT, drain_bytes=10 * LIMIT)
-    sent, read = _run(middleware, {}, _chunks(8))
+    sent, read = _run(middleware, CHUNKED, _chunks(8))
     status, headers, _ = _answer(sent)
     assert (status, read) == (413, 8) and "connection" not in headers
 
 
 def test_a_body_within_the_limit_reaches_the_route() -> None:
-    sent, _ = _run(BodyLimitMiddleware(_echo_length, LIMIT), {}, _chunks(2))
-    assert sent[0]["status"] == 200 and sent[1]["body"] == b"1024"
+    for headers in (CHUNKED, {"content-length": str(LIMIT)}):
+        sent, _ = _run(BodyLimitMiddleware(_echo_length, LIMIT), headers, _chunks(2))
+        assert sent[0]["status"] == 200 and sent[1]["body"] == b"1024"
 
 
 def test_draining_stops_at_its_byte_bound_and_closes() -> None:
     middleware = BodyLimitMiddleware(_echo_length, LIMIT, drain_bytes=4 * LIMIT)
-    sent, read = _run(middleware, {}, _chunks(10_000))
+    sent, read = _run(middleware, CHUNKED, _chunks(10_000))
     status, headers, _ = _answer(sent)
     assert status == 413 and headers["connection"] == "close"
     assert read == 3 + 9  # 512 bytes each: 3 to pass the limit, then 9 to pass the drain bound
@@ -110,7 +112,7 @@ def test_draining_stops_at_its_byte_bound_and_closes() -> None:
 
 def test_draining_stops_at_its_time_bound_and_closes() -> None:
     middleware = BodyLimitMiddleware(_echo_length, LIMIT, drain_seconds=0.2)
-    sent, read = _run(middleware, {}, _chunks(10_000, pause=0.05))
+    sent, read = _run(middleware, CHUNKED, _chunks(10_000, pause=0.05))
     status, headers, _ = _answer(sent)
     assert status == 413 and headers["connection"] == "close" and read < 20
 

@@ -75,7 +75,8 @@ class BodyLimitMiddleware:
     answer goes out at once with ``Connection: close`` (the server would otherwise go on
     reading the body to find the next request). A declared length over the limit is refused
     without reading the body when it is beyond the drain bound, or when the client waits for
-    ``100 Continue`` (it has sent nothing yet). A chunked body is counted as it arrives; once
+    ``100 Continue`` (it has sent nothing yet); a request with no body or a declared length
+    within the limit passes untouched. A chunked body is counted as it arrives; once
     over the limit, reading fails with ``PayloadTooLargeError`` so the route never sees a
     partial body, and this middleware sends the 413 whatever the route made of the error.
     """
@@ -97,15 +98,24 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        declared: int | None = None
+        chunked = False
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length" and value.isdigit():
+                declared = int(value)
+            elif key == b"transfer-encoding":
+                chunked = True
+        if declared is not None and declared > self.max_bytes:
             waiting = (_header(scope, b"expect") or "").lower() == "100-continue"
             complete = (
                 not waiting
-                and int(declared) <= self.drain_bytes
-                and await self._drain(receive, int(declared))
+                and declared <= self.drain_bytes
+                and await self._drain(receive, declared)
             )
             await self._refuse(scope, receive, send, close=not complete)
+            return
+        if not chunked:  # no body, or a declared length within the limit: nothing to count
+            await self.app(scope, receive, send)
             return
         received = 0
         drained: bool | None = None  # once over the limit: whether the whole body was read
