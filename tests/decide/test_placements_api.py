@@ -224,11 +224,14 @@ def test_recommendations_placement_returns_items(client: TestClient) -> None:
 
 def test_openapi_shows_the_configuration_schema(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
-    assert "PlacementBody" in document["components"]["schemas"]
-    for method in ("post", "put"):
-        path = "/v1/placements" if method == "post" else "/v1/placements/{name}"
-        body = document["paths"][path][method]["requestBody"]["content"]["application/json"]
-        assert {"$ref": "#/components/schemas/PlacementBody"} in body["schema"]["allOf"]
+    schemas = document["components"]["schemas"]
+    assert "PlacementBody" in schemas and "name" in schemas["PlacementIn"]["required"]
+    create = document["paths"]["/v1/placements"]["post"]["requestBody"]["content"]
+    assert create["application/json"]["schema"]["$ref"] == "#/components/schemas/PlacementIn"
+    update = document["paths"]["/v1/placements/{name}"]["put"]["requestBody"]["content"]
+    assert {"$ref": "#/components/schemas/PlacementBody"} in update["application/json"]["schema"][
+        "allOf"
+    ]
 
 
 def test_openapi_shows_the_decisions_body(client: TestClient) -> None:

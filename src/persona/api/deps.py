@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from persona.access.keys import DEV_PRINCIPAL, AnyScope, Principal, Scope
+from persona.api.contract import declare_problems
 from persona.api.query import body_schemas
 from persona.engine import Engine
 
@@ -109,8 +110,8 @@ def actor(request: Request) -> str:
 
 
 def install_security_docs(app: FastAPI, routers: Sequence[APIRouter]) -> None:
-    """Declare the key schemes in the OpenAPI document, and on the operations of ``routers``
-    the scope each needs."""
+    """Declare the key schemes in the OpenAPI document, on the operations of ``routers`` the
+    scope each needs, and on every operation the problems it can answer (``contract``)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -149,6 +150,7 @@ def install_security_docs(app: FastAPI, routers: Sequence[APIRouter]) -> None:
                     if operation.get("description")
                     else note
                 )
+        declare_problems(document)  # after the scopes: a scoped operation answers 401/403/429
         app.openapi_schema = document
         return document
 

@@ -10,6 +10,7 @@ import re
 import time
 from typing import Any
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from persona.api.problems import problem
@@ -66,39 +67,106 @@ class RequestContextMiddleware:
 class BodyLimitMiddleware:
     """Refuses bodies over the limit with 413, whether declared by Content-Length or chunked.
 
-    A declared length over the limit is refused before the body is read. A chunked body is
-    counted as it arrives; once over the limit, reading fails with ``PayloadTooLargeError``,
-    which the problem handlers render as 413, so the route never sees a partial body.
+    A client that writes its whole body before reading the answer (Python's ``urllib`` and
+    ``requests``) would meet a connection closed under it, not the 413, if the server answered
+    and closed with the body still arriving: the unread bytes make the kernel reset the
+    connection, and the reset reaches the client before it reads. So the rest of the body is
+    read and dropped first, up to ``drain_bytes`` and ``drain_seconds``; past either bound the
+    answer goes out at once with ``Connection: close`` (the server would otherwise go on
+    reading the body to find the next request). A declared length over the limit is refused
+    without reading the body when it is beyond the drain bound, or when the client waits for
+    ``100 Continue`` (it has sent nothing yet); a request with no body or a declared length
+    within the limit passes untouched. A chunked body is counted as it arrives; once
+    over the limit, reading fails with ``PayloadTooLargeError`` so the route never sees a
+    partial body, and this middleware sends the 413 whatever the route made of the error.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        drain_bytes: int = 64 * 1024 * 1024,
+        drain_seconds: float = 10.0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_bytes = drain_bytes
+        self.drain_seconds = drain_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            request_id = scope.get("state", {}).get("request_id")
-            response = problem(
-                413, "payload_too_large", "Payload too large", self._detail(), request_id
+        declared: int | None = None
+        chunked = False
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length" and value.isdigit():
+                declared = int(value)
+            elif key == b"transfer-encoding":
+                chunked = True
+        if declared is not None and declared > self.max_bytes:
+            waiting = (_header(scope, b"expect") or "").lower() == "100-continue"
+            complete = (
+                not waiting
+                and declared <= self.drain_bytes
+                and await self._drain(receive, declared)
             )
-            await response(scope, receive, send)
+            await self._refuse(scope, receive, send, close=not complete)
+            return
+        if not chunked:  # no body, or a declared length within the limit: nothing to count
+            await self.app(scope, receive, send)
             return
         received = 0
+        drained: bool | None = None  # once over the limit: whether the whole body was read
+        started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, drained
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    more = message.get("more_body", False)
+                    drained = not more or await self._drain(receive, self.drain_bytes)
                     raise PayloadTooLargeError(self._detail())
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if drained is not None and not started:
+                return  # the route's answer to the error: this middleware answers instead
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if drained is None or started:
+                raise
+        if drained is not None and not started:
+            await self._refuse(scope, receive, send, close=not drained)
+
+    async def _drain(self, receive: Receive, budget: int) -> bool:
+        """Read and drop the rest of the body; whether it ended within the bounds."""
+        dropped = 0
+        with anyio.move_on_after(self.drain_seconds):
+            while dropped <= budget:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False  # the client went away
+                dropped += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return dropped <= budget
+        return False
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, *, close: bool) -> None:
+        request_id = scope.get("state", {}).get("request_id")
+        headers = {"connection": "close"} if close else None
+        response = problem(
+            413, "payload_too_large", "Payload too large", self._detail(), request_id, None, headers
+        )
+        await response(scope, receive, send)
 
     def _detail(self) -> str:
         return f"the request body is over the limit of {self.max_bytes} bytes"

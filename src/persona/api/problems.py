@@ -2,6 +2,8 @@
 
 The domains raise ``PersonaError`` subclasses that carry status and code; the handlers here
 render them, and everything unexpected becomes a 500 that shows only a request id.
+``PROBLEM_SCHEMA`` describes that shape in the OpenAPI document (``declare_problems``), and a
+test validates what the handlers send against it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from persona.errors import PersonaError
+from persona.errors import MalformedJsonError, PersonaError
 
 log = logging.getLogger("persona.api")
+
+MEDIA_TYPE = "application/problem+json"
 
 STATUS_CODES = {
     400: ("bad_request", "Bad request"),
@@ -30,6 +34,73 @@ STATUS_CODES = {
     415: ("unsupported_media_type", "Unsupported media type"),
     422: ("invalid_request", "Invalid request"),
     429: ("rate_limited", "Too many requests"),
+}
+
+PROBLEM_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "ProblemError",
+    "type": "object",
+    "description": "One invalid input.",
+    "properties": {
+        "path": {
+            "type": "string",
+            "description": "Where, dot-separated: `body.items.0.title`, `query.n`,"
+            " `path.item_id`; empty for the whole body.",
+        },
+        "message": {"type": "string", "description": "What is wrong, in English."},
+        "type": {
+            "type": "string",
+            "description": "The kind of error: `missing`, `string_too_long`,"
+            " `string_pattern_mismatch`, `invalid_document`, …",
+        },
+    },
+    "required": ["path", "message", "type"],
+    "additionalProperties": False,
+}
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "Every error answer (RFC 9457 problem details, `application/problem+json`)."
+    " Besides the fields below, a problem may carry facts of its code (`k` of `k_anonymity`,"
+    " the `arms` of an unknown arm, …).",
+    "properties": {
+        "type": {
+            "type": "string",
+            "pattern": "^urn:persona:problem:",
+            "description": "`urn:persona:problem:` and the code.",
+        },
+        "title": {"type": "string", "description": "The code in words."},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "code": {"type": "string", "description": "What went wrong, for programs."},
+        "detail": {
+            "type": "string",
+            "description": "This occurrence, for people (never the input echoed back).",
+        },
+        "request_id": {
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "description": "The request's id (also the `x-request-id` header); quote it when"
+            " reporting a problem.",
+        },
+        "errors": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/ProblemError"},
+            "description": "`invalid_request` (the request failed validation) and"
+            " `invalid_placement`: every invalid input.",
+        },
+        "retry_after": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "`rate_limited`: seconds until the key is admitted again (also the"
+            " `Retry-After` header).",
+        },
+        "line": {"type": "integer", "description": "`invalid_rule`: where in the rule."},
+        "column": {"type": "integer", "description": "`invalid_rule`: where in the rule."},
+        "excerpt": {
+            "type": "string",
+            "description": "`invalid_rule`: the rule's line with a caret under the column.",
+        },
+    },
+    "required": ["type", "title", "status", "code", "detail", "request_id"],
+    "additionalProperties": True,
 }
 
 
@@ -57,7 +128,7 @@ def problem(
     return Response(
         orjson.dumps(body),
         status_code=status,
-        media_type="application/problem+json",
+        media_type=MEDIA_TYPE,
         headers=all_headers,
     )
 
@@ -77,6 +148,16 @@ async def _persona_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":  # the framework read a body that is not JSON
+            reason = error.get("ctx", {}).get("error", "")
+            position = error.get("loc", ("body", 0))[-1]
+            return await _persona_error(
+                request,
+                MalformedJsonError(
+                    f"the body is not valid JSON ({reason} at character {position})"
+                ),
+            )
     errors = [
         {
             "path": ".".join(str(p) for p in e.get("loc", ())),

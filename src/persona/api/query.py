@@ -23,6 +23,11 @@ from persona.errors import MalformedJsonError
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_ROW_ID = 2**31 - 1
+"""The greatest id of an auto-numbered row (quarantine, audit) in every store (PostgreSQL's
+``integer`` column; SQLite's holds more): the bound of id parameters, which a larger number
+would make fail in the store."""
+
 
 def parse_query(model: type[M], request: Request) -> M:
     """``model`` from the request's query string; list fields take repeated parameters."""

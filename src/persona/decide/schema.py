@@ -11,9 +11,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from persona.documents import Id
+from persona.documents import NO_NUL, Id, Text, check_json_document
 from persona.errors import InvalidPlacementError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
@@ -21,6 +29,7 @@ VARIANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 Policy = Literal["rules", "ab", "thompson", "recommendations"]
 EXPERIMENT_POLICIES = ("ab", "thompson")
 RECOMMENDATIONS_VARIANT = "recommendations"
+INCOMING = "incoming"  # the validation context of a configuration a client sends
 
 
 class Targeting(BaseModel):
@@ -33,10 +42,10 @@ class Targeting(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    segments: list[str] = Field(default_factory=list, max_length=20)
-    not_segments: list[str] = Field(default_factory=list, max_length=20)
-    device: list[str] = Field(default_factory=list, max_length=50)
-    country: list[str] = Field(default_factory=list, max_length=300)
+    segments: list[Text] = Field(default_factory=list, max_length=20)
+    not_segments: list[Text] = Field(default_factory=list, max_length=20)
+    device: list[Text] = Field(default_factory=list, max_length=50)
+    country: list[Text] = Field(default_factory=list, max_length=300)
     hours: list[int] = Field(default_factory=list, max_length=24)
     weekdays: list[int] = Field(default_factory=list, max_length=7)
 
@@ -61,8 +70,20 @@ class VariantConfig(BaseModel):
         default_factory=dict, description="What the client renders: title, image, link, ..."
     )
     targeting: Targeting = Field(default_factory=Targeting)
-    priority: int = Field(default=0, description="`rules`: the highest priority that matches wins.")
+    priority: int = Field(
+        default=0,
+        ge=-(2**31),
+        le=2**31 - 1,
+        description="`rules`: the highest priority that matches wins.",
+    )
     weight: float = Field(default=1.0, ge=0, description="`ab`: relative share of units.")
+
+    @field_validator("payload")
+    @classmethod
+    def _bounded_payload(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Bounded as it comes in (``parse_placement``), not when a stored version is read back:
+        # versions stored before the bound must still load.
+        return check_json_document(value) if info.context == INCOMING else value
 
 
 class ThompsonConfig(BaseModel):
@@ -75,7 +96,7 @@ class ThompsonConfig(BaseModel):
     bucket_by: Literal["segment", "device", "country", "hour", "weekday"] | None = Field(
         default=None, description="Learn separately per bucket (a context field or a segment)."
     )
-    bucket_segments: list[str] = Field(
+    bucket_segments: list[Text] = Field(
         default_factory=list,
         max_length=20,
         description="`bucket_by: segment`: the bucket is the first of these the person is in.",
@@ -92,8 +113,10 @@ class RecommendationsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n: int = Field(default=10, ge=1, le=100)
-    category: str | None = Field(default=None, max_length=128, description="Only this category.")
-    exclude: list[str] = Field(default_factory=list, max_length=500)
+    category: str | None = Field(
+        default=None, max_length=128, pattern=NO_NUL, description="Only this category."
+    )
+    exclude: list[Text] = Field(default_factory=list, max_length=500)
 
 
 class ExperimentSettings(BaseModel):
@@ -116,7 +139,7 @@ class PlacementBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    description: str = Field(default="", max_length=1000)
+    description: str = Field(default="", max_length=1000, pattern=NO_NUL)
     policy: Policy
     variants: list[VariantConfig] = Field(default_factory=list, max_length=50)
     fallback: str | None = Field(
@@ -204,11 +227,11 @@ class PlacementVersions(BaseModel):
 class DecisionContext(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    device: str | None = Field(default=None, max_length=64)
-    country: str | None = Field(default=None, max_length=64)
+    device: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
+    country: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
     hour: int | None = Field(default=None, ge=0, le=23, description="Default: now, UTC.")
     weekday: int | None = Field(default=None, ge=0, le=6, description="0 = Monday; default: now.")
-    page: str | None = Field(default=None, max_length=256)
+    page: str | None = Field(default=None, max_length=256, pattern=NO_NUL)
 
 
 class DecisionRequest(BaseModel):
@@ -217,7 +240,7 @@ class DecisionRequest(BaseModel):
     user_id: Id | None = None
     anonymous_id: Id | None = None
     context: DecisionContext = Field(default_factory=DecisionContext)
-    placements: list[str] = Field(min_length=1, max_length=20)
+    placements: list[Text] = Field(min_length=1, max_length=20)
     page_cap: int | None = Field(
         default=None,
         ge=0,
@@ -258,7 +281,7 @@ def parse_placement(raw: Any, *, named: bool) -> PlacementIn | PlacementBody:
     """Validate a configuration document; errors become one ``invalid_placement`` problem."""
     model: type[PlacementBody] = PlacementIn if named else PlacementBody
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, context=INCOMING)
     except ValidationError as exc:
         errors = [
             {

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from persona.clock import Clock
+from persona.documents import Identifier
 from persona.errors import BatchTooLargeError, ConflictError, NotFoundError
 from persona.identity import anonymous_key, user_key
 from persona.ids import uuid4
@@ -241,6 +242,20 @@ def _validated(
     )
 
 
+_IDENTIFIER = TypeAdapter(Identifier)
+
+
+def _client_id(value: Any) -> str | None:
+    """The ``event_id`` of a rejected event, for its quarantine entry when it is a valid id: an
+    over-long or NUL-bearing one does not fit the column (the raw payload keeps it anyway)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return _IDENTIFIER.validate_python(value)
+    except ValidationError:
+        return None
+
+
 def _checked_fields(
     raw: Any, index: int, limits: IngestLimits, plain: EventFields | None
 ) -> EventFields | Rejection:
@@ -256,7 +271,7 @@ def _checked_fields(
         return Rejection(
             index, "invalid_event", "an event must be a JSON object", None, raw_bytes.decode()
         )
-    client_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
+    client_id = _client_id(raw.get("event_id"))
     if len(raw_bytes) > limits.max_event_bytes:
         return Rejection(
             index,
@@ -274,17 +289,24 @@ def _checked_fields(
         return _invalid(exc, index, raw_bytes.decode(), client_id)
 
 
+MAX_PATH_CHARS = 512  # the quarantine's path column
+
+
 def _invalid(exc: ValidationError, index: int, raw_text: str, client_id: str | None) -> Rejection:
-    """The rejection for a validation failure: the first error's code and path, every message."""
+    """The rejection for a validation failure: the first error's code and path, every message.
+
+    A path names the client's keys (an unknown field), so NUL characters in them are written
+    as an escape and a path is cut to its column: the raw payload keeps the keys as sent."""
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
     first = errors[0]
-    path = ".".join(str(part) for part in first["loc"]) or None
-    message = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
-        for e in errors
-    )
+    path = _path(first["loc"])[:MAX_PATH_CHARS] or None
+    message = "; ".join(f"{_path(e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
     code = ERROR_CODES.get(first["type"], "invalid_field")
     return Rejection(index, code, message, path, raw_text, client_id)
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in location).replace("\x00", "\\u0000")
 
 
 class IngestService:

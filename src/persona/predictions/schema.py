@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from persona.clock import utc_or_none
-from persona.documents import EventType
+from persona.documents import NO_NUL, EventType
 from persona.storage.records import PredictionRecord
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -26,7 +26,7 @@ class PredictionIn(BaseModel):
         description="An event type, as the events' `type` field takes it.", examples=["purchase"]
     )
     horizon_days: int = Field(ge=1, le=3650, examples=[30])
-    description: str = Field(default="", max_length=1000)
+    description: str = Field(default="", max_length=1000, pattern=NO_NUL)
 
 
 class Prediction(BaseModel):

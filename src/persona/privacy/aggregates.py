@@ -9,6 +9,8 @@ budget; persona does not track a budget, so callers should cache a released valu
 
 from __future__ import annotations
 
+import math
+
 import opendp.prelude as dp
 
 from persona.errors import InvalidRequestError, KAnonymityError
@@ -17,15 +19,20 @@ dp.enable_features("contrib")  # OpenDP gates its floating-point Laplace behind 
 
 SENSITIVITY = 1.0
 MECHANISM = "laplace"
+# The privacy loss a caller may ask for. Below the floor the noise (scale 1/epsilon) buries
+# any count (a thousand at the floor), and far below it the scale is no finite number.
+MIN_EPSILON = 0.001
+MAX_EPSILON = 10.0
 
 
 def noisy_count(count: int, epsilon: float) -> float:
-    if not epsilon > 0:
-        raise InvalidRequestError("epsilon must be positive")
+    scale = SENSITIVITY / epsilon if epsilon > 0 else math.inf
+    if not math.isfinite(scale):
+        raise InvalidRequestError("epsilon must be a positive number")
     measurement = dp.m.make_laplace(
         dp.atom_domain(T=float, nan=False),
         dp.absolute_distance(T=float),
-        scale=SENSITIVITY / epsilon,
+        scale=scale,
     )
     return max(0.0, float(measurement(float(count))))
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from persona.documents import NO_NUL, Text
+
 
 class RecommendedItemOut(BaseModel):
     item_id: str
@@ -17,12 +19,14 @@ class RecommendationParams(BaseModel):
     """The query parameters of a recommendation request (one model: one validation)."""
 
     n: int = Field(default=10, ge=1, le=100, description="How many items.")
-    placement: str | None = Field(default=None, max_length=128)
-    device: str | None = Field(default=None, max_length=64)
-    country: str | None = Field(default=None, max_length=64)
+    placement: str | None = Field(default=None, max_length=128, pattern=NO_NUL)
+    device: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
+    country: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
     hour: int | None = Field(default=None, ge=0, le=23, description="Hour of day (0-23).")
-    category: str | None = Field(default=None, max_length=128, description="Only this category.")
-    exclude: list[str] | None = Field(
+    category: str | None = Field(
+        default=None, max_length=128, pattern=NO_NUL, description="Only this category."
+    )
+    exclude: list[Text] | None = Field(
         default=None, max_length=500, description="Item ids to leave out."
     )
 

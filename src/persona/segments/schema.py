@@ -6,12 +6,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from persona.documents import NO_NUL
 from persona.identity import split_key
 from persona.rules import MAX_RULE_CHARS
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 RuleText = Field(
     min_length=1,
+    pattern=NO_NUL,
     max_length=MAX_RULE_CHARS,
     description="A rule in the segment language (docs/segments.md).",
     examples=["did(view) within 7d and profile.monetary > 100"],
@@ -23,7 +25,7 @@ class SegmentIn(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN, description="Lower case letters, digits, _ and -.")
     rule: str = RuleText
-    description: str = Field(default="", max_length=1000)
+    description: str = Field(default="", max_length=1000, pattern=NO_NUL)
 
 
 class SegmentChange(BaseModel):
@@ -32,7 +34,7 @@ class SegmentChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rule: str = RuleText
-    description: str = Field(default="", max_length=1000)
+    description: str = Field(default="", max_length=1000, pattern=NO_NUL)
 
 
 class Segment(BaseModel):

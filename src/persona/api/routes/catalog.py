@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, require
 from persona.catalog.schema import Item, ItemBatch, ItemFields, ItemPage, UpsertResult
+from persona.documents import NO_NUL
 from persona.engine import Engine
 
 router = APIRouter(prefix="/v1/items", tags=["catalog"])
@@ -44,7 +45,9 @@ def get_item(item_id: str = ItemId, engine: Engine = EngineDep) -> Item:
     "", operation_id="list_items", response_model=ItemPage, dependencies=[require(Scope.READ)]
 )
 def list_items(
-    after: str | None = Query(None, max_length=128, description="Return items with a greater id."),
+    after: str | None = Query(
+        None, max_length=128, pattern=NO_NUL, description="Return items with a greater id."
+    ),
     limit: int = Query(100, ge=1, le=1000),
     engine: Engine = EngineDep,
 ) -> ItemPage:

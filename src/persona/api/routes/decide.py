@@ -51,10 +51,7 @@ ConfigBody = Body(
 # The bodies are validated by the service (so that errors carry `invalid_placement`); the
 # OpenAPI document still shows their shape, the schema of a placement's `config`.
 _BODY_SCHEMA = {"$ref": "#/components/schemas/PlacementBody"}
-_NAMED = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
-CREATE_DOCS = {
-    "requestBody": {"content": {"application/json": {"schema": {"allOf": [_BODY_SCHEMA, _NAMED]}}}}
-}
+CREATE_DOCS = json_body(PlacementIn)  # the configuration and its name
 UPDATE_DOCS = {
     "requestBody": {"content": {"application/json": {"schema": {"allOf": [_BODY_SCHEMA]}}}}
 }

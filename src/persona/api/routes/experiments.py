@@ -11,6 +11,7 @@ from persona.api.deps import EngineDep, require
 from persona.engine import Engine
 from persona.experiments.results import with_noisy_counts
 from persona.experiments.schema import ExperimentList, ExperimentResults
+from persona.privacy.aggregates import MAX_EPSILON, MIN_EPSILON
 
 router = APIRouter(prefix="/v1", tags=["experiments"])
 
@@ -47,8 +48,8 @@ def get_results(
     epsilon: Annotated[
         float | None,
         Query(
-            gt=0,
-            le=10,
+            ge=MIN_EPSILON,
+            le=MAX_EPSILON,
             description="Release the counts with Laplace noise at this privacy loss"
             " (docs/privacy.md); the statistics derived from exact data are then withheld.",
         ),

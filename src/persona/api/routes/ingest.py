@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, require
-from persona.api.query import parse_json
+from persona.api.query import MAX_ROW_ID, parse_json
 from persona.clock import utc_or_none
+from persona.documents import NO_NUL
 from persona.engine import Engine
 from persona.errors import InvalidRequestError
 from persona.ingest.schema import EventIn, IngestResponse, QuarantineEntry, QuarantinePage
@@ -104,9 +105,9 @@ def _entry(record: Any) -> QuarantineEntry:
     dependencies=[require(Scope.ADMIN)],
 )
 def list_quarantine(
-    after: int = Query(0, ge=0, description="Return entries with a greater id."),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID, description="Return entries with a greater id."),
     limit: int = Query(100, ge=1, le=1000),
-    code: str | None = Query(None, max_length=64),
+    code: str | None = Query(None, max_length=64, pattern=NO_NUL),
     engine: Engine = EngineDep,
 ) -> QuarantinePage:
     with engine.storage.read() as uow:
@@ -131,7 +132,7 @@ def list_quarantine(
     dependencies=[require(Scope.ADMIN)],
 )
 async def replay_quarantined_event(
-    quarantine_id: int, request: Request, engine: Engine = EngineDep
+    request: Request, quarantine_id: int = Path(le=MAX_ROW_ID), engine: Engine = EngineDep
 ) -> Response:
     body = await request.body()
     fixed = parse_json(body) if body.strip() else None

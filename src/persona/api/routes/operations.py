@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from persona.access.keys import Scope
@@ -18,7 +21,18 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", operation_id="readyz", summary="The process can reach its store")
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Literal["up", "down"]]
+
+
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    summary="The process can reach its store",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "The store cannot be reached."}},
+)
 async def readyz(engine: Engine = EngineDep) -> Response:
     try:
         await run_in_threadpool(engine.storage.ping)
@@ -35,6 +49,7 @@ async def readyz(engine: Engine = EngineDep) -> Response:
     summary="Prometheus metrics",
     dependencies=[require(Scope.READ)],
     response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(engine: Engine = EngineDep) -> Response:
     return Response(engine.metrics.render(), media_type="text/plain; version=0.0.4")

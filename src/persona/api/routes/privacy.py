@@ -8,9 +8,16 @@ from fastapi import APIRouter, Body, Path, Query, Request
 
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, actor, require
+from persona.api.query import MAX_ROW_ID
 from persona.clock import utc
 from persona.engine import Engine
-from persona.privacy.aggregates import MECHANISM, check_k_anonymity, noisy_count
+from persona.privacy.aggregates import (
+    MAX_EPSILON,
+    MECHANISM,
+    MIN_EPSILON,
+    check_k_anonymity,
+    noisy_count,
+)
 from persona.privacy.export import export_json_schema
 from persona.privacy.schema import (
     AuditEntryOut,
@@ -119,7 +126,7 @@ def export_subject(
     dependencies=[require(Scope.ADMIN)],
 )
 def list_audit(
-    after: int = Query(0, ge=0, description="Entries after this id."),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID, description="Entries after this id."),
     limit: int = Query(100, ge=1, le=1000),
     engine: Engine = EngineDep,
 ) -> AuditPage:
@@ -149,7 +156,9 @@ def list_audit(
 )
 def segment_size(
     name: str = SegmentName,
-    epsilon: float = Query(1.0, gt=0, le=10, description="Privacy loss of this release."),
+    epsilon: float = Query(
+        1.0, ge=MIN_EPSILON, le=MAX_EPSILON, description="Privacy loss of this release."
+    ),
     engine: Engine = EngineDep,
 ) -> SegmentSize:
     """The size of a segment with Laplace noise (differential privacy, sensitivity 1)."""

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from persona.access.keys import Scope
 from persona.api.deps import EngineDep, actor, require
 from persona.clock import utc
+from persona.documents import NO_NUL
 from persona.engine import Engine
 from persona.identity import anonymous_key, user_key
 from persona.profiles.schema import Profile
@@ -136,7 +137,9 @@ def delete_segment(
 )
 def list_members(
     name: str = SegmentName,
-    after: str | None = Query(None, max_length=130, description="`next_after` of the last page."),
+    after: str | None = Query(
+        None, max_length=130, pattern=NO_NUL, description="`next_after` of the last page."
+    ),
     limit: int = Query(100, ge=1, le=1000),
     engine: Engine = EngineDep,
 ) -> MemberPage:
