@@ -163,7 +163,7 @@ def run_round(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=1, help="rounds; the best p99 counts")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median p99 counts")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per route")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
     options = parser.parse_args()
@@ -179,9 +179,10 @@ def main() -> int:
         print(f"{'':<6} {warm.row('decisions warm')}")
         print(f"{'':<6} {health.row('healthz')}")
         print(f"{'':<6} {logged:,} decisions logged (3 per request, warm-ups included)")
-    decisions, health = min(rounds, key=lambda r: r[0].p99_ms)
+    # A bar is met when the median round meets it: one favourable round proves nothing.
+    decisions, health = sorted(rounds, key=lambda r: r[0].p99_ms)[(len(rounds) - 1) // 2]
     print(
-        f"best warm p99: decisions {decisions.p99_ms:.2f} ms, healthz {health.p99_ms:.2f} ms;"
+        f"median warm p99: decisions {decisions.p99_ms:.2f} ms, healthz {health.p99_ms:.2f} ms;"
         f" throughput {decisions.rate:,.0f} req/s ({decisions.rate / health.rate:.0%} of healthz)"
     )
     ok = decisions.p99_ms < BAR_P99_MS

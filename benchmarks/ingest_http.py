@@ -8,15 +8,19 @@ The rate counts every event from the first request to the last answer, and only 
 the answers report accepted.
 
 The baseline, in the same round, writes the same rows into a SQLite file with the same
-durability (WAL, `synchronous=FULL`), a table with the columns and indexes of `events`, by
-`executemany` in transactions of 1000 rows.
+durability (WAL, `synchronous=FULL`), a table with the columns and indexes of `events`, in
+transactions of 1000 rows, through the driver persona uses (`pysqlite3`, SQLite 3.51, where
+its wheel exists), in the two bare ways that driver offers: `executemany`, and one
+`INSERT ... SELECT` over the batch as a JSONB array (persona's own statement). Each slice is
+written both ways, into two files, and the baseline is the faster way's total: the best bare
+way to do the same work on the same driver.
 
 The two alternate in slices of ten batches (ten baseline transactions, then the same ten batches
 over HTTP, and so on), and each rate is the total of its slices: the speed of a shared machine
 drifts by up to a factor of two within a minute, and measuring one after the other would let
 that drift decide the ratio.
 
-Bars: at least 20,000 events/s, and at least 40% of the baseline. Best of `--rounds` rounds.
+Bars: at least 20,000 events/s, and at least 40% of the baseline, in the median round.
 
     .venv/bin/python benchmarks/ingest_http.py [--rounds 3] [--clients 1]
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sqlite3
+import statistics
 import tempfile
 import threading
 import time
@@ -42,6 +47,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from persona.demo.movielens import rating_events, ratings_frame
 from persona.storage import tables
+from persona.storage.database import sqlite_module
 from server_process import create_key, load_catalog, running_server
 
 BATCH = 1000
@@ -141,10 +147,13 @@ def bare_rows(events: Sequence[dict[str, Any]], received_at_ms: int) -> list[tup
 
 
 class BareSqlite:
-    """`executemany` into a copy of the `events` table, 1000 rows per durable commit."""
+    """A copy of the `events` table, written 1000 rows per durable commit by ``executemany``
+    or, with ``jsonb``, by one statement over the batch as a JSONB array."""
 
-    def __init__(self, path: Path) -> None:
-        self.connection = sqlite3.connect(path, isolation_level=None)
+    def __init__(self, path: Path, *, jsonb: bool = False) -> None:
+        driver = sqlite_module() or sqlite3
+        self.connection = driver.connect(path, isolation_level=None)
+        self.jsonb = jsonb
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=FULL")
         dialect = sqlite.dialect()  # type: ignore[no-untyped-call]
@@ -155,13 +164,22 @@ class BareSqlite:
         self.insert = (
             f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
         )
+        values = ", ".join(f"value ->> {i}" for i in range(len(columns)))
+        self.insert_jsonb = (
+            f"INSERT INTO events ({', '.join(columns)}) SELECT {values} FROM jsonb_each(jsonb(?))"
+        )
 
     def write(self, rows: list[tuple[Any, ...]]) -> float:
-        """Writes ``rows`` in transactions of 1000; returns the seconds it took."""
+        """Writes ``rows`` in transactions of 1000; returns the seconds it took (serializing
+        a batch for the JSONB statement included)."""
         started = time.perf_counter()
         for start in range(0, len(rows), BATCH):
+            batch = rows[start : start + BATCH]
             self.connection.execute("BEGIN IMMEDIATE")
-            self.connection.executemany(self.insert, rows[start : start + BATCH])
+            if self.jsonb:
+                self.connection.execute(self.insert_jsonb, (orjson.dumps(batch).decode(),))
+            else:
+                self.connection.executemany(self.insert, batch)
             self.connection.execute("COMMIT")
         return time.perf_counter() - started
 
@@ -176,24 +194,28 @@ def run_round(directory: Path, frame: Any, events: list[dict[str, Any]], clients
     load_catalog(home, frame)
     key = create_key(home, "ingest", "read")
     bare = BareSqlite(directory / "bare.db")
-    bare_seconds = http_seconds = 0.0
+    bare_jsonb = BareSqlite(directory / "bare-jsonb.db", jsonb=True)
+    bare_seconds = jsonb_seconds = http_seconds = 0.0
     accepted = 0
     try:
         with running_server(home) as base_url:
             for first in range(0, len(bodies), SLICE):
                 rows_slice = rows[first * BATCH : (first + SLICE) * BATCH]
                 bare_seconds += bare.write(rows_slice)
+                jsonb_seconds += bare_jsonb.write(rows_slice)
                 count, seconds = post_all(base_url, key, bodies[first : first + SLICE], clients)
                 accepted += count
                 http_seconds += seconds
     finally:
         bare.close()
-    return Round(http_rate=accepted / http_seconds, bare_rate=len(rows) / bare_seconds)
+        bare_jsonb.close()
+    best_bare = min(bare_seconds, jsonb_seconds)
+    return Round(http_rate=accepted / http_seconds, bare_rate=len(rows) / best_bare)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; the best one counts")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median one counts")
     parser.add_argument("--clients", type=int, default=1, help="concurrent HTTP connections")
     options = parser.parse_args()
     frame = ratings_frame()
@@ -209,14 +231,15 @@ def main() -> int:
             f"{number:<6} {result.http_rate:>14,.0f} {result.bare_rate:>19,.0f}"
             f" {result.ratio:>6.0%}"
         )
-    http = max(r.http_rate for r in rounds)
-    bare = max(r.bare_rate for r in rounds)
-    ratio = http / bare
+    # A bar is met when the median round meets it: one favourable round proves nothing.
+    http = statistics.median(r.http_rate for r in rounds)
+    bare = statistics.median(r.bare_rate for r in rounds)
+    ratio = statistics.median(r.ratio for r in rounds)
     rate_ok, ratio_ok = http >= MIN_RATE, ratio >= MIN_RATIO
-    print(f"best   {http:>14,.0f} {bare:>19,.0f} {ratio:>6.0%}")
+    print(f"median {http:>14,.0f} {bare:>19,.0f} {ratio:>6.0%}")
     print(f"bar: >= {MIN_RATE:,.0f} events/s: {'met' if rate_ok else 'MISSED'}")
     print(
-        f"bar: >= {MIN_RATIO:.0%} of bare SQLite (best vs best): {'met' if ratio_ok else 'MISSED'}"
+        f"bar: >= {MIN_RATIO:.0%} of bare SQLite (median round): {'met' if ratio_ok else 'MISSED'}"
     )
     return 0 if rate_ok and ratio_ok else 1
 

@@ -58,7 +58,7 @@ def run_round(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; the best p99 counts")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median p99 counts")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per route")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
     options = parser.parse_args()
@@ -73,9 +73,10 @@ def main() -> int:
         print(f"{number:<6} {profiles.row('profile')}")
         print(f"{'':<6} {uncached.row('profile uncached')}")
         print(f"{'':<6} {health.row('healthz')}")
-    profiles, health = min(rounds, key=lambda r: r[0].p99_ms)
+    # A bar is met when the median round meets it: one favourable round proves nothing.
+    profiles, health = sorted(rounds, key=lambda r: r[0].p99_ms)[(len(rounds) - 1) // 2]
     print(
-        f"best p99: profile {profiles.p99_ms:.2f} ms, healthz {health.p99_ms:.2f} ms"
+        f"median p99: profile {profiles.p99_ms:.2f} ms, healthz {health.p99_ms:.2f} ms"
         f" (x{profiles.p99_ms / health.p99_ms:.1f}); throughput"
         f" {profiles.rate / health.rate:.0%} of healthz"
     )
