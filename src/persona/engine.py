@@ -95,7 +95,7 @@ class Engine:
         # Clusters first: rules that use segment("cluster_<id>") see this event's cluster.
         ingest.add_listener(clusters.on_events)
         ingest.add_listener(predictions.on_events)
-        ingest.add_listener(segments.on_events)
+        ingest.add_listener(segments.real_time.on_events)
         profiles.add_facet(segments.profile_facet)
         profiles.add_facet(predictions.profile_facet)
         recommendations = RecommendationService(
@@ -110,7 +110,7 @@ class Engine:
             ),
         )
         storage.add_commit_listener(recommendations.committed)
-        recommendations.set_segment_favourites(segments.favoured_items)
+        recommendations.set_segment_favourites(segments.favourites.favoured_items)
         decisions = DecisionService(
             storage,
             clock,
