@@ -9,7 +9,8 @@ from persona.access.ratelimit import RateLimiter
 from persona.cache import AnswerCache
 from persona.catalog.service import CatalogService
 from persona.clock import DAY_MS, HOUR_MS, Clock, SystemClock
-from persona.decide.service import DecisionService, DecisionSettings
+from persona.decide.placements import DecisionSettings
+from persona.decide.service import DecisionService
 from persona.experiments.results import ExperimentService
 from persona.ingest.service import IngestLimits, IngestService
 from persona.observability.metrics import Metrics
@@ -122,7 +123,7 @@ class Engine:
                 purchase_types=frozenset(settings.purchase_event_types),
             ),
         )
-        ingest.add_listener(decisions.on_events)
+        ingest.add_listener(decisions.attribution.on_events)
         catalog = CatalogService(storage, clock)
         catalog.add_listener(recommendations.catalog_changed)
         keys = ApiKeyService(storage, clock, settings.api_key_cache_seconds)

@@ -7,6 +7,14 @@ rest of the package is its own business."""
 
 from __future__ import annotations
 
+from persona.decide.placements import (
+    ARM,
+    CLICK,
+    CONVERSION,
+    HOLDOUT,
+    IMPRESSION,
+    DecisionSettings,
+)
 from persona.decide.schema import (
     EXPERIMENT_POLICIES,
     NAME_PATTERN,
@@ -21,15 +29,7 @@ from persona.decide.schema import (
     experiment_id,
     parse_placement,
 )
-from persona.decide.service import (
-    ARM,
-    CLICK,
-    CONVERSION,
-    HOLDOUT,
-    IMPRESSION,
-    DecisionService,
-    DecisionSettings,
-)
+from persona.decide.service import DecisionService
 
 __all__ = [
     "ARM",
