@@ -9,6 +9,7 @@ part can be read, tested and replaced knowing only the parts below it.
 from __future__ import annotations
 
 import ast
+import importlib
 import itertools
 from collections import defaultdict
 from pathlib import Path
@@ -160,3 +161,40 @@ def test_only_storage_and_the_composition_root_know_sql() -> None:
             if name.startswith(behind_the_seam)
         ]
     assert not offenders, "\n".join(offenders)
+
+
+def _from_imports(path: Path) -> list[tuple[str, str]]:
+    """``(module, name)`` of every absolute ``from persona... import name`` in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found += [(node.module, alias.name) for alias in node.names]
+    return found
+
+
+def test_packages_use_each_other_only_through_their_public_surface() -> None:
+    """A package's ``__init__`` names what the rest of persona may use (``__all__``); an import
+    from another package of anything else fails here. The shells (api, cli) name none: nothing
+    builds on them."""
+    offenders: list[str] = []
+    for path in sorted(ROOT.rglob("*.py")):
+        source = _node(_module_name(path))
+        for module, name in _from_imports(path):
+            target = _node(module)
+            if target is None or target == source or not (ROOT / target).is_dir():
+                continue
+            if target in SHELLS:
+                continue
+            public = importlib.import_module(f"persona.{target}").__all__
+            if name not in public:
+                offenders.append(f"{path.relative_to(ROOT)}: {name} from {module}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_every_public_name_exists() -> None:
+    for package in sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()):
+        if package in SHELLS:
+            continue
+        module = importlib.import_module(f"persona.{package}")
+        missing = [name for name in getattr(module, "__all__", []) if not hasattr(module, name)]
+        assert not missing, (package, missing)

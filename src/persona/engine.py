@@ -9,7 +9,8 @@ from persona.access.ratelimit import RateLimiter
 from persona.cache import AnswerCache
 from persona.catalog.service import CatalogService
 from persona.clock import DAY_MS, HOUR_MS, Clock, SystemClock
-from persona.decide.service import DecisionService, DecisionSettings
+from persona.decide.placements import DecisionSettings
+from persona.decide.service import DecisionService
 from persona.experiments.results import ExperimentService
 from persona.ingest.service import IngestLimits, IngestService
 from persona.observability.metrics import Metrics
@@ -95,7 +96,7 @@ class Engine:
         # Clusters first: rules that use segment("cluster_<id>") see this event's cluster.
         ingest.add_listener(clusters.on_events)
         ingest.add_listener(predictions.on_events)
-        ingest.add_listener(segments.on_events)
+        ingest.add_listener(segments.real_time.on_events)
         profiles.add_facet(segments.profile_facet)
         profiles.add_facet(predictions.profile_facet)
         recommendations = RecommendationService(
@@ -110,7 +111,7 @@ class Engine:
             ),
         )
         storage.add_commit_listener(recommendations.committed)
-        recommendations.set_segment_favourites(segments.favoured_items)
+        recommendations.set_segment_favourites(segments.favourites.favoured_items)
         decisions = DecisionService(
             storage,
             clock,
@@ -122,7 +123,7 @@ class Engine:
                 purchase_types=frozenset(settings.purchase_event_types),
             ),
         )
-        ingest.add_listener(decisions.on_events)
+        ingest.add_listener(decisions.attribution.on_events)
         catalog = CatalogService(storage, clock)
         catalog.add_listener(recommendations.catalog_changed)
         keys = ApiKeyService(storage, clock, settings.api_key_cache_seconds)

@@ -107,7 +107,7 @@ def test_rewards_apply_once_per_event_and_once_per_decision(
     for _ in range(2):
         with engine.storage.write() as uow:
             applied = AppliedBatch(replay, {}, {}, {}, {}, [], engine.clock.now_ms())
-            engine.decisions.on_events(uow, applied)
+            engine.decisions.attribution.on_events(uow, applied)
     assert engine.decisions.bandit_state("banner", 1) == expected
 
     # an impression without a click is a failed trial; a click later turns it into a success
@@ -172,7 +172,7 @@ def test_bandit_state_survives_a_restart_and_steers_choices(
 
 def test_event_types_map_to_outcome_kinds(engine: Engine) -> None:
     assert isinstance(engine.decisions, DecisionService)
-    assert engine.decisions.outcome_kind("impression") == "impression"
-    assert engine.decisions.outcome_kind("click") == "click"
-    assert engine.decisions.outcome_kind("purchase") == "conversion"
-    assert engine.decisions.outcome_kind("view") is None
+    assert engine.decisions.attribution.outcome_kind("impression") == "impression"
+    assert engine.decisions.attribution.outcome_kind("click") == "click"
+    assert engine.decisions.attribution.outcome_kind("purchase") == "conversion"
+    assert engine.decisions.attribution.outcome_kind("view") is None

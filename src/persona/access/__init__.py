@@ -1,1 +1,26 @@
-"""Access: API keys with scopes."""
+"""Access: API keys with scopes, and per-key rate limits.
+
+The names below are what other parts of persona may use (a test keeps them to it); the
+rest of the package is its own business."""
+
+from __future__ import annotations
+
+from persona.access.keys import (
+    DEV_PRINCIPAL,
+    AnyScope,
+    ApiKeyService,
+    Principal,
+    Scope,
+)
+from persona.access.ratelimit import (
+    RateLimiter,
+)
+
+__all__ = [
+    "DEV_PRINCIPAL",
+    "AnyScope",
+    "ApiKeyService",
+    "Principal",
+    "RateLimiter",
+    "Scope",
+]

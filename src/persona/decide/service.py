@@ -7,15 +7,13 @@ gathered; the variants are chosen in memory (the recommendation pipeline, when a
 for it, too); one write transaction logs every decision, and only after its commit does the
 caller get the answer.
 
-Attribution (``on_events``) runs inside the ingest write transaction. Ingest has already dropped
-events it stored before, and the outcome and reward tables are keyed by event id on top of it,
-so replaying an event never counts an outcome or a reward twice.
+Attribution of what followed a decision is the ingest listener of ``attribution``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +21,7 @@ import anyio.to_thread
 import numpy as np
 
 from persona.cache import Refreshed
-from persona.clock import MINUTE_MS, Clock
+from persona.clock import Clock
 from persona.decide.assignment import (
     HOLDOUT_SALT,
     ExperimentSplit,
@@ -31,8 +29,17 @@ from persona.decide.assignment import (
     split_of,
     unit_uniform,
 )
+from persona.decide.attribution import Attribution
 from persona.decide.bandits import DEFAULT_BUCKET, ThompsonPolicy
 from persona.decide.log import DecisionLogWriter
+from persona.decide.placements import (
+    ACTIVE,
+    ARM,
+    HOLDOUT,
+    OUTSIDE,
+    DecisionSettings,
+    PlacementConfigs,
+)
 from persona.decide.schema import (
     RECOMMENDATIONS_VARIANT,
     DecisionRequest,
@@ -43,24 +50,17 @@ from persona.decide.targeting import RequestFacts, bucket_of, matches
 from persona.errors import ConflictError, UnknownPlacementError
 from persona.identity import anonymous_key, user_key
 from persona.ids import uuid7_hex
-from persona.ingest.service import AppliedBatch
 from persona.profiles.service import ProfileService
 from persona.recommend.answer import RecommendationQuery, RecommendationResult
 from persona.recommend.service import RecommendationService
 from persona.storage.protocols import DecisionStore, Storage, UnitOfWork
 from persona.storage.records import (
     DecisionRecord,
-    OutcomeRecord,
     PlacementRecord,
     VersionRecord,
 )
 
-ACTIVE, PAUSED = "active", "paused"
-ARM, HOLDOUT, OUTSIDE = "arm", "holdout", "outside"
-IMPRESSION, CLICK, CONVERSION = "impression", "click", "conversion"
-TRIAL, SUCCESS = "trial", "success"
 PLACEMENTS_TTL_SECONDS = 1.0
-CLOCK_SKEW_MS = 5 * MINUTE_MS  # an outcome may carry a client time this much before its decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +73,6 @@ class Decision:
     version: int
     reason: str
     holdout: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionSettings:
-    page_cap: int
-    attribution_window_ms: int
-    purchase_types: frozenset[str]
 
 
 @dataclass(slots=True)
@@ -125,8 +118,8 @@ class DecisionService:
         self.settings = settings
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
-        # (name, version) -> parsed configuration; a version never changes once written.
-        self._configs: dict[tuple[str, int], PlacementBody] = {}
+        self.configs = PlacementConfigs()
+        self.attribution = Attribution(settings, self.configs)
         self._splits: dict[tuple[str, int], ExperimentSplit] = {}
         self._log = DecisionLogWriter(storage)
         # Changes made through this process show at once, those of another within the second.
@@ -143,22 +136,6 @@ class DecisionService:
         uow.audit.append(self._clock.now_ms(), actor, action, f"placement:{record.name}", details)
 
     # -- configuration -------------------------------------------------------------------------
-    def config_of(self, name: str, version: int, raw: Mapping[str, Any]) -> PlacementBody:
-        key = (name, version)
-        config = self._configs.get(key)
-        if config is None:
-            config = self._configs[key] = PlacementBody.model_validate(raw)
-        return config
-
-    def _stored_config(self, store: DecisionStore, name: str, version: int) -> PlacementBody | None:
-        config = self._configs.get((name, version))
-        if config is None:
-            record = store.version(name, version)
-            if record is None:
-                return None
-            config = self.config_of(name, version, record.config)
-        return config
-
     def create(self, name: str, config: PlacementBody, *, actor: str = "cli") -> PlacementRecord:
         now = self._clock.now_ms()
         with self._storage.write() as uow:
@@ -288,7 +265,7 @@ class DecisionService:
             raise UnknownPlacementError(
                 f"no placement named {missing[0]!r}", extra={"placements": missing}
             )
-        configs = {n: self.config_of(n, r.version, r.config) for n, r in found.items()}
+        configs = {n: self.configs.config_of(n, r.version, r.config) for n, r in found.items()}
         unit, segments = self._person(request)
         facts = RequestFacts.of(request.context, segments, now)
         choices: dict[str, _Choice] = {}
@@ -439,105 +416,6 @@ class DecisionService:
             category=settings.category,
             exclude=tuple(settings.exclude),
         )
-
-    # -- attribution ---------------------------------------------------------------------------
-    def outcome_kind(self, event_type: str) -> str | None:
-        if event_type == IMPRESSION:
-            return IMPRESSION
-        if event_type == CLICK:
-            return CLICK
-        if event_type in self.settings.purchase_types:
-            return CONVERSION
-        return None
-
-    def on_events(self, uow: UnitOfWork, applied: AppliedBatch) -> None:
-        """Ingest listener: attribute outcomes carrying a ``decision_id`` and reward bandits.
-
-        An outcome counts when its event time falls between the decision (less a small clock
-        skew allowance) and the end of the attribution window after it.
-        """
-        relevant = [
-            (e.decision_id, e)
-            for e in applied.events
-            if e.decision_id and self.outcome_kind(e.type) is not None
-        ]
-        if not relevant:
-            return
-        store = uow.decisions
-        found = store.decisions({decision_id for decision_id, _ in relevant})
-        window = self.settings.attribution_window_ms
-        outcomes: list[OutcomeRecord] = []
-        for decision_id, event in relevant:
-            decision = found.get(decision_id)
-            if decision is None or decision.variant is None:
-                continue
-            elapsed = event.occurred_at_ms - decision.decided_at_ms
-            if not -CLOCK_SKEW_MS <= elapsed <= window:
-                continue
-            kind = self.outcome_kind(event.type)
-            assert kind is not None
-            outcomes.append(
-                OutcomeRecord(
-                    event.event_id,
-                    decision.decision_id,
-                    decision.placement,
-                    decision.version,
-                    decision.variant,
-                    decision.cohort,
-                    decision.profile_key,
-                    kind,
-                    event.value,
-                    event.occurred_at_ms,
-                )
-            )
-        store.add_outcomes(outcomes)
-        self._reward(store, outcomes, found, applied.now_ms)
-
-    def _reward(
-        self,
-        store: DecisionStore,
-        outcomes: Sequence[OutcomeRecord],
-        found: Mapping[str, DecisionRecord],
-        now_ms: int,
-    ) -> None:
-        """Move bandit counts once per event id and at most one trial and success per decision.
-
-        A decision's first impression counts as a failed trial; its first rewarded event turns
-        that into a success (or adds a success when no impression was seen). Replays and second
-        clicks change nothing.
-        """
-        bandit = [
-            o for o in outcomes if found[o.decision_id].policy == "thompson" and o.cohort == ARM
-        ]
-        if not bandit:
-            return
-        seen, applied = store.applied_rewards(
-            [o.event_id for o in bandit], {o.decision_id for o in bandit}
-        )
-        rewards: list[tuple[str, str, str]] = []
-        deltas: dict[tuple[str, int, str, str], tuple[float, float]] = {}
-        for outcome in bandit:
-            if outcome.event_id in seen or outcome.variant is None:
-                continue
-            decision = found[outcome.decision_id]
-            config = self._stored_config(store, decision.placement, decision.version)
-            if config is None or config.thompson is None:
-                continue
-            kinds = applied.setdefault(decision.decision_id, set())
-            delta: tuple[float, float] | None = None
-            if outcome.kind == IMPRESSION and not kinds:
-                delta, kind = (0.0, 1.0), TRIAL
-            elif outcome.kind == config.thompson.reward and SUCCESS not in kinds:
-                delta, kind = (1.0, -1.0 if TRIAL in kinds else 0.0), SUCCESS
-            if delta is None:
-                continue
-            kinds.add(kind)
-            seen.add(outcome.event_id)
-            rewards.append((outcome.event_id, decision.decision_id, kind))
-            key = (decision.placement, decision.version, decision.bucket, outcome.variant)
-            s, f = deltas.get(key, (0.0, 0.0))
-            deltas[key] = (s + delta[0], f + delta[1])
-        store.apply_rewards(rewards, deltas, now_ms)
 
 
 def _recommended(result: RecommendationResult, config: PlacementBody) -> _Choice:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from persona.clock import utc
+from persona.decide.placements import ARM, CLICK, CONVERSION, HOLDOUT, IMPRESSION
 from persona.decide.schema import EXPERIMENT_POLICIES, PlacementBody, experiment_id
-from persona.decide.service import ARM, CLICK, CONVERSION, HOLDOUT, IMPRESSION, DecisionService
+from persona.decide.service import DecisionService
 from persona.errors import InsufficientDataError, UnknownPlacementError
 from persona.experiments import stats
 from persona.experiments.schema import (
@@ -93,7 +94,7 @@ class ExperimentService:
         return ExperimentList(experiments=found)
 
     def _summary(self, record: PlacementRecord, version: VersionRecord) -> ExperimentSummary:
-        config = self._decisions.config_of(record.name, version.version, version.config)
+        config = self._decisions.configs.config_of(record.name, version.version, version.config)
         return ExperimentSummary(
             experiment_id=experiment_id(record.name, version.version),
             placement=record.name,
@@ -116,7 +117,7 @@ class ExperimentService:
             version = store.version(name, wanted if wanted is not None else record.version)
             if version is None or version.policy not in EXPERIMENT_POLICIES:
                 raise UnknownPlacementError(f"no experiment {value!r}")
-            config = self._decisions.config_of(name, version.version, version.config)
+            config = self._decisions.configs.config_of(name, version.version, version.config)
             arms = _load_arms(store, name, version.version, config)
             bandit = (
                 store.all_arm_counts(name, version.version)

@@ -1,1 +1,18 @@
-"""Metrics and structured logs."""
+"""Metrics and structured logs.
+
+The names below are what other parts of persona may use (a test keeps them to it); the
+rest of the package is its own business."""
+
+from __future__ import annotations
+
+from persona.observability.logging import (
+    configure_logging,
+)
+from persona.observability.metrics import (
+    Metrics,
+)
+
+__all__ = [
+    "Metrics",
+    "configure_logging",
+]

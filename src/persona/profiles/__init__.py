@@ -1,1 +1,28 @@
-"""Profiles: one per person, behavioural aggregates, traits and identity resolution."""
+"""Profiles: one per person, behavioural aggregates, traits and identity resolution.
+
+The names below are what other parts of persona may use (a test keeps them to it); the
+rest of the package is its own business."""
+
+from __future__ import annotations
+
+from persona.profiles.aggregate import (
+    AggregateRules,
+    FoldEvent,
+    ProfileState,
+)
+from persona.profiles.schema import (
+    Profile,
+    Traits,
+)
+from persona.profiles.service import (
+    ProfileService,
+)
+
+__all__ = [
+    "AggregateRules",
+    "FoldEvent",
+    "Profile",
+    "ProfileService",
+    "ProfileState",
+    "Traits",
+]

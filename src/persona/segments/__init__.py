@@ -1,0 +1,45 @@
+"""Segments: rule segments kept current in real time and refreshed in batch, and their
+members.
+
+The names below are what other parts of persona may use (a test keeps them to it); the
+rest of the package is its own business."""
+
+from __future__ import annotations
+
+from persona.segments.scheduler import (
+    segment_refresh_job,
+)
+from persona.segments.schema import (
+    NAME_PATTERN,
+    Member,
+    MemberPage,
+    Preview,
+    PreviewIn,
+    ProfileSegments,
+    Segment,
+    SegmentChange,
+    SegmentIn,
+    SegmentList,
+    Stay,
+    person,
+)
+from persona.segments.service import (
+    SegmentService,
+)
+
+__all__ = [
+    "NAME_PATTERN",
+    "Member",
+    "MemberPage",
+    "Preview",
+    "PreviewIn",
+    "ProfileSegments",
+    "Segment",
+    "SegmentChange",
+    "SegmentIn",
+    "SegmentList",
+    "SegmentService",
+    "Stay",
+    "person",
+    "segment_refresh_job",
+]

@@ -1,1 +1,91 @@
-"""Storage: narrow interfaces per need, with SQLite and PostgreSQL implementations."""
+"""Storage: one narrow protocol per need (``protocols``), the plain records that cross them
+(``records``), and their SQLAlchemy implementation for SQLite and PostgreSQL (``sql``, with the
+tables and migrations). The domains use the protocols and records; only the composition root
+picks an implementation (``SqlStorage``, ``create_database_engine``, ``migrate``)."""
+
+from __future__ import annotations
+
+from persona.storage.database import create_database_engine, migrate
+from persona.storage.protocols import (
+    Appended,
+    AuditTrail,
+    Catalog,
+    ConsentLog,
+    DecisionStore,
+    EventLog,
+    HeldEvents,
+    KeyStore,
+    PredictionStore,
+    ProfileStore,
+    QuarantineLog,
+    SegmentStore,
+    Storage,
+    SubjectData,
+    Tombstones,
+    UnitOfWork,
+)
+from persona.storage.records import (
+    ApiKeyRecord,
+    AuditEntry,
+    ConsentChange,
+    ConsentEntry,
+    DecisionRecord,
+    EventRecord,
+    HeldEventRecord,
+    Interaction,
+    ItemRecord,
+    MembershipRecord,
+    OutcomeRecord,
+    PlacementRecord,
+    PredictionRecord,
+    ProfileRecord,
+    QuarantineRecord,
+    RecentEvent,
+    SegmentRecord,
+    SubjectLinks,
+    SubjectRecords,
+    VersionRecord,
+)
+from persona.storage.sql import SqlStorage
+
+__all__ = [
+    "ApiKeyRecord",
+    "Appended",
+    "AuditEntry",
+    "AuditTrail",
+    "Catalog",
+    "ConsentChange",
+    "ConsentEntry",
+    "ConsentLog",
+    "DecisionRecord",
+    "DecisionStore",
+    "EventLog",
+    "EventRecord",
+    "HeldEventRecord",
+    "HeldEvents",
+    "Interaction",
+    "ItemRecord",
+    "KeyStore",
+    "MembershipRecord",
+    "OutcomeRecord",
+    "PlacementRecord",
+    "PredictionRecord",
+    "PredictionStore",
+    "ProfileRecord",
+    "ProfileStore",
+    "QuarantineLog",
+    "QuarantineRecord",
+    "RecentEvent",
+    "SegmentRecord",
+    "SegmentStore",
+    "SqlStorage",
+    "Storage",
+    "SubjectData",
+    "SubjectLinks",
+    "SubjectRecords",
+    "Tombstones",
+    "UnitOfWork",
+    "VersionRecord",
+    "create_database_engine",
+    "migrate",
+]

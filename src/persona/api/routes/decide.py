@@ -74,7 +74,9 @@ def public(record: PlacementRecord, config: PlacementBody) -> Placement:
 
 
 def _view(engine: Engine, record: PlacementRecord) -> Placement:
-    return public(record, engine.decisions.config_of(record.name, record.version, record.config))
+    return public(
+        record, engine.decisions.configs.config_of(record.name, record.version, record.config)
+    )
 
 
 @router.post(
@@ -179,7 +181,7 @@ def list_versions(name: str = PlacementName, engine: Engine = EngineDep) -> Plac
             PlacementVersion(
                 version=v.version,
                 policy=v.policy,
-                config=engine.decisions.config_of(name, v.version, v.config),
+                config=engine.decisions.configs.config_of(name, v.version, v.config),
                 created_at=utc(v.created_at_ms),
             )
             for v in versions

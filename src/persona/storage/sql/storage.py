@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import text
@@ -39,22 +40,65 @@ PG_WRITE_LOCK = 0x70657273
 
 
 class SqlUnitOfWork:
+    """The stores of one transaction, each made on first use: a transaction pays only for the
+    stores it touches (a profile read uses three of thirteen)."""
+
     def __init__(self, connection: Connection, categories: CategoryCache | None = None) -> None:
-        self.connection = connection  # for domains that query with their own SQL (segments)
-        self.events = SqlEventLog(connection)
-        self.quarantine = SqlQuarantineLog(connection)
-        self.profiles = SqlProfileStore(connection)
-        self.catalog = SqlCatalog(connection, categories)
-        self.keys = SqlKeyStore(connection)
-        self.segments = SqlSegmentStore(connection)
-        self.predictions = SqlPredictionStore(connection)
-        self.decisions = decisions.SqlDecisionStore(connection)
-        self.audit = SqlAuditTrail(connection)
-        self.consents = SqlConsentLog(connection)
-        self.tombstones = SqlTombstones(connection)
-        self.held_events = SqlHeldEvents(connection)
-        self.subjects = SqlSubjectData(connection)
+        self.connection = connection
+        self._categories = categories
         self.changed_profiles: set[str] | None = None  # None: not declared, so any
+
+    @cached_property
+    def events(self) -> SqlEventLog:
+        return SqlEventLog(self.connection)
+
+    @cached_property
+    def quarantine(self) -> SqlQuarantineLog:
+        return SqlQuarantineLog(self.connection)
+
+    @cached_property
+    def profiles(self) -> SqlProfileStore:
+        return SqlProfileStore(self.connection)
+
+    @cached_property
+    def catalog(self) -> SqlCatalog:
+        return SqlCatalog(self.connection, self._categories)
+
+    @cached_property
+    def keys(self) -> SqlKeyStore:
+        return SqlKeyStore(self.connection)
+
+    @cached_property
+    def segments(self) -> SqlSegmentStore:
+        return SqlSegmentStore(self.connection)
+
+    @cached_property
+    def predictions(self) -> SqlPredictionStore:
+        return SqlPredictionStore(self.connection)
+
+    @cached_property
+    def decisions(self) -> decisions.SqlDecisionStore:
+        return decisions.SqlDecisionStore(self.connection)
+
+    @cached_property
+    def audit(self) -> SqlAuditTrail:
+        return SqlAuditTrail(self.connection)
+
+    @cached_property
+    def consents(self) -> SqlConsentLog:
+        return SqlConsentLog(self.connection)
+
+    @cached_property
+    def tombstones(self) -> SqlTombstones:
+        return SqlTombstones(self.connection)
+
+    @cached_property
+    def held_events(self) -> SqlHeldEvents:
+        return SqlHeldEvents(self.connection)
+
+    @cached_property
+    def subjects(self) -> SqlSubjectData:
+        return SqlSubjectData(self.connection)
 
     def changes_profiles(self, profile_keys: Iterable[str]) -> None:
         if self.changed_profiles is None:
