@@ -8,8 +8,8 @@ every policy and is testable without storage.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from persona.clock import utc
 from persona.decide.bandits import DEFAULT_BUCKET
 from persona.decide.schema import DecisionContext, Targeting, ThompsonConfig
 
@@ -26,7 +26,7 @@ class RequestFacts:
 
     @classmethod
     def of(cls, context: DecisionContext, segments: frozenset[str], now_ms: int) -> RequestFacts:
-        moment = datetime.fromtimestamp(now_ms / 1000, UTC)
+        moment = utc(now_ms)
         return cls(
             segments=segments,
             device=context.device,

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from persona.clock import Clock
 from persona.errors import InvalidRequestError
-from persona.identity import ANONYMOUS
+from persona.identity import ANONYMOUS, anonymous_key, is_user_key, split_key, user_key
 from persona.privacy.audit import AuditLog
 from persona.storage.protocols import ConsentLog, Storage, UnitOfWork
 from persona.storage.records import ConsentChange, ConsentEntry
@@ -191,7 +191,7 @@ class ConsentService:
         )
 
     def target(self, profile_key: str) -> str:
-        return f"subject:{self._hash_id(profile_key[2:])}"
+        return f"subject:{self._hash_id(split_key(profile_key)[1])}"
 
     def set(
         self,
@@ -204,7 +204,7 @@ class ConsentService:
         """Record consent given through the API; returns the current status of every purpose."""
         checked = self.check(changes)
         at = effective_at_ms if effective_at_ms is not None else self._clock.now_ms()
-        key = "u:" + user_id
+        key = user_key(user_id)
         with self._storage.write() as uow:
             self.record(uow, key, checked, effective_at_ms=at, source="api", actor=actor)
         for listener in self._change_listeners:
@@ -221,25 +221,18 @@ class ConsentService:
         at = at_ms if at_ms is not None else self._clock.now_ms()
         with self._storage.read() as uow:
             book = load_book(uow.consents, [profile_key], self.required)
-        keys = book.keys_for(
-            profile_key if profile_key.startswith("u:") else None,
-            profile_key if profile_key.startswith("a:") else None,
-        )
+        keys = _own_keys(book, profile_key)
         return {p: book.status(keys, p, at) or "unset" for p in self.purposes}
 
     def allows(self, profile_key: str, purpose: str) -> bool:
         """Whether ``purpose`` is granted now for a profile key (one read)."""
         with self._storage.read() as uow:
             book = load_book(uow.consents, [profile_key], self.required)
-        keys = book.keys_for(
-            profile_key if profile_key.startswith("u:") else None,
-            profile_key if profile_key.startswith("a:") else None,
-        )
-        return book.granted(keys, purpose, self._clock.now_ms())
+        return book.granted(_own_keys(book, profile_key), purpose, self._clock.now_ms())
 
     def allows_person(self, person_id: str, purpose: str) -> bool:
         """Whether ``purpose`` is granted now for a user or anonymous id (one short read)."""
-        user, anonymous = "u:" + person_id, "a:" + person_id
+        user, anonymous = user_key(person_id), anonymous_key(person_id)
         book = ConsentBook(self.required)
         with self._storage.read() as uow:
             _fill(book, uow.consents.of_person(user, anonymous, purpose))
@@ -248,3 +241,10 @@ class ConsentService:
     def history(self, uow: UnitOfWork, keys: Sequence[str]) -> list[ConsentChange]:
         """Every change recorded under ``keys``, in recording order."""
         return uow.consents.history(keys)
+
+
+def _own_keys(book: ConsentBook, profile_key: str) -> list[str]:
+    """The keys whose consent counts for ``profile_key``: its own and those linked to it."""
+    if is_user_key(profile_key):
+        return book.keys_for(profile_key, None)
+    return book.keys_for(None, profile_key)

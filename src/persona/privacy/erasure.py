@@ -22,7 +22,7 @@ import numpy as np
 
 from persona.clock import Clock
 from persona.errors import NotFoundError
-from persona.identity import anonymous_key, user_key
+from persona.identity import anonymous_key, split_key, user_key
 from persona.privacy.audit import AuditLog
 from persona.privacy.personal import PersonalData
 from persona.recommend.registry import ModelRegistry
@@ -49,7 +49,7 @@ class Subject:
 
     @property
     def ids(self) -> set[str]:
-        return {k[2:] for k in self.keys}
+        return {split_key(k)[1] for k in self.keys}
 
 
 def resolve_subject(subjects: SubjectData, subject_id: str) -> Subject:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from persona.clock import Clock
+from persona.clock import Clock, utc
 from persona.errors import NotFoundError
 from persona.privacy.audit import AuditLog
 from persona.privacy.erasure import resolve_subject
@@ -23,10 +22,6 @@ from persona.profiles.schema import Profile
 from persona.profiles.service import ProfileService
 from persona.storage.protocols import Storage
 from persona.storage.records import EventRecord, HeldEventRecord
-
-
-def _at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def export_json_schema() -> dict[str, Any]:
@@ -71,7 +66,7 @@ class ExportService:
             traits.update(self._personal.decrypt(row_traits or {}))
         export = SubjectExport(
             subject_id=subject_id,
-            exported_at=_at(self._clock.now_ms()),
+            exported_at=utc(self._clock.now_ms()),
             profile=profile,
             traits=traits,
             aliases=sorted(subject.ids),
@@ -80,17 +75,17 @@ class ExportService:
                 ExportConsent(
                     purpose=c.purpose,
                     status=c.status,
-                    effective_at=_at(c.effective_at_ms),
+                    effective_at=utc(c.effective_at_ms),
                     source=c.source,
-                    recorded_at=_at(c.recorded_at_ms),
+                    recorded_at=utc(c.recorded_at_ms),
                 )
                 for c in consents
             ],
             segment_memberships=[
                 ExportMembership(
                     segment=m.segment,
-                    entered_at=_at(m.entered_at_ms),
-                    exited_at=None if m.exited_at_ms is None else _at(m.exited_at_ms),
+                    entered_at=utc(m.entered_at_ms),
+                    exited_at=None if m.exited_at_ms is None else utc(m.exited_at_ms),
                 )
                 for m in stored.memberships
             ],
@@ -101,7 +96,7 @@ class ExportService:
                     placement=d.placement,
                     variant=d.variant,
                     reason=d.reason,
-                    decided_at=_at(d.decided_at_ms),
+                    decided_at=utc(d.decided_at_ms),
                 )
                 for d in stored.decisions
             ],
@@ -132,8 +127,8 @@ class ExportService:
                         user_id=r.user_id,
                         anonymous_id=r.anonymous_id,
                         item_id=r.item_id,
-                        occurred_at=_at(r.occurred_at_ms),
-                        received_at=_at(r.received_at_ms),
+                        occurred_at=utc(r.occurred_at_ms),
+                        received_at=utc(r.received_at_ms),
                         value=r.value,
                         properties=self._personal.decrypt(r.properties),
                         context=self._personal.decrypt(r.context),

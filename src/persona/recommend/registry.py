@@ -13,12 +13,12 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from persona.clock import utc
 from persona.recommend.dataset import Interactions, ItemTable
 
 CHAMPION = "champion"
@@ -60,7 +60,7 @@ class ModelRegistry:
 
     def new_version_name(self, now_ms: int) -> str:
         """``v<UTC time>``, with a counter when that name is taken (a fast or frozen clock)."""
-        base = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("v%Y%m%dT%H%M%S%fZ")
+        base = utc(now_ms).strftime("v%Y%m%dT%H%M%S%fZ")
         name, n = base, 1
         while (self.root / name).exists():
             n += 1

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from persona.clock import Clock
+from persona.clock import Clock, utc
 from persona.errors import NothingToLearnError
 from persona.recommend.dataset import Interactions, ItemTable
 from persona.recommend.pipeline import FitReport, PipelineConfig, RecommendationPipeline
@@ -133,7 +132,7 @@ def train_model_set(
     version = registry.new_version_name(now_ms)
     manifest: dict[str, Any] = {
         "version": version,
-        "created_at": datetime.fromtimestamp(now_ms / 1000, UTC).isoformat(),
+        "created_at": utc(now_ms).isoformat(),
         "trained_before": before_ms,
         "config": {"candidates": pipeline.config.candidates},
         "sources": report.sources,

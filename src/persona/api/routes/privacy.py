@@ -11,6 +11,7 @@ from persona.api.deps import EngineDep, actor, require
 from persona.api.query import MAX_ROW_ID
 from persona.clock import utc
 from persona.engine import Engine
+from persona.identity import user_key
 from persona.privacy.aggregates import (
     MAX_EPSILON,
     MECHANISM,
@@ -69,7 +70,7 @@ def get_consent(
     engine: Engine = EngineDep,
 ) -> ConsentState:
     """The status of every purpose now (``unset`` where nothing was recorded)."""
-    return ConsentState(user_id=user_id, purposes=engine.privacy.consent.current("u:" + user_id))
+    return ConsentState(user_id=user_id, purposes=engine.privacy.consent.current(user_key(user_id)))
 
 
 @router.get(

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from persona.storage.records import PredictionRecord
-from persona.storage.sql.common import chunks, driver_connection
+from persona.storage.sql.common import chunks, driver_connection, is_sqlite
 from persona.storage.tables.predictions import predictions, profile_scores
 
 WRITE_CHUNK = 2_000
@@ -59,8 +59,8 @@ class SqlPredictionStore:
             {"profile_key": k, "name": name, "probability": float(p), "scored_at_ms": at_ms}
             for k, p in zip(keys, probabilities, strict=True)
         ]
-        for start in range(0, len(rows), WRITE_CHUNK):
-            self._c.execute(s.insert(), rows[start : start + WRITE_CHUNK])
+        for chunk in chunks(rows, WRITE_CHUNK):
+            self._c.execute(s.insert(), chunk)
 
     def forget(self, profile_keys: Collection[str]) -> None:
         s = profile_scores
@@ -73,7 +73,7 @@ class SqlPredictionStore:
         Every profile read runs this; building and compiling a statement would cost more than
         running it.
         """
-        if self._c.dialect.name == "sqlite":
+        if is_sqlite(self._c):
             rows = driver_connection(self._c).execute(_SCORES_QMARK, (profile_key,))
         else:
             rows = self._c.exec_driver_sql(_SCORES, (profile_key,))

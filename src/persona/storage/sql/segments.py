@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from persona.rules import Rule
 from persona.storage import tables
 from persona.storage.records import MembershipRecord, SegmentRecord
-from persona.storage.sql.common import chunks, driver_connection
+from persona.storage.sql.common import chunks, driver_connection, is_sqlite
 from persona.storage.sql.segment_rules import select_members
 from persona.storage.tables.segments import segment_memberships, segments
 
@@ -62,7 +62,7 @@ class SqlSegmentStore:
         Driver-level SQL with one bound parameter: a profile read must stay well under a
         millisecond, and building and compiling a statement costs more than running it.
         """
-        if self._c.dialect.name == "sqlite":
+        if is_sqlite(self._c):
             rows = driver_connection(self._c).execute(_OPEN_SEGMENTS_QMARK, (profile_key,))
         else:
             rows = self._c.exec_driver_sql(_OPEN_SEGMENTS, (profile_key,))
