@@ -12,7 +12,7 @@ from persona.identity import split_key
 from persona.recommend.answer import RecommendationQuery, RecommendedItem, ServedModel, ranked_items
 from persona.recommend.pipeline import Request, histories_of
 from persona.recommend.request import History
-from persona.recommend.requests import RequestBuilder
+from persona.recommend.request_builder import RequestBuilder
 from persona.recommend.training import load_training_data
 from persona.storage.protocols import Storage
 

@@ -20,7 +20,7 @@ from persona.recommend.answer import (
     RecommendedItem,
     ServedModel,
 )
-from persona.recommend.requests import ItemTimes, RequestBuilder
+from persona.recommend.request_builder import ItemTimes, RequestBuilder
 from persona.recommend.training import NOT_INTERACTIONS
 from persona.storage.protocols import Storage
 

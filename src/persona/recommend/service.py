@@ -1,11 +1,12 @@
 """Recommendations for one person, now: the served pipeline, its answer cache and its
 fallback chain.
 
-The person's history is read from the store at request time (``requests``), so an event stored
-a moment ago changes the answer without a retrain. The pipeline runs under a latency budget in a
-worker thread; when the model set is missing, the person has not consented, a stage fails or
-the budget runs out, the fallback chain answers (``fallback``) and says so. Someone without
-history whose context is known gets what is trending in it (``context.newcomer_answer``).
+The person's history is read from the store at request time (``request_builder``), so an event
+stored a moment ago changes the answer without a retrain. The pipeline runs under a latency
+budget in a worker thread; when the model set is missing, the person has not consented, a stage
+fails or the budget runs out, the fallback chain answers (``fallback``) and says so. Someone
+without history whose context is known gets what is trending in it
+(``context.newcomer_answer``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from persona.recommend.fallback import FallbackChain, PopularFallback, Shortfall
 from persona.recommend.pipeline import PipelineConfig, Ranked, RecommendationPipeline, Request
 from persona.recommend.registry import ModelRegistry, ModelVersion
 from persona.recommend.request import History
-from persona.recommend.requests import ItemTimes, RequestBuilder
+from persona.recommend.request_builder import ItemTimes, RequestBuilder
 from persona.recommend.training import NOT_INTERACTIONS, NotEnoughDataError
 from persona.storage.protocols import Storage
 
