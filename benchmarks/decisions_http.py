@@ -89,7 +89,7 @@ def prepare_home(home: Path) -> list[str]:
             engine.storage,
             engine.recommendations.registry,
             engine.clock,
-            engine.settings.event_weights,
+            engine.settings.profiles.event_weights,
         )
         engine.segments.create("vip", "count(rate) >= 200", "heavy raters")
         for raw in placements():

@@ -8,7 +8,7 @@ baseline of the bare HTTP stack. Bar: p99 of profile reads under 10 ms. Best of 
 
 The default server reuses a profile read until a commit changes the person (no events arrive
 during the run, so after the warm-up nearly every read is a cache hit); a second server with
-the cache off (`PERSONA_PROFILE_CACHE_SECONDS=0`) reads every profile from the database.
+the cache off (`PERSONA_PROFILES__CACHE_SECONDS=0`) reads every profile from the database.
 
     .venv/bin/python benchmarks/profile_read.py [--rounds 3] [--seconds 10] [--clients 16]
 """
@@ -48,7 +48,7 @@ def run_round(
     people = prepare_home(home)
     key = create_key(home, "read")
     paths = [f"/v1/profiles/{person}" for person in people]
-    with running_server(home, env={"PERSONA_PROFILE_CACHE_SECONDS": "0"}) as base_url:
+    with running_server(home, env={"PERSONA_PROFILES__CACHE_SECONDS": "0"}) as base_url:
         uncached = closed_loop(base_url, paths, key=key, connections=clients, seconds=seconds)
     with running_server(home) as base_url:
         profiles = closed_loop(base_url, paths, key=key, connections=clients, seconds=seconds)

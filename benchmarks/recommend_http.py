@@ -11,7 +11,7 @@ Two configurations of the same server:
 - `default`: answers are cached until the person does something new (or a minute passes);
   every person asks once, one at a time, before the clock starts (visitors who come back),
   so the measured requests reuse answers. The bars apply here.
-- `cache off` (`PERSONA_RECOMMEND_CACHE_SECONDS=0`): every request runs the whole pipeline
+- `cache off` (`PERSONA_RECOMMEND__CACHE_SECONDS=0`): every request runs the whole pipeline
   (history from the store, seven candidate sources, features, LightGBM, reranking); what a
   person who just acted waits for.
 
@@ -144,7 +144,7 @@ def main() -> int:
             key,
             options.clients,
             options.seconds,
-            {"PERSONA_RECOMMEND_CACHE_SECONDS": "0"},
+            {"PERSONA_RECOMMEND__CACHE_SECONDS": "0"},
             warm=False,
         )
         print(uncached.row("cache off"), f"   answers: {served_off}")

@@ -59,7 +59,7 @@ def create_key(home: Path, *scopes: str) -> str:
 def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """`persona serve` on a free port until the block ends; yields its base URL.
 
-    ``env`` adds environment variables (settings such as ``PERSONA_RECOMMEND_CACHE_SECONDS``).
+    ``env`` adds environment variables (settings such as ``PERSONA_RECOMMEND__CACHE_SECONDS``).
     """
     # The preparation wrote hundreds of megabytes (events, models). Flushed now, they cannot
     # reach the disk in the middle of the measurement: the kernel writes dirty pages back

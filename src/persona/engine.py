@@ -8,18 +8,14 @@ from persona.access.keys import ApiKeyService
 from persona.access.ratelimit import RateLimiter
 from persona.cache import AnswerCache
 from persona.catalog.service import CatalogService
-from persona.clock import DAY_MS, HOUR_MS, Clock, SystemClock
-from persona.decide.placements import DecisionSettings
+from persona.clock import Clock, SystemClock
 from persona.decide.service import DecisionService
 from persona.experiments.results import ExperimentService
-from persona.ingest.service import IngestLimits, IngestService
+from persona.ingest.service import IngestService
 from persona.observability.metrics import Metrics
-from persona.predictions.clustering import ClusterConfig
 from persona.predictions.clusters import ClusterService
-from persona.predictions.propensity import PropensityConfig
 from persona.predictions.service import PredictionService
 from persona.privacy.service import PrivacyServices
-from persona.profiles.aggregate import AggregateRules
 from persona.profiles.service import ProfileService
 from persona.recommend.registry import ModelRegistry
 from persona.recommend.service import RecommendationService
@@ -59,40 +55,24 @@ class Engine:
         migrate(db)
         storage = SqlStorage(db)
         metrics = Metrics()
-        rules = AggregateRules(
-            session_gap_ms=round(settings.session_gap_seconds * 1000),
-            half_life_ms=settings.affinity_half_life_days * DAY_MS,
-            recent_limit=settings.recent_items_limit,
-            weights=dict(settings.event_weights),
-            purchase_types=frozenset(settings.purchase_event_types),
-        )
+        rules = settings.profiles.aggregate_rules()
+        purchase_types = settings.profiles.purchase_event_types
         profiles = ProfileService(
             storage,
             clock,
             rules,
-            AnswerCache(settings.profile_cache_entries, settings.profile_cache_seconds),
+            AnswerCache(settings.profiles.cache_entries, settings.profiles.cache_seconds),
         )
-        limits = IngestLimits(
-            max_batch_events=settings.max_batch_events,
-            max_event_bytes=settings.max_event_bytes,
-            future_tolerance_ms=round(settings.future_tolerance_seconds * 1000),
-        )
-        ingest = IngestService(storage, profiles, clock, limits, metrics)
+        ingest = IngestService(storage, profiles, clock, settings.ingest, metrics)
         segments = SegmentService(storage, clock)
         clusters = ClusterService(
             storage,
             clock,
             rules,
-            ClusterConfig(
-                k_min=settings.cluster_k_min,
-                k_max=settings.cluster_k_max,
-                silhouette_sample=settings.cluster_silhouette_sample,
-            ),
+            settings.predictions.clustering(),
             settings.home / "clusters" / "model.json",
         )
-        predictions = PredictionService(
-            storage, clock, PropensityConfig(fit_cutoffs=settings.prediction_fit_cutoffs)
-        )
+        predictions = PredictionService(storage, clock, settings.predictions.propensity())
         # Clusters first: rules that use segment("cluster_<id>") see this event's cluster.
         ingest.add_listener(clusters.on_events)
         ingest.add_listener(predictions.on_events)
@@ -104,11 +84,8 @@ class Engine:
             profiles,
             clock,
             ModelRegistry(settings.home / "models"),
-            budget_ms=settings.recommend_budget_ms,
-            cache=AnswerCache(
-                max_entries=settings.recommend_cache_entries,
-                ttl_seconds=settings.recommend_cache_seconds,
-            ),
+            budget_ms=settings.recommend.budget_ms,
+            cache=AnswerCache(settings.recommend.cache_entries, settings.recommend.cache_seconds),
         )
         storage.add_commit_listener(recommendations.committed)
         recommendations.set_segment_favourites(segments.favourites.favoured_items)
@@ -117,19 +94,24 @@ class Engine:
             clock,
             profiles,
             recommendations,
-            DecisionSettings(
-                page_cap=settings.decision_page_cap,
-                attribution_window_ms=round(settings.attribution_window_hours * HOUR_MS),
-                purchase_types=frozenset(settings.purchase_event_types),
-            ),
+            settings.decisions,
+            purchase_types=purchase_types,
         )
         ingest.add_listener(decisions.attribution.on_events)
         catalog = CatalogService(storage, clock)
         catalog.add_listener(recommendations.catalog_changed)
-        keys = ApiKeyService(storage, clock, settings.api_key_cache_seconds)
+        keys = ApiKeyService(storage, clock, settings.access.key_cache_seconds)
         privacy = PrivacyServices.build(
-            settings, storage, clock, profiles, ingest, recommendations, keys
+            settings.privacy,
+            settings.home,
+            storage,
+            clock,
+            profiles,
+            ingest,
+            recommendations,
+            keys,
         )
+        access = settings.access
         return cls(
             settings=settings,
             clock=clock,
@@ -143,15 +125,12 @@ class Engine:
             segments=segments,
             decisions=decisions,
             experiments=ExperimentService(
-                storage,
-                decisions,
-                settings.purchase_event_types,
-                settings.attribution_window_hours,
+                storage, decisions, purchase_types, settings.decisions.attribution_window_hours
             ),
             clusters=clusters,
             predictions=predictions,
             privacy=privacy,
-            rate_limits=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            rate_limits=RateLimiter(access.rate_limit_per_second, access.rate_limit_burst),
         )
 
     def close(self) -> None:

@@ -1,37 +1,68 @@
 """Settings, validated once at start-up.
 
-Every setting can come from a ``PERSONA_<NAME>`` environment variable. A ``PERSONA_*`` variable
-that names no setting is refused, so a typo never silently falls back to a default.
+The settings are a few top-level values (where the data lives, dev mode) and one group per part
+of persona; each domain declares its own group (``persona.ingest.IngestSettings`` …) and the
+composition root hands each group to its domain. Every setting can come from an environment
+variable: ``PERSONA_<NAME>`` at the top level, ``PERSONA_<GROUP>__<NAME>`` inside a group
+(``PERSONA_INGEST__MAX_BATCH_EVENTS=500``). A ``PERSONA_*`` variable that names no setting is
+refused, so a typo never silently falls back to a default; one that names a setting under its
+former, flat name is refused with its new name.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ENV_PREFIX = "PERSONA_"
+from persona.access import AccessSettings
+from persona.config import SettingsGroup
+from persona.decide import DecisionSettings
+from persona.ingest import IngestSettings
+from persona.predictions import PredictionSettings
+from persona.privacy import PrivacySettings
+from persona.profiles import ProfileSettings
+from persona.recommend import RecommendSettings
+from persona.segments import SegmentSettings
 
-DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
-    "view": 1.0,
-    "click": 2.0,
-    "rate": 2.0,
-    "add_to_cart": 3.0,
-    "purchase": 5.0,
-}
+ENV_PREFIX = "PERSONA_"
+NESTED = "__"
 
 
 class SettingsError(ValueError):
     """The configuration cannot be used; the message says which setting and why."""
 
 
+class ServerSettings(SettingsGroup):
+    """The HTTP server of `persona serve`."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port to listen on.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Logs are JSON lines on stderr."
+    )
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, description="Larger request bodies get 413."
+    )
+    worker_threads: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Threads for blocking request work (more than a few per core only queue).",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the engine can be told, with safe defaults for a single machine."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="forbid", frozen=True
+    )
 
     home: Path = Field(default=Path(".persona"), description="Data directory of the engine.")
     database_url: str | None = Field(
@@ -41,152 +72,25 @@ class Settings(BaseSettings):
     dev_mode: bool = Field(
         default=False, description="Serve without API keys (never in production)."
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-
-    # ingestion limits
-    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
-    max_batch_events: int = Field(default=1000, ge=1, le=100_000)
-    max_event_bytes: int = Field(default=32 * 1024, ge=256)
-    future_tolerance_seconds: float = Field(default=300.0, ge=0)
-    sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
-
-    # profile aggregates
-    session_gap_seconds: float = Field(default=1800.0, gt=0)
-    affinity_half_life_days: float = Field(default=30.0, gt=0)
-    recent_items_limit: int = Field(default=20, ge=1, le=500)
-    event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
-    purchase_event_types: tuple[str, ...] = ("purchase",)
-
-    # access
-    api_key_cache_seconds: float = Field(default=5.0, ge=0)
-
-    # recommendations
-    recommend_budget_ms: float = Field(
-        default=50.0, gt=0, description="Latency budget of the pipeline before a fallback answers."
-    )
-    worker_threads: int = Field(
-        default=8,
-        ge=1,
-        le=256,
-        description="Threads for blocking request work (more than a few per core only queue).",
-    )
-    profile_cache_seconds: float = Field(
-        default=10.0,
-        ge=0,
-        description="How long a profile read is reused while nothing in this process changes"
-        " it; bounds how late other processes' writes show (0: never).",
-    )
-    profile_cache_entries: int = Field(
-        default=100_000, ge=0, description="How many profiles the in-memory cache holds at most."
-    )
-    recommend_cache_seconds: float = Field(
-        default=60.0,
-        ge=0,
-        description="How long an answer is reused while its person does nothing new (0: never).",
-    )
-    recommend_cache_entries: int = Field(
-        default=50_000, ge=0, description="How many answers the in-memory cache holds at most."
-    )
-    retrain_interval_seconds: float = Field(
-        default=86_400.0,
-        ge=0,
-        description="How often `persona serve` retrains the models (0 turns it off).",
+    sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = Field(
+        default="FULL",
+        description="FULL survives a power cut; NORMAL survives a process crash only.",
     )
 
-    # segments
-    segment_refresh_seconds: float = Field(
-        default=60.0,
-        ge=0,
-        description="How often `persona serve` re-evaluates every segment (0 turns it off).",
-    )
-
-    # decisions
-    decision_page_cap: int = Field(
-        default=6,
-        ge=0,
-        le=100,
-        description="Default number of placements one decisions request personalizes; the rest"
-        " get their fallback.",
-    )
-    attribution_window_hours: float = Field(
-        default=168.0,
-        gt=0,
-        description="How long after a decision its impressions, clicks and conversions count.",
-    )
-
-    # clusters and propensity predictions
-    cluster_k_min: int = Field(default=2, ge=2, le=50, description="Fewest clusters tried.")
-    cluster_k_max: int = Field(default=8, ge=2, le=50, description="Most clusters tried.")
-    cluster_silhouette_sample: int = Field(
-        default=5_000, ge=100, description="People sampled to score each k by silhouette."
-    )
-    prediction_fit_cutoffs: int = Field(
-        default=24,
-        ge=1,
-        le=200,
-        description="Cutoffs, one horizon apart, whose examples train a propensity model.",
-    )
-    predictions_retrain_seconds: float = Field(
-        default=86_400.0,
-        ge=0,
-        description="How often `persona serve` retrains clusters and predictions (0: never).",
-    )
-
-    # privacy and governance (docs/privacy.md)
-    consent_purposes: tuple[str, ...] = Field(
-        default=("analytics", "personalization", "marketing"),
-        description="Purposes a person can grant or refuse.",
-    )
-    consent_required: bool = Field(
-        default=False,
-        description="True: nothing about a person is used until granted; false: people without"
-        " a consent record count as granted.",
-    )
-    unconsented_events: Literal["store", "drop"] = Field(
-        default="store",
-        description="Events whose purposes are not granted: kept aside unused, or not stored.",
-    )
-    personal_fields: tuple[str, ...] = Field(
-        default=("email", "phone", "ip", "ip_address", "first_name", "last_name", "name"),
-        description="Keys of traits, properties and context that are pseudonymized.",
-    )
-    encrypted_fields: tuple[str, ...] = Field(
-        default=(), description="Personal keys stored encrypted (recoverable) instead of hashed."
-    )
-    pseudonym_key: SecretStr | None = Field(
-        default=None, description="HMAC key of pseudonyms; generated into the home when unset."
-    )
-    encryption_key: SecretStr | None = Field(
-        default=None, description="Fernet key of encrypted fields; generated when unset."
-    )
-    retention_days: dict[str, float] = Field(
-        default_factory=dict, description="Days events of each type are kept (absent: forever)."
-    )
-    retention_interval_seconds: float = Field(
-        default=86_400.0, ge=0, description="How often `persona serve` applies retention."
-    )
-    k_anonymity: int = Field(
-        default=10, ge=1, description="Smallest segment whose member list can be exported."
-    )
-    rate_limit_per_second: float = Field(
-        default=0.0, ge=0, description="Requests per second per API key (0: unlimited)."
-    )
-    rate_limit_burst: int = Field(
-        default=0, ge=0, description="Requests a key may send at once (0: one second's worth)."
-    )
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    profiles: ProfileSettings = Field(default_factory=ProfileSettings)
+    recommend: RecommendSettings = Field(default_factory=RecommendSettings)
+    segments: SegmentSettings = Field(default_factory=SegmentSettings)
+    decisions: DecisionSettings = Field(default_factory=DecisionSettings)
+    predictions: PredictionSettings = Field(default_factory=PredictionSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
-
-    @model_validator(mode="after")
-    def _check_cluster_range(self) -> Settings:
-        if self.cluster_k_min > self.cluster_k_max:
-            raise ValueError("cluster_k_min must not exceed cluster_k_max")
-        return self
 
     @model_validator(mode="after")
     def _check_database_url(self) -> Settings:
@@ -206,21 +110,164 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
 
+def _groups() -> Iterator[tuple[str, type[BaseModel]]]:
+    for name, field in Settings.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, SettingsGroup):
+            yield name, field.annotation
+
+
+def environment_names() -> dict[str, str]:
+    """Every setting's environment variable, by its dotted name (``ingest.max_batch_events``)."""
+    names: dict[str, str] = {}
+    groups = dict(_groups())
+    for name in Settings.model_fields:
+        if name in groups:
+            for inner in groups[name].model_fields:
+                names[f"{name}.{inner}"] = f"{ENV_PREFIX}{name}{NESTED}{inner}".upper()
+        else:
+            names[name] = f"{ENV_PREFIX}{name}".upper()
+    return names
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return "(secret)"
+    if value is None:
+        return ""
+    if isinstance(value, Path):
+        return str(value)
+    return json.dumps(value, default=list) if not isinstance(value, str) else value
+
+
+def _rows(model: BaseModel, prefix: str) -> Iterator[tuple[str, str, str]]:
+    """(variable, value, meaning) of each plain setting of a model or group."""
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if not isinstance(value, SettingsGroup):
+            yield f"{prefix}{name}".upper(), _shown(value), field.description or ""
+
+
+def _sections(settings: Settings) -> Iterator[tuple[str, BaseModel, str]]:
+    """(title, model, variable prefix): the top level, then each group."""
+    yield "Top level", settings, ENV_PREFIX
+    for name, _ in _groups():
+        yield f"`{name}`", getattr(settings, name), f"{ENV_PREFIX}{name}{NESTED}"
+
+
+def effective(settings: Settings) -> list[tuple[str, str]]:
+    """Each setting's variable and the value in effect (secrets masked)."""
+    return [
+        (variable, value)
+        for _, model, prefix in _sections(settings)
+        for variable, value, _ in _rows(model, prefix)
+    ]
+
+
+def reference() -> str:
+    """docs/settings.md: every setting with its variable, default and meaning."""
+    lines = [
+        "# Settings",
+        "",
+        "<!-- Written by `persona settings --reference`; a test keeps it equal to the code. -->",
+        "",
+        "Every setting comes from an environment variable, read and validated once at start-up.",
+        "Top-level settings are `PERSONA_<NAME>`; the others belong to a group, one per part of",
+        "persona, and are `PERSONA_<GROUP>__<NAME>` (two underscores). Lists and maps are JSON.",
+        "A `PERSONA_*` variable that names no setting is refused; one that uses a setting's",
+        "former flat name is refused with its new name. `persona settings` prints the values in",
+        "effect.",
+    ]
+    defaults = Settings(home=Path(".persona"))
+    for title, model, prefix in _sections(defaults):
+        lines += ["", f"## {title}", ""]
+        if model is not defaults and type(model).__doc__:
+            lines += [" ".join((type(model).__doc__ or "").split()), ""]
+        lines += ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+        for variable, value, meaning in _rows(model, prefix):
+            shown = f"`{value}`" if value else "(unset)"
+            lines.append(f"| `{variable}` | {shown} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+# Flat names of settings that moved into a group (0.1), so an old environment gets told where.
+FORMER_NAMES: dict[str, str] = {
+    "host": "server.host",
+    "port": "server.port",
+    "log_level": "server.log_level",
+    "max_body_bytes": "server.max_body_bytes",
+    "worker_threads": "server.worker_threads",
+    "api_key_cache_seconds": "access.key_cache_seconds",
+    "rate_limit_per_second": "access.rate_limit_per_second",
+    "rate_limit_burst": "access.rate_limit_burst",
+    "max_batch_events": "ingest.max_batch_events",
+    "max_event_bytes": "ingest.max_event_bytes",
+    "future_tolerance_seconds": "ingest.future_tolerance_seconds",
+    "session_gap_seconds": "profiles.session_gap_seconds",
+    "affinity_half_life_days": "profiles.affinity_half_life_days",
+    "recent_items_limit": "profiles.recent_items_limit",
+    "event_weights": "profiles.event_weights",
+    "purchase_event_types": "profiles.purchase_event_types",
+    "profile_cache_seconds": "profiles.cache_seconds",
+    "profile_cache_entries": "profiles.cache_entries",
+    "recommend_budget_ms": "recommend.budget_ms",
+    "recommend_cache_seconds": "recommend.cache_seconds",
+    "recommend_cache_entries": "recommend.cache_entries",
+    "retrain_interval_seconds": "recommend.retrain_interval_seconds",
+    "segment_refresh_seconds": "segments.refresh_seconds",
+    "decision_page_cap": "decisions.page_cap",
+    "attribution_window_hours": "decisions.attribution_window_hours",
+    "cluster_k_min": "predictions.cluster_k_min",
+    "cluster_k_max": "predictions.cluster_k_max",
+    "cluster_silhouette_sample": "predictions.cluster_silhouette_sample",
+    "prediction_fit_cutoffs": "predictions.fit_cutoffs",
+    "predictions_retrain_seconds": "predictions.retrain_interval_seconds",
+    "consent_purposes": "privacy.consent_purposes",
+    "consent_required": "privacy.consent_required",
+    "unconsented_events": "privacy.unconsented_events",
+    "personal_fields": "privacy.personal_fields",
+    "encrypted_fields": "privacy.encrypted_fields",
+    "pseudonym_key": "privacy.pseudonym_key",
+    "encryption_key": "privacy.encryption_key",
+    "retention_days": "privacy.retention_days",
+    "retention_interval_seconds": "privacy.retention_interval_seconds",
+    "k_anonymity": "privacy.k_anonymity",
+}
+
+
 def unknown_environment_keys(environ: dict[str, str] | None = None) -> list[str]:
-    """``PERSONA_*`` variables that name no setting (``PERSONA_HOME`` belongs to the CLI too)."""
+    """``PERSONA_*`` variables that name no setting, each with its new name if it moved."""
     env = os.environ if environ is None else environ
-    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    return sorted(
-        key for key in env if key.upper().startswith(ENV_PREFIX) and key.upper() not in known
-    )
+    names = environment_names()
+    known = set(names.values()) | {f"{ENV_PREFIX}{group}".upper() for group, _ in _groups()}
+    unknown = []
+    for key in sorted(env):
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        moved = FORMER_NAMES.get(upper.removeprefix(ENV_PREFIX).lower())
+        unknown.append(f"{key} (now {names[moved]})" if moved else key)
+    return unknown
+
+
+def _given(overrides: dict[str, object]) -> dict[str, object]:
+    """The overrides that say something: ``None`` (an option not passed) leaves the setting."""
+    given: dict[str, object] = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            value = _given(value)
+        if value is not None and value != {}:
+            given[key] = value
+    return given
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings from the environment plus explicit overrides, refusing unknown keys."""
+    """Build the settings from the environment plus explicit overrides (a group's overrides as
+    a dict, ``server={"port": 9000}``, merged with the rest of the group), refusing unknown
+    keys."""
     unknown = unknown_environment_keys()
     if unknown:
         raise SettingsError(f"unknown setting(s) in the environment: {', '.join(unknown)}")
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+        return Settings(**_given(overrides))  # type: ignore[arg-type]
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc

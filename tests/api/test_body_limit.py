@@ -133,7 +133,7 @@ def test_a_client_waiting_for_100_continue_is_refused_unread() -> None:
 
 @pytest.fixture
 def small_limit(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[TestClient]:
-    engine = open_engine(tmp_path, database_url, clock, max_body_bytes=LIMIT)
+    engine = open_engine(tmp_path, database_url, clock, server={"max_body_bytes": LIMIT})
     with TestClient(create_app(engine), raise_server_exceptions=False) as client:
         yield client
     engine.close()

@@ -96,9 +96,7 @@ def keyed(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[TestC
         database_url,
         clock,
         dev_mode=False,
-        api_key_cache_seconds=0,
-        rate_limit_per_second=0.01,
-        rate_limit_burst=1,
+        access={"key_cache_seconds": 0, "rate_limit_per_second": 0.01, "rate_limit_burst": 1},
     )
     with TestClient(create_app(engine), raise_server_exceptions=False) as client:
         client.headers["X-API-Key"] = engine.keys.create("ci", [Scope.INGEST]).secret

@@ -73,7 +73,7 @@ def _demo_home(home: Path) -> str:
             engine.storage,
             engine.recommendations.registry,
             engine.clock,
-            engine.settings.event_weights,
+            engine.settings.profiles.event_weights,
             config=PipelineConfig(candidates=candidates, extra_cutoffs=0),
         )
         train_predictive_models(engine.clusters, engine.predictions, engine.segments)

@@ -59,7 +59,7 @@ def test_outcomes_count_inside_the_attribution_window_only(
 
 
 def test_window_is_configurable(tmp_path: Path, database_url: str, clock: FakeClock) -> None:
-    engine = open_engine(tmp_path, database_url, clock, attribution_window_hours=1.0)
+    engine = open_engine(tmp_path, database_url, clock, decisions={"attribution_window_hours": 1.0})
     try:
         with TestClient(create_app(engine)) as client:
             create(client, ab(weights=(1.0, 0.0)))

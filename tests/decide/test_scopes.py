@@ -22,7 +22,9 @@ from tests.decide.placements import ab
 def secured(
     tmp_path: Path, database_url: str, clock: FakeClock
 ) -> Iterator[tuple[Engine, TestClient]]:
-    engine = open_engine(tmp_path, database_url, clock, dev_mode=False, api_key_cache_seconds=0)
+    engine = open_engine(
+        tmp_path, database_url, clock, dev_mode=False, access={"key_cache_seconds": 0}
+    )
     with TestClient(create_app(engine), raise_server_exceptions=False) as client:
         yield engine, client
     engine.close()

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from persona.ingest.schema import EventFields, EventIn, PlainEvent, plain_event, plain_events
 from persona.ingest.service import (
     PLAIN_EVENT_MAX_BYTES,
-    IngestLimits,
+    IngestSettings,
     Rejection,
     ValidEvent,
     payload_hash,
@@ -175,7 +175,7 @@ def test_fast_path_agrees_with_the_model(raw: dict[str, Any]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(raw_events(), min_size=1, max_size=6))
 def test_a_batch_is_checked_as_its_events_one_by_one(raws: list[dict[str, Any]]) -> None:
-    limits = IngestLimits()
+    limits = IngestSettings()
     batch = validate_events(raws, now_ms=1_800_000_000_000, limits=limits)
     one_by_one = [
         validate_event(raw, i, now_ms=1_800_000_000_000, limits=limits)
@@ -236,15 +236,15 @@ def test_the_largest_event_that_skips_the_size_check_is_under_its_bound() -> Non
         "timestamp": " " * 40 + "7258118399.0" + " " * 12,  # the last second before 2200
         "value": -123456789012.34567,
     }
-    limits = IngestLimits()
+    limits = IngestSettings()
     checked = validate_event(raw, 0, now_ms=7_258_118_399_000, limits=limits)
     assert isinstance(checked, ValidEvent)
     assert len(orjson.dumps(raw)) < PLAIN_EVENT_MAX_BYTES <= limits.max_event_bytes
 
 
 def test_under_a_small_size_limit_plain_events_are_measured() -> None:
-    raw = {"type": "view", "user_id": "u" * 100, "item_id": "i" * 100}
-    checked = validate_event(raw, 0, now_ms=0, limits=IngestLimits(max_event_bytes=200))
+    raw = {"type": "view", "user_id": "u" * 128, "item_id": "i" * 128}
+    checked = validate_event(raw, 0, now_ms=0, limits=IngestSettings(max_event_bytes=256))
     assert isinstance(checked, Rejection)
     assert checked.code == "event_too_large"
 
@@ -252,7 +252,7 @@ def test_under_a_small_size_limit_plain_events_are_measured() -> None:
 @pytest.mark.parametrize("timestamp", [1.797693134862316e305, -1e300])
 def test_timestamps_too_big_to_scale_are_rejected_not_raised(timestamp: float) -> None:
     raw = {"type": "view", "user_id": "u", "timestamp": timestamp}
-    checked = validate_event(raw, 0, now_ms=0, limits=IngestLimits())
+    checked = validate_event(raw, 0, now_ms=0, limits=IngestSettings())
     assert isinstance(checked, Rejection)
     assert (checked.code, checked.path) == ("invalid_timestamp", "timestamp")
 

@@ -115,7 +115,11 @@ def test_clusters_are_listed(engine: Engine, client: TestClient) -> None:
 @pytest.fixture
 def secured(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[Engine, TestClient]]:
     engine = open_engine(
-        tmp_path, f"sqlite:///{tmp_path / 'p.db'}", clock, dev_mode=False, api_key_cache_seconds=0
+        tmp_path,
+        f"sqlite:///{tmp_path / 'p.db'}",
+        clock,
+        dev_mode=False,
+        access={"key_cache_seconds": 0},
     )
     with TestClient(create_app(engine), raise_server_exceptions=False) as client:
         yield engine, client

@@ -143,7 +143,7 @@ def test_scheduled_training_logs_no_error_for_missing_data(
                 engine.storage,
                 engine.recommendations,
                 engine.clock,
-                engine.settings.event_weights,
+                engine.settings.profiles.event_weights,
             )
     finally:
         engine.close()

@@ -108,7 +108,10 @@ def test_a_cluster_segment_cannot_be_deleted(
     assert refused.headers["content-type"].startswith("application/problem+json")
     problem = refused.json()
     assert problem["code"] == "segment_owned_by_model"
-    assert "cluster model" in problem["detail"] and "PERSONA_CLUSTER_K_MAX" in problem["detail"]
+    assert (
+        "cluster model" in problem["detail"]
+        and "PERSONA_PREDICTIONS__CLUSTER_K_MAX" in problem["detail"]
+    )
     assert client.get(f"/v1/segments/{segment}").status_code == 200
     assert client.get("/v1/profiles/buyer_0").json()["segments"].count(segment) == 1
     assert engine.segments.size(segment) == 12

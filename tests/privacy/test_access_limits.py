@@ -28,7 +28,11 @@ class Ticker:
 @pytest.fixture
 def secured(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[Engine]:
     engine = open_engine(
-        tmp_path, database_url, clock, dev_mode=False, rate_limit_per_second=1, rate_limit_burst=2
+        tmp_path,
+        database_url,
+        clock,
+        dev_mode=False,
+        access={"rate_limit_per_second": 1, "rate_limit_burst": 2},
     )
     yield engine
     engine.close()

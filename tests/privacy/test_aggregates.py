@@ -51,7 +51,7 @@ def test_member_export_refused_below_k(engine: Engine, client: TestClient) -> No
 
 
 def test_k_is_configurable(tmp_path: Path, database_url: str, clock: FakeClock) -> None:
-    engine = open_engine(tmp_path, database_url, clock, k_anonymity=20)
+    engine = open_engine(tmp_path, database_url, clock, privacy={"k_anonymity": 20})
     try:
         _people(engine, 12)
         engine.segments.create("viewers", "did(view)")

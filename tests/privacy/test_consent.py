@@ -114,7 +114,10 @@ def test_unknown_purpose_or_status_is_422(client: TestClient) -> None:
 @pytest.fixture
 def strict(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[Engine]:
     engine = open_engine(
-        tmp_path, database_url, clock, consent_required=True, unconsented_events="drop"
+        tmp_path,
+        database_url,
+        clock,
+        privacy={"consent_required": True, "unconsented_events": "drop"},
     )
     yield engine
     engine.close()

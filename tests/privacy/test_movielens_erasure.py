@@ -45,7 +45,7 @@ def test_erase_one_movielens_person_everywhere(tmp_path: Path) -> None:
             engine.storage,
             engine.recommendations.registry,
             engine.clock,
-            engine.settings.event_weights,
+            engine.settings.profiles.event_weights,
         )
         assert engine.recommendations.reload() is not None
         needles = [doomed, alias]
@@ -82,7 +82,9 @@ def test_erase_one_movielens_person_everywhere(tmp_path: Path) -> None:
             assert plain.json()["source"] == "trending"
             assert plain.json()["reason"] == NO_CONSENT
             assert plain.json()["items"]
-            batch = dict(engine.recommendations.recommend_all(5, engine.settings.event_weights))
+            batch = dict(
+                engine.recommendations.recommend_all(5, engine.settings.profiles.event_weights)
+            )
             assert doomed not in batch
             # batch lists ignore their histories: both are ranked as newcomers, identically
             assert [i.item_id for i in batch[withdrawn]] == [i.item_id for i in batch[also]]

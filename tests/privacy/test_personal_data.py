@@ -108,7 +108,7 @@ def test_equal_values_get_equal_pseudonyms_and_ips_are_truncated(engine: Engine)
 def test_encrypted_fields_are_recoverable_in_the_export(
     tmp_path: Path, database_url: str, clock: FakeClock
 ) -> None:
-    engine = open_engine(tmp_path, database_url, clock, encrypted_fields=("email",))
+    engine = open_engine(tmp_path, database_url, clock, privacy={"encrypted_fields": ("email",)})
     try:
         engine.profiles.set_traits("enc", {"email": EMAIL, "phone": PHONE})
         stored = engine.profiles.get("enc").traits
@@ -136,7 +136,9 @@ def test_keys_are_generated_once_with_mode_0600(tmp_path: Path, engine: Engine) 
 def test_a_configured_key_is_used_and_never_shown(
     tmp_path: Path, database_url: str, clock: FakeClock
 ) -> None:
-    engine = open_engine(tmp_path, database_url, clock, pseudonym_key="s3cret-pseudonym-key")
+    engine = open_engine(
+        tmp_path, database_url, clock, privacy={"pseudonym_key": "s3cret-pseudonym-key"}
+    )
     try:
         assert not (tmp_path / "secrets" / "pseudonym.key").exists()
         assert "s3cret-pseudonym-key" not in repr(engine.settings)

@@ -48,7 +48,7 @@ def _events() -> list[dict[str, object]]:
 def test_retention_deletes_old_events_once(
     tmp_path: Path, database_url: str, clock: FakeClock
 ) -> None:
-    engine = open_engine(tmp_path, database_url, clock, retention_days={"view": 30})
+    engine = open_engine(tmp_path, database_url, clock, privacy={"retention_days": {"view": 30}})
     try:
         engine.ingest.ingest(_events())
         profile_before = engine.profiles.get("r")
@@ -83,7 +83,7 @@ def test_cli_retention(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         [{"type": "view", "user_id": "r", "item_id": "i1", "timestamp": 1_000_000_000}]
     )
     engine.close()
-    monkeypatch.setenv("PERSONA_RETENTION_DAYS", '{"view": 30}')
+    monkeypatch.setenv("PERSONA_PRIVACY__RETENTION_DAYS", '{"view": 30}')
     result = CliRunner().invoke(app, ["--home", str(tmp_path), "privacy", "retention"])
     assert result.exit_code == 0, result.output
     assert '"total":1' in result.stdout

@@ -32,7 +32,10 @@ def load(client: TestClient) -> None:
 
 def train(engine: Engine) -> None:
     outcome = train_model_set(
-        engine.storage, engine.recommendations.registry, engine.clock, engine.settings.event_weights
+        engine.storage,
+        engine.recommendations.registry,
+        engine.clock,
+        engine.settings.profiles.event_weights,
     )
     assert outcome.promoted
     engine.recommendations.reload()
@@ -340,7 +343,9 @@ def test_a_worse_challenger_is_not_promoted(engine: Engine, client: TestClient) 
     # Make the serving version look unbeatable: the next training must not replace it.
     manifest = champion.manifest | {"metrics": {"ndcg@10": 1.0}}
     (champion.path / "manifest.json").write_text(__import__("json").dumps(manifest))
-    outcome = train_model_set(engine.storage, registry, engine.clock, engine.settings.event_weights)
+    outcome = train_model_set(
+        engine.storage, registry, engine.clock, engine.settings.profiles.event_weights
+    )
     assert not outcome.promoted
     assert registry.champion() is not None
     assert registry.champion().version == champion.version  # type: ignore[union-attr]

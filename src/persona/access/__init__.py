@@ -15,9 +15,11 @@ from persona.access.keys import (
 from persona.access.ratelimit import (
     RateLimiter,
 )
+from persona.access.settings import AccessSettings
 
 __all__ = [
     "DEV_PRINCIPAL",
+    "AccessSettings",
     "AnyScope",
     "ApiKeyService",
     "Principal",

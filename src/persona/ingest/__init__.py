@@ -22,20 +22,20 @@ from persona.ingest.schema import (
 )
 from persona.ingest.service import (
     AppliedBatch,
-    IngestLimits,
     IngestService,
     Rejection,
     ValidEvent,
 )
+from persona.ingest.settings import IngestSettings
 
 __all__ = [
     "AppliedBatch",
     "EventIn",
     "ImportFormatError",
     "ImportSummary",
-    "IngestLimits",
     "IngestResponse",
     "IngestService",
+    "IngestSettings",
     "QuarantineEntry",
     "QuarantinePage",
     "Rejection",

@@ -29,6 +29,7 @@ from persona.ingest.schema import (
     plain_event,
     plain_events,
 )
+from persona.ingest.settings import IngestSettings
 from persona.observability.metrics import Metrics
 from persona.profiles.aggregate import ProfileState
 from persona.profiles.service import ProfileService
@@ -80,13 +81,6 @@ class IngestGate(Protocol):
         lack of consent, answered held), ``duplicates`` (events) and ``refused``
         (rejections)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class IngestLimits:
-    max_batch_events: int = 1000
-    max_event_bytes: int = 32 * 1024
-    future_tolerance_ms: int = 300_000
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs a microsecond per event to build
@@ -177,7 +171,7 @@ PLAIN_EVENT_MAX_BYTES = 4096
 
 
 def validate_events(
-    raws: Sequence[Any], *, now_ms: int, limits: IngestLimits
+    raws: Sequence[Any], *, now_ms: int, limits: IngestSettings
 ) -> list[ValidEvent | Rejection]:
     """Check a batch against the contract, the events of the plain shape in one pass."""
     plain = plain_events(raws)
@@ -190,7 +184,7 @@ def validate_events(
 
 
 def validate_event(
-    raw: Any, index: int, *, now_ms: int, limits: IngestLimits
+    raw: Any, index: int, *, now_ms: int, limits: IngestSettings
 ) -> ValidEvent | Rejection:
     """Check one raw event against the contract; never raises for bad input."""
     if isinstance(raw, UnparsableLine):
@@ -201,7 +195,7 @@ def validate_event(
 
 
 def _validated(
-    raw: Any, index: int, plain: EventFields | None, now_ms: int, limits: IngestLimits
+    raw: Any, index: int, plain: EventFields | None, now_ms: int, limits: IngestSettings
 ) -> ValidEvent | Rejection:
     """``raw`` checked, given its plain form if it has one."""
     if plain is not None and (
@@ -257,7 +251,7 @@ def _client_id(value: Any) -> str | None:
 
 
 def _checked_fields(
-    raw: Any, index: int, limits: IngestLimits, plain: EventFields | None
+    raw: Any, index: int, limits: IngestSettings, plain: EventFields | None
 ) -> EventFields | Rejection:
     """Any event: JSON data, an object, within the size limit, and as ``EventIn`` says (or
     ``plain``, when it has that form already)."""
@@ -315,7 +309,7 @@ class IngestService:
         storage: Storage,
         profiles: ProfileService,
         clock: Clock,
-        limits: IngestLimits,
+        limits: IngestSettings,
         metrics: Metrics,
     ) -> None:
         self._storage = storage
@@ -335,7 +329,7 @@ class IngestService:
         self._listeners.append(listener)
 
     @property
-    def limits(self) -> IngestLimits:
+    def limits(self) -> IngestSettings:
         return self._limits
 
     def ingest(self, raw_events: Sequence[Any], *, source: str = "api") -> IngestResult:

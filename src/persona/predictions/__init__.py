@@ -31,6 +31,7 @@ from persona.predictions.schema import (
 from persona.predictions.service import (
     PredictionService,
 )
+from persona.predictions.settings import PredictionSettings
 
 __all__ = [
     "NAME_PATTERN",
@@ -42,6 +43,7 @@ __all__ = [
     "PredictionIn",
     "PredictionList",
     "PredictionService",
+    "PredictionSettings",
     "PredictiveTraining",
     "PropensityConfig",
     "TrainingOut",

@@ -31,6 +31,7 @@ from persona.privacy.schema import (
 from persona.privacy.service import (
     PrivacyServices,
 )
+from persona.privacy.settings import PrivacySettings
 
 __all__ = [
     "MAX_EPSILON",
@@ -41,6 +42,7 @@ __all__ = [
     "ConsentState",
     "ErasureReportOut",
     "PrivacyServices",
+    "PrivacySettings",
     "SegmentSize",
     "SubjectExport",
     "check_k_anonymity",

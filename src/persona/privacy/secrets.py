@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from persona.settings import Settings
+from persona.privacy.settings import PrivacySettings
 
 SECRETS_DIR = "secrets"
 
@@ -30,15 +30,15 @@ def _key_file(path: Path, generate: bytes) -> bytes:
     return generate
 
 
-def pseudonym_key(settings: Settings) -> bytes:
+def pseudonym_key(settings: PrivacySettings, home: Path) -> bytes:
     if settings.pseudonym_key is not None:
         return settings.pseudonym_key.get_secret_value().encode()
-    path = settings.home / SECRETS_DIR / "pseudonym.key"
+    path = home / SECRETS_DIR / "pseudonym.key"
     return _key_file(path, secrets.token_hex(32).encode())
 
 
-def encryption_key(settings: Settings) -> bytes:
+def encryption_key(settings: PrivacySettings, home: Path) -> bytes:
     if settings.encryption_key is not None:
         return settings.encryption_key.get_secret_value().encode()
-    path = settings.home / SECRETS_DIR / "encryption.key"
+    path = home / SECRETS_DIR / "encryption.key"
     return _key_file(path, Fernet.generate_key())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from persona.access.keys import ApiKeyService
@@ -17,9 +18,9 @@ from persona.privacy.gate import PrivacyGate
 from persona.privacy.personal import PersonalData
 from persona.privacy.retention import RetentionService
 from persona.privacy.secrets import encryption_key, pseudonym_key
+from persona.privacy.settings import PrivacySettings
 from persona.profiles.service import ProfileService
 from persona.recommend.service import RecommendationService
-from persona.settings import Settings
 from persona.storage.protocols import Storage
 
 
@@ -36,7 +37,8 @@ class PrivacyServices:
     @classmethod
     def build(
         cls,
-        settings: Settings,
+        settings: PrivacySettings,
+        home: Path,
         storage: Storage,
         clock: Clock,
         profiles: ProfileService,
@@ -48,8 +50,8 @@ class PrivacyServices:
         personal = PersonalData(
             settings.personal_fields,
             settings.encrypted_fields,
-            pseudonym_key(settings),
-            encryption_key(settings),
+            pseudonym_key(settings, home),
+            encryption_key(settings, home),
         )
         audit = AuditLog(storage, clock)
         consent = ConsentService(

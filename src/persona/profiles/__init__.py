@@ -17,12 +17,15 @@ from persona.profiles.schema import (
 from persona.profiles.service import (
     ProfileService,
 )
+from persona.profiles.settings import DEFAULT_EVENT_WEIGHTS, ProfileSettings
 
 __all__ = [
+    "DEFAULT_EVENT_WEIGHTS",
     "AggregateRules",
     "FoldEvent",
     "Profile",
     "ProfileService",
+    "ProfileSettings",
     "ProfileState",
     "Traits",
 ]

@@ -30,6 +30,7 @@ from persona.recommend.schema import (
 from persona.recommend.service import (
     RecommendationService,
 )
+from persona.recommend.settings import RecommendSettings
 from persona.recommend.training import (
     NotEnoughDataError,
     TrainingOutcome,
@@ -41,6 +42,7 @@ __all__ = [
     "ModelVersionOut",
     "ModelsOut",
     "NotEnoughDataError",
+    "RecommendSettings",
     "RecommendationParams",
     "RecommendationQuery",
     "RecommendationResult",

@@ -26,6 +26,7 @@ from persona.segments.schema import (
 from persona.segments.service import (
     SegmentService,
 )
+from persona.segments.settings import SegmentSettings
 
 __all__ = [
     "NAME_PATTERN",
@@ -39,6 +40,7 @@ __all__ = [
     "SegmentIn",
     "SegmentList",
     "SegmentService",
+    "SegmentSettings",
     "Stay",
     "person",
     "segment_refresh_job",

@@ -139,8 +139,8 @@ class SegmentService:
                 raise SegmentOwnedByModelError(
                     f"segment {name!r} is a cluster, kept by the cluster model: it cannot be"
                     " deleted. A training that no longer finds it (with fewer clusters, e.g. a"
-                    " lower PERSONA_CLUSTER_K_MAX) empties it and marks it retired; rules that"
-                    " name it stay valid."
+                    " lower PERSONA_PREDICTIONS__CLUSTER_K_MAX) empties it and marks it retired;"
+                    " rules that name it stay valid."
                 )
             users = sorted(
                 other

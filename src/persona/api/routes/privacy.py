@@ -184,7 +184,7 @@ def export_segment(
     """Every member of a segment at once; refused below the k-anonymity threshold."""
     engine.segments.get(name)
     size = engine.segments.size(name)
-    check_k_anonymity(size, engine.settings.k_anonymity)
+    check_k_anonymity(size, engine.settings.privacy.k_anonymity)
     records = engine.segments.members(name, after=None, limit=max(size, 1))
     engine.privacy.audit.record(actor(request), "segment.export", f"segment:{name}", {"size": size})
     members = [

@@ -1,0 +1,21 @@
+"""Key lookups and rate limits: the settings group ``access`` (``PERSONA_ACCESS__…``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from persona.config import SettingsGroup
+
+
+class AccessSettings(SettingsGroup):
+    """API key lookups and per-key rate limits (429 with `Retry-After`)."""
+
+    key_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a key lookup is reused (a revocation waits)."
+    )
+    rate_limit_per_second: float = Field(
+        default=0.0, ge=0, description="Requests per second per API key (0: unlimited)."
+    )
+    rate_limit_burst: int = Field(
+        default=0, ge=0, description="Requests a key may send at once (0: one second's worth)."
+    )
