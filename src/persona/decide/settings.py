@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pydantic import Field
 
 from persona.clock import HOUR_MS
@@ -25,6 +27,6 @@ class DecisionSettings(SettingsGroup):
         description="How long after a decision its impressions, clicks and conversions count.",
     )
 
-    @property
+    @cached_property  # read per event
     def attribution_window_ms(self) -> int:
         return round(self.attribution_window_hours * HOUR_MS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pydantic import Field
 
 from persona.config import SettingsGroup
@@ -20,6 +22,6 @@ class IngestSettings(SettingsGroup):
         default=300.0, ge=0, description="Events dated further ahead are rejected."
     )
 
-    @property
+    @cached_property  # read per event
     def future_tolerance_ms(self) -> int:
         return round(self.future_tolerance_seconds * 1000)
