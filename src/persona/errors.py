@@ -93,6 +93,12 @@ class InvalidPlacementError(PersonaError):
     status, code, title = 422, "invalid_placement", "Invalid placement"
 
 
+class AmbiguousSubjectError(PersonaError):
+    """An id that is both a user id and an unrelated anonymous id, with no word on which."""
+
+    status, code, title = 409, "ambiguous_subject", "Ambiguous subject"
+
+
 class SubjectErasedError(PersonaError):
     """Data about a person who was erased (their ids are in the tombstones)."""
 

@@ -23,6 +23,11 @@ def anonymous_key(anonymous_id: str) -> str:
     return ANONYMOUS + anonymous_id
 
 
+def key_of(kind: Kind, person_id: str) -> str:
+    """The profile key of a user id or an anonymous id."""
+    return (USER if kind == "user" else ANONYMOUS) + person_id
+
+
 def is_user_key(profile_key: str) -> bool:
     return profile_key.startswith(USER)
 

@@ -49,6 +49,12 @@ class ServerSettings(SettingsGroup):
     max_body_bytes: int = Field(
         default=5 * 1024 * 1024, ge=1024, description="Larger request bodies get 413."
     )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Larger request headers (names and values together) get 431.",
+    )
     worker_threads: int = Field(
         default=8,
         ge=1,

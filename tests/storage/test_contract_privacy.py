@@ -203,6 +203,7 @@ def _seed_person(engine: Engine) -> None:
             [
                 QuarantineRecord("future_timestamp", "m", '{"user_id": "1"}', "api", 7),
                 QuarantineRecord("future_timestamp", "m", '{"user_id": "12"}', "api", 7),
+                QuarantineRecord("future_timestamp", "m", '{"anonymous_id": "1"}', "api", 7),
             ]
         )
         uow.connection.execute(
@@ -223,17 +224,21 @@ def _seed_person(engine: Engine) -> None:
 
 
 class TestSubjectData:
-    def test_links_are_the_aliases_and_the_ids_events_name(self, engine: Engine) -> None:
+    def test_links_are_the_aliases_of_either_side(self, engine: Engine) -> None:
         _seed_person(engine)
         with engine.storage.read() as uow:
-            links = uow.subjects.links(["u:1"])
-            from_anonymous = uow.subjects.links({"a:x"})
-            nobody = uow.subjects.links(["u:9"])
-        assert links.aliases == [("a:x", "u:1")]
-        assert sorted(links.identities, key=str) == sorted([("1", "x"), ("1", None)], key=str)
-        assert from_anonymous.aliases == [("a:x", "u:1")]
-        assert from_anonymous.identities == [(None, "x")]
-        assert (nobody.aliases, nobody.identities) == ([], [])
+            assert uow.subjects.links(["u:1"]) == [("a:x", "u:1")]
+            assert uow.subjects.links({"a:x"}) == [("a:x", "u:1")]
+            assert uow.subjects.links(["u:9", "u:2"]) == []
+
+    def test_holding_names_the_keys_some_row_is_filed_under(self, engine: Engine) -> None:
+        _seed_person(engine)
+        with engine.storage.write() as uow:
+            uow.consents.add([change("a:only-consent", "ads", "denied", 5)])
+        with engine.storage.read() as uow:
+            found = uow.subjects.holding(["u:1", "a:x", "u:2", "u:9", "a:1", "a:only-consent"])
+            assert found == {"u:1", "a:x", "u:2", "a:only-consent"}
+            assert uow.subjects.holding([]) == set()
 
     def test_export_reads_every_row_of_the_keys(self, engine: Engine) -> None:
         _seed_person(engine)
@@ -262,7 +267,7 @@ class TestSubjectData:
     def test_delete_removes_every_row_of_the_person_and_counts_them(self, engine: Engine) -> None:
         _seed_person(engine)
         with engine.storage.write() as uow:
-            deleted = uow.subjects.delete({"u:1", "a:x"}, {"1", "x"})
+            deleted = uow.subjects.delete({"u:1", "a:x"})
         assert list(deleted) == [t.name for t in tables_holding_people()] + ["quarantine"]
         assert deleted == {
             "events": 3,
@@ -274,20 +279,20 @@ class TestSubjectData:
             "decision_outcomes": 1,
             "consents": 1,
             "held_events": 1,
-            "quarantine": 1,  # '"1"' in the payload; '"12"' is someone else
+            "quarantine": 1,  # user "1" in the payload; "12" and anonymous "1" are others
         }
         with engine.storage.read() as uow:
             gone = uow.subjects.export(["u:1", "a:x"])
             other = uow.subjects.export(["u:2"])
-            assert uow.quarantine.count() == 1
+            assert uow.quarantine.count() == 2
         assert not (gone.events or gone.held_events or gone.consents or gone.traits)
         assert not (gone.memberships or gone.scores or gone.decisions)
         assert [e.event_id for e in other.events] == ["o1"]
         assert (len(other.held_events), len(other.consents), len(other.decisions)) == (1, 1, 1)
         with engine.storage.write() as uow:
-            assert not any(uow.subjects.delete({"u:1", "a:x"}, {"1", "x"}).values())
-            assert not any(uow.subjects.delete([], []).values())
-            assert uow.quarantine.count() == 1
+            assert not any(uow.subjects.delete({"u:1", "a:x"}).values())
+            assert not any(uow.subjects.delete([]).values())
+            assert uow.quarantine.count() == 2
 
     def test_events_before_a_cutoff_are_deleted_per_type(self, engine: Engine) -> None:
         _seed_person(engine)
@@ -305,7 +310,7 @@ class TestSubjectData:
 def test_forget_deleted_after_a_delete(engine: Engine, tmp_path: Path) -> None:
     _seed_person(engine)
     with engine.storage.write() as uow:
-        deleted = uow.subjects.delete({"u:1", "a:x"}, {"1", "x"})
+        deleted = uow.subjects.delete({"u:1", "a:x"})
     engine.storage.forget_deleted([*deleted, 'events"; DROP TABLE "events'])
     with engine.storage.read() as uow:
         assert [e.event_id for e in uow.subjects.export(["u:2"]).events] == ["o1"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -23,6 +24,11 @@ from persona.storage.protocols import Storage
 from persona.storage.records import ApiKeyRecord
 
 PREFIX = "psk"
+# ``psk_<12 hex>_<43 url-safe characters>`` as ``create`` makes them; anything else is refused
+# before any lookup, so a presented key can cost neither a query nor memory.
+KEY_SHAPE = re.compile(rf"{PREFIX}_([0-9a-f]{{1,32}})_([A-Za-z0-9_-]{{16,128}})")
+MAX_KEY_CHARS = 200
+MAX_CACHED_KEYS = 10_000
 
 
 class Scope(StrEnum):
@@ -87,7 +93,7 @@ class ApiKeyService:
         self._storage = storage
         self._clock = clock
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+        self._cache: dict[str, tuple[float, ApiKeyRecord]] = {}
         self._lock = threading.Lock()
         self._audit: KeyAudit | None = None
 
@@ -128,9 +134,9 @@ class ApiKeyService:
         """The principal for a presented key; never echoes the key in an error."""
         if not presented:
             raise UnauthorizedError("an API key is required (Authorization: Bearer <key>)")
-        prefix, _, rest = presented.partition("_")
-        key_id, _, secret = rest.partition("_")
-        record = self._lookup(key_id) if prefix == PREFIX and key_id and secret else None
+        shape = KEY_SHAPE.fullmatch(presented) if len(presented) <= MAX_KEY_CHARS else None
+        key_id, secret = shape.groups() if shape else ("", "")
+        record = self._lookup(key_id) if shape else None
         expected = record.secret_hash if record else _hash("")
         valid = hmac.compare_digest(_hash(secret), expected)
         if record is None or not valid or record.revoked_at_ms is not None:
@@ -145,8 +151,14 @@ class ApiKeyService:
             return cached[1]
         with self._storage.read() as uow:
             record = uow.keys.get(key_id)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key_id] = (now, record)
+        if record is not None:  # what failed is never kept: a flood of made-up ids holds nothing
+            with self._lock:
+                if len(self._cache) > MAX_CACHED_KEYS:
+                    self._cache.clear()
+                self._cache[key_id] = (now, record)
         return record
+
+    @property
+    def cached_keys(self) -> int:
+        """How many key lookups are held in memory (only keys that exist)."""
+        return len(self._cache)

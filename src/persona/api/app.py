@@ -130,6 +130,11 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
     install_security_docs(app, [module.router for module in modules])
     _match_hot_routes_first(app)
     # Added last runs first: the request id exists before the body limit may refuse a request.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=engine.settings.server.max_body_bytes)
+    server = engine.settings.server
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=server.max_body_bytes,
+        max_header_bytes=server.max_header_bytes,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=engine.metrics)
     return app

@@ -2,7 +2,8 @@
 
 Most of them follow from the operation itself, so a new route cannot forget them:
 
-- every operation: 500 (``internal_error``), and 413 (the body limit applies to every request);
+- every operation: 500 (``internal_error``), 413 and 431 (the body and header limits apply to
+  every request);
 - an operation that needs a key: 401, 403 and 429;
 - an operation with parameters or a body: 422 (``invalid_request`` with its ``errors`` list);
 - an operation with a body: 400 (``malformed_json``);
@@ -37,6 +38,8 @@ DOMAIN_STATUSES: Mapping[str, frozenset[int]] = {
     "train_prediction": frozenset({409}),  # not_enough_history, not_enough_people
     "replay_quarantined_event": frozenset({409}),  # already replayed
     "put_traits": frozenset({409}),  # subject_erased
+    "erase_subject": frozenset({409}),  # ambiguous_subject
+    "export_subject": frozenset({409}),  # ambiguous_subject
 }
 
 # What the framework's own validation answer is replaced by.
@@ -49,6 +52,7 @@ _SUMMARIES = {
     404: "Nothing of that id or name.",
     409: "The request conflicts with what is stored.",
     413: "The body is over the size limit, or a batch over its count limit.",
+    431: "The request headers are over their size limit.",
     422: "The request is well-formed but invalid; `errors` lists each invalid input when the"
     " code is `invalid_request`.",
     429: "Too many requests from this key (`Retry-After`).",
@@ -67,7 +71,7 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 def statuses_of(operation: Mapping[str, Any]) -> set[int]:
     """The problem statuses of one operation of the OpenAPI document."""
-    statuses = {413, 500}
+    statuses = {413, 431, 500}
     if operation.get("security"):
         statuses |= {401, 403, 429}
     parameters = operation.get("parameters", [])

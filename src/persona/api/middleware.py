@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from persona.api.problems import problem
+from persona.api.problems import STATUS_CODES, problem
 from persona.errors import PayloadTooLargeError
 from persona.ids import random_hex
 from persona.observability.metrics import Metrics
@@ -65,7 +65,11 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over the limit with 413, whether declared by Content-Length or chunked.
+    """Refuses headers over their limit with 431, and bodies over theirs with 413, whether
+    declared by Content-Length or chunked.
+
+    Headers are refused before anything reads them (an ``Authorization`` of megabytes costs
+    nothing past this point); the connection closes, so the client cannot go on sending them.
 
     A client that writes its whole body before reading the answer (Python's ``urllib`` and
     ``requests``) would meet a connection closed under it, not the 413, if the server answered
@@ -86,11 +90,13 @@ class BodyLimitMiddleware:
         app: ASGIApp,
         max_bytes: int,
         *,
+        max_header_bytes: int = 16 * 1024,
         drain_bytes: int = 64 * 1024 * 1024,
         drain_seconds: float = 10.0,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
         self.drain_bytes = drain_bytes
         self.drain_seconds = drain_seconds
 
@@ -100,11 +106,20 @@ class BodyLimitMiddleware:
             return
         declared: int | None = None
         chunked = False
+        header_bytes = 0
         for key, value in scope.get("headers", ()):
+            header_bytes += len(key) + len(value)
             if key == b"content-length" and value.isdigit():
                 declared = int(value)
             elif key == b"transfer-encoding":
                 chunked = True
+        if header_bytes > self.max_header_bytes:
+            detail = f"the request headers are over the limit of {self.max_header_bytes} bytes"
+            request_id = scope.get("state", {}).get("request_id")
+            code, title = STATUS_CODES[431]
+            response = problem(431, code, title, detail, request_id, None, {"connection": "close"})
+            await response(scope, receive, send)
+            return
         if declared is not None and declared > self.max_bytes:
             waiting = (_header(scope, b"expect") or "").lower() == "100-continue"
             complete = (

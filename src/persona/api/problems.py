@@ -34,6 +34,7 @@ STATUS_CODES = {
     415: ("unsupported_media_type", "Unsupported media type"),
     422: ("invalid_request", "Invalid request"),
     429: ("rate_limited", "Too many requests"),
+    431: ("headers_too_large", "Request headers too large"),
 }
 
 PROBLEM_ERROR_SCHEMA: dict[str, Any] = {

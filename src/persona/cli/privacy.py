@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 import typer
@@ -16,14 +16,21 @@ from persona.privacy.export import write_json_schema
 privacy_app = typer.Typer(help="Erasure, export and retention.", no_args_is_help=True)
 console = Console(stderr=True)
 ACTOR = "cli"
+IdTypeOption = Annotated[
+    Literal["user", "anonymous"] | None,
+    typer.Option(
+        "--id-type",
+        help="Whether the id is a user id or an anonymous id (needed when it is both).",
+    ),
+]
 
 
 @privacy_app.command("erase")
-def erase(ctx: typer.Context, subject_id: str) -> None:
+def erase(ctx: typer.Context, subject_id: str, id_type: IdTypeOption = None) -> None:
     """Erase a person and every alias of them; prints what was removed, per table."""
     engine = _open(ctx)
     try:
-        report = engine.privacy.erasure.erase(subject_id, actor=ACTOR)
+        report = engine.privacy.erasure.erase(subject_id, actor=ACTOR, id_type=id_type)
     except PersonaError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from None
@@ -48,11 +55,12 @@ def export(
     ctx: typer.Context,
     subject_id: str,
     out: Annotated[Path, typer.Option("--out", help="File to write the JSON export to.")],
+    id_type: IdTypeOption = None,
 ) -> None:
     """Write everything held about a person to a JSON file (schema_version 1)."""
     engine = _open(ctx)
     try:
-        document = engine.privacy.export.export(subject_id, actor=ACTOR)
+        document = engine.privacy.export.export(subject_id, actor=ACTOR, id_type=id_type)
     except PersonaError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from None

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from persona.clock import Clock
-from persona.errors import NotFoundError
-from persona.identity import anonymous_key, split_key, user_key
+from persona.errors import AmbiguousSubjectError, NotFoundError
+from persona.identity import Kind, anonymous_key, key_of, split_key, user_key
 from persona.privacy.audit import AuditLog
 from persona.privacy.personal import PersonalData
 from persona.recommend.registry import ModelRegistry
@@ -43,32 +43,54 @@ class ErasureReport:
 
 @dataclass(slots=True)
 class Subject:
-    """Every profile key of one person (``u:`` and ``a:``) and the bare ids behind them."""
+    """Every profile key of one person (``u:`` and ``a:``) as ingest linked them."""
 
     keys: set[str]
 
     @property
     def ids(self) -> set[str]:
+        """The ids behind the keys, without their namespace (for people to read)."""
         return {split_key(k)[1] for k in self.keys}
 
 
-def resolve_subject(subjects: SubjectData, subject_id: str) -> Subject:
-    """The person behind ``subject_id`` with all their aliases, following links both ways."""
-    keys = {user_key(subject_id), anonymous_key(subject_id)}
+def resolve_subject(subjects: SubjectData, start: str) -> Subject:
+    """The person filed under the profile key ``start``, with every key linked to it.
+
+    The links are the aliases ingest made when an event named an anonymous id and a user id
+    together (the first link of an anonymous id wins); the ids that events merely carry are not
+    followed, so an event cannot claim somebody else's id into a person."""
+    keys = {start}
     for _ in range(MAX_ROUNDS):
         found = set(keys)
-        links = subjects.links(keys)
-        for alias, target in links.aliases:
+        for alias, target in subjects.links(keys):
             found |= {alias, target}
-        for user_id, anonymous_id in links.identities:
-            if user_id:
-                found.add(user_key(user_id))
-            if anonymous_id:
-                found.add(anonymous_key(anonymous_id))
         if found == keys:
             break
         keys = found
     return Subject(keys)
+
+
+def subject_of(subjects: SubjectData, subject_id: str, id_type: Kind | None) -> Subject:
+    """The person ``subject_id`` names: a user id or an anonymous id as ``id_type`` says.
+
+    Without ``id_type``, the id names whoever something is held about: the user, or else the
+    anonymous visitor; both when they are the same person. When a user and an unrelated
+    anonymous visitor share the text, the caller must say which (AmbiguousSubjectError).
+    """
+    if id_type is not None:
+        return resolve_subject(subjects, key_of(id_type, subject_id))
+    user, visitor = user_key(subject_id), anonymous_key(subject_id)
+    as_user = resolve_subject(subjects, user)
+    if visitor in as_user.keys:
+        return as_user
+    as_visitor = resolve_subject(subjects, visitor)
+    held = subjects.holding(as_user.keys | as_visitor.keys)
+    if held & as_user.keys and held & as_visitor.keys:
+        raise AmbiguousSubjectError(
+            f"{subject_id!r} is both a user id and an unrelated anonymous id; say which with"
+            " id_type=user or id_type=anonymous"
+        )
+    return as_visitor if held & as_visitor.keys else as_user
 
 
 class ErasureService:
@@ -93,20 +115,20 @@ class ErasureService:
         """Let an in-memory cache drop what it holds about the erased profile keys."""
         self._cache_hooks.append(forget)
 
-    def is_erased(self, subject_id: str) -> bool:
+    def is_erased(self, profile_key: str) -> bool:
         with self._storage.read() as uow:
-            return bool(uow.tombstones.erased([self._personal.id_hash(subject_id)]))
+            return bool(uow.tombstones.erased(self._personal.tombstone_hashes(profile_key)))
 
-    def erase(self, subject_id: str, *, actor: str) -> ErasureReport:
+    def erase(self, subject_id: str, *, actor: str, id_type: Kind | None = None) -> ErasureReport:
         """Erase a person; NotFoundError when nothing at all is held about ``subject_id``."""
         target = self._personal.id_hash(subject_id)
         with self._storage.write() as uow:
-            subject = resolve_subject(uow.subjects, subject_id)
-            report = ErasureReport(target, len(subject.ids))
-            report.deleted = uow.subjects.delete(subject.keys, subject.ids)
+            subject = subject_of(uow.subjects, subject_id, id_type)
+            report = ErasureReport(target, len(subject.keys))
+            report.deleted = uow.subjects.delete(subject.keys)
             if not any(report.deleted.values()):
                 raise NotFoundError(f"nothing is held about {subject_id!r}")
-            hashes = {self._personal.id_hash(i) for i in subject.ids}
+            hashes = {self._personal.id_hash(key) for key in subject.keys}
             uow.tombstones.add(hashes, self._clock.now_ms())
             self._audit.write(
                 uow,
@@ -126,7 +148,7 @@ class ErasureService:
     def _rewrite_models(self, subject: Subject) -> tuple[int, int]:
         """Every stored model set without the person's rows (their only user-side state)."""
         rewritten = removed = 0
-        names = subject.keys | subject.ids
+        names = subject.keys  # model sets name people by profile key
         for version in self._registry.versions():
             path = version.path / "interactions.npz"
             if not path.exists():

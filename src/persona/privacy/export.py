@@ -8,8 +8,9 @@ from typing import Any
 
 from persona.clock import Clock, utc
 from persona.errors import NotFoundError
+from persona.identity import Kind, key_of
 from persona.privacy.audit import AuditLog
-from persona.privacy.erasure import resolve_subject
+from persona.privacy.erasure import subject_of
 from persona.privacy.personal import PersonalData
 from persona.privacy.schema import (
     ExportConsent,
@@ -50,9 +51,9 @@ class ExportService:
         self._personal = personal
         self._audit = audit
 
-    def export(self, subject_id: str, *, actor: str) -> SubjectExport:
+    def export(self, subject_id: str, *, actor: str, id_type: Kind | None = None) -> SubjectExport:
         with self._storage.read() as uow:
-            subject = resolve_subject(uow.subjects, subject_id)
+            subject = subject_of(uow.subjects, subject_id, id_type)
             stored = uow.subjects.export(sorted(subject.keys))
         found_events = self._events(stored.events, stored.held_events)
         consents = stored.consents
@@ -60,7 +61,7 @@ class ExportService:
             found_events or consents or stored.traits or stored.memberships or stored.decisions
         ):
             raise NotFoundError(f"nothing is held about {subject_id!r}")
-        profile = self._profile(subject_id)
+        profile = self._profile(subject_id, subject.keys)
         traits: dict[str, Any] = {}
         for row_traits in stored.traits:
             traits.update(self._personal.decrypt(row_traits or {}))
@@ -109,11 +110,16 @@ class ExportService:
         )
         return export
 
-    def _profile(self, subject_id: str) -> Profile | None:
+    def _profile(self, subject_id: str, keys: set[str]) -> Profile | None:
         try:
             profile = self._profiles.get(subject_id)
         except NotFoundError:
             return None
+        if (
+            key_of("user" if profile.kind == "user" else "anonymous", profile.profile_id)
+            not in keys
+        ):
+            return None  # the same text in the other namespace: somebody else's profile
         return profile.model_copy(update={"traits": self._personal.decrypt(profile.traits)})
 
     def _events(self, used: list[EventRecord], held: list[HeldEventRecord]) -> list[ExportEvent]:

@@ -53,7 +53,9 @@ class PrivacyGate:
             return result
         users = {e.user_id for e in events if e.user_id}
         anonymous = {e.anonymous_id for e in events if e.anonymous_id}
-        erased = self._erased(uow.tombstones, users | anonymous)
+        erased = self._erased(
+            uow.tombstones, [*map(user_key, users), *map(anonymous_key, anonymous)]
+        )
         book = load_book(
             uow.consents,
             [*map(user_key, users), *map(anonymous_key, anonymous)],
@@ -64,7 +66,7 @@ class PrivacyGate:
             return result
         consent_events = []
         for event in events:
-            if erased and (event.user_id in erased or event.anonymous_id in erased):
+            if erased and not erased.isdisjoint(_keys(event)):
                 result.refused.append(
                     Rejection(
                         event.index,
@@ -121,9 +123,13 @@ class PrivacyGate:
         self._hold(uow, result, known, now_ms)
         return result
 
-    def _erased(self, tombstones: Tombstones, ids: set[str]) -> set[str]:
-        hashes = {self.personal.id_hash(i): i for i in ids}
-        return {hashes[h] for h in tombstones.erased(list(hashes))}
+    def _erased(self, tombstones: Tombstones, keys: list[str]) -> set[str]:
+        """The profile keys among ``keys`` that were erased."""
+        hashes: dict[str, set[str]] = {}
+        for key in keys:
+            for digest in self.personal.tombstone_hashes(key):
+                hashes.setdefault(digest, set()).add(key)
+        return set().union(*(hashes[h] for h in tombstones.erased(list(hashes))))
 
     def _consent_changes(self, event: ValidEvent) -> dict[str, Any] | Rejection:
         purposes = (event.properties or {}).get("purposes")

@@ -23,6 +23,8 @@ from typing import Any
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
+from persona.identity import split_key
+
 PSEUDONYM = "ph:"
 ENCRYPTED = "enc:"
 IP_FIELDS = frozenset({"ip", "ip_address", "ipaddress", "client_ip", "remote_ip"})
@@ -61,6 +63,12 @@ class PersonalData:
     def id_hash(self, value: str) -> str:
         """The keyed hash of an id (tombstones, audit targets), without the prefix."""
         return hmac.new(self._hash_key, b"id:" + value.encode(), hashlib.sha256).hexdigest()
+
+    def tombstone_hashes(self, profile_key: str) -> list[str]:
+        """The tombstones that mark a profile key erased: the hash of the key, and the hash of
+        the bare id that tombstones written before ids had namespaces hold (such a tombstone
+        refuses the id in both namespaces)."""
+        return [self.id_hash(profile_key), self.id_hash(split_key(profile_key)[1])]
 
     def decrypt(self, document: Any) -> Any:
         """``document`` with encrypted values readable again (exports)."""

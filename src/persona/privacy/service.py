@@ -9,6 +9,7 @@ from typing import Any
 from persona.access.keys import ApiKeyService
 from persona.clock import Clock
 from persona.errors import SubjectErasedError
+from persona.identity import user_key
 from persona.ingest.service import IngestService
 from persona.privacy.audit import AuditLog
 from persona.privacy.consent import PERSONALIZATION, ConsentService
@@ -86,6 +87,6 @@ class PrivacyServices:
 
     def check_traits(self, user_id: str, traits: dict[str, Any]) -> dict[str, Any]:
         """Traits as stored: refused for an erased person, personal values transformed."""
-        if self.erasure.is_erased(user_id):
+        if self.erasure.is_erased(user_key(user_id)):
             raise SubjectErasedError("this person was erased; their traits are refused")
         return self.personal.scrub(traits) or {}

@@ -42,7 +42,6 @@ from persona.storage.records import (
     QuarantineRecord,
     RecentEvent,
     SegmentRecord,
-    SubjectLinks,
     SubjectRecords,
     VersionRecord,
 )
@@ -81,7 +80,6 @@ __all__ = [
     "SqlStorage",
     "Storage",
     "SubjectData",
-    "SubjectLinks",
     "SubjectRecords",
     "Tombstones",
     "UnitOfWork",

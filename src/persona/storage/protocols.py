@@ -30,7 +30,6 @@ from persona.storage.records import (
     QuarantineRecord,
     RecentEvent,
     SegmentRecord,
-    SubjectLinks,
     SubjectRecords,
     VersionRecord,
 )
@@ -430,22 +429,28 @@ class HeldEvents(Protocol):
 
 class SubjectData(Protocol):
     """Everything stored about people, across the tables of every domain: what erasure,
-    export and retention need. A person is a set of profile keys (``u:``/``a:``) and the bare
-    ids behind them; the backend knows which of its tables hold which."""
+    export and retention need. A person is a set of profile keys (``u:``/``a:``); a user id
+    and an anonymous id with the same text are two people, and the backend knows which of its
+    tables hold which."""
 
-    def links(self, profile_keys: Collection[str]) -> SubjectLinks:
-        """The aliases touching ``profile_keys`` and the ids their events name: one step of
-        finding every key of a person."""
+    def links(self, profile_keys: Collection[str]) -> list[tuple[str, str]]:
+        """The ``(alias key, profile key)`` links with either side among ``profile_keys``: one
+        step of finding every key of a person as ingest linked them."""
+        ...
+
+    def holding(self, profile_keys: Collection[str]) -> set[str]:
+        """The keys among ``profile_keys`` that some row is filed under."""
         ...
 
     def export(self, profile_keys: Collection[str]) -> SubjectRecords:
         """Every row held under ``profile_keys``."""
         ...
 
-    def delete(self, profile_keys: Collection[str], ids: Collection[str]) -> dict[str, int]:
-        """Delete every row that holds one of ``profile_keys`` or ``ids``, and the quarantined
-        payloads that name one of ``ids``; the rows deleted per table, every table that holds
-        people named (zero included), the quarantine last."""
+    def delete(self, profile_keys: Collection[str]) -> dict[str, int]:
+        """Delete every row filed under one of ``profile_keys`` or holding the id of one of
+        them in its own namespace, and the quarantined payloads that name one of them; the
+        rows deleted per table, every table that holds people named (zero included), the
+        quarantine last."""
         ...
 
     def delete_events_before(self, event_type: str, before_ms: int) -> int:

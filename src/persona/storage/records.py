@@ -233,16 +233,6 @@ class HeldEventRecord:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class SubjectLinks:
-    """What ties profile keys to more keys of the same person (one step of resolving them)."""
-
-    # (alias key, profile key) of every link with either side among the keys
-    aliases: list[tuple[str, str]]
-    # the distinct (user_id, anonymous_id) of the events filed under the keys
-    identities: list[tuple[str | None, str | None]]
-
-
 @dataclass(slots=True)
 class SubjectRecords:
     """Every row held about the profile keys of one person, as an export reads them."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
@@ -37,6 +37,13 @@ ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 PersonId = Path(min_length=1, max_length=128, pattern=ID_PATTERN)
 SubjectId = Path(min_length=1, max_length=128, pattern=ID_PATTERN)
 SegmentName = Path(pattern=NAME_PATTERN)
+IdType = Literal["user", "anonymous"] | None
+IdTypeQuery = Query(
+    None,
+    description="Whether the id is a user id or an anonymous id. Without it, the id names the"
+    " user, or else the anonymous visitor, something is held about; 409 `ambiguous_subject` when"
+    " both are held and are not the same person.",
+)
 
 
 @router.put(
@@ -92,10 +99,11 @@ def export_schema() -> dict[str, Any]:
 def erase_subject(
     request: Request,
     subject_id: str = SubjectId,
+    id_type: IdType = IdTypeQuery,
     engine: Engine = EngineDep,
 ) -> ErasureReportOut:
     """Erase a person and every alias of them everywhere; later events for them are refused."""
-    report = engine.privacy.erasure.erase(subject_id, actor=actor(request))
+    report = engine.privacy.erasure.erase(subject_id, actor=actor(request), id_type=id_type)
     return ErasureReportOut(
         subject=report.subject_hash,
         ids_erased=report.ids,
@@ -114,10 +122,11 @@ def erase_subject(
 def export_subject(
     request: Request,
     subject_id: str = SubjectId,
+    id_type: IdType = IdTypeQuery,
     engine: Engine = EngineDep,
 ) -> SubjectExport:
     """Everything held about a person, as versioned JSON (schema: /v1/subjects/export-schema)."""
-    return engine.privacy.export.export(subject_id, actor=actor(request))
+    return engine.privacy.export.export(subject_id, actor=actor(request), id_type=id_type)
 
 
 @router.get(

@@ -1,0 +1,71 @@
+"""What a client without a key can make the server hold: nothing.
+
+Malformed keys are refused before any lookup, lookups that fail are never cached, and headers
+over their limit are refused (431) before a route reads them."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from persona.access.keys import Scope
+from persona.api.app import create_app
+from persona.clock import FakeClock
+from persona.engine import Engine
+from tests.conftest import open_engine
+
+
+@pytest.fixture
+def secured(
+    tmp_path: Path, database_url: str, clock: FakeClock
+) -> Iterator[tuple[Engine, TestClient]]:
+    engine = open_engine(tmp_path, database_url, clock, dev_mode=False)
+    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+        yield engine, client
+    engine.close()
+
+
+def test_made_up_keys_are_refused_and_nothing_of_them_is_kept(
+    secured: tuple[Engine, TestClient],
+) -> None:
+    engine, client = secured
+    made_up = [
+        f"psk_{'7' * 5_000}_x",  # a key id far too long
+        "psk__" + "s" * 43,  # no key id
+        "nonsense",
+        "psk_0123456789ab_" + "~" * 43,  # not the secret's alphabet
+        *(f"psk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}" for _ in range(200)),
+    ]
+    for key in made_up:
+        answer = client.get("/v1/items", headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 401, (key[:40], answer.text)
+        assert answer.json()["code"] == "unauthorized"
+    assert engine.keys.cached_keys == 0
+
+
+def test_a_real_key_still_works_and_is_cached(secured: tuple[Engine, TestClient]) -> None:
+    engine, client = secured
+    key = engine.keys.create("reader", [Scope.READ]).secret
+    for _ in range(3):
+        assert client.get("/v1/items", headers={"Authorization": f"Bearer {key}"}).status_code
+    assert client.get("/v1/items", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert engine.keys.cached_keys == 1
+
+
+def test_headers_over_the_limit_get_431_and_a_closed_connection(
+    secured: tuple[Engine, TestClient],
+) -> None:
+    engine, client = secured
+    huge = "psk_" + "7" * (engine.settings.server.max_header_bytes + 1) + "_x"
+    answer = client.get("/v1/items", headers={"Authorization": f"Bearer {huge}"})
+    assert answer.status_code == 431
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.headers["connection"] == "close"
+    assert answer.json()["code"] == "headers_too_large"
+    assert engine.keys.cached_keys == 0
+    # within the limit, the same route answers as usual
+    assert client.get("/healthz").status_code == 200
