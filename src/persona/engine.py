@@ -111,6 +111,7 @@ class Engine:
             recommendations,
             keys,
         )
+        decisions.set_erasure_check(privacy.erasure.is_erased)
         access = settings.access
         return cls(
             settings=settings,

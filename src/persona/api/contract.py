@@ -38,6 +38,7 @@ DOMAIN_STATUSES: Mapping[str, frozenset[int]] = {
     "train_prediction": frozenset({409}),  # not_enough_history, not_enough_people
     "replay_quarantined_event": frozenset({409}),  # already replayed
     "put_traits": frozenset({409}),  # subject_erased
+    "put_consent": frozenset({409}),  # subject_erased
     "erase_subject": frozenset({409}),  # ambiguous_subject
     "export_subject": frozenset({409}),  # ambiguous_subject
 }

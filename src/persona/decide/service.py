@@ -13,7 +13,7 @@ Attribution of what followed a decision is the ingest listener of ``attribution`
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,7 @@ class _Plan:
     configs: dict[str, PlacementBody]
     choices: dict[str, _Choice]
     to_recommend: list[str]  # personalized recommendations placements, chosen afterwards
+    logged: bool = True  # False for an erased person: answered, never stored
 
 
 STATUS_ACTIONS = {"paused": "placement.pause", "active": "placement.resume"}
@@ -123,12 +124,18 @@ class DecisionService:
         self.attribution = Attribution(settings, purchase_types, self.configs)
         self._splits: dict[tuple[str, int], ExperimentSplit] = {}
         self._log = DecisionLogWriter(storage)
+        self._is_erased: Callable[[str], bool] = lambda profile_key: False
         # Changes made through this process show at once, those of another within the second.
         self._placements = Refreshed(self._read_placements, PLACEMENTS_TTL_SECONDS)
 
     def close(self) -> None:
         """Commit the decisions still pending and stop the log's writer thread."""
         self._log.close()
+
+    def set_erasure_check(self, is_erased: Callable[[str], bool]) -> None:
+        """Let privacy say whether a profile key was erased: such a person still gets an answer
+        (every placement's fallback), and nothing about the request is stored."""
+        self._is_erased = is_erased
 
     def _audited(self, uow: UnitOfWork, actor: str, action: str, record: PlacementRecord) -> None:
         """Audit a configuration change in the transaction that makes it: the version and policy
@@ -232,7 +239,8 @@ class DecisionService:
             result = self._recommendations.lookup(query) or self._recommendations.recommend(query)
             plan.choices[name] = _recommended(result, plan.configs[name])
         decisions, records = self._logged(request, plan)
-        self._log.write(records)
+        if plan.logged:
+            self._log.write(records)
         return decisions
 
     async def decide_async(self, request: DecisionRequest) -> list[Decision]:
@@ -252,7 +260,8 @@ class DecisionService:
                 result = await anyio.to_thread.run_sync(self._recommendations.recommend, query)
             plan.choices[name] = _recommended(result, plan.configs[name])
         decisions, records = self._logged(request, plan)
-        await self._log.write_async(records)
+        if plan.logged:
+            await self._log.write_async(records)
         return decisions
 
     def _plan(self, request: DecisionRequest) -> _Plan:
@@ -267,7 +276,10 @@ class DecisionService:
                 f"no placement named {missing[0]!r}", extra={"placements": missing}
             )
         configs = {n: self.configs.config_of(n, r.version, r.config) for n, r in found.items()}
-        unit, segments = self._person(request)
+        unit, segments, known = self._person(request)
+        if not known and self._is_erased(unit):  # only people without a profile can be erased
+            erased = {n: _Choice(c.fallback, OUTSIDE, "subject_erased") for n, c in configs.items()}
+            return _Plan(now, unit, found, configs, erased, [], logged=False)
         facts = RequestFacts.of(request.context, segments, now)
         choices: dict[str, _Choice] = {}
         for index, name in enumerate(request.placements):
@@ -332,8 +344,9 @@ class DecisionService:
             )
         return decisions, records
 
-    def _person(self, request: DecisionRequest) -> tuple[str, frozenset[str]]:
-        """The unit (the merged profile key) and the person's segments now.
+    def _person(self, request: DecisionRequest) -> tuple[str, frozenset[str], bool]:
+        """The unit (the merged profile key), the person's segments now, and whether they have
+        a profile.
 
         Both come from the profile read, which is cached until the person changes: a
         decision then reads nothing from the database but the bandit counts it needs.
@@ -342,13 +355,13 @@ class DecisionService:
             unit = user_key(request.user_id)
             found = self._profiles.key_and_segments(request.user_id)
             if found is None or found[0] != unit:
-                return unit, frozenset()  # not known yet (or only as an anonymous id)
-            return unit, frozenset(found[1])
+                return unit, frozenset(), False  # not known yet (or only as an anonymous id)
+            return unit, frozenset(found[1]), True
         anonymous_id = request.anonymous_id or ""
         found = self._profiles.key_and_segments(anonymous_id)
         if found is None:
-            return anonymous_key(anonymous_id), frozenset()
-        return found[0], frozenset(found[1])
+            return anonymous_key(anonymous_id), frozenset(), False
+        return found[0], frozenset(found[1]), True
 
     def _by_split(
         self, name: str, version: int, config: PlacementBody, facts: RequestFacts, unit: str

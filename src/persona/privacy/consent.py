@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from persona.clock import Clock
-from persona.errors import InvalidRequestError
+from persona.errors import InvalidRequestError, SubjectErasedError
 from persona.identity import ANONYMOUS, anonymous_key, is_user_key, split_key, user_key
 from persona.privacy.audit import AuditLog
 from persona.storage.protocols import ConsentLog, Storage, UnitOfWork
@@ -127,6 +127,7 @@ class ConsentService:
         *,
         required: bool,
         hash_id: Callable[[str], str],
+        tombstones_of: Callable[[str], list[str]],
     ) -> None:
         self._storage = storage
         self._clock = clock
@@ -135,6 +136,7 @@ class ConsentService:
         self.required = required
         self._change_listeners: list[Callable[[Collection[str]], None]] = []
         self._hash_id = hash_id
+        self._tombstones_of = tombstones_of  # the tombstones that mark a profile key erased
 
     def check(self, changes: Mapping[str, str]) -> dict[str, ConsentStatus]:
         """Validated ``{purpose: status}``; unknown purposes or statuses are refused."""
@@ -206,6 +208,8 @@ class ConsentService:
         at = effective_at_ms if effective_at_ms is not None else self._clock.now_ms()
         key = user_key(user_id)
         with self._storage.write() as uow:
+            if uow.tombstones.erased(self._tombstones_of(key)):
+                raise SubjectErasedError("this person was erased; their consent is not recorded")
             self.record(uow, key, checked, effective_at_ms=at, source="api", actor=actor)
         for listener in self._change_listeners:
             listener({key})

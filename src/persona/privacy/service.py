@@ -62,6 +62,7 @@ class PrivacyServices:
             settings.consent_purposes,
             required=settings.consent_required,
             hash_id=personal.id_hash,
+            tombstones_of=personal.tombstone_hashes,
         )
         erasure = ErasureService(
             storage, clock, personal, audit, recommendations.registry, recommendations.refresh
