@@ -46,7 +46,17 @@ def test_create_get_list_update_delete(client: TestClient) -> None:
     assert client.get("/v1/segments/high_value").status_code == 404
 
 
-def test_preview_members_and_profile_memberships(client: TestClient) -> None:
+@pytest.fixture
+def small_k(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[TestClient]:
+    """Member lists of five people, with a k-anonymity threshold they pass."""
+    engine = open_engine(tmp_path, database_url, clock, privacy={"k_anonymity": 2})
+    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+        yield client
+    engine.close()
+
+
+def test_preview_members_and_profile_memberships(small_k: TestClient) -> None:
+    client = small_k
     seed(client)
     preview = client.post("/v1/segments/preview", json={"rule": "did(view)", "sample": 2})
     assert preview.status_code == 200
@@ -124,8 +134,8 @@ ROUTES = [
     ("DELETE", "/v1/segments/s", None, Scope.ADMIN),
     ("GET", "/v1/segments", None, Scope.READ),
     ("GET", "/v1/segments/s", None, Scope.READ),
-    ("GET", "/v1/segments/s/members", None, Scope.READ),
-    ("POST", "/v1/segments/preview", {"rule": "did(view)"}, Scope.READ),
+    ("GET", "/v1/segments/s/members", None, Scope.MEMBERS),
+    ("POST", "/v1/segments/preview", {"rule": "did(view)"}, Scope.MEMBERS),
     ("GET", "/v1/profiles/u1/segments", None, Scope.READ),
 ]
 
@@ -141,7 +151,7 @@ def test_scopes(
     engine, client = secured
     engine.segments.create("s", "did(click)")
     assert client.request(method, path, json=body).status_code == 401
-    others = [s for s in (Scope.INGEST, Scope.READ, Scope.DECIDE) if s != scope]
+    others = [s for s in (Scope.INGEST, Scope.READ, Scope.DECIDE, Scope.MEMBERS) if s != scope]
     for other in others:
         secret = engine.keys.create("other", [other]).secret
         answer = client.request(method, path, json=body, headers={"X-API-Key": secret})

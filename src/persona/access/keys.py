@@ -35,6 +35,7 @@ class Scope(StrEnum):
     INGEST = "ingest"
     READ = "read"
     DECIDE = "decide"
+    MEMBERS = "members"  # who is in a segment: member lists, exports, previews of any rule
     ADMIN = "admin"
 
 
@@ -57,6 +58,10 @@ class Principal:
 
     key_id: str
     scopes: frozenset[Scope]
+
+    def may(self, scope: Scope) -> bool:
+        """Whether this key has ``scope`` (or ``admin``)."""
+        return scope in self.scopes or Scope.ADMIN in self.scopes
 
     def require(self, scope: Scope | AnyScope) -> None:
         if scope in self.scopes or Scope.ADMIN in self.scopes:

@@ -129,10 +129,10 @@ def install_security_docs(app: FastAPI, routers: Sequence[APIRouter]) -> None:
         for route in (route for router in routers for route in router.routes):
             if not isinstance(route, APIRoute):
                 continue
-            scopes = [
-                getattr(d.dependency, SCOPE_ATTRIBUTE)
-                for d in route.dependencies
-                if hasattr(d.dependency, SCOPE_ATTRIBUTE)
+            scopes = [  # route dependencies and parameters that take the caller
+                getattr(d.call, SCOPE_ATTRIBUTE)
+                for d in route.dependant.dependencies
+                if hasattr(d.call, SCOPE_ATTRIBUTE)
             ]
             if hasattr(route.endpoint, SCOPE_ATTRIBUTE):
                 scopes.append(getattr(route.endpoint, SCOPE_ATTRIBUTE))

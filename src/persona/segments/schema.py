@@ -42,7 +42,10 @@ class Segment(BaseModel):
     kind: str = Field(description="`rule`, or `cluster` for a behavioural cluster.")
     rule: str | None
     description: str
-    size: int = Field(description="People in the segment now.")
+    size: int | None = Field(
+        description="People in the segment now; null when under the k-anonymity threshold and"
+        " the key may not see members (`members` scope)."
+    )
     created_at: datetime
     updated_at: datetime
 

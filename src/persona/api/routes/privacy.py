@@ -183,7 +183,7 @@ def segment_size(
     "/segments/{name}/export",
     operation_id="export_segment_members",
     response_model=MemberPage,
-    dependencies=[require(Scope.ADMIN)],
+    dependencies=[require(Scope.MEMBERS)],
 )
 def export_segment(
     request: Request,
