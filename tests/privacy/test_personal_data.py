@@ -158,3 +158,39 @@ def test_traits_cannot_set_server_owned_fields(engine: Engine, client: TestClien
     assert body["scores"] == {}
     assert body["event_count"] == 1
     assert body["traits"]["segments"] == ["vip"]  # stored as a trait, nothing more
+
+
+def test_a_personal_key_holding_an_object_is_transformed_to_its_leaves(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """`"email": {"primary": …}`: everything under a personal key is personal, whatever the
+    keys below it are called; the shape stays, every value is a pseudonym."""
+    hidden = ["grace-nested@example.com", "grace-work@example.com", "+44 20 7946 0999"]
+    ts = NOW_MS // 1000 - 60
+    nested = {"primary": hidden[0], "others": [hidden[1]], "verified": True}
+    events = [
+        {
+            "event_id": "n1",
+            "type": "view",
+            "user_id": "u-nested",
+            "item_id": "i1",
+            "timestamp": ts,
+            "properties": {"email": nested, "phone": {"mobile": hidden[2]}},
+        },
+        # quarantined (in the future): its raw payload is transformed the same way
+        {
+            "type": "view",
+            "user_id": "u-nested",
+            "timestamp": ts + 10 * 86_400,
+            "properties": {"email": nested},
+        },
+    ]
+    with TestClient(create_app(sqlite_engine)) as client:
+        assert client.post("/v1/events", json=events).json()["accepted"] == 1
+        assert client.put("/v1/users/u-nested/traits", json={"email": nested}).status_code == 200
+        stored = client.get("/v1/profiles/u-nested").json()["traits"]["email"]
+        assert set(stored) == {"primary", "others", "verified"}
+        assert stored["primary"].startswith("ph:") and stored["others"][0].startswith("ph:")
+    assert rows_containing(sqlite_engine, hidden) == {}
+    sqlite_engine.close()
+    assert files_containing(tmp_path, hidden) == {}

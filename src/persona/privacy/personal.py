@@ -109,12 +109,14 @@ class PersonalData:
 
     def _value(self, key: str, value: Any) -> Any:
         if isinstance(value, dict):
+            if key in self.fields:  # everything under a personal key is personal
+                return {k: self._value(key, v) for k, v in value.items()}
             return {k: self._value(k.lower(), v) for k, v in value.items()}
         if isinstance(value, list):
             return [self._value(key, v) for v in value]
         if key in IP_FIELDS and isinstance(value, str):
             value = truncate_ip(value)
-        if key not in self.fields or value is None:
+        if key not in self.fields or value is None or isinstance(value, bool):
             return value
         if isinstance(value, str) and value.startswith((PSEUDONYM, ENCRYPTED)):
             return value

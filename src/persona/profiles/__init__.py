@@ -13,6 +13,7 @@ from persona.profiles.aggregate import (
 from persona.profiles.schema import (
     Profile,
     Traits,
+    TraitsWritten,
 )
 from persona.profiles.service import (
     ProfileService,
@@ -28,4 +29,5 @@ __all__ = [
     "ProfileSettings",
     "ProfileState",
     "Traits",
+    "TraitsWritten",
 ]

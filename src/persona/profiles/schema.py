@@ -50,6 +50,14 @@ class Profile(BaseModel):
     updated_at: datetime
 
 
+class TraitsWritten(BaseModel):
+    """What a key that may not read profiles learns from writing traits: the traits as
+    stored (personal values transformed)."""
+
+    profile_id: str
+    traits: dict[str, Any]
+
+
 class Traits(RootModel[dict[str, Any]]):
     """CRM traits: a JSON object of attribute names to values. Replaces the stored traits."""
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from persona.access.keys import Scope
+from persona.access.keys import Principal, Scope
 from persona.api.deps import EngineDep, actor, require
 from persona.api.query import MAX_ROW_ID
 from persona.clock import utc
@@ -37,6 +37,7 @@ ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 PersonId = Path(min_length=1, max_length=128, pattern=ID_PATTERN)
 SubjectId = Path(min_length=1, max_length=128, pattern=ID_PATTERN)
 SegmentName = Path(pattern=NAME_PATTERN)
+IngestKey = require(Scope.INGEST)  # as a parameter: the answer depends on the caller's scopes
 IdType = Literal["user", "anonymous"] | None
 IdTypeQuery = Query(
     None,
@@ -49,7 +50,6 @@ IdTypeQuery = Query(
 @router.put(
     "/users/{user_id}/consent",
     operation_id="put_consent",
-    dependencies=[require(Scope.INGEST)],
     response_model=ConsentState,
 )
 def put_consent(
@@ -59,10 +59,14 @@ def put_consent(
         examples=[{"analytics": "granted", "marketing": "denied"}],
     ),
     user_id: str = PersonId,
+    principal: Principal = IngestKey,
     engine: Engine = EngineDep,
 ) -> ConsentState:
-    """Record consent changes for a user, effective now; every change is audited."""
+    """Record consent changes for a user, effective now; every change is audited. The answer
+    holds every purpose for a key that may read, else the purposes written."""
     purposes = engine.privacy.consent.set(user_id, body, actor=actor(request))
+    if not principal.may(Scope.READ):
+        purposes = {purpose: status for purpose, status in purposes.items() if purpose in body}
     return ConsentState(user_id=user_id, purposes=purposes)
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Request, Response
 
-from persona.access.keys import Scope
+from persona.access.keys import Principal, Scope
 from persona.api.deps import EngineDep, engine_of, require, scoped
 from persona.engine import Engine
-from persona.profiles.schema import Profile, Traits
+from persona.profiles.schema import Profile, Traits, TraitsWritten
 
 router = APIRouter(prefix="/v1", tags=["profiles"])
 
+IngestKey = require(Scope.INGEST)  # as a parameter: the answer depends on the caller's scopes
 PersonId = Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 
 
@@ -32,9 +33,17 @@ async def get_profile(request: Request, user_id: str = PersonId) -> Response:
 @router.put(
     "/users/{user_id}/traits",
     operation_id="put_traits",
-    response_model=Profile,
-    dependencies=[require(Scope.INGEST)],
+    response_model=Profile | TraitsWritten,
 )
-def put_traits(traits: Traits, user_id: str = PersonId, engine: Engine = EngineDep) -> Profile:
-    """Replace the CRM traits of a user (creating the profile if needed)."""
-    return engine.profiles.set_traits(user_id, traits.root)
+def put_traits(
+    traits: Traits,
+    user_id: str = PersonId,
+    principal: Principal = IngestKey,
+    engine: Engine = EngineDep,
+) -> Profile | TraitsWritten:
+    """Replace the CRM traits of a user (creating the profile if needed). The answer is the
+    profile for a key that may read profiles, else the traits as stored."""
+    profile = engine.profiles.set_traits(user_id, traits.root)
+    if principal.may(Scope.READ):
+        return profile
+    return TraitsWritten(profile_id=user_id, traits=profile.traits)
