@@ -15,9 +15,9 @@ from persona.ingest.schema import EventFields, EventIn, PlainEvent, plain_event,
 from persona.ingest.service import (
     PLAIN_EVENT_MAX_BYTES,
     IngestSettings,
+    PayloadHasher,
     Rejection,
     ValidEvent,
-    payload_hash,
     validate_event,
     validate_events,
 )
@@ -137,7 +137,7 @@ def hash_or_error(event: EventFields) -> str:
     """The payload hash, or the error of a value JSON cannot hold (an integer beyond 64 bits:
     ingest rejects such an event when it measures its size, before any hash)."""
     try:
-        return payload_hash(event)
+        return PayloadHasher.legacy(event)
     except TypeError as exc:
         return f"TypeError: {exc}"
 
@@ -207,9 +207,10 @@ def test_common_events_take_the_fast_path(raw: dict[str, Any]) -> None:
     assert plain_events([raw, raw]) == [fast, fast]
 
 
-def test_the_payload_hash_never_changes() -> None:
+def test_the_payload_hashes_never_change() -> None:
     """Stored events keep the hash of their payload: a retry of an event stored by an earlier
-    version must hash the same to be answered as a duplicate, not as a conflict."""
+    version must hash the same to be answered as a duplicate, not as a conflict. Both forms
+    are pinned: the keyed one, and the unkeyed one of events stored before hashes were keyed."""
     fields = PlainEvent(
         type="rate",
         event_id="e1",
@@ -219,7 +220,12 @@ def test_the_payload_hash_never_changes() -> None:
         value=3.0,
         properties={"b": 1, "a": [2]},
     )
-    assert payload_hash(fields) == "a02bf7df4dc9785b0617bc51c570861b"
+    assert PayloadHasher.legacy(fields) == "a02bf7df4dc9785b0617bc51c570861b"
+    keyed = PayloadHasher(b"k" * 32)
+    assert keyed(fields, fields.properties, fields.context) == "k:b517723a661d9126028aa75373059e"
+    assert PayloadHasher(b"j" * 32)(fields, fields.properties, fields.context) != keyed(
+        fields, fields.properties, fields.context
+    )
 
 
 def test_the_largest_event_that_skips_the_size_check_is_under_its_bound() -> None:
@@ -262,7 +268,7 @@ def test_integer_ids_are_their_decimal_text_on_both_paths() -> None:
     fast = plain_event(raw)
     assert fast is not None
     assert (fast.event_id, fast.user_id, fast.anonymous_id, fast.item_id) == ("1", "42", "-3", "0")
-    assert payload_hash(fast) == payload_hash(
+    assert PayloadHasher.legacy(fast) == PayloadHasher.legacy(
         EventIn.model_validate({k: str(v) if k != "type" else v for k, v in raw.items()})
     )
     whole_float = EventIn.model_validate({"type": "view", "user_id": 42.0})

@@ -72,7 +72,14 @@ IngestListener = Callable[[UnitOfWork, AppliedBatch], None]
 class IngestGate(Protocol):
     """Privacy's part of ingest (persona.privacy.gate): personal values, erasure, consent."""
 
-    def scrub(self, event: ValidEvent) -> None: ...
+    def scrub(self, document: dict[str, Any]) -> dict[str, Any] | None:
+        """A properties or context object with its personal values transformed."""
+        ...
+
+    @property
+    def payload_key(self) -> bytes:
+        """The key of payload hashes (``PayloadHasher``)."""
+        ...
 
     def scrub_raw(self, raw: str) -> str: ...
 
@@ -130,31 +137,68 @@ class IngestResult:
         }
 
 
-def payload_hash(event: EventFields) -> str:
-    """Hash of what the client sent (not server-filled fields): tells retries from conflicts.
+Scrub = Callable[[dict[str, Any]], dict[str, Any] | None]
+"""Privacy's transformation of a properties or context object into what is stored."""
 
-    A test pins a known hash: the hashes of stored events must stay valid.
+
+class PayloadHasher:
+    """The hash that tells a retry (same payload) from a conflict (same id, another payload).
+
+    It covers what the client sent that is stored (not server-filled fields), after personal
+    values are transformed, and it is keyed: a hash read from the database cannot be checked
+    against guesses offline, and an id resent with a guessed value tells no more than the stored
+    value does (a truncated IP stays truncated). Keyed hashes read ``k:`` and 30 hex digits;
+    hashes stored before they were keyed are 32 hex digits of the payload as sent, unkeyed, and
+    a retry of such an event is compared with that form (``legacy``).
     """
-    canonical = orjson.dumps(
-        (
-            event.type,
-            event.user_id,
-            event.anonymous_id,
-            event.item_id,
-            event.timestamp,
-            event.value,
-            event.properties,
-            event.context,
-            event.decision_id,
-        ),
-        option=orjson.OPT_SORT_KEYS,
-    )
-    hasher = _PAYLOAD_HASHER.copy()  # a third cheaper than a new hasher with its options
-    hasher.update(canonical)
-    return hasher.hexdigest()
+
+    PREFIX = "k:"
+
+    def __init__(self, key: bytes | None) -> None:
+        # a copied prototype is a third cheaper than a new hasher with its options
+        if key:
+            self._prototype, self._prefix = hashlib.blake2b(digest_size=15, key=key), self.PREFIX
+        else:
+            self._prototype, self._prefix = _UNKEYED, ""
+
+    def __call__(
+        self,
+        event: EventFields,
+        properties: dict[str, Any] | None,
+        context: dict[str, Any] | None,
+    ) -> str:
+        canonical = orjson.dumps(
+            (
+                event.type,
+                event.user_id,
+                event.anonymous_id,
+                event.item_id,
+                event.timestamp,
+                event.value,
+                properties,
+                context,
+                event.decision_id,
+            ),
+            option=orjson.OPT_SORT_KEYS,
+        )
+        hasher = self._prototype.copy()
+        hasher.update(canonical)
+        return self._prefix + hasher.hexdigest()
+
+    @staticmethod
+    def legacy(event: EventFields) -> str:
+        """The unkeyed hash of the payload as sent, as events stored before keying hold it.
+
+        A test pins a known value: those hashes must stay comparable."""
+        return UNKEYED(event, event.properties, event.context)
+
+    @classmethod
+    def is_legacy(cls, stored: str) -> bool:
+        return not stored.startswith(cls.PREFIX)
 
 
-_PAYLOAD_HASHER = hashlib.blake2b(digest_size=16)
+_UNKEYED = hashlib.blake2b(digest_size=16)
+UNKEYED = PayloadHasher(None)  # without privacy's key (tests, tools); the engine keys it
 
 
 def _raw_text(raw: Any) -> str:
@@ -171,31 +215,52 @@ PLAIN_EVENT_MAX_BYTES = 4096
 
 
 def validate_events(
-    raws: Sequence[Any], *, now_ms: int, limits: IngestSettings
+    raws: Sequence[Any],
+    *,
+    now_ms: int,
+    limits: IngestSettings,
+    scrub: Scrub | None = None,
+    hasher: PayloadHasher = UNKEYED,
 ) -> list[ValidEvent | Rejection]:
-    """Check a batch against the contract, the events of the plain shape in one pass."""
+    """Check a batch against the contract, the events of the plain shape in one pass; the
+    valid ones come with their personal values transformed by ``scrub`` and their hash."""
     plain = plain_events(raws)
     if plain is None:
-        return [validate_event(raw, i, now_ms=now_ms, limits=limits) for i, raw in enumerate(raws)]
+        return [
+            validate_event(raw, i, now_ms=now_ms, limits=limits, scrub=scrub, hasher=hasher)
+            for i, raw in enumerate(raws)
+        ]
     return [
-        _validated(raw, i, event, now_ms, limits)
+        _validated(raw, i, event, now_ms, limits, scrub, hasher)
         for i, (raw, event) in enumerate(zip(raws, plain, strict=True))
     ]
 
 
 def validate_event(
-    raw: Any, index: int, *, now_ms: int, limits: IngestSettings
+    raw: Any,
+    index: int,
+    *,
+    now_ms: int,
+    limits: IngestSettings,
+    scrub: Scrub | None = None,
+    hasher: PayloadHasher = UNKEYED,
 ) -> ValidEvent | Rejection:
     """Check one raw event against the contract; never raises for bad input."""
     if isinstance(raw, UnparsableLine):
         return Rejection(
             index, "malformed_json", f"line {raw.line} is not valid JSON", None, raw.text
         )
-    return _validated(raw, index, plain_event(raw), now_ms, limits)
+    return _validated(raw, index, plain_event(raw), now_ms, limits, scrub, hasher)
 
 
 def _validated(
-    raw: Any, index: int, plain: EventFields | None, now_ms: int, limits: IngestSettings
+    raw: Any,
+    index: int,
+    plain: EventFields | None,
+    now_ms: int,
+    limits: IngestSettings,
+    scrub: Scrub | None,
+    hasher: PayloadHasher,
 ) -> ValidEvent | Rejection:
     """``raw`` checked, given its plain form if it has one."""
     if plain is not None and (
@@ -219,6 +284,12 @@ def _validated(
             _raw_text(raw),
             event.event_id,
         )
+    properties, context = event.properties, event.context
+    if scrub is not None:  # what is stored, and so what is hashed
+        if properties:
+            properties = scrub(properties)
+        if context:
+            context = scrub(context)
     # positional, in the order of the fields: keywords cost a microsecond per event here
     return ValidEvent(
         index,
@@ -229,10 +300,10 @@ def _validated(
         event.item_id,
         occurred_at_ms,
         event.value,
-        event.properties,
-        event.context,
+        properties,
+        context,
         event.decision_id,
-        payload_hash(event),
+        hasher(event, properties, context),
     )
 
 
@@ -319,10 +390,12 @@ class IngestService:
         self._metrics = metrics
         self._listeners: list[IngestListener] = []
         self._gate: IngestGate | None = None
+        self._hasher = UNKEYED
 
     def set_gate(self, gate: IngestGate) -> None:
         """Let privacy transform, refuse or set aside events before anything is stored."""
         self._gate = gate
+        self._hasher = PayloadHasher(gate.payload_key)
 
     def add_listener(self, listener: IngestListener) -> None:
         """Call ``listener`` inside each write transaction, right after its events are stored."""
@@ -377,12 +450,13 @@ class IngestService:
         candidates = batch.candidates
         scrub = self._gate.scrub if self._gate is not None else None
         raws = batch.raw_events
-        for checked in validate_events(raws, now_ms=now_ms, limits=self._limits):
+        limits, hasher = self._limits, self._hasher
+        for checked in validate_events(
+            raws, now_ms=now_ms, limits=limits, scrub=scrub, hasher=hasher
+        ):
             if isinstance(checked, Rejection):
                 batch.rejections.append(checked)
                 continue
-            if scrub is not None:
-                scrub(checked)
             earlier = candidates.get(checked.event_id)
             if earlier is None:
                 candidates[checked.event_id] = checked
@@ -391,13 +465,22 @@ class IngestService:
             else:
                 batch.rejections.append(_conflict(checked, raws[checked.index]))
 
+    def _legacy_retry(self, stored: str, batch: _Batch, event: ValidEvent) -> bool:
+        """Whether ``event`` resends one stored with an unkeyed hash (before hashes were
+        keyed): compared as it was sent, the way that hash was made."""
+        if not PayloadHasher.is_legacy(stored):
+            return False
+        raw = batch.raw_events[event.index]
+        fields = plain_event(raw) or _checked_fields(raw, event.index, self._limits, None)
+        return not isinstance(fields, Rejection) and PayloadHasher.legacy(fields) == stored
+
     def _store(self, uow: UnitOfWork, batch: _Batch, now_ms: int, source: str) -> None:
         stored = uow.events.payload_hashes(list(batch.candidates))
         for event in list(batch.candidates.values()):
             known = stored.get(event.event_id)
             if known is None:
                 batch.fresh.append(event)
-            elif known == event.payload_hash:
+            elif known == event.payload_hash or self._legacy_retry(known, batch, event):
                 batch.duplicate(event)
             else:
                 batch.rejections.append(_conflict(event, batch.raw_events[event.index]))

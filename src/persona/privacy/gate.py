@@ -37,12 +37,12 @@ class PrivacyGate:
         self.consent = consent
         self.store_unconsented = policy == "store"
 
-    def scrub(self, event: ValidEvent) -> None:
-        personal = self.personal
-        if event.properties and personal.needs_scrub(event.properties):
-            event.properties = personal.scrub(event.properties)
-        if event.context and personal.needs_scrub(event.context):
-            event.context = personal.scrub(event.context)
+    def scrub(self, document: dict[str, Any]) -> dict[str, Any] | None:
+        return self.personal.scrub(document)
+
+    @property
+    def payload_key(self) -> bytes:
+        return self.personal.derived_key(b"payload-hash")
 
     def scrub_raw(self, raw: str) -> str:
         return self.personal.scrub_raw(raw)

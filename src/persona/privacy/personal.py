@@ -64,6 +64,10 @@ class PersonalData:
         """The keyed hash of an id (tombstones, audit targets), without the prefix."""
         return hmac.new(self._hash_key, b"id:" + value.encode(), hashlib.sha256).hexdigest()
 
+    def derived_key(self, purpose: bytes) -> bytes:
+        """A key of its own for ``purpose``, derived from the pseudonym key (HMAC-SHA256)."""
+        return hmac.new(self._hash_key, b"key:" + purpose, hashlib.sha256).digest()
+
     def tombstone_hashes(self, profile_key: str) -> list[str]:
         """The tombstones that mark a profile key erased: the hash of the key, and the hash of
         the bare id that tombstones written before ids had namespaces hold (such a tombstone
