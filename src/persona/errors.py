@@ -115,6 +115,17 @@ class RateLimitedError(PersonaError):
         self.headers = {"retry-after": str(retry_after)}
 
 
+class BusyError(PersonaError):
+    """An expensive operation refused for now: as many as may run at once are running, or it
+    ran past its time limit. ``Retry-After`` says when to try again."""
+
+    status, code, title = 503, "busy", "Busy"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail, extra={"retry_after": retry_after})
+        self.headers = {"retry-after": str(retry_after)}
+
+
 class KAnonymityError(PersonaError):
     """An export of fewer people than the k-anonymity threshold."""
 

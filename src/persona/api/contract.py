@@ -39,6 +39,7 @@ DOMAIN_STATUSES: Mapping[str, frozenset[int]] = {
     "replay_quarantined_event": frozenset({409}),  # already replayed
     "put_traits": frozenset({409}),  # subject_erased
     "put_consent": frozenset({409}),  # subject_erased
+    "preview_segment": frozenset({503}),  # busy: previews running, or too slow
     "erase_subject": frozenset({409}),  # ambiguous_subject
     "export_subject": frozenset({409}),  # ambiguous_subject
 }
@@ -54,6 +55,8 @@ _SUMMARIES = {
     409: "The request conflicts with what is stored.",
     413: "The body is over the size limit, or a batch over its count limit.",
     431: "The request headers are over their size limit.",
+    503: "Busy: as many expensive operations as may run at once are running, or this one ran"
+    " past its time limit (`Retry-After`).",
     422: "The request is well-formed but invalid; `errors` lists each invalid input when the"
     " code is `invalid_request`.",
     429: "Too many requests from this key (`Retry-After`).",
@@ -65,6 +68,12 @@ _HEADERS: dict[int, dict[str, Any]] = {
         "Retry-After": {
             "schema": {"type": "integer"},
             "description": "Seconds until the key is admitted again.",
+        }
+    },
+    503: {
+        "Retry-After": {
+            "schema": {"type": "integer"},
+            "description": "Seconds until trying again is worthwhile.",
         }
     },
 }

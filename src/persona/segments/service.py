@@ -34,8 +34,12 @@ from persona.segments.definitions import (
 )
 from persona.segments.favourites import SegmentFavourites
 from persona.segments.realtime import RealTimeSegments
+from persona.segments.slots import Slots
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import MembershipRecord, SegmentRecord
+
+PREVIEW_SLOTS = 2  # of the server's worker threads (8 by default)
+PREVIEW_TIMEOUT_MS = 2_000
 
 
 class SegmentOwnedByModelError(ConflictError):
@@ -64,6 +68,7 @@ class SegmentService:
         self._clock = clock
         self.real_time = RealTimeSegments()
         self.favourites = SegmentFavourites(storage, clock)
+        self.preview_slots = Slots(PREVIEW_SLOTS, "previews")
 
     def _audited(
         self, uow: UnitOfWork, actor: str, action: str, name: str, details: dict[str, Any]
@@ -168,13 +173,19 @@ class SegmentService:
             return uow.segments.member_count(name)
 
     # -- reading memberships -------------------------------------------------------------------
-    def preview(self, rule_text: str, sample_size: int = 10) -> Preview:
-        """How many people a rule selects now, and a few of them, without saving anything."""
+    def preview(
+        self, rule_text: str, sample_size: int = 10, *, timeout_ms: int = PREVIEW_TIMEOUT_MS
+    ) -> Preview:
+        """How many people a rule selects now, and a few of them, without saving anything.
+
+        At most ``PREVIEW_SLOTS`` run at once and each stops after ``timeout_ms``
+        (``BusyError``): a preview evaluates any rule over everyone, on the threads that
+        answer cheap reads."""
         rule = parse_rule(rule_text)
         now = self._clock.now_ms()
-        with self._storage.read() as uow:
+        with self.preview_slots.taken(), self._storage.read() as uow:
             check_references(None, rule, {d.name: d for d in uow.segments.definitions()})
-            total, sample = uow.segments.preview(rule, now, sample_size)
+            total, sample = uow.segments.preview(rule, now, sample_size, timeout_ms)
         return Preview(total, sample)
 
     def members(self, name: str, *, after: str | None, limit: int) -> list[MembershipRecord]:

@@ -326,8 +326,11 @@ class SegmentStore(Protocol):
         """The profile keys ``rule`` selects at ``now_ms``, evaluated for everyone at once."""
         ...
 
-    def preview(self, rule: Rule, now_ms: int, sample_size: int) -> tuple[int, list[str]]:
-        """How many profiles ``rule`` selects, and the first ``sample_size`` of them by key."""
+    def preview(
+        self, rule: Rule, now_ms: int, sample_size: int, timeout_ms: int | None = None
+    ) -> tuple[int, list[str]]:
+        """How many profiles ``rule`` selects, and the first ``sample_size`` of them by key;
+        ``BusyError`` when it takes longer than ``timeout_ms``."""
         ...
 
 

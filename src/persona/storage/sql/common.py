@@ -10,7 +10,9 @@ tests/storage/test_sqlite_fast_paths.py checks both paths store the same bytes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -18,6 +20,9 @@ import orjson
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from persona.errors import BusyError
 
 T = TypeVar("T")
 IN_CHUNK = 900  # stay below every SQLite build's bound on bound parameters
@@ -66,3 +71,34 @@ def upsert_insert(connection: Connection, table: Table) -> UpsertInsert:
     if connection.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+@contextmanager
+def statement_deadline(connection: Connection, timeout_ms: int | None) -> Iterator[None]:
+    """Stop the statements run inside after ``timeout_ms`` (``BusyError``); None: no limit.
+
+    SQLite checks a deadline every thousand virtual-machine steps (a progress handler);
+    PostgreSQL gets ``statement_timeout`` for the rest of the transaction."""
+    if timeout_ms is None:
+        yield
+        return
+    if is_sqlite(connection):
+        raw = driver_connection(connection)
+        deadline = time.monotonic() + timeout_ms / 1000
+        raw.set_progress_handler(lambda: int(time.monotonic() >= deadline), 1000)
+        try:
+            yield
+        except OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise BusyError(f"the query took longer than {timeout_ms} ms") from None
+            raise
+        finally:
+            raw.set_progress_handler(None, 0)
+        return
+    connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout_ms))}")
+    try:
+        yield
+    except OperationalError as exc:
+        if "statement timeout" in str(exc) or "canceling statement" in str(exc):
+            raise BusyError(f"the query took longer than {timeout_ms} ms") from None
+        raise

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from persona.rules import Rule
 from persona.storage import tables
 from persona.storage.records import MembershipRecord, SegmentRecord
-from persona.storage.sql.common import chunks, driver_connection, is_sqlite
+from persona.storage.sql.common import chunks, driver_connection, is_sqlite, statement_deadline
 from persona.storage.sql.segment_rules import select_members
 from persona.storage.tables.segments import segment_memberships, segments
 
@@ -159,11 +159,17 @@ class SqlSegmentStore:
     def matching(self, rule: Rule, now_ms: int) -> set[str]:
         return set(self._c.execute(self._select(rule, now_ms)).scalars())
 
-    def preview(self, rule: Rule, now_ms: int, sample_size: int) -> tuple[int, list[str]]:
+    def preview(
+        self, rule: Rule, now_ms: int, sample_size: int, timeout_ms: int | None = None
+    ) -> tuple[int, list[str]]:
         query = self._select(rule, now_ms)
-        size = self._c.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        sample = self._c.execute(query.order_by("profile_key").limit(sample_size)).scalars()
-        return int(size), list(sample)
+        with statement_deadline(self._c, timeout_ms):
+            count = select(func.count()).select_from(query.subquery())
+            size = self._c.execute(count).scalar_one()
+            sample = list(
+                self._c.execute(query.order_by("profile_key").limit(sample_size)).scalars()
+            )
+        return int(size), sample
 
     def _select(self, rule: Rule, now_ms: int) -> Select[str]:
         return select_members(rule, self._c.dialect.name, now_ms)
