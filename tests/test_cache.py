@@ -188,3 +188,34 @@ def test_concurrent_users_of_a_stale_value_share_one_read() -> None:
     first.join(5)
     second.join(5)
     assert results == [1, 1] and len(reads) == 1
+
+
+def test_the_cache_holds_at_most_its_bytes() -> None:
+    """Entries are weighed (an estimate of their memory) and the least recently used go
+    until the total is under the bound; an answer heavier than the bound is not kept."""
+    cache: AnswerCache[str] = AnswerCache(
+        max_entries=1_000, ttl_seconds=60, max_bytes=1_000, weigh=lambda key, value: len(value)
+    )
+    for i in range(20):
+        assert cache.put(f"q{i}", [f"u:{i}"], cache.ticket(), "x" * 100)
+    assert cache.bytes <= 1_000 and len(cache) == 10
+    assert cache.get("q19") is not None and cache.get("q0") is None
+    assert not cache.put("huge", ["u:h"], cache.ticket(), "x" * 1_001)
+    assert cache.get("huge") is None and cache.bytes <= 1_000
+    cache.invalidate({"u:19"})
+    assert cache.bytes == 900 and len(cache) == 9
+    cache.clear()
+    assert cache.bytes == 0
+
+
+def test_expired_answers_are_swept_without_being_asked_for() -> None:
+    """Answers nobody asks for again are dropped once past their lifetime and grace, as later
+    answers are stored: memory does not keep what can no longer be served."""
+    clock = Clock()
+    cache: AnswerCache[str] = AnswerCache(ttl_seconds=10, now=clock, uniform=lambda: 0.0)
+    for i in range(100):
+        cache.put(f"old{i}", [f"u:{i}"], cache.ticket(), "a")
+    clock.now = 25.0  # past lifetime (10 s) and grace (10 s)
+    for i in range(30):
+        cache.put(f"new{i}", [f"u:n{i}"], cache.ticket(), "b")
+    assert len(cache) == 30

@@ -12,7 +12,11 @@ first of:
   bounds how stale time-dependent signals (trending, the hour of day) and other processes'
   writes can make an answer (random, so that answers stored together, after a restart say,
   are not all recomputed in the same instant);
-- it is the least recently used entry and room is needed.
+- it is the least recently used entry and room is needed: the cache holds at most
+  ``max_entries`` answers and, when answers are weighed, at most ``max_bytes`` of them (an
+  estimate of their memory by the caller's ``weigh``);
+- it is past its lifetime and grace and nobody asked for it: each ``put`` sweeps a few of the
+  least recently used, so answers nobody asks for again do not stay.
 
 A caller may also take an answer whose lifetime has passed (``get_aged``) and serve it while it
 computes a new one, for at most one more lifetime; the people's commits still drop it at once.
@@ -30,7 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
 T = TypeVar("T")
@@ -41,6 +45,10 @@ class _Entry(Generic[V]):
     value: V
     profile_keys: tuple[str, ...]
     expires_at: float
+    weight: int
+
+
+SWEEP_PER_PUT = 4  # expired entries looked at (and dropped) from the old end on each put
 
 
 class AnswerCache(Generic[V]):
@@ -52,9 +60,15 @@ class AnswerCache(Generic[V]):
         ttl_seconds: float = 60.0,
         now: Callable[[], float] = time.monotonic,
         uniform: Callable[[], float] = random.random,
+        *,
+        max_bytes: int | None = None,
+        weigh: Callable[[Any, V], int] | None = None,
     ) -> None:
         self.max_entries = max_entries
         self.ttl_seconds = ttl_seconds
+        self.max_bytes = max_bytes
+        self._weigh = weigh
+        self.bytes = 0  # the weights of the answers held
         self._now = now
         self._uniform = uniform
         self._lock = threading.Lock()
@@ -112,13 +126,31 @@ class AnswerCache(Generic[V]):
                 return False
             if key in self._entries:
                 self._drop(key)
+            weight = self._weigh(key, value) if self._weigh is not None else 0
+            if self.max_bytes is not None and weight > self.max_bytes:
+                return False
+            now = self._now()
             lifetime = self.ttl_seconds * (1.0 - 0.5 * self._uniform())
-            self._entries[key] = _Entry(value, tuple(profile_keys), self._now() + lifetime)
+            self._entries[key] = _Entry(value, tuple(profile_keys), now + lifetime, weight)
+            self.bytes += weight
             for profile_key in profile_keys:
                 self._by_profile.setdefault(profile_key, set()).add(key)
-            while len(self._entries) > self.max_entries:
+            while len(self._entries) > self.max_entries or (
+                self.max_bytes is not None and self.bytes > self.max_bytes
+            ):
                 self._drop(next(iter(self._entries)))
+            self._sweep(now)
             return True
+
+    def _sweep(self, now: float) -> None:
+        """Drop expired answers (past lifetime and grace) from the least recently used end."""
+        for _ in range(SWEEP_PER_PUT):
+            oldest = next(iter(self._entries), None)
+            if oldest is None:
+                return
+            if now < self._entries[oldest].expires_at + self.ttl_seconds:
+                return
+            self._drop(oldest)
 
     def invalidate(self, profile_keys: Collection[str]) -> None:
         """Drop the answers of these people, and refuse answers computed before this call."""
@@ -143,11 +175,13 @@ class AnswerCache(Generic[V]):
             self._by_profile.clear()
             self._invalidated_at.clear()
             self._floor = self._sequence
+            self.bytes = 0
 
     def _drop(self, key: Hashable) -> None:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
+        self.bytes -= entry.weight
         for profile_key in entry.profile_keys:
             keys = self._by_profile.get(profile_key)
             if keys is not None:

@@ -17,6 +17,7 @@ from persona.predictions.clusters import ClusterService
 from persona.predictions.service import PredictionService
 from persona.privacy.service import PrivacyServices
 from persona.profiles.service import ProfileService
+from persona.recommend import answer_bytes
 from persona.recommend.registry import ModelRegistry
 from persona.recommend.service import RecommendationService
 from persona.segments.service import SegmentService
@@ -85,7 +86,12 @@ class Engine:
             clock,
             ModelRegistry(settings.home / "models"),
             budget_ms=settings.recommend.budget_ms,
-            cache=AnswerCache(settings.recommend.cache_entries, settings.recommend.cache_seconds),
+            cache=AnswerCache(
+                settings.recommend.cache_entries,
+                settings.recommend.cache_seconds,
+                max_bytes=settings.recommend.cache_megabytes * 1024 * 1024,
+                weigh=answer_bytes,
+            ),
         )
         storage.add_commit_listener(recommendations.committed)
         recommendations.set_segment_favourites(segments.favourites.favoured_items)

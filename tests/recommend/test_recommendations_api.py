@@ -349,3 +349,16 @@ def test_a_worse_challenger_is_not_promoted(engine: Engine, client: TestClient) 
     assert not outcome.promoted
     assert registry.champion() is not None
     assert registry.champion().version == champion.version  # type: ignore[union-attr]
+
+
+def test_distinct_requests_cannot_grow_the_answer_cache_past_its_bytes(
+    trained: TestClient, engine: Engine
+) -> None:
+    cache = engine.recommendations.cache
+    assert cache.max_bytes == engine.settings.recommend.cache_megabytes * 1024 * 1024
+    cache.max_bytes = 200_000  # a bound a test can reach
+    for n in range(60):
+        exclude = [f"{n}-{'x' * 100}-{i}" for i in range(200)]  # about 35 KB of key each
+        recommendations(trained, "p1", exclude=exclude)
+    assert 0 < cache.bytes <= 200_000
+    assert len(cache) < 60

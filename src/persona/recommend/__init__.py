@@ -29,6 +29,7 @@ from persona.recommend.schema import (
 )
 from persona.recommend.service import (
     RecommendationService,
+    answer_bytes,
 )
 from persona.recommend.settings import RecommendSettings
 from persona.recommend.training import (
@@ -50,6 +51,7 @@ __all__ = [
     "RecommendationsOut",
     "Report",
     "TrainingOutcome",
+    "answer_bytes",
     "registered_candidates",
     "retrain_job",
     "run_protocol",

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from persona.documents import NO_NUL, Text
+from persona.documents import NO_NUL, Id
 
 
 class RecommendedItemOut(BaseModel):
@@ -26,8 +26,8 @@ class RecommendationParams(BaseModel):
     category: str | None = Field(
         default=None, max_length=128, pattern=NO_NUL, description="Only this category."
     )
-    exclude: list[Text] | None = Field(
-        default=None, max_length=500, description="Item ids to leave out."
+    exclude: list[Id] | None = Field(
+        default=None, max_length=200, description="Item ids to leave out (at most 200)."
     )
 
 

@@ -49,6 +49,18 @@ def _cache_key(served: ServedModel, query: RecommendationQuery) -> _CacheKey:
     return served.version.version, replace(query, exclude=tuple(query.exclude))
 
 
+def answer_bytes(key: _CacheKey, result: RecommendationResult) -> int:
+    """What a cached answer takes in memory, estimated from CPython's object sizes: the key's
+    texts (the person, the excluded ids ...) and each item with its sources."""
+    version, query = key
+    texts = [version, query.person_id, *query.exclude, query.category or "", query.placement or ""]
+    key_bytes = 400 + sum(57 + len(text) for text in texts)
+    item_bytes = sum(
+        200 + len(item.item_id) + sum(57 + len(s) for s in item.sources) for item in result.items
+    )
+    return key_bytes + 300 + item_bytes
+
+
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 

@@ -22,6 +22,11 @@ class RecommendSettings(SettingsGroup):
     cache_entries: int = Field(
         default=50_000, ge=0, description="How many answers the in-memory cache holds at most."
     )
+    cache_megabytes: int = Field(
+        default=256,
+        ge=1,
+        description="How much memory the answers in the cache may take at most (estimated).",
+    )
     retrain_interval_seconds: float = Field(
         default=86_400.0,
         ge=0,
