@@ -11,6 +11,7 @@ and a caret under the place of the mistake. ``docs/segments.md`` documents the l
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -335,7 +336,12 @@ class _ToTree(Transformer_NonRecursive[Token, Any]):
         return Not(children[0])
 
     def number(self, children: list[Token]) -> Scalar:
-        text = str(children[0])
+        token = children[0]
+        text = str(token)
+        if not math.isfinite(float(text)):  # both evaluators compare numbers as doubles
+            raise _SemanticError(
+                "a number in a rule must be within ±1.7e308", _token_position(token)
+            )
         return float(text) if "." in text else int(text)
 
     def string(self, children: list[Token]) -> Scalar:

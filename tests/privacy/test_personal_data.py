@@ -194,3 +194,22 @@ def test_a_personal_key_holding_an_object_is_transformed_to_its_leaves(
     assert rows_containing(sqlite_engine, hidden) == {}
     sqlite_engine.close()
     assert files_containing(tmp_path, hidden) == {}
+
+
+def test_common_names_of_personal_fields_are_personal_by_default(engine: Engine) -> None:
+    """Every IP field is pseudonymized after its truncation, not only truncated, and the usual
+    spellings of e-mail and phone fields are personal without configuration."""
+    personal = engine.privacy.personal
+    document = {
+        "client_ip": "203.0.113.77",
+        "remote_ip": "203.0.113.78",
+        "ipaddress": "2001:db8::1",
+        "email_address": "a@example.com",
+        "user_email": "b@example.com",
+        "phone_number": "+44 20 7946 0000",
+    }
+    scrubbed = personal.scrub(document)
+    assert scrubbed is not None
+    assert all(str(value).startswith("ph:") for value in scrubbed.values()), scrubbed
+    # the two addresses of one /24 are one pseudonym: truncated first
+    assert scrubbed["client_ip"] == scrubbed["remote_ip"]

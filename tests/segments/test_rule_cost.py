@@ -64,3 +64,16 @@ def test_a_preview_that_runs_too_long_is_stopped(sqlite_engine: Engine) -> None:
     with pytest.raises(BusyError, match="took longer"):
         engine.segments.preview("did(view) and count(view) > 0", timeout_ms=0)
     assert engine.segments.preview("did(view)").size == 50
+
+
+@pytest.mark.parametrize("number", ["9" * 400, "9" * 400 + ".5", "-" + "9" * 309])
+def test_a_number_beyond_a_double_is_a_rule_error_not_a_server_error(
+    client: TestClient, number: str
+) -> None:
+    for path, body in (
+        ("/v1/segments/preview", {"rule": f"profile.event_count > {number}"}),
+        ("/v1/segments", {"name": "huge", "rule": f"profile.event_count > {number}"}),
+    ):
+        answer = client.post(path, json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["code"] == "invalid_rule"

@@ -28,7 +28,21 @@ class PrivacySettings(SettingsGroup):
         " `drop` does not store them.",
     )
     personal_fields: tuple[str, ...] = Field(
-        default=("email", "phone", "ip", "ip_address", "first_name", "last_name", "name"),
+        default=(
+            "email",
+            "email_address",
+            "user_email",
+            "phone",
+            "phone_number",
+            "ip",
+            "ip_address",
+            "ipaddress",
+            "client_ip",
+            "remote_ip",
+            "first_name",
+            "last_name",
+            "name",
+        ),
         description="Keys (any depth, any case) of traits, event properties and context that are"
         " pseudonymized.",
     )
