@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
 import persona
-from persona.api.deps import install_security_docs
+from persona.api.deps import install_security_docs, key_check
 from persona.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from persona.api.problems import install_problem_handlers
 from persona.api.routes import (
@@ -135,6 +135,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         BodyLimitMiddleware,
         max_bytes=server.max_body_bytes,
         max_header_bytes=server.max_header_bytes,
+        authenticate=key_check(engine),
     )
     app.add_middleware(RequestContextMiddleware, metrics=engine.metrics)
     return app

@@ -9,6 +9,8 @@ from typing import Any, TypeVar, cast
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from starlette.requests import HTTPConnection
+from starlette.types import Scope as ASGIScope
 
 from persona.access.keys import DEV_PRINCIPAL, AnyScope, Principal, Scope
 from persona.api.contract import declare_problems
@@ -31,7 +33,7 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
 SCOPE_ATTRIBUTE = "persona_scope"
 
 
-def presented_key(request: Request) -> str | None:
+def presented_key(request: HTTPConnection) -> str | None:
     """The key a request carries, as a bearer token or in ``X-API-Key``."""
     authorization = request.headers.get("authorization")
     if authorization:
@@ -61,6 +63,18 @@ def authorize_request(request: Request, scope: Scope | AnyScope) -> Principal:
     principal.require(scope)
     request.state.key_id = principal.key_id
     return principal
+
+
+def key_check(engine: Engine) -> Callable[[ASGIScope], object]:
+    """For the request-limits middleware: raise unless the request carries a valid key (any
+    scope: the route checks its own), before its body is read. Nothing in development mode."""
+
+    def check(scope: ASGIScope) -> object:
+        if engine.settings.dev_mode:
+            return None
+        return engine.keys.authenticate(presented_key(HTTPConnection(scope)))
+
+    return check
 
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Any]])

@@ -8,17 +8,30 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from persona.api.problems import STATUS_CODES, problem
-from persona.errors import PayloadTooLargeError
+from persona.errors import PayloadTooLargeError, PersonaError
 from persona.ids import random_hex
 from persona.observability.metrics import Metrics
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+async def _refuse_with(
+    exc: PersonaError, scope: Scope, receive: Receive, send: Send, *, close: bool
+) -> None:
+    headers = {"www-authenticate": "Bearer"} if exc.status == 401 else {}
+    headers.update(getattr(exc, "headers", None) or {})
+    if close:
+        headers["connection"] = "close"
+    request_id = scope.get("state", {}).get("request_id")
+    response = problem(exc.status, exc.code, exc.title, exc.detail, request_id, exc.extra, headers)
+    await response(scope, receive, send)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -71,6 +84,11 @@ class BodyLimitMiddleware:
     Headers are refused before anything reads them (an ``Authorization`` of megabytes costs
     nothing past this point); the connection closes, so the client cannot go on sending them.
 
+    A request with a body must carry a valid key (``authenticate``) before the body is read:
+    otherwise the framework would parse it, on the event loop, before the route's key check,
+    and a few keyless megabytes would stall every request. The body of a refused request is
+    read and dropped like that of a 413, never parsed.
+
     A client that writes its whole body before reading the answer (Python's ``urllib`` and
     ``requests``) would meet a connection closed under it, not the 413, if the server answered
     and closed with the body still arriving: the unread bytes make the kernel reset the
@@ -93,8 +111,10 @@ class BodyLimitMiddleware:
         max_header_bytes: int = 16 * 1024,
         drain_bytes: int = 64 * 1024 * 1024,
         drain_seconds: float = 10.0,
+        authenticate: Callable[[Scope], object] | None = None,
     ) -> None:
         self.app = app
+        self.authenticate = authenticate
         self.max_bytes = max_bytes
         self.max_header_bytes = max_header_bytes
         self.drain_bytes = drain_bytes
@@ -129,6 +149,13 @@ class BodyLimitMiddleware:
             )
             await self._refuse(scope, receive, send, close=not complete)
             return
+        if self.authenticate is not None and (chunked or declared):
+            try:
+                self.authenticate(scope)
+            except PersonaError as exc:
+                whole = await self._drain(receive, self.max_bytes)
+                await _refuse_with(exc, scope, receive, send, close=not whole)
+                return
         if not chunked:  # no body, or a declared length within the limit: nothing to count
             await self.app(scope, receive, send)
             return
