@@ -44,6 +44,7 @@ class Engine:
     predictions: PredictionService
     privacy: PrivacyServices
     rate_limits: RateLimiter
+    failed_auth: RateLimiter  # per client address, of requests without a valid key
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Engine:
@@ -138,6 +139,7 @@ class Engine:
             predictions=predictions,
             privacy=privacy,
             rate_limits=RateLimiter(access.rate_limit_per_second, access.rate_limit_burst),
+            failed_auth=RateLimiter(access.failed_auth_per_second, access.failed_auth_burst),
         )
 
     def close(self) -> None:

@@ -32,6 +32,12 @@ class PayloadTooLargeError(PersonaError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
+class RequestTimeoutError(PersonaError):
+    """The request's body did not arrive in time."""
+
+    status, code, title = 408, "request_timeout", "Request timeout"
+
+
 class BatchTooLargeError(PersonaError):
     status, code, title = 413, "batch_too_large", "Batch too large"
 

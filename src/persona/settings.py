@@ -55,6 +55,17 @@ class ServerSettings(SettingsGroup):
         le=1024 * 1024,
         description="Larger request headers (names and values together) get 431.",
     )
+    head_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a request line and its headers may take to arrive; a slower"
+        " client's connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a request body may take to arrive from its first byte (408).",
+    )
     worker_threads: int = Field(
         default=8,
         ge=1,

@@ -42,8 +42,9 @@ def test_made_up_keys_are_refused_and_nothing_of_them_is_kept(
     ]
     for key in made_up:
         answer = client.get("/v1/items", headers={"Authorization": f"Bearer {key}"})
-        assert answer.status_code == 401, (key[:40], answer.text)
-        assert answer.json()["code"] == "unauthorized"
+        # refused; past the address's budget of failures, without even a lookup (below)
+        assert answer.status_code in (401, 429), (key[:40], answer.text)
+        assert answer.json()["code"] in ("unauthorized", "rate_limited")
     assert engine.keys.cached_keys == 0
 
 
@@ -69,3 +70,31 @@ def test_headers_over_the_limit_get_431_and_a_closed_connection(
     assert engine.keys.cached_keys == 0
     # within the limit, the same route answers as usual
     assert client.get("/healthz").status_code == 200
+
+
+def test_an_address_sending_made_up_keys_is_slowed_down_before_any_lookup(
+    tmp_path: Path, database_url: str, clock: FakeClock
+) -> None:
+    """Past its budget of failed authentications, a client address is answered 429 without a
+    key lookup, and recovers as the budget refills; a valid key from elsewhere is unaffected."""
+    engine = open_engine(
+        tmp_path,
+        database_url,
+        clock,
+        dev_mode=False,
+        access={"failed_auth_per_second": 0.001, "failed_auth_burst": 5},
+    )
+    key = engine.keys.create("reader", [Scope.READ]).secret
+    try:
+        with TestClient(create_app(engine), raise_server_exceptions=False) as attacker:
+            made_up = {"Authorization": f"Bearer psk_{secrets.token_hex(6)}_{'s' * 43}"}
+            statuses = [attacker.get("/v1/items", headers=made_up).status_code for _ in range(8)]
+            assert statuses == [401] * 5 + [429] * 3
+            refused = attacker.get("/v1/items", headers=made_up)
+            assert int(refused.headers["retry-after"]) >= 1
+        with TestClient(
+            create_app(engine), raise_server_exceptions=False, client=("198.51.100.7", 4000)
+        ) as other:
+            assert other.get("/v1/items", headers={"X-API-Key": key}).status_code == 200
+    finally:
+        engine.close()

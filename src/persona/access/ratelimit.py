@@ -1,4 +1,5 @@
-"""Per-key rate limits: a token bucket in memory per key id.
+"""Rate limits: a token bucket in memory per key id (requests) or per client address (failed
+authentications).
 
 Each key gets ``burst`` tokens, refilled at ``rate`` per second; a request takes one. A key
 without tokens is answered 429 with the seconds until the next token in ``Retry-After``; other
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable
 
 from persona.errors import RateLimitedError
+
+MAX_BUCKETS = 100_000  # past this, buckets that refilled are dropped
 
 
 class RateLimiter:
@@ -37,15 +40,33 @@ class RateLimiter:
         """Take a token for ``key_id`` or raise RateLimitedError."""
         if self.rate <= 0:
             return
+        self.refuse_if_empty(key_id, f"this key is limited to {self.rate:g} requests per second")
+        self.spend(key_id)
+
+    def refuse_if_empty(self, key: str, detail: str) -> None:
+        """RateLimitedError when ``key`` has no token left (none is taken)."""
+        if self.rate <= 0:
+            return
+        with self._lock:
+            tokens, at = self._buckets.get(key, (self.burst, self._now()))
+            tokens = min(self.burst, tokens + (self._now() - at) * self.rate)
+        if tokens < 1.0:
+            raise RateLimitedError(detail, retry_after=max(1, math.ceil((1 - tokens) / self.rate)))
+
+    def spend(self, key: str) -> None:
+        """Take a token from ``key`` (down to none)."""
+        if self.rate <= 0:
+            return
         now = self._now()
         with self._lock:
-            tokens, at = self._buckets.get(key_id, (self.burst, now))
+            tokens, at = self._buckets.get(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - at) * self.rate)
-            if tokens < 1.0:
-                self._buckets[key_id] = (tokens, now)
-                wait = max(1, math.ceil((1.0 - tokens) / self.rate))
-                raise RateLimitedError(
-                    f"this key is limited to {self.rate:g} requests per second",
-                    retry_after=wait,
-                )
-            self._buckets[key_id] = (tokens - 1.0, now)
+            self._buckets[key] = (max(0.0, tokens - 1.0), now)
+            if len(self._buckets) > MAX_BUCKETS:
+                self._forget_full(now)
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that have refilled: they hold nothing a new bucket would not."""
+        for key, (tokens, at) in list(self._buckets.items()):
+            if tokens + (now - at) * self.rate >= self.burst:
+                del self._buckets[key]

@@ -19,3 +19,14 @@ class AccessSettings(SettingsGroup):
     rate_limit_burst: int = Field(
         default=0, ge=0, description="Requests a key may send at once (0: one second's worth)."
     )
+    failed_auth_per_second: float = Field(
+        default=5.0,
+        ge=0,
+        description="Requests without a valid key per second per client address; past the"
+        " burst, its requests are answered 429 without a key lookup (0: unlimited).",
+    )
+    failed_auth_burst: int = Field(
+        default=50,
+        ge=0,
+        description="Requests without a valid key a client address may send at once.",
+    )

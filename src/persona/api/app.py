@@ -135,6 +135,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         BodyLimitMiddleware,
         max_bytes=server.max_body_bytes,
         max_header_bytes=server.max_header_bytes,
+        body_timeout_seconds=server.body_timeout_seconds,
         authenticate=key_check(engine),
     )
     app.add_middleware(RequestContextMiddleware, metrics=engine.metrics)

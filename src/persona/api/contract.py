@@ -6,7 +6,7 @@ Most of them follow from the operation itself, so a new route cannot forget them
   every request);
 - an operation that needs a key: 401, 403 and 429;
 - an operation with parameters or a body: 422 (``invalid_request`` with its ``errors`` list);
-- an operation with a body: 400 (``malformed_json``);
+- an operation with a body: 400 (``malformed_json``) and 408 (``request_timeout``);
 - an operation with a path parameter: 404 (nothing of that id; also an id with a ``/``).
 
 What a domain refuses beyond these (a name that is taken, an erased person, too little data) is
@@ -26,7 +26,7 @@ from persona.api.problems import (
     PROBLEM_SCHEMA,
     STATUS_CODES,
 )
-from persona.errors import MalformedJsonError, PersonaError
+from persona.errors import MalformedJsonError, PersonaError, RequestTimeoutError
 
 # Statuses an operation answers besides those its shape implies (see the module's docstring).
 DOMAIN_STATUSES: Mapping[str, frozenset[int]] = {
@@ -52,6 +52,7 @@ _SUMMARIES = {
     401: "No API key, or not a valid one (`WWW-Authenticate: Bearer`).",
     403: "The key lacks the scope this operation needs.",
     404: "Nothing of that id or name.",
+    408: "The body did not arrive in time; the connection is closed.",
     409: "The request conflicts with what is stored.",
     413: "The body is over the size limit, or a batch over its count limit.",
     431: "The request headers are over their size limit.",
@@ -89,7 +90,7 @@ def statuses_of(operation: Mapping[str, Any]) -> set[int]:
     if parameters or has_body:
         statuses.add(422)
     if has_body:
-        statuses.add(MalformedJsonError.status)
+        statuses |= {MalformedJsonError.status, RequestTimeoutError.status}
     if any(parameter.get("in") == "path" for parameter in parameters):
         statuses.add(404)
     statuses |= DOMAIN_STATUSES.get(str(operation.get("operationId")), frozenset())

@@ -16,6 +16,7 @@ from persona.access.keys import DEV_PRINCIPAL, AnyScope, Principal, Scope
 from persona.api.contract import declare_problems
 from persona.api.query import body_schemas
 from persona.engine import Engine
+from persona.errors import UnauthorizedError
 
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     "bearer": {
@@ -58,11 +59,24 @@ def authorize_request(request: Request, scope: Scope | AnyScope) -> Principal:
     engine = engine_of(request)
     if engine.settings.dev_mode:
         return DEV_PRINCIPAL
-    principal = engine.keys.authenticate(presented_key(request))
+    principal = authenticate(engine, request)
     engine.rate_limits.check(principal.key_id)  # 429 with Retry-After when over the limit
     principal.require(scope)
     request.state.key_id = principal.key_id
     return principal
+
+
+def authenticate(engine: Engine, connection: HTTPConnection) -> Principal:
+    """The principal of the key a request presents. Requests without a valid key are limited
+    per client address: past its budget an address is answered 429 before any key lookup."""
+    address = f"ip:{connection.client.host}" if connection.client else "ip:unknown"
+    failures = engine.failed_auth
+    failures.refuse_if_empty(address, "too many requests without a valid key from this address")
+    try:
+        return engine.keys.authenticate(presented_key(connection))
+    except UnauthorizedError:
+        failures.spend(address)
+        raise
 
 
 def key_check(engine: Engine) -> Callable[[ASGIScope], object]:
@@ -72,7 +86,7 @@ def key_check(engine: Engine) -> Callable[[ASGIScope], object]:
     def check(scope: ASGIScope) -> object:
         if engine.settings.dev_mode:
             return None
-        return engine.keys.authenticate(presented_key(HTTPConnection(scope)))
+        return authenticate(engine, HTTPConnection(scope))
 
     return check
 

@@ -15,7 +15,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from persona.api.problems import STATUS_CODES, problem
-from persona.errors import PayloadTooLargeError, PersonaError
+from persona.errors import PayloadTooLargeError, PersonaError, RequestTimeoutError
 from persona.ids import random_hex
 from persona.observability.metrics import Metrics
 
@@ -98,9 +98,11 @@ class BodyLimitMiddleware:
     reading the body to find the next request). A declared length over the limit is refused
     without reading the body when it is beyond the drain bound, or when the client waits for
     ``100 Continue`` (it has sent nothing yet); a request with no body or a declared length
-    within the limit passes untouched. A chunked body is counted as it arrives; once
-    over the limit, reading fails with ``PayloadTooLargeError`` so the route never sees a
-    partial body, and this middleware sends the 413 whatever the route made of the error.
+    within the limit is read by the route. A body is counted as it arrives; once over the
+    limit, reading fails with ``PayloadTooLargeError`` so the route never sees a partial body,
+    and this middleware sends the 413 whatever the route made of the error. A body that has
+    not arrived within ``body_timeout_seconds`` of its first read is refused the same way,
+    with 408 and ``Connection: close``: a client sending a byte a second holds nothing long.
     """
 
     def __init__(
@@ -111,9 +113,11 @@ class BodyLimitMiddleware:
         max_header_bytes: int = 16 * 1024,
         drain_bytes: int = 64 * 1024 * 1024,
         drain_seconds: float = 10.0,
+        body_timeout_seconds: float = 60.0,
         authenticate: Callable[[Scope], object] | None = None,
     ) -> None:
         self.app = app
+        self.body_timeout_seconds = body_timeout_seconds
         self.authenticate = authenticate
         self.max_bytes = max_bytes
         self.max_header_bytes = max_header_bytes
@@ -156,38 +160,59 @@ class BodyLimitMiddleware:
                 whole = await self._drain(receive, self.max_bytes)
                 await _refuse_with(exc, scope, receive, send, close=not whole)
                 return
-        if not chunked:  # no body, or a declared length within the limit: nothing to count
+        if not chunked and not declared:  # no body: nothing to count or time
             await self.app(scope, receive, send)
             return
         received = 0
-        drained: bool | None = None  # once over the limit: whether the whole body was read
+        done = False  # the whole body has arrived
+        deadline: float | None = None
+        refusal: tuple[int, bool] | None = None  # (status, whether the body was all read)
         started = False
 
-        async def counting_receive() -> Message:
-            nonlocal received, drained
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal received, done, deadline, refusal
+            if done:
+                return await receive()
+            if deadline is None:
+                deadline = anyio.current_time() + self.body_timeout_seconds
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    message = await receive()
+            except TimeoutError:
+                refusal = (408, False)
+                raise RequestTimeoutError(self._late()) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                more = message.get("more_body", False)
+                done = not more
                 if received > self.max_bytes:
-                    more = message.get("more_body", False)
-                    drained = not more or await self._drain(receive, self.drain_bytes)
+                    refusal = (413, not more or await self._drain(receive, self.drain_bytes))
                     raise PayloadTooLargeError(self._detail())
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if drained is not None and not started:
+            if refusal is not None and not started:
                 return  # the route's answer to the error: this middleware answers instead
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, guarded_send)
+            await self.app(scope, guarded_receive, guarded_send)
         except Exception:
-            if drained is None or started:
+            if refusal is None or started:
                 raise
-        if drained is not None and not started:
-            await self._refuse(scope, receive, send, close=not drained)
+        if refusal is not None and not started:
+            status, whole = refusal
+            if status == 408:
+                await _refuse_with(
+                    RequestTimeoutError(self._late()), scope, receive, send, close=True
+                )
+            else:
+                await self._refuse(scope, receive, send, close=not whole)
+
+    def _late(self) -> str:
+        return f"the request body did not arrive within {self.body_timeout_seconds:g} s"
 
     async def _drain(self, receive: Receive, budget: int) -> bool:
         """Read and drop the rest of the body; whether it ended within the bounds."""

@@ -109,6 +109,7 @@ def run_server(engine: Engine) -> None:
     import uvicorn
 
     from persona.api.app import create_app
+    from persona.api.server import protocol_with_head_timeout
     from persona.observability.logging import configure_logging
 
     settings = engine.settings
@@ -135,6 +136,7 @@ def run_server(engine: Engine) -> None:
         create_app(engine, background_jobs=True),
         host=settings.server.host,
         port=settings.server.port,
+        http=protocol_with_head_timeout(settings.server.head_timeout_seconds),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
