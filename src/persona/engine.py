@@ -119,6 +119,7 @@ class Engine:
             keys,
         )
         decisions.set_erasure_check(privacy.erasure.is_erased)
+        decisions.set_context_scrub(privacy.personal.scrub)
         access = settings.access
         return cls(
             settings=settings,

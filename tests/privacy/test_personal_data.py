@@ -213,3 +213,37 @@ def test_common_names_of_personal_fields_are_personal_by_default(engine: Engine)
     assert all(str(value).startswith("ph:") for value in scrubbed.values()), scrubbed
     # the two addresses of one /24 are one pseudonym: truncated first
     assert scrubbed["client_ip"] == scrubbed["remote_ip"]
+
+
+def test_e_mail_addresses_in_urls_and_free_text_are_pseudonymized(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """`page`, `url`, `referrer`, `user_agent` … are free text: the e-mail addresses in them
+    are replaced by pseudonyms, in events and in the decision log alike."""
+    address = "ann.free-text@example.com"
+    ts = NOW_MS // 1000 - 60
+    page = f"https://shop.example/account?email={address}&tab=orders"
+    event = {
+        "event_id": "f1",
+        "type": "view",
+        "user_id": "u-free",
+        "item_id": "i1",
+        "timestamp": ts,
+        "context": {"page": page, "user_agent": f"Mailer/1.0 ({address})"},
+        "properties": {"referrer": f"mailto:{address}", "note": "no address here"},
+    }
+    with TestClient(create_app(sqlite_engine)) as client:
+        assert client.post("/v1/events", json=[event]).json()["accepted"] == 1
+        placement = {"name": "hero", "policy": "rules", "variants": [{"id": "a"}], "fallback": "a"}
+        assert client.post("/v1/placements", json=placement).status_code == 201
+        decided = client.post(
+            "/v1/decisions",
+            json={"user_id": "u-free", "placements": ["hero"], "context": {"page": page}},
+        )
+        assert decided.status_code == 200, decided.text
+        context = client.get("/v1/profiles/u-free").json()["last_context"]
+        assert context["page"].startswith("https://shop.example/account?email=ph:")
+        assert context["page"].endswith("&tab=orders")
+    assert rows_containing(sqlite_engine, [address]) == {}
+    sqlite_engine.close()
+    assert files_containing(tmp_path, [address]) == {}

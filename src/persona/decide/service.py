@@ -125,12 +125,18 @@ class DecisionService:
         self._splits: dict[tuple[str, int], ExperimentSplit] = {}
         self._log = DecisionLogWriter(storage)
         self._is_erased: Callable[[str], bool] = lambda profile_key: False
+        self._scrub: Callable[[dict[str, Any]], dict[str, Any] | None] = lambda context: context
         # Changes made through this process show at once, those of another within the second.
         self._placements = Refreshed(self._read_placements, PLACEMENTS_TTL_SECONDS)
 
     def close(self) -> None:
         """Commit the decisions still pending and stop the log's writer thread."""
         self._log.close()
+
+    def set_context_scrub(self, scrub: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+        """Let privacy transform the personal values of a request's context (an e-mail address
+        in its page) before the decision log stores it."""
+        self._scrub = scrub
 
     def set_erasure_check(self, is_erased: Callable[[str], bool]) -> None:
         """Let privacy say whether a profile key was erased: such a person still gets an answer
@@ -299,14 +305,15 @@ class DecisionService:
         to_recommend = [n for n in request.placements if n not in choices]
         return _Plan(now, unit, found, configs, choices, to_recommend)
 
-    @staticmethod
     def _logged(
-        request: DecisionRequest, plan: _Plan
+        self, request: DecisionRequest, plan: _Plan
     ) -> tuple[list[Decision], list[DecisionRecord]]:
         """The answer's decisions and the log's records, one of each per placement."""
         decisions = []
         records = []
         context = request.context.model_dump(exclude_none=True) or None
+        if context and plan.logged:
+            context = self._scrub(context)
         for name in request.placements:
             record, config, choice = plan.found[name], plan.configs[name], plan.choices[name]
             decision_id = uuid7_hex(plan.now_ms)

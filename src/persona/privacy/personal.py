@@ -28,6 +28,8 @@ from persona.identity import split_key
 PSEUDONYM = "ph:"
 ENCRYPTED = "enc:"
 IP_FIELDS = frozenset({"ip", "ip_address", "ipaddress", "client_ip", "remote_ip"})
+# An e-mail address inside free text (a URL's query, a user agent): replaced by its pseudonym.
+EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 
 
 def truncate_ip(value: str) -> str:
@@ -47,7 +49,9 @@ class PersonalData:
         encrypted: Iterable[str],
         hash_key: bytes,
         encryption_key: bytes,
+        free_text: Iterable[str] = (),
     ) -> None:
+        self.free_text = frozenset(f.lower() for f in free_text)
         self.encrypted = frozenset(f.lower() for f in encrypted)
         self.fields = frozenset(f.lower() for f in fields) | self.encrypted
         self._hash_key = hash_key
@@ -95,6 +99,8 @@ class PersonalData:
             lowered = key.lower()
             if lowered in self.fields or lowered in IP_FIELDS:
                 return True
+            if lowered in self.free_text and isinstance(value, str) and "@" in value:
+                return True
             if isinstance(value, dict | list) and self._nested(value):
                 return True
         return False
@@ -120,6 +126,8 @@ class PersonalData:
             return [self._value(key, v) for v in value]
         if key in IP_FIELDS and isinstance(value, str):
             value = truncate_ip(value)
+        if key in self.free_text and isinstance(value, str) and "@" in value:
+            return EMAIL.sub(lambda match: self.pseudonym(match.group(0)), value)
         if key not in self.fields or value is None or isinstance(value, bool):
             return value
         if isinstance(value, str) and value.startswith((PSEUDONYM, ENCRYPTED)):

@@ -53,6 +53,7 @@ class PrivacyServices:
             settings.encrypted_fields,
             pseudonym_key(settings, home),
             encryption_key(settings, home),
+            settings.free_text_fields,
         )
         audit = AuditLog(storage, clock)
         consent = ConsentService(

@@ -46,6 +46,11 @@ class PrivacySettings(SettingsGroup):
         description="Keys (any depth, any case) of traits, event properties and context that are"
         " pseudonymized.",
     )
+    free_text_fields: tuple[str, ...] = Field(
+        default=("page", "url", "href", "referrer", "referer", "user_agent", "query", "search"),
+        description="Keys of free text (URLs, user agents) whose e-mail addresses are"
+        " pseudonymized.",
+    )
     encrypted_fields: tuple[str, ...] = Field(
         default=(), description="Personal keys stored encrypted (recoverable) instead of hashed."
     )
