@@ -181,11 +181,13 @@ class SegmentService:
         At most ``PREVIEW_SLOTS`` run at once and each stops after ``timeout_ms``
         (``BusyError``): a preview evaluates any rule over everyone, on the threads that
         answer cheap reads."""
-        rule = parse_rule(rule_text)
-        now = self._clock.now_ms()
-        with self.preview_slots.taken(), self._storage.read() as uow:
-            check_references(None, rule, {d.name: d for d in uow.segments.definitions()})
-            total, sample = uow.segments.preview(rule, now, sample_size, timeout_ms)
+        with self.preview_slots.taken():  # before parsing: a refusal costs next to nothing
+            rule = parse_rule(rule_text)
+            now = self._clock.now_ms()
+            with self._storage.read() as uow:
+                definitions = {d.name: d for d in uow.segments.definitions()}
+                check_references(None, rule, definitions)
+                total, sample = uow.segments.preview(rule, now, sample_size, timeout_ms)
         return Preview(total, sample)
 
     def members(self, name: str, *, after: str | None, limit: int) -> list[MembershipRecord]:
