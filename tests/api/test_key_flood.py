@@ -16,6 +16,7 @@ from persona.access.keys import Scope
 from persona.api.app import create_app
 from persona.clock import FakeClock
 from persona.engine import Engine
+from persona.settings import load_settings
 from tests.conftest import open_engine
 
 
@@ -98,3 +99,28 @@ def test_an_address_sending_made_up_keys_is_slowed_down_before_any_lookup(
             assert other.get("/v1/items", headers={"X-API-Key": key}).status_code == 200
     finally:
         engine.close()
+
+
+def test_a_revocation_takes_effect_at_once_in_the_revoking_process(
+    tmp_path: Path, database_url: str, clock: FakeClock
+) -> None:
+    """With the default key cache (5 s), a key revoked through this process is refused on its
+    next request; other processes see it within the cache's seconds (docs/security.md)."""
+    engine = open_engine(tmp_path, database_url, clock, dev_mode=False)
+    assert engine.settings.access.key_cache_seconds == 5.0
+    created = engine.keys.create("leaked", [Scope.READ])
+    headers = {"X-API-Key": created.secret}
+    try:
+        with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+            assert client.get("/v1/items", headers=headers).status_code == 200  # now cached
+            engine.keys.revoke(created.key_id)
+            assert client.get("/v1/items", headers=headers).status_code == 401
+    finally:
+        engine.close()
+
+
+def test_keys_are_rate_limited_by_default(tmp_path: Path) -> None:
+    """A leaked key cannot take the whole server: limits are on unless turned off."""
+    access = load_settings(home=tmp_path).access
+    assert access.rate_limit_per_second == 1_000 and access.rate_limit_burst == 2_000
+    assert access.failed_auth_per_second == 5 and access.failed_auth_burst == 50

@@ -94,3 +94,26 @@ def test_a_prompt_client_is_unaffected(server: int) -> None:
         time.sleep(1.5)  # idle between requests is the keep-alive's business (5 s)
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _response(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_a_head_over_the_size_bound_is_answered_431(server: int) -> None:
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"7" * 20_000)
+        closed, answer = _closed_within(sock, 5.0)
+    assert closed and answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    assert b"headers_too_large" in answer
+
+
+def test_a_flood_of_header_bytes_is_cut_off_while_it_arrives(server: int) -> None:
+    """Megabytes of headers are not read to the end: past the bound (16 KiB, to within one
+    read) the server closes, and the sender finds the connection gone."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer psk_")
+        try:
+            while sent < 8_000_000:
+                sock.sendall(b"7" * 65_536)
+                sent += 65_536
+        except OSError:
+            pass  # closed by the server while we were still sending
+    assert sent < 8_000_000

@@ -309,3 +309,42 @@ def test_a_rejected_event_with_an_unstorable_id_or_key_is_quarantined(client: Te
     assert [e["event_id"] for e in entries] == [None, None, None, None]
     assert entries[2]["code"] == "unknown_field" and entries[2]["path"] == "a\\u0000b"
     assert len(entries[3]["path"]) == 512 and entries[3]["raw"].count("k") >= 600
+
+
+def _nested(depth: int) -> Any:
+    document: Any = "leaf"
+    for _ in range(depth):
+        document = {"a": document}
+    return document
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        (
+            "POST",
+            "/v1/placements",
+            {
+                "name": "deep",
+                "policy": "rules",
+                "variants": [{"id": "a", "payload": _nested(300)}],
+                "fallback": "a",
+            },
+        ),
+        ("PUT", "/v1/users/deep/traits", _nested(300)),
+        ("PUT", "/v1/items/deep", {"title": "t", "attributes": _nested(300)}),
+    ],
+)
+def test_a_document_nested_300_deep_is_refused_not_a_server_error(
+    client: TestClient, method: str, path: str, body: Any
+) -> None:
+    answer = client.request(method, path, json=body)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+def test_an_event_nested_300_deep_is_rejected_not_a_server_error(client: TestClient) -> None:
+    event = {"type": "view", "user_id": "u", "properties": _nested(300)}
+    answer = client.post("/v1/events", json=[event])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rejected"] == 1

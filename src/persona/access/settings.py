@@ -14,10 +14,15 @@ class AccessSettings(SettingsGroup):
         default=5.0, ge=0, description="How long a key lookup is reused (a revocation waits)."
     )
     rate_limit_per_second: float = Field(
-        default=0.0, ge=0, description="Requests per second per API key (0: unlimited)."
+        default=1_000.0,
+        ge=0,
+        description="Requests per second per API key (0: unlimited); a leaked key cannot take"
+        " the whole server.",
     )
     rate_limit_burst: int = Field(
-        default=0, ge=0, description="Requests a key may send at once (0: one second's worth)."
+        default=2_000,
+        ge=0,
+        description="Requests a key may send at once (0: one second's worth).",
     )
     failed_auth_per_second: float = Field(
         default=5.0,

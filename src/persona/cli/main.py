@@ -109,7 +109,7 @@ def run_server(engine: Engine) -> None:
     import uvicorn
 
     from persona.api.app import create_app
-    from persona.api.server import protocol_with_head_timeout
+    from persona.api.server import protocol_with_head_limits
     from persona.observability.logging import configure_logging
 
     settings = engine.settings
@@ -136,7 +136,9 @@ def run_server(engine: Engine) -> None:
         create_app(engine, background_jobs=True),
         host=settings.server.host,
         port=settings.server.port,
-        http=protocol_with_head_timeout(settings.server.head_timeout_seconds),
+        http=protocol_with_head_limits(
+            settings.server.head_timeout_seconds, settings.server.max_header_bytes
+        ),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
