@@ -32,6 +32,12 @@ class PayloadTooLargeError(PersonaError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
+class HeadersTooLargeError(PersonaError):
+    """The request's headers are over their size limit."""
+
+    status, code, title = 431, "headers_too_large", "Request headers too large"
+
+
 class RequestTimeoutError(PersonaError):
     """The request's body did not arrive in time."""
 

@@ -133,16 +133,18 @@ def _groups() -> Iterator[tuple[str, type[BaseModel]]]:
             yield name, field.annotation
 
 
+def _prefix(group: str | None) -> str:
+    """What the variables of a group's settings begin with (the top level's: ``None``)."""
+    return ENV_PREFIX if group is None else f"{ENV_PREFIX}{group}{NESTED}"
+
+
 def environment_names() -> dict[str, str]:
     """Every setting's environment variable, by its dotted name (``ingest.max_batch_events``)."""
-    names: dict[str, str] = {}
     groups = dict(_groups())
-    for name in Settings.model_fields:
-        if name in groups:
-            for inner in groups[name].model_fields:
-                names[f"{name}.{inner}"] = f"{ENV_PREFIX}{name}{NESTED}{inner}".upper()
-        else:
-            names[name] = f"{ENV_PREFIX}{name}".upper()
+    names = {name: f"{_prefix(None)}{name}".upper() for name in Settings.model_fields}
+    for group, model in groups.items():
+        del names[group]
+        names |= {f"{group}.{n}": f"{_prefix(group)}{n}".upper() for n in model.model_fields}
     return names
 
 
@@ -166,9 +168,9 @@ def _rows(model: BaseModel, prefix: str) -> Iterator[tuple[str, str, str]]:
 
 def _sections(settings: Settings) -> Iterator[tuple[str, BaseModel, str]]:
     """(title, model, variable prefix): the top level, then each group."""
-    yield "Top level", settings, ENV_PREFIX
+    yield "Top level", settings, _prefix(None)
     for name, _ in _groups():
-        yield f"`{name}`", getattr(settings, name), f"{ENV_PREFIX}{name}{NESTED}"
+        yield f"`{name}`", getattr(settings, name), _prefix(name)
 
 
 def effective(settings: Settings) -> list[tuple[str, str]]:

@@ -38,32 +38,33 @@ class RateLimiter:
 
     def check(self, key_id: str) -> None:
         """Take a token for ``key_id`` or raise RateLimitedError."""
-        if self.rate <= 0:
-            return
-        self.refuse_if_empty(key_id, f"this key is limited to {self.rate:g} requests per second")
-        self.spend(key_id)
+        self._take(key_id, f"this key is limited to {self.rate:g} requests per second")
 
     def refuse_if_empty(self, key: str, detail: str) -> None:
         """RateLimitedError when ``key`` has no token left (none is taken)."""
-        if self.rate <= 0:
-            return
-        with self._lock:
-            tokens, at = self._buckets.get(key, (self.burst, self._now()))
-            tokens = min(self.burst, tokens + (self._now() - at) * self.rate)
-        if tokens < 1.0:
-            raise RateLimitedError(detail, retry_after=max(1, math.ceil((1 - tokens) / self.rate)))
+        self._take(key, detail, spend=False)
 
     def spend(self, key: str) -> None:
         """Take a token from ``key`` (down to none)."""
+        self._take(key, None)
+
+    def _take(self, key: str, refusal: str | None, *, spend: bool = True) -> None:
+        """Refill ``key``'s bucket; then raise RateLimitedError with ``refusal`` as its detail
+        when it is empty (unless ``refusal`` is None), else take a token if ``spend``."""
         if self.rate <= 0:
             return
         now = self._now()
         with self._lock:
             tokens, at = self._buckets.get(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - at) * self.rate)
-            self._buckets[key] = (max(0.0, tokens - 1.0), now)
-            if len(self._buckets) > MAX_BUCKETS:
-                self._forget_full(now)
+            if tokens < 1.0 and refusal is not None:
+                self._buckets[key] = (tokens, now)
+                wait = max(1, math.ceil((1.0 - tokens) / self.rate))
+                raise RateLimitedError(refusal, retry_after=wait)
+            if spend:
+                self._buckets[key] = (max(0.0, tokens - 1.0), now)
+                if len(self._buckets) > MAX_BUCKETS:
+                    self._forget_full(now)
 
     def _forget_full(self, now: float) -> None:
         """Drop the buckets that have refilled: they hold nothing a new bucket would not."""

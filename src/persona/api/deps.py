@@ -32,6 +32,7 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     },
 }
 SCOPE_ATTRIBUTE = "persona_scope"
+PRINCIPAL = "principal"  # request state: the caller, once authenticated
 
 
 def presented_key(request: HTTPConnection) -> str | None:
@@ -59,7 +60,8 @@ def authorize_request(request: Request, scope: Scope | AnyScope) -> Principal:
     engine = engine_of(request)
     if engine.settings.dev_mode:
         return DEV_PRINCIPAL
-    principal = authenticate(engine, request)
+    # a request with a body was authenticated before its body was read (``key_check``)
+    principal = getattr(request.state, PRINCIPAL, None) or authenticate(engine, request)
     engine.rate_limits.check(principal.key_id)  # 429 with Retry-After when over the limit
     principal.require(scope)
     request.state.key_id = principal.key_id
@@ -81,12 +83,15 @@ def authenticate(engine: Engine, connection: HTTPConnection) -> Principal:
 
 def key_check(engine: Engine) -> Callable[[ASGIScope], object]:
     """For the request-limits middleware: raise unless the request carries a valid key (any
-    scope: the route checks its own), before its body is read. Nothing in development mode."""
+    scope: the route checks its own), before its body is read, and keep the caller for the
+    route. Nothing in development mode."""
 
     def check(scope: ASGIScope) -> object:
         if engine.settings.dev_mode:
             return None
-        return authenticate(engine, HTTPConnection(scope))
+        principal = authenticate(engine, HTTPConnection(scope))
+        scope.setdefault("state", {})[PRINCIPAL] = principal
+        return principal
 
     return check
 
@@ -186,3 +191,8 @@ def install_security_docs(app: FastAPI, routers: Sequence[APIRouter]) -> None:
 
 
 EngineDep = Depends(get_engine)
+# As a route's parameter, the caller (``Principal``) for routes whose answer depends on its
+# scopes; the OpenAPI note of the scope is found through them as through ``dependencies``.
+IngestKey = require(Scope.INGEST)
+ReadKey = require(Scope.READ)
+AdminKey = require(Scope.ADMIN)

@@ -14,8 +14,13 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from persona.api.problems import STATUS_CODES, problem
-from persona.errors import PayloadTooLargeError, PersonaError, RequestTimeoutError
+from persona.api.problems import error_problem
+from persona.errors import (
+    HeadersTooLargeError,
+    PayloadTooLargeError,
+    PersonaError,
+    RequestTimeoutError,
+)
 from persona.ids import random_hex
 from persona.observability.metrics import Metrics
 
@@ -25,13 +30,12 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 async def _refuse_with(
     exc: PersonaError, scope: Scope, receive: Receive, send: Send, *, close: bool
 ) -> None:
-    headers = {"www-authenticate": "Bearer"} if exc.status == 401 else {}
-    headers.update(getattr(exc, "headers", None) or {})
-    if close:
-        headers["connection"] = "close"
     request_id = scope.get("state", {}).get("request_id")
-    response = problem(exc.status, exc.code, exc.title, exc.detail, request_id, exc.extra, headers)
-    await response(scope, receive, send)
+    await error_problem(exc, request_id, close=close)(scope, receive, send)
+
+
+def headers_over(limit: int) -> str:
+    return f"the request headers are over the limit of {limit} bytes"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -138,11 +142,8 @@ class BodyLimitMiddleware:
             elif key == b"transfer-encoding":
                 chunked = True
         if header_bytes > self.max_header_bytes:
-            detail = f"the request headers are over the limit of {self.max_header_bytes} bytes"
-            request_id = scope.get("state", {}).get("request_id")
-            code, title = STATUS_CODES[431]
-            response = problem(431, code, title, detail, request_id, None, {"connection": "close"})
-            await response(scope, receive, send)
+            too_large = HeadersTooLargeError(headers_over(self.max_header_bytes))
+            await _refuse_with(too_large, scope, receive, send, close=True)
             return
         if declared is not None and declared > self.max_bytes:
             waiting = (_header(scope, b"expect") or "").lower() == "100-continue"
@@ -151,7 +152,8 @@ class BodyLimitMiddleware:
                 and declared <= self.drain_bytes
                 and await self._drain(receive, declared)
             )
-            await self._refuse(scope, receive, send, close=not complete)
+            refused = PayloadTooLargeError(self._detail())
+            await _refuse_with(refused, scope, receive, send, close=not complete)
             return
         if self.authenticate is not None and (chunked or declared):
             try:
@@ -166,7 +168,7 @@ class BodyLimitMiddleware:
         received = 0
         done = False  # the whole body has arrived
         deadline: float | None = None
-        refusal: tuple[int, bool] | None = None  # (status, whether the body was all read)
+        refusal: tuple[PersonaError, bool] | None = None  # (answer, whether the body was read)
         started = False
 
         async def guarded_receive() -> Message:
@@ -179,15 +181,19 @@ class BodyLimitMiddleware:
                 with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
                     message = await receive()
             except TimeoutError:
-                refusal = (408, False)
-                raise RequestTimeoutError(self._late()) from None
+                late = RequestTimeoutError(
+                    f"the request body did not arrive within {self.body_timeout_seconds:g} s"
+                )
+                refusal = (late, False)
+                raise late from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 more = message.get("more_body", False)
                 done = not more
                 if received > self.max_bytes:
-                    refusal = (413, not more or await self._drain(receive, self.drain_bytes))
-                    raise PayloadTooLargeError(self._detail())
+                    too_large = PayloadTooLargeError(self._detail())
+                    refusal = (too_large, not more or await self._drain(receive, self.drain_bytes))
+                    raise too_large
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -203,16 +209,8 @@ class BodyLimitMiddleware:
             if refusal is None or started:
                 raise
         if refusal is not None and not started:
-            status, whole = refusal
-            if status == 408:
-                await _refuse_with(
-                    RequestTimeoutError(self._late()), scope, receive, send, close=True
-                )
-            else:
-                await self._refuse(scope, receive, send, close=not whole)
-
-    def _late(self) -> str:
-        return f"the request body did not arrive within {self.body_timeout_seconds:g} s"
+            answer, whole = refusal
+            await _refuse_with(answer, scope, receive, send, close=not whole)
 
     async def _drain(self, receive: Receive, budget: int) -> bool:
         """Read and drop the rest of the body; whether it ended within the bounds."""
@@ -226,14 +224,6 @@ class BodyLimitMiddleware:
                 if not message.get("more_body", False):
                     return dropped <= budget
         return False
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, *, close: bool) -> None:
-        request_id = scope.get("state", {}).get("request_id")
-        headers = {"connection": "close"} if close else None
-        response = problem(
-            413, "payload_too_large", "Payload too large", self._detail(), request_id, None, headers
-        )
-        await response(scope, receive, send)
 
     def _detail(self) -> str:
         return f"the request body is over the limit of {self.max_bytes} bytes"

@@ -34,7 +34,6 @@ STATUS_CODES = {
     415: ("unsupported_media_type", "Unsupported media type"),
     422: ("invalid_request", "Invalid request"),
     429: ("rate_limited", "Too many requests"),
-    431: ("headers_too_large", "Request headers too large"),
 }
 
 PROBLEM_ERROR_SCHEMA: dict[str, Any] = {
@@ -138,13 +137,18 @@ def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-async def _persona_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PersonaError)
+def error_problem(exc: PersonaError, request_id: str | None, *, close: bool = False) -> Response:
+    """The problem answer of a domain error (``close``: and the connection ends with it)."""
     headers = {"www-authenticate": "Bearer"} if exc.status == 401 else {}
     headers.update(getattr(exc, "headers", None) or {})  # e.g. Retry-After of a 429
-    return problem(
-        exc.status, exc.code, exc.title, exc.detail, request_id_of(request), exc.extra, headers
-    )
+    if close:
+        headers["connection"] = "close"
+    return problem(exc.status, exc.code, exc.title, exc.detail, request_id, exc.extra, headers)
+
+
+async def _persona_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PersonaError)
+    return error_problem(exc, request_id_of(request))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

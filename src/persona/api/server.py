@@ -14,23 +14,17 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from persona.api.middleware import headers_over
+from persona.api.problems import error_problem
+from persona.errors import HeadersTooLargeError
 
 
 def protocol_with_head_limits(
     head_timeout_seconds: float, max_head_bytes: int
 ) -> type[HttpToolsProtocol]:
-    body = orjson.dumps(
-        {
-            "type": "urn:persona:problem:headers_too_large",
-            "title": "Request headers too large",
-            "status": 431,
-            "code": "headers_too_large",
-            "detail": f"the request headers are over the limit of {max_head_bytes} bytes",
-            "request_id": None,
-        }
-    )
+    body = bytes(error_problem(HeadersTooLargeError(headers_over(max_head_bytes)), None).body)
     too_large = (
         b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
         b"content-type: application/problem+json\r\nconnection: close\r\n"

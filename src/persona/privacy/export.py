@@ -8,7 +8,7 @@ from typing import Any
 
 from persona.clock import Clock, utc
 from persona.errors import NotFoundError
-from persona.identity import Kind, key_of
+from persona.identity import Kind
 from persona.privacy.audit import AuditLog
 from persona.privacy.erasure import subject_of
 from persona.privacy.personal import PersonalData
@@ -115,10 +115,7 @@ class ExportService:
             profile = self._profiles.get(subject_id)
         except NotFoundError:
             return None
-        if (
-            key_of("user" if profile.kind == "user" else "anonymous", profile.profile_id)
-            not in keys
-        ):
+        if profile.profile_key not in keys:
             return None  # the same text in the other namespace: somebody else's profile
         return profile.model_copy(update={"traits": self._personal.decrypt(profile.traits)})
 

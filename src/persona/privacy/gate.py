@@ -53,14 +53,9 @@ class PrivacyGate:
             return result
         users = {e.user_id for e in events if e.user_id}
         anonymous = {e.anonymous_id for e in events if e.anonymous_id}
-        erased = self._erased(
-            uow.tombstones, [*map(user_key, users), *map(anonymous_key, anonymous)]
-        )
-        book = load_book(
-            uow.consents,
-            [*map(user_key, users), *map(anonymous_key, anonymous)],
-            self.consent.required,
-        )
+        keys = [*map(user_key, users), *map(anonymous_key, anonymous)]
+        erased = self._erased(uow.tombstones, keys)
+        book = load_book(uow.consents, keys, self.consent.required)
         if not erased and book.decides_nothing() and CONSENT_EVENT not in {e.type for e in events}:
             result.used = list(events)  # the common case, without a look at each event
             return result

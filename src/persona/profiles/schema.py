@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, RootModel, field_validator
 
 from persona.documents import check_json_document
+from persona.identity import anonymous_key, user_key
 
 
 class RecentItem(BaseModel):
@@ -48,6 +49,13 @@ class Profile(BaseModel):
         description="Calibrated probability of each trained prediction (e.g. purchase_30d).",
     )
     updated_at: datetime
+
+    @property
+    def profile_key(self) -> str:
+        """The key the profile is stored under (``u:``/``a:`` and its id)."""
+        if self.kind == "user":
+            return user_key(self.profile_id)
+        return anonymous_key(self.profile_id)
 
 
 class TraitsWritten(BaseModel):

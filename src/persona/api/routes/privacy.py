@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Body, Path, Query, Request
 
 from persona.access.keys import Principal, Scope
-from persona.api.deps import EngineDep, actor, require
+from persona.api.deps import EngineDep, IngestKey, actor, require
 from persona.api.query import MAX_ROW_ID
 from persona.clock import utc
 from persona.engine import Engine
@@ -37,7 +37,6 @@ ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 PersonId = Path(min_length=1, max_length=128, pattern=ID_PATTERN)
 SubjectId = Path(min_length=1, max_length=128, pattern=ID_PATTERN)
 SegmentName = Path(pattern=NAME_PATTERN)
-IngestKey = require(Scope.INGEST)  # as a parameter: the answer depends on the caller's scopes
 IdType = Literal["user", "anonymous"] | None
 IdTypeQuery = Query(
     None,

@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Request, Response
 
 from persona.access.keys import Principal, Scope
-from persona.api.deps import EngineDep, engine_of, require, scoped
+from persona.api.deps import EngineDep, IngestKey, engine_of, scoped
 from persona.engine import Engine
 from persona.profiles.schema import Profile, Traits, TraitsWritten
 
 router = APIRouter(prefix="/v1", tags=["profiles"])
 
-IngestKey = require(Scope.INGEST)  # as a parameter: the answer depends on the caller's scopes
 PersonId = Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 
 

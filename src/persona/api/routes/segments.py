@@ -7,13 +7,11 @@ from collections.abc import Callable
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from persona.access.keys import Principal, Scope
-from persona.api.deps import EngineDep, actor, require
+from persona.api.deps import AdminKey, EngineDep, ReadKey, actor, require
 from persona.clock import utc
 from persona.documents import NO_NUL
 from persona.engine import Engine
-from persona.identity import anonymous_key, user_key
 from persona.privacy.aggregates import check_k_anonymity
-from persona.profiles.schema import Profile
 from persona.segments.schema import (
     NAME_PATTERN,
     Member,
@@ -49,8 +47,6 @@ def _public(record: SegmentRecord, size: int, shown: SizePolicy) -> Segment:
 
 
 SizePolicy = Callable[[int], int | None]
-ReadKey = require(Scope.READ)  # as a parameter: the route reads the caller's scopes
-AdminKey = require(Scope.ADMIN)
 
 
 def sizes_for(principal: Principal, engine: Engine) -> SizePolicy:
@@ -60,13 +56,6 @@ def sizes_for(principal: Principal, engine: Engine) -> SizePolicy:
         return lambda size: size
     k = engine.settings.privacy.k_anonymity
     return lambda size: size if size >= k else None
-
-
-def profile_key(profile: Profile) -> str:
-    """The storage key of a profile read through the API."""
-    if profile.kind == "user":
-        return user_key(profile.profile_id)
-    return anonymous_key(profile.profile_id)
 
 
 @router.post(
@@ -199,7 +188,7 @@ def list_members(
 def get_profile_segments(user_id: str = PersonId, engine: Engine = EngineDep) -> ProfileSegments:
     """The segments a person is in now, and every entry and exit."""
     profile = engine.profiles.get(user_id)
-    history = engine.segments.history(profile_key(profile))
+    history = engine.segments.history(profile.profile_key)
     return ProfileSegments(
         profile_id=profile.profile_id,
         segments=sorted({s.segment for s in history if s.exited_at_ms is None}),
