@@ -16,6 +16,7 @@ from persona.engine import Engine
 from persona.recommend.pipeline import RecommendationPipeline
 from persona.recommend.schema import RecommendationsOut
 from persona.recommend.service import REFRESH_PAUSE_FACTOR
+from persona.recommend.settings import RecommendSettings
 from persona.recommend.training import train_model_set
 from tests.conftest import NOW_MS, open_engine
 from tests.recommend.synthetic import START_S, catalog, events
@@ -69,6 +70,16 @@ def trained(client: TestClient, engine: Engine, model_set: Path) -> TestClient:
     assert engine.recommendations.reload() is not None
     engine.recommendations.budget_ms = 5_000  # the test machine is shared: no flaky fallbacks
     return client
+
+
+def strip_scores(items: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    return [(i["item_id"], i["sources"]) for i in items]
+
+
+def acted(client: TestClient, person: str, item: str = "i1") -> None:
+    """``person`` views ``item`` now: their batch shortlist no longer describes them."""
+    viewed = {"type": "view", "user_id": person, "item_id": item, "timestamp": NOW_MS // 1000}
+    assert client.post("/v1/events", json=viewed).status_code == 200
 
 
 def test_without_a_model_the_answer_comes_from_popular_items(client: TestClient) -> None:
@@ -212,6 +223,58 @@ def test_filters_category_and_exclude(trained: TestClient) -> None:
     assert not ids & {"i1", "i5"}
 
 
+def test_people_who_did_nothing_since_training_are_answered_from_their_shortlists(
+    trained: TestClient, engine: Engine
+) -> None:
+    """At the default budget; the same items the live ranking gives at the same moment."""
+    service = engine.recommendations
+    service.budget_ms = RecommendSettings().budget_ms
+    served = service._served
+    assert served is not None and served.shortlists is not None
+    hour = NOW_MS // 1000 // 3600 % 24  # the batch ranked at the training clock's hour
+    for person in ("p0", "p1", "p2", "p3"):
+        from_shortlist = recommendations(trained, person, n=10)
+        assert from_shortlist["source"] == "pipeline", from_shortlist
+        live = recommendations(trained, person, n=10, hour=hour)  # a context: ranked live
+        assert live["source"] == "pipeline" and not live["cached"]
+        # the same list; scores kept in single precision
+        assert strip_scores(from_shortlist["items"]) == strip_scores(live["items"])
+        assert [i["score"] for i in from_shortlist["items"]] == pytest.approx(
+            [i["score"] for i in live["items"]], rel=1e-6
+        )
+
+
+def test_a_shortlist_is_left_for_live_ranking_once_the_person_acts(
+    trained: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = engine.recommendations._served
+    assert served is not None
+    ranked: list[int] = []
+    rank = served.pipeline.rank
+
+    def counted(requests: Any, k: int) -> Any:
+        ranked.append(len(requests))
+        return rank(requests, k)
+
+    monkeypatch.setattr(served.pipeline, "rank", counted)
+    first = recommendations(trained, "p2", n=5)
+    assert (first["source"], ranked) == ("pipeline", [])
+    top = first["items"][0]["item_id"]
+    acted(trained, "p2", top)
+    after = recommendations(trained, "p2", n=5)
+    assert (after["source"], ranked) == ("pipeline", [1])
+    assert top not in {i["item_id"] for i in after["items"]}
+
+
+def test_filters_apply_to_shortlists(trained: TestClient) -> None:
+    first = recommendations(trained, "p0", n=5)["items"]
+    excluded = first[0]["item_id"]
+    again = recommendations(trained, "p0", n=5, exclude=excluded)
+    assert again["source"] == "pipeline"
+    assert excluded not in {i["item_id"] for i in again["items"]}
+    assert [i["item_id"] for i in again["items"]][:3] == [i["item_id"] for i in first[1:4]]
+
+
 def test_unavailable_items_are_never_recommended(trained: TestClient) -> None:
     top = recommendations(trained, "p0", n=3)["items"][0]["item_id"]
     response = trained.put(f"/v1/items/{top}", json={"available": False, "categories": []})
@@ -219,19 +282,33 @@ def test_unavailable_items_are_never_recommended(trained: TestClient) -> None:
     assert top not in {i["item_id"] for i in recommendations(trained, "p0", n=10)["items"]}
 
 
+@pytest.mark.parametrize("stage", ["rank", "finish"])
 def test_a_failing_pipeline_answers_from_trending(
-    trained: TestClient, monkeypatch: pytest.MonkeyPatch
+    trained: TestClient, monkeypatch: pytest.MonkeyPatch, stage: str
 ) -> None:
+    """``finish`` (the rerank stage) fails for a person served from their shortlist as for
+    one ranked live; ``rank`` fails the live path, after the shortlist path answered."""
+
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("stage failed")
 
-    monkeypatch.setattr(RecommendationPipeline, "rank", broken)
+    monkeypatch.setattr(RecommendationPipeline, stage, broken)
     body = recommendations(trained, "p0", n=5)
+    if stage == "finish":
+        assert body["source"] == "trending" and body["reason"] == "pipeline failed"
+        assert len(body["items"]) == 5
+    else:  # p0 did nothing since training: the shortlist answers, without ranking
+        assert body["source"] == "pipeline"
+    assert trained.post(
+        "/v1/events", json=[{"type": "view", "user_id": "p0", "item_id": "i1"}]
+    ).status_code in (200, 202)
+    body = recommendations(trained, "p0", n=5)  # stale shortlist: ranked live, which fails
     assert body["source"] == "trending" and body["reason"] == "pipeline failed"
     assert len(body["items"]) == 5
 
 
 def test_an_exceeded_budget_answers_from_trending(trained: TestClient, engine: Engine) -> None:
+    acted(trained, "p0")  # their shortlist is stale: ranked live
     engine.recommendations.budget_ms = 0.001
     body = recommendations(trained, "p0", n=5)
     assert body["source"] == "trending" and body["reason"] == "latency budget exceeded"
@@ -251,6 +328,7 @@ def test_a_ranking_that_missed_its_budget_answers_the_next_ask(
 
     monkeypatch.setattr(pipeline, "rank", slow_rank)
     service.budget_ms = 10
+    acted(trained, "p0")  # their shortlist is stale: ranked live
     assert recommendations(trained, "p0", n=5)["source"] == "trending"
     deadline = time.monotonic() + 30
     while not len(service.cache) and time.monotonic() < deadline:
@@ -263,6 +341,7 @@ def test_an_aged_answer_is_served_while_the_person_is_ranked_again(
     trained: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = engine.recommendations
+    acted(trained, "p0")  # their shortlist is stale: ranked live
     first = recommendations(trained, "p0", n=5)
     assert (first["source"], first["cached"]) == ("pipeline", False)
     pipeline = service._served.pipeline  # type: ignore[union-attr]
@@ -296,6 +375,7 @@ def test_aged_answers_are_refreshed_a_quarter_of_the_time_at_most(
 ) -> None:
     service = engine.recommendations
     for person in ("p0", "p1"):
+        acted(trained, person)  # their shortlists are stale: ranked live
         recommendations(trained, person, n=5)
     pipeline = service._served.pipeline  # type: ignore[union-attr]
     rank = pipeline.rank

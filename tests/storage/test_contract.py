@@ -142,6 +142,10 @@ class TestEventLog:
             ]
             assert uow.events.item_history("u:1", 2) == [("i2", "click", 30), ("i1", "view", 10)]
             assert uow.events.item_history("u:9", 5) == []
+            assert uow.events.item_signature("u:1", ["impression"]) == (3, 30)
+            assert uow.events.item_signature("u:3", ["impression"]) == (0, -1)
+            assert uow.events.item_signature("u:3", []) == (1, 50)
+            assert uow.events.item_signature("u:9", ["impression"]) == (0, -1)
             assert sorted(uow.events.context_item_counts("device", 10, ["impression"])) == [
                 ("mobile", "i1", 1),
                 ("mobile", "i2", 1),

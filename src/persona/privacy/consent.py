@@ -10,13 +10,14 @@ under the anonymous id and the user it was linked to.
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from persona.clock import Clock
 from persona.errors import InvalidRequestError, SubjectErasedError
-from persona.identity import ANONYMOUS, anonymous_key, is_user_key, split_key, user_key
+from persona.identity import ANONYMOUS, USER, anonymous_key, is_user_key, split_key, user_key
 from persona.privacy.audit import AuditLog
 from persona.storage.protocols import ConsentLog, Storage, UnitOfWork
 from persona.storage.records import ConsentChange, ConsentEntry
@@ -25,6 +26,8 @@ ANALYTICS = "analytics"
 PERSONALIZATION = "personalization"
 # What folding an event into profiles, segments, models and decisions needs.
 USE_PURPOSES = (ANALYTICS, PERSONALIZATION)
+DECISION_SECONDS = 1.0  # how long another process's consent change may go unseen here
+MAX_DECISIONS = 200_000  # people whose decisions are kept (then all are read again)
 
 
 class ConsentStatus(StrEnum):
@@ -137,6 +140,11 @@ class ConsentService:
         self._change_listeners: list[Callable[[Collection[str]], None]] = []
         self._hash_id = hash_id
         self._tombstones_of = tombstones_of  # the tombstones that mark a profile key erased
+        # Decisions of ``allows_person`` (asked on every recommendation), by (person, purpose):
+        # kept DECISION_SECONDS at most, dropped at once by a commit that names the person.
+        self._decided: dict[str, dict[str, tuple[float, bool]]] = {}
+        self._generation = 0
+        storage.add_commit_listener(self._committed)
 
     def check(self, changes: Mapping[str, str]) -> dict[str, ConsentStatus]:
         """Validated ``{purpose: status}``; unknown purposes or statuses are refused."""
@@ -211,6 +219,7 @@ class ConsentService:
             if uow.tombstones.erased(self._tombstones_of(key)):
                 raise SubjectErasedError("this person was erased; their consent is not recorded")
             self.record(uow, key, checked, effective_at_ms=at, source="api", actor=actor)
+        self._committed({key})
         for listener in self._change_listeners:
             listener({key})
         return self.current(key)
@@ -235,12 +244,37 @@ class ConsentService:
         return book.granted(_own_keys(book, profile_key), purpose, self._clock.now_ms())
 
     def allows_person(self, person_id: str, purpose: str) -> bool:
-        """Whether ``purpose`` is granted now for a user or anonymous id (one short read)."""
+        """Whether ``purpose`` is granted now for a user or anonymous id (one short read, or
+        none when it was read less than ``DECISION_SECONDS`` ago).
+
+        Changes through this process drop the decision at once; those of another process
+        are seen within ``DECISION_SECONDS``.
+        """
+        started = time.monotonic()
+        decided = self._decided.get(person_id, {}).get(purpose)
+        if decided is not None and started - decided[0] < DECISION_SECONDS:
+            return decided[1]
+        generation = self._generation
         user, anonymous = user_key(person_id), anonymous_key(person_id)
         book = ConsentBook(self.required)
         with self._storage.read() as uow:
             _fill(book, uow.consents.of_person(user, anonymous, purpose))
-        return book.granted(book.keys_for(user, anonymous), purpose, self._clock.now_ms())
+        granted = book.granted(book.keys_for(user, anonymous), purpose, self._clock.now_ms())
+        if generation == self._generation:  # no commit meanwhile could have changed it
+            if len(self._decided) >= MAX_DECISIONS:
+                self._decided = {}
+            self._decided.setdefault(person_id, {})[purpose] = (started, granted)
+        return granted
+
+    def _committed(self, changed: Collection[str] | None) -> None:
+        """Forget the decisions of the people a commit changed (consent given by an event, a
+        link between ids, an erasure ...)."""
+        if not changed:
+            return
+        self._generation += 1
+        for key in changed:
+            if key.startswith((USER, ANONYMOUS)):
+                self._decided.pop(split_key(key)[1], None)
 
     def history(self, uow: UnitOfWork, keys: Sequence[str]) -> list[ConsentChange]:
         """Every change recorded under ``keys``, in recording order."""

@@ -12,13 +12,8 @@ tables are vacuumed).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import numpy as np
 
 from persona.clock import Clock
 from persona.errors import AmbiguousSubjectError, NotFoundError
@@ -146,32 +141,8 @@ class ErasureService:
         return report
 
     def _rewrite_models(self, subject: Subject) -> tuple[int, int]:
-        """Every stored model set without the person's rows (their only user-side state)."""
-        rewritten = removed = 0
-        names = subject.keys  # model sets name people by profile key
-        for version in self._registry.versions():
-            path = version.path / "interactions.npz"
-            if not path.exists():
-                continue
-            with np.load(path, allow_pickle=False) as stored:
-                arrays = {k: stored[k] for k in stored.files}
-            user_ids = arrays["user_ids"]
-            doomed = np.flatnonzero(np.isin(user_ids, sorted(names)))
-            if doomed.size == 0:
-                continue
-            keep_users = np.setdiff1d(np.arange(len(user_ids)), doomed)
-            new_index = np.full(len(user_ids), -1, dtype=np.int64)
-            new_index[keep_users] = np.arange(len(keep_users))
-            rows = ~np.isin(arrays["users"], doomed)
-            removed += int((~rows).sum())
-            users_dtype = arrays["users"].dtype
-            arrays["user_ids"] = user_ids[keep_users]
-            arrays["users"] = new_index[arrays["users"][rows]].astype(users_dtype)
-            for name in ("items", "timestamps_ms", "weights", "values"):
-                arrays[name] = arrays[name][rows]
-            _replace_npz(path, arrays)
-            rewritten += 1
-        return rewritten, removed
+        """Every stored model set without the person (model sets name people by profile key)."""
+        return self._registry.erase_people(subject.keys)
 
     def _forget_on_disk(self, table_names: list[str]) -> None:
         """Make deleted rows unreadable from the database files, not only from SQL."""
@@ -179,16 +150,3 @@ class ErasureService:
             self._storage.forget_deleted(table_names)
         except Exception:
             log.exception("the database files could not be compacted after an erasure")
-
-
-def _replace_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    descriptor, staging = tempfile.mkstemp(prefix=".erase-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, allow_pickle=False, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise

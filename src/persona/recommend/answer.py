@@ -10,6 +10,7 @@ import numpy as np
 
 from persona.recommend.pipeline import Ranked, RecommendationPipeline
 from persona.recommend.registry import ModelVersion
+from persona.recommend.shortlists import Freshness, ShortlistTable
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class ServedModel:
 
     version: ModelVersion
     pipeline: RecommendationPipeline
+    shortlists: ShortlistTable | None = None  # the batch ranking saved with the model set
+    freshness: Freshness = field(default_factory=Freshness)  # whose shortlists are true
 
 
 def ranked_items(pipeline: RecommendationPipeline, ranked: Ranked) -> list[RecommendedItem]:

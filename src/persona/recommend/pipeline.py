@@ -9,7 +9,8 @@ then on everything, to serve.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from persona.recommend.sources import (
 Progress = Callable[[str], None]
 SourceFactory = Callable[[int], list[CandidateSource]]
 MIN_PEOPLE = 5  # fewer people than this on either side, and no ranker is learned
+EXPLORATION_POOL = 500  # new items considered for exploration: the newest, to bound the work
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,15 @@ class Request:
 
 
 @dataclass(frozen=True)
+class Shortlist:
+    """Candidates ranked by the ranker, best first, with the sources that proposed each."""
+
+    items: IntArray
+    scores: npt.NDArray[np.float32]
+    proposers: Mapping[int, list[str]]
+
+
+@dataclass(frozen=True)
 class Ranked:
     items: list[Slot]
     sources: list[list[str]]  # for each slot, the sources that proposed it
@@ -109,6 +120,7 @@ class RecommendationPipeline:
         self.available: npt.NDArray[np.bool_] | None = None
         self._histories: list[History] = []
         self._last_times: IntArray = np.zeros(0, dtype=np.int64)
+        self._pools: dict[int, IntArray] = {}  # exploration pools by second, the latest few
 
     # Training -------------------------------------------------------------------------------
 
@@ -159,6 +171,7 @@ class RecommendationPipeline:
         self._attach(data)
 
     def _attach(self, data: Interactions) -> None:
+        self._pools = {}
         self.facts = ItemFacts(data)
         self.data = data
         self.available = data.item_table.available.copy()
@@ -233,6 +246,10 @@ class RecommendationPipeline:
         as_of = int(self._last_times[person])
         return Request(self._histories[person], as_of, int(_hours(np.asarray([as_of]))[0]))
 
+    def histories(self) -> list[History]:
+        """Each fitted person's history, by person index."""
+        return self._histories
+
     # Persistence ----------------------------------------------------------------------------
 
     def source_arrays(self) -> dict[str, dict[str, np.ndarray]]:
@@ -266,7 +283,25 @@ class RecommendationPipeline:
 
     def rank(self, requests: Sequence[Request], k: int) -> list[Ranked]:
         """A ranked list per request, without its history, exclusions or unavailable items."""
-        results: list[Ranked] = []
+        return [
+            self.finish(request, shortlist, k, content)
+            for request, (shortlist, content) in zip(
+                requests, self._shortlists(requests), strict=True
+            )
+        ]
+
+    def shortlists(self, requests: Sequence[Request], n: int) -> list[Shortlist]:
+        """Each request's ``n`` best candidates by the ranker, before the rerank stage: what the
+        batch ranking keeps for every person (see ``shortlists.ShortlistTable``)."""
+        return [
+            Shortlist(s.items[:n], s.scores[:n], s.proposers) for s, _ in self._shortlists(requests)
+        ]
+
+    def _shortlists(
+        self, requests: Sequence[Request]
+    ) -> Iterator[tuple[Shortlist, np.ndarray | None]]:
+        """Every candidate of each request ranked by the ranker, and the content source's
+        scores of the request (which exploration reuses), block by block."""
         for start in range(0, len(requests), self.config.block_size):
             chunk = requests[start : start + self.config.block_size]
             block = RequestBlock(
@@ -279,20 +314,11 @@ class RecommendationPipeline:
             )
             scores = self._score(features, candidates)
             offsets = np.cumsum([0] + [len(c) for c in candidates])
-            for row, request in enumerate(chunk):
+            for row in range(len(chunk)):
                 row_scores = scores[offsets[row] : offsets[row + 1]]
                 order = np.argsort(-row_scores, kind="stable")
-                results.append(
-                    self._finish(
-                        request,
-                        candidates[row][order],
-                        row_scores[order],
-                        k,
-                        proposers[row],
-                        None if content is None else content[row],
-                    )
-                )
-        return results
+                shortlist = Shortlist(candidates[row][order], row_scores[order], proposers[row])
+                yield shortlist, None if content is None else content[row]
 
     def _score(self, features: np.ndarray, candidates: Sequence[IntArray]) -> np.ndarray:
         if self.ranker is not None and len(features):
@@ -301,32 +327,42 @@ class RecommendationPipeline:
         # the sources proposed them: the first source's best first.
         return np.concatenate([-np.arange(len(c), dtype=np.float64) for c in candidates])
 
-    def _finish(
+    def finish(
         self,
         request: Request,
-        ranked: IntArray,
-        scores: np.ndarray,
+        shortlist: Shortlist,
         k: int,
-        proposers: dict[int, list[str]],
         content_scores: np.ndarray | None = None,
     ) -> Ranked:
+        """The rerank stage over ranked candidates: business rules, diversity, exploration.
+
+        ``shortlist`` may come from this request's ranking or from the batch ranking (which
+        ranked the same history earlier): either way it holds no item of the history.
+        """
         assert self.data is not None
         rules = self._allowed_rules(request)
-        rng = np.random.default_rng(
-            [self.config.seed, int(request.as_of_s), len(request.history.items)]
-        )
+        rng = None
+        if self.config.rerank.exploration_share and len(self._exploration_pool(request.as_of_s)):
+            # Seeded by the request, so the same request explores the same way.
+            seed = (self.config.seed * 1_000_003 + int(request.as_of_s)) * 1_000_003
+            rng = random.Random(seed + len(request.history.items))  # noqa: S311 (not a secret)
+
+        def new_items() -> IntArray | None:  # only asked when exploration gets a slot
+            return self._new_items(request, content_scores)
+
         slots = rerank(
-            ranked,
-            scores,
+            shortlist.items,
+            shortlist.scores,
             k,
             categories=self.data.item_table.categories,
             config=self.config.rerank,
             rules=rules,
-            new_items=self._new_items(request, content_scores),
+            new_items=new_items,
             rng=rng,
         )
         sources = [
-            proposers.get(s.item, ["exploration"] if s.explored else ["rule"]) for s in slots
+            shortlist.proposers.get(s.item, ["exploration"] if s.explored else ["rule"])
+            for s in slots
         ]
         return Ranked(slots, sources)
 
@@ -344,36 +380,46 @@ class RecommendationPipeline:
     ) -> IntArray | None:
         """Items that appeared recently and few people saw yet, the person's best fit first
         (by content similarity: ``content_scores`` when the caller has them already)."""
-        c = self.config.rerank
-        if not c.exploration_share or self.facts is None:
+        if not self.config.rerank.exploration_share or self.facts is None:
             return None
-        timeline = self.facts.timeline
-        first = timeline.first_seen_s
-        age_days = (request.as_of_s - first) / DAY_S
-        created_age = (request.as_of_s - self.facts.created_s) / DAY_S
-        recent = ((age_days >= 0) & (age_days <= c.new_item_days)) | (
-            (self.facts.created_s > 0) & (created_age >= 0) & (created_age <= c.new_item_days)
-        )
-        few = timeline.window_counts(request.as_of_s, 1e6)
-        eligible = recent & (few <= c.new_item_max_interactions)
-        eligible &= ~self.excluded_mask(request.history, request.exclude)
-        candidates = np.flatnonzero(eligible)
+        pool = self._exploration_pool(request.as_of_s)
+        candidates = pool[~self.excluded_mask(request.history, request.exclude)[pool]]
         if not len(candidates):
             return None
         if content_scores is not None:
             affinity = content_scores[candidates]
-            return candidates[np.argsort(-affinity, kind="stable")][:5]
-        content = next((s for s in self.sources if s.name == "content"), None)
-        if content is None:
-            return candidates[:5]
-        inputs = source_input(
-            RequestBlock(
-                [request.history], np.asarray([request.as_of_s]), np.asarray([request.hour])
-            ),
-            self.facts.n_items,
-        )
-        affinity = content.score(inputs)[0][candidates]
+        else:
+            content = next((s for s in self.sources if isinstance(s, ContentSimilarity)), None)
+            if content is None:
+                return candidates[:5]
+            affinity = content.affinity(request.history.items, candidates)
         return candidates[np.argsort(-affinity, kind="stable")][:5]
+
+    def _exploration_pool(self, as_of_s: int) -> IntArray:
+        as_of_s = int(as_of_s)
+        """The newest ``EXPLORATION_POOL`` items that appeared within ``new_item_days`` before
+        ``as_of_s`` and few people interacted with yet, newest first; the same for every
+        request of a second, so it is computed once per second."""
+        found = self._pools.get(as_of_s)
+        if found is not None:
+            return found
+        assert self.facts is not None
+        c = self.config.rerank
+        timeline = self.facts.timeline
+        appeared = np.maximum(timeline.first_seen_s, self.facts.created_s)
+        first_age = (as_of_s - timeline.first_seen_s) / DAY_S
+        created_age = (as_of_s - self.facts.created_s) / DAY_S
+        recent = ((first_age >= 0) & (first_age <= c.new_item_days)) | (
+            (self.facts.created_s > 0) & (created_age >= 0) & (created_age <= c.new_item_days)
+        )
+        few = timeline.window_counts(as_of_s, 1e6) <= c.new_item_max_interactions
+        eligible = np.flatnonzero(recent & few)
+        newest = eligible[np.argsort(-appeared[eligible], kind="stable")][:EXPLORATION_POOL]
+        pool = np.sort(newest)  # in item order, as before the pool was bounded
+        if len(self._pools) >= 4:
+            self._pools = {}
+        self._pools[as_of_s] = pool
+        return pool
 
     def rank_by_source(self, request: Request, source: str, n: int) -> list[tuple[int, float]]:
         """The top ``n`` items of one candidate source alone, as ``(item, score)``, filtered as

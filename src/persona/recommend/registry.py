@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ import numpy as np
 
 from persona.clock import utc
 from persona.recommend.dataset import Interactions, ItemTable
+from persona.recommend.shortlists import ShortlistTable
 
 CHAMPION = "champion"
+SHORTLISTS = "shortlists.npz"
 KEEP_VERSIONS = 3  # model sets are large (an EASE matrix is items^2 floats): keep a few
 
 
@@ -80,6 +83,7 @@ class ModelRegistry:
         data: Interactions,
         source_arrays: dict[str, dict[str, np.ndarray]],
         ranker_text: str | None,
+        shortlists: ShortlistTable | None = None,
     ) -> ModelVersion:
         """Write a version atomically: into a temporary directory, then renamed into place."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -91,6 +95,8 @@ class ModelRegistry:
                 _savez(staging / f"source-{name}.npz", arrays)
             if ranker_text is not None:
                 (staging / "ranker.txt").write_text(ranker_text)
+            if shortlists is not None:
+                _savez(staging / SHORTLISTS, shortlists.to_arrays())
             (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
             _fsync_tree(staging)
             staging.rename(self.root / version)
@@ -119,6 +125,38 @@ class ModelRegistry:
             shutil.rmtree(v.path, ignore_errors=True)
         return [v.version for v in doomed]
 
+    def erase_people(self, profile_keys: Collection[str]) -> tuple[int, int]:
+        """Rewrite every model set without these people: their interactions and their
+        shortlist. Returns the model sets rewritten and the interaction rows removed."""
+        rewritten = removed = 0
+        names = sorted(profile_keys)
+        for version in self.versions():
+            path = version.path / "interactions.npz"
+            if not path.exists():
+                continue
+            with np.load(path, allow_pickle=False) as stored:
+                arrays = {k: stored[k] for k in stored.files}
+            user_ids = arrays["user_ids"]
+            doomed = np.flatnonzero(np.isin(user_ids, names))
+            if doomed.size == 0:
+                continue
+            keep_users = np.setdiff1d(np.arange(len(user_ids)), doomed)
+            new_index = np.full(len(user_ids), -1, dtype=np.int64)
+            new_index[keep_users] = np.arange(len(keep_users))
+            rows = ~np.isin(arrays["users"], doomed)
+            removed += int((~rows).sum())
+            users_dtype = arrays["users"].dtype
+            arrays["user_ids"] = user_ids[keep_users]
+            arrays["users"] = new_index[arrays["users"][rows]].astype(users_dtype)
+            for name in ("items", "timestamps_ms", "weights", "values"):
+                arrays[name] = arrays[name][rows]
+            _replace_npz(path, arrays)
+            shortlists = self.load_shortlists(version)
+            if shortlists is not None:
+                _replace_npz(version.path / SHORTLISTS, shortlists.without(names).to_arrays())
+            rewritten += 1
+        return rewritten, removed
+
     def load_interactions(self, version: ModelVersion) -> Interactions:
         with np.load(version.path / "interactions.npz", allow_pickle=False) as arrays:
             table = _item_table_from_json(json.loads((version.path / "items.json").read_text()))
@@ -140,9 +178,31 @@ class ModelRegistry:
                 found[path.stem.removeprefix("source-")] = {k: arrays[k] for k in arrays.files}
         return found
 
+    def load_shortlists(self, version: ModelVersion) -> ShortlistTable | None:
+        """The batch ranking of the version; None for a version saved without one."""
+        path = version.path / SHORTLISTS
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as arrays:
+            return ShortlistTable.from_arrays({k: arrays[k] for k in arrays.files})
+
     def load_ranker_text(self, version: ModelVersion) -> str | None:
         path = version.path / "ranker.txt"
         return path.read_text() if path.exists() else None
+
+
+def _replace_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` durably, replacing the file in one step."""
+    descriptor, staging = tempfile.mkstemp(prefix=".rewrite-", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            np.savez(handle, allow_pickle=False, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
 
 
 def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:

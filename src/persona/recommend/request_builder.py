@@ -12,12 +12,16 @@ from persona.clock import Clock
 from persona.profiles.service import ProfileService
 from persona.recommend.answer import RecommendationQuery
 from persona.recommend.context import ContextTrends
-from persona.recommend.pipeline import RecommendationPipeline, Request
+from persona.recommend.dataset import IntArray
+from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
 from persona.recommend.request import History
+from persona.recommend.shortlists import Freshness, ShortlistTable, Signature
 from persona.recommend.training import NOT_INTERACTIONS
 from persona.storage.protocols import Storage
 
 UNAVAILABLE_TTL_SECONDS = 1.0
+CATEGORY_MEMO_ENTRIES = 256  # categories asked for, whose complements are kept per model set
+_NOT_INTERACTIONS = sorted(NOT_INTERACTIONS)
 
 ItemTimes = list[tuple[str, int]]
 """A person's items with their times (seconds), oldest first."""
@@ -42,6 +46,11 @@ class RequestBuilder:
         # another process within the second.
         self._unavailable_ids = Refreshed(self._read_unavailable, UNAVAILABLE_TTL_SECONDS)
         self._segment_favourites: Callable[[str], list[str]] | None = None
+        self._unavailable_memo: tuple[list[str], RecommendationPipeline, IntArray] | None = None
+        self._category_memo: tuple[RecommendationPipeline | None, dict[str, IntArray]] = (
+            None,
+            {},
+        )
 
     def set_segment_favourites(self, favoured: Callable[[str], list[str]]) -> None:
         """Where the items favoured by a person's segments come from (a candidate source)."""
@@ -59,6 +68,53 @@ class RequestBuilder:
             for item, kind, at_ms in reversed(events)
             if kind not in NOT_INTERACTIONS
         ]
+
+    def signature(self, person_id: str) -> tuple[str, Signature] | None:
+        """The person's profile key and what their shortlist must match (one short read);
+        None for someone without a profile."""
+        with self._storage.read() as uow:
+            key = self._profiles.resolve(uow, person_id)
+            if key is None:
+                return None
+            count, latest_ms = uow.events.item_signature(key, _NOT_INTERACTIONS)
+        return key, Signature(count, latest_ms)
+
+    def shortlisted(
+        self,
+        pipeline: RecommendationPipeline,
+        table: ShortlistTable,
+        freshness: Freshness,
+        query: RecommendationQuery,
+    ) -> tuple[str, Request, Shortlist] | None:
+        """The person's request with their batch shortlist, filtered for this query, when the
+        shortlist is still true of them and holds enough items; None to rank them live."""
+        data = pipeline.data
+        assert data is not None
+        profile_key = freshness.known(query.person_id)
+        if profile_key is None:
+            found = self.signature(query.person_id)
+            if found is None or freshness.is_stale(found[0]):
+                return None
+            profile_key, now = found
+            if not table.matches(profile_key, now):
+                return None
+            freshness.verified(query.person_id, profile_key)
+        shortlist = table.get(profile_key)
+        person = data.user_index(profile_key)
+        if shortlist is None or person is None:
+            return None
+        now_s = self._clock.now_ms() // 1000
+        request = Request(
+            history=pipeline.histories()[person],
+            as_of_s=now_s,
+            hour=int(now_s // 3600 % 24),
+            exclude=self.exclusions(pipeline, query),
+        )
+        keep = ~pipeline.excluded_mask(request.history, request.exclude)[shortlist.items]
+        if np.count_nonzero(keep) < query.n:
+            return None
+        kept = Shortlist(shortlist.items[keep], shortlist.scores[keep], shortlist.proposers)
+        return profile_key, request, kept
 
     def request(
         self,
@@ -92,14 +148,41 @@ class RequestBuilder:
         outside ``category``."""
         data = pipeline.data
         assert data is not None
-        excluded = {data.item_index(i) for i in query.exclude} | {
-            data.item_index(i) for i in self.unavailable()
-        }
-        indices = [i for i in excluded if i is not None]
+        parts = [self._unavailable_indices(pipeline)]
+        if query.exclude:
+            asked = (data.item_index(i) for i in query.exclude)
+            parts.append(np.asarray([i for i in asked if i is not None], dtype=np.int64))
         if query.category is not None:
+            parts.append(self._outside_category(pipeline, query.category))
+        return np.unique(np.concatenate(parts))
+
+    def _unavailable_indices(self, pipeline: RecommendationPipeline) -> IntArray:
+        """Indices of the unavailable items, converted once per list read (``unavailable``)."""
+        ids = self.unavailable()
+        memo = self._unavailable_memo
+        if memo is None or memo[0] is not ids or memo[1] is not pipeline:
+            data = pipeline.data
+            assert data is not None
+            found = (data.item_index(i) for i in ids)
+            indices = np.asarray(sorted({i for i in found if i is not None}), dtype=np.int64)
+            memo = self._unavailable_memo = (ids, pipeline, indices)
+        return memo[2]
+
+    def _outside_category(self, pipeline: RecommendationPipeline, category: str) -> IntArray:
+        """Indices of the items not in ``category``, per model set (its catalog is fixed)."""
+        if self._category_memo[0] is not pipeline:
+            self._category_memo = (pipeline, {})
+        outside = self._category_memo[1]
+        if category not in outside:
+            data = pipeline.data
+            assert data is not None
             categories = data.item_table.categories
-            indices += [i for i in range(data.n_items) if query.category not in categories[i]]
-        return np.asarray(sorted(set(indices)), dtype=np.int64)
+            if len(outside) >= CATEGORY_MEMO_ENTRIES:
+                outside.clear()
+            outside[category] = np.asarray(
+                [i for i in range(data.n_items) if category not in categories[i]], dtype=np.int64
+            )
+        return outside[category]
 
     def _serving_candidates(
         self, pipeline: RecommendationPipeline, query: RecommendationQuery, profile_key: str | None
@@ -112,14 +195,21 @@ class RequestBuilder:
         if query.device or query.country:
             context = {"device": query.device, "country": query.country}
             found["context_trending"] = [i for i, _ in self.context_trends.ranked(context)[:30]]
-        if profile_key is not None and self._segment_favourites is not None:
-            found["segment_trending"] = self._segment_favourites(profile_key)
+        if profile_key is not None:
+            found.update(self.person_candidates(profile_key))
         extra: dict[str, np.ndarray] = {}
         for name, ids in found.items():
             indices = [j for j in (data.item_index(i) for i in ids) if j is not None]
             if indices:
                 extra[name] = np.asarray(indices, dtype=np.int64)
         return extra
+
+    def person_candidates(self, profile_key: str) -> dict[str, list[str]]:
+        """The person's candidates that only serving knows, item ids by source: what their
+        segments favour lately (the batch ranking asks too, see ``shortlists``)."""
+        if self._segment_favourites is None:
+            return {}
+        return {"segment_trending": self._segment_favourites(profile_key)}
 
     def unavailable(self) -> list[str]:
         return self._unavailable_ids.get()

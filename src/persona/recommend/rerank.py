@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from persona.recommend.dataset import IntArray
+
+NewItems = IntArray | Callable[[], IntArray | None]
+
+
+class Draws(Protocol):
+    """A source of uniform draws in [0, 1): ``random.Random`` or a numpy ``Generator``."""
+
+    def random(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -46,18 +54,21 @@ def rerank(
     categories: Sequence[Sequence[str]],
     config: RerankConfig,
     rules: BusinessRules | None = None,
-    new_items: IntArray | None = None,
-    rng: np.random.Generator | None = None,
+    new_items: NewItems | None = None,
+    rng: Draws | None = None,
 ) -> list[Slot]:
     """Pick ``k`` slots from ``ranked`` (best first, with ``scores`` aligned to it).
 
-    ``new_items`` are exploration candidates, best first; ``rng`` decides how many slots they
-    get, so a seeded generator makes the list reproducible.
+    ``new_items`` are exploration candidates, best first, or a function that finds them,
+    called only when exploration gets a slot in this list; ``rng`` decides how many slots
+    they get, so a seeded generator makes the list reproducible.
     """
     rules = rules or BusinessRules()
-    order = list(zip(ranked.tolist(), np.asarray(scores, dtype=np.float64).tolist(), strict=True))
+    order: Iterable[tuple[int, float]] = zip(
+        ranked.tolist(), np.asarray(scores, dtype=np.float64).tolist(), strict=True
+    )
     if rules.boosts or rules.buried:
-        order = _apply_rules(order, rules)
+        order = _apply_rules(list(order), rules)
     chosen = _diverse(order, k, categories, config.max_category_share)
     chosen = _explore(chosen, k, config, new_items, rng)
     return _pin(chosen, k, rules)
@@ -70,24 +81,25 @@ def _apply_rules(order: list[tuple[int, float]], rules: BusinessRules) -> list[t
 
 
 def _diverse(
-    order: list[tuple[int, float]], k: int, categories: Sequence[Sequence[str]], share: float
+    order: Iterable[tuple[int, float]], k: int, categories: Sequence[Sequence[str]], share: float
 ) -> list[Slot]:
     """Greedy: take the best item unless one of its categories is already at its cap.
 
     Items skipped for diversity are used, in order, when nothing else is left.
     """
     cap = max(1, math.ceil(share * k)) if share < 1.0 else k
-    counts: Counter[str] = Counter()
+    counts: dict[str, int] = {}
     chosen: list[Slot] = []
     skipped: list[Slot] = []
     for item, score in order:
         if len(chosen) == k:
             break
         cats = categories[item]
-        if any(counts[c] >= cap for c in cats):
+        if any(counts.get(c, 0) >= cap for c in cats):
             skipped.append(Slot(item, score))
             continue
-        counts.update(cats)
+        for c in cats:
+            counts[c] = counts.get(c, 0) + 1
         chosen.append(Slot(item, score))
     return chosen + skipped[: k - len(chosen)]
 
@@ -96,14 +108,20 @@ def _explore(
     chosen: list[Slot],
     k: int,
     config: RerankConfig,
-    new_items: IntArray | None,
-    rng: np.random.Generator | None,
+    new_items: NewItems | None,
+    rng: Draws | None,
 ) -> list[Slot]:
     """Give a random share of the slots, from the bottom of the list, to new items."""
-    if not config.exploration_share or new_items is None or not len(new_items) or rng is None:
+    if not config.exploration_share or new_items is None or rng is None:
         return chosen
     expected = config.exploration_share * k
     slots = int(expected) + int(rng.random() < expected - int(expected))
+    if not slots:
+        return chosen
+    if callable(new_items):
+        new_items = new_items()
+        if new_items is None:
+            return chosen
     present = {s.item for s in chosen}
     fresh = [int(i) for i in new_items if int(i) not in present][:slots]
     if not fresh:

@@ -127,10 +127,11 @@ class RecommendationService:
             if self._served and self._served.version.version == champion.version:
                 return champion
         pipeline = load_pipeline(self.registry, champion)
+        shortlists = self.registry.load_shortlists(champion)
         # One ranking before serving pays the first-call costs outside any request's budget.
         pipeline.rank([Request(History.empty(), self._clock.now_ms() // 1000)], 10)
         with self._lock:
-            self._served = ServedModel(champion, pipeline)
+            self._served = ServedModel(champion, pipeline, shortlists)
         self.cache.clear()
         log.info("serving model set %s", champion.version)
         return champion
@@ -142,17 +143,45 @@ class RecommendationService:
 
     # -- serving -----------------------------------------------------------------------------
     def lookup(self, query: RecommendationQuery) -> RecommendationResult | None:
-        """The answer when nothing needs computing (an identical earlier request's), else None.
+        """The answer when nothing needs ranking, else None: an identical earlier request's,
+        or one from the person's batch shortlist (see ``shortlists``).
 
-        Cheap enough for an event loop, unlike ``recommend``, which may rank. Consent is not
-        read again: only personalized answers, computed with consent, are cached, and every
-        consent change (by the API or by an event) drops the person's answers.
+        Cheap enough for an event loop (a few short reads), unlike ``recommend``, which may
+        rank: run there, the many short answers never wait for a thread. Consent is not read
+        again for a cached answer: only personalized answers, computed with consent, are
+        cached, and every consent change (by the API or by an event) drops the person's
+        answers.
         """
         started = time.perf_counter()
         served = self._served
         if served is None:
             return None
-        return self._from_cache(_cache_key(served, query), query, started)
+        cache_key = _cache_key(served, query)
+        cached = self._from_cache(cache_key, query, started)
+        if cached is not None or served.shortlists is None:
+            return cached
+        if not self._allowed(query):
+            return None
+        return self._shortlisted(served, cache_key, query, started)
+
+    def _allowed(self, query: RecommendationQuery) -> bool:
+        allowed = self._personalization_allowed
+        return allowed is None or allowed(query.person_id)
+
+    def _shortlisted(
+        self,
+        served: ServedModel,
+        cache_key: _CacheKey,
+        query: RecommendationQuery,
+        started: float,
+    ) -> RecommendationResult | None:
+        ticket = self.cache.ticket()
+        found = self._from_shortlist(served, query, started)
+        if found is None:
+            return None
+        profile_key, result = found
+        self.cache.put(cache_key, (profile_key,), ticket, result)
+        return result
 
     def _from_cache(
         self, cache_key: _CacheKey, query: RecommendationQuery, started: float
@@ -204,8 +233,7 @@ class RecommendationService:
             except Exception:
                 log.exception("the model set could not be loaded")
         served = self._served
-        allowed = self._personalization_allowed
-        if allowed is not None and not allowed(query.person_id):
+        if not self._allowed(query):
             # Without personalization consent nothing about the person is used, history included.
             return self.fallbacks.answer(Shortfall(query, [], served, NO_CONSENT))
         if served is None:
@@ -215,6 +243,9 @@ class RecommendationService:
         cached = self._from_cache(cache_key, query, started) if reuse else None
         if cached is not None:
             return cached
+        shortlisted = self._shortlisted(served, cache_key, query, started)
+        if shortlisted is not None:
+            return shortlisted
         ticket = self.cache.ticket()
         profile_key, history_ids = self.requests.history(query.person_id)
         # Someone not seen yet gets a profile under one of these keys with their first event.
@@ -259,6 +290,33 @@ class RecommendationService:
         self.cache.put(cache_key, people, ticket, result)
         return result
 
+    def _from_shortlist(
+        self, served: ServedModel, query: RecommendationQuery, started: float
+    ) -> tuple[str, RecommendationResult] | None:
+        """The answer from the person's batch shortlist (see ``shortlists``), when it is still
+        true of them; None to rank them live. A request that names its context (device,
+        country, hour) is ranked live: the batch ranked everyone for no context in particular.
+        """
+        if served.shortlists is None or query.device or query.country or query.hour is not None:
+            return None
+        try:
+            found = self.requests.shortlisted(
+                served.pipeline, served.shortlists, served.freshness, query
+            )
+            if found is None:
+                return None
+            profile_key, request, shortlist = found
+            ranked = served.pipeline.finish(request, shortlist, query.n)
+        except Exception:
+            log.exception("answering from the shortlist failed; ranking live")
+            return None
+        return profile_key, RecommendationResult(
+            items=ranked_items(served.pipeline, ranked),
+            source="pipeline",
+            model_version=served.version.version,
+            timings_ms={"total": _ms_since(started)},
+        )
+
     def _newcomer_answer(
         self, served: ServedModel, query: RecommendationQuery, profile_key: str | None
     ) -> RecommendationResult | None:
@@ -274,7 +332,11 @@ class RecommendationService:
         return newcomer_answer(self.context_trends, served, query, country, unavailable)
 
     def forget(self, profile_keys: Collection[str]) -> None:
-        """Drop cached answers of these people (their events were committed, or erased)."""
+        """Drop cached answers of these people (their events were committed, or erased), and
+        stop answering them from their shortlists."""
+        served = self._served
+        if served is not None:
+            served.freshness.changed(profile_keys)
         self.cache.invalidate(profile_keys)
 
     def committed(self, changed: set[str] | None) -> None:

@@ -18,7 +18,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from persona.recommend.categories import CategoryIndex
-from persona.recommend.dataset import Interactions
+from persona.recommend.dataset import IntArray, Interactions
 from persona.recommend.request import SourceInput
 from persona.recommend.timeline import ItemTimeline
 
@@ -133,6 +133,21 @@ class ContentSimilarity:
         profile = normalize(inputs.history @ self._vectors)
         return np.asarray((profile @ self._vectors.T).toarray(), dtype=np.float32)
 
+    def affinity(self, history: IntArray, items: IntArray) -> np.ndarray:
+        """``score`` of one history for a few items only, in numpy: the cosine between the
+        sum of the history's item vectors and each item's vector. Serving asks this for the
+        exploration pool on every request, where ``score``'s sparse products over the whole
+        catalog would cost most of the answer."""
+        assert self._vectors is not None, "fit first"
+        v = self._vectors
+        rows, at = _row_entries(v, np.unique(history))
+        summed = np.bincount(v.indices[at], weights=v.data[at], minlength=v.shape[1])
+        norm = float(np.linalg.norm(summed))
+        profile = summed / norm if norm > 0 else summed
+        rows, at = _row_entries(v, items)
+        dots = v.data[at] * profile[v.indices[at]]
+        return np.bincount(rows, weights=dots, minlength=len(items)).astype(np.float32)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         assert self._vectors is not None
         v = self._vectors
@@ -148,6 +163,16 @@ class ContentSimilarity:
         self._vectors = sparse.csr_matrix(
             (arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape
         )
+
+
+def _row_entries(m: sparse.csr_matrix, rows: IntArray) -> tuple[IntArray, IntArray]:
+    """The stored entries of ``m``'s ``rows``: for each entry, which of ``rows`` it belongs
+    to (0, 1, ...) and its position in ``m.data`` and ``m.indices``."""
+    starts = m.indptr[rows]
+    lengths = m.indptr[np.asarray(rows) + 1] - starts
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    first = np.cumsum(lengths) - lengths  # where each row's entries start in the result
+    return owner, starts[owner] + np.arange(int(lengths.sum())) - first[owner]
 
 
 def _token(text: str) -> str:

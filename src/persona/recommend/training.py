@@ -14,6 +14,7 @@ from persona.errors import NothingToLearnError
 from persona.recommend.dataset import Interactions, ItemTable
 from persona.recommend.pipeline import FitReport, PipelineConfig, RecommendationPipeline
 from persona.recommend.registry import ModelRegistry, ModelVersion
+from persona.recommend.shortlists import ExtraCandidates, rank_everyone
 from persona.storage.protocols import Storage
 from persona.storage.records import ItemRecord
 
@@ -113,6 +114,7 @@ def train_model_set(
     *,
     config: PipelineConfig | None = None,
     before_ms: int | None = None,
+    extra_candidates: ExtraCandidates | None = None,
     say: Callable[[str], None] | None = None,
 ) -> TrainingOutcome:
     """Train the pipeline on the stored events, save it as a new version, promote if not worse.
@@ -129,6 +131,8 @@ def train_model_set(
     pipeline = RecommendationPipeline(config)
     report = pipeline.fit(data, say)
     now_ms = clock.now_ms()
+    say("ranking everyone (the shortlists requests start from)")
+    shortlists = rank_everyone(pipeline, now_ms // 1000, extra_candidates)
     version = registry.new_version_name(now_ms)
     manifest: dict[str, Any] = {
         "version": version,
@@ -149,6 +153,7 @@ def train_model_set(
         data,
         pipeline.source_arrays(),
         pipeline.ranker.to_text() if pipeline.ranker else None,
+        shortlists,
     )
     promoted = _challenger_wins(saved, champion)
     if promoted:

@@ -42,6 +42,13 @@ _PERSON_PURPOSE = text(
     """
 )
 
+_PERSON_PURPOSE_QMARK = (
+    str(_PERSON_PURPOSE)
+    .replace("(:user, :anonymous)", "(?, ?)")
+    .replace(":anonymous", "?")
+    .replace(":purpose", "?")
+)
+
 
 class SqlConsentLog:
     def __init__(self, connection: Connection) -> None:
@@ -75,6 +82,12 @@ class SqlConsentLog:
         return [ConsentEntry._make(row) for row in self._c.execute(query.order_by("consent_id"))]
 
     def of_person(self, user_key: str, anonymous_key: str, purpose: str) -> list[ConsentEntry]:
+        # Read on every recommendation request: straight to the driver on SQLite.
+        if is_sqlite(self._c):
+            rows = driver_connection(self._c).execute(
+                _PERSON_PURPOSE_QMARK, (user_key, anonymous_key, purpose, anonymous_key, purpose)
+            )
+            return [ConsentEntry._make(row) for row in rows]
         parameters = {"user": user_key, "anonymous": anonymous_key, "purpose": purpose}
         return [ConsentEntry._make(row) for row in self._c.execute(_PERSON_PURPOSE, parameters)]
 

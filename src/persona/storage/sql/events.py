@@ -246,6 +246,19 @@ class SqlEventLog:
             rows = self._c.exec_driver_sql(_ITEM_HISTORY, (profile_key, limit))
         return [(item, kind, at) for item, kind, at in rows]
 
+    def item_signature(self, profile_key: str, not_types: Sequence[str]) -> tuple[int, int]:
+        # Read per recommendation request: straight to the driver, as ``item_history``.
+        statement = _ITEM_SIGNATURE
+        if not_types:
+            statement += f" AND type NOT IN ({', '.join('?' for _ in not_types)})"
+        parameters = (profile_key, *not_types)
+        if is_sqlite(self._c):
+            row = driver_connection(self._c).execute(statement, parameters).fetchone()
+        else:
+            row = self._c.exec_driver_sql(statement.replace("?", "%s"), parameters).fetchone()
+        count, latest = row if row else (0, None)
+        return int(count), -1 if latest is None else int(latest)
+
     def get(self, event_id: str) -> EventRecord | None:
         row = self._c.execute(
             select(tables.events).where(tables.events.c.event_id == event_id)
@@ -359,6 +372,9 @@ _ITEM_HISTORY = (
     " ORDER BY occurred_at_ms DESC, event_id DESC LIMIT %s"
 )
 _ITEM_HISTORY_QMARK = _ITEM_HISTORY.replace("%s", "?")
+_ITEM_SIGNATURE = (
+    "SELECT count(*), max(occurred_at_ms) FROM events WHERE profile_key = ? AND item_id IS NOT NULL"
+)
 
 
 def _event(row: Row[Any]) -> EventRecord:

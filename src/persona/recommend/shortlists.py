@@ -1,0 +1,248 @@
+"""The batch ranking: every known person's best candidates, ranked once per model set.
+
+Ranking one person costs milliseconds of CPU (seven sources over the whole catalog, features,
+LightGBM), far too much to do again on every request of people who did nothing since. So
+training ranks everyone in blocks, right after fitting, as of that moment, and keeps each
+person's ``SHORTLIST_SIZE`` best candidates with their scores. A request then only filters the
+shortlist (exclusions, availability, category) and runs the rerank stage on it, both cheap.
+
+A shortlist is only used while it is true: it remembers how many interactions the person had
+and the time of the latest one, and the request compares them with the store. Anyone who did
+something since (or whose profile was merged, erased or re-created) is ranked live, on their
+history as it is now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from persona.identity import ANONYMOUS, USER, split_key
+from persona.recommend.dataset import IntArray
+from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
+
+SHORTLIST_SIZE = 100  # candidates kept per person: n is at most 100, and filters remove some
+MAX_VERIFIED = 1_000_000  # people known unchanged, kept in memory (about 150 MB at most)
+
+ExtraCandidates = Callable[[str], Mapping[str, list[str]]]
+"""A person's candidates that only serving knows (segment favourites): item ids by source
+name, for a profile key."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a shortlist knew of its person: their interactions and the latest one's time."""
+
+    interactions: int
+    latest_ms: int
+
+
+class ShortlistTable:
+    """Shortlists of every person of a model set, by profile key."""
+
+    def __init__(
+        self,
+        people: list[str],
+        items: npt.NDArray[np.int32],
+        scores: npt.NDArray[np.float32],
+        sources: npt.NDArray[np.uint32],
+        source_names: list[str],
+        interactions: npt.NDArray[np.int64],
+        latest_ms: npt.NDArray[np.int64],
+        as_of_s: int,
+    ) -> None:
+        self.people = people
+        self.items = items  # people x SHORTLIST_SIZE, -1 past the end of a shorter list
+        self.scores = scores
+        self.sources = sources  # bit j set: source_names[j] proposed the item
+        self.source_names = source_names
+        self.interactions = interactions
+        self.latest_ms = latest_ms
+        self.as_of_s = as_of_s
+        self._row = {key: row for row, key in enumerate(people)}
+
+    def __len__(self) -> int:
+        return len(self.people)
+
+    def matches(self, profile_key: str, now: Signature) -> bool:
+        """Whether the person's shortlist was ranked on what the store holds ``now``."""
+        row = self._row.get(profile_key)
+        return row is not None and (
+            int(self.interactions[row]),
+            int(self.latest_ms[row]),
+        ) == (now.interactions, now.latest_ms)
+
+    def get(self, profile_key: str) -> Shortlist | None:
+        """The person's shortlist (the caller knows it is still true of them)."""
+        row = self._row.get(profile_key)
+        if row is None:
+            return None
+        items = self.items[row]
+        size = int(np.count_nonzero(items >= 0))
+        return Shortlist(
+            items[:size].astype(np.int64),
+            self.scores[row, :size],
+            _SourceBits(items[:size], self.sources[row, :size], self.source_names),
+        )
+
+    def without(self, profile_keys: Collection[str]) -> ShortlistTable:
+        """The same table without these people (an erasure)."""
+        keep = np.flatnonzero(~np.isin(np.asarray(self.people, dtype=str), list(profile_keys)))
+        return ShortlistTable(
+            [self.people[row] for row in keep],
+            self.items[keep],
+            self.scores[keep],
+            self.sources[keep],
+            self.source_names,
+            self.interactions[keep],
+            self.latest_ms[keep],
+            self.as_of_s,
+        )
+
+    # -- persistence (the registry writes and reads the file) ----------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "people": np.asarray(self.people, dtype=str),
+            "items": self.items,
+            "scores": self.scores,
+            "sources": self.sources,
+            "source_names": np.asarray(self.source_names, dtype=str),
+            "interactions": self.interactions,
+            "latest_ms": self.latest_ms,
+            "as_of_s": np.asarray(self.as_of_s, dtype=np.int64),
+        }
+
+    @classmethod
+    def from_arrays(cls, a: Mapping[str, np.ndarray]) -> ShortlistTable:
+        return cls(
+            [str(p) for p in a["people"]],
+            a["items"],
+            a["scores"],
+            a["sources"],
+            [str(n) for n in a["source_names"]],
+            a["interactions"],
+            a["latest_ms"],
+            int(a["as_of_s"]),
+        )
+
+
+class Freshness:
+    """Whose shortlists are still true, as this process knows it.
+
+    The first request of a person compares the store with their shortlist (``Signature``);
+    after that, only a commit that changes the person (``changed``: every write names the
+    profiles it touched, this process's at once and other processes' through the store's
+    change feed) makes it stale. Most requests then read nothing from the store at all.
+    """
+
+    def __init__(self) -> None:
+        self._verified: dict[str, str] = {}  # person id -> profile key with a true shortlist
+        self._stale: set[str] = set()  # profile keys changed since the batch ranking
+
+    def known(self, person_id: str) -> str | None:
+        """The person's profile key, when their shortlist is known to be true."""
+        key = self._verified.get(person_id)
+        return key if key is not None and key not in self._stale else None
+
+    def verified(self, person_id: str, profile_key: str) -> None:
+        """The store showed the person unchanged since the batch. A commit listener that ran
+        meanwhile has marked the key stale already, and stale wins (``known``)."""
+        if len(self._verified) >= MAX_VERIFIED:
+            self._verified.clear()  # back to one read per person: correct, only slower
+        self._verified[person_id] = profile_key
+
+    def changed(self, profile_keys: Iterable[str]) -> None:
+        for key in profile_keys:
+            self._stale.add(key)
+            if key.startswith((USER, ANONYMOUS)):
+                # The id may now resolve to another profile (a first event under the user id).
+                self._verified.pop(split_key(key)[1], None)
+
+    def is_stale(self, profile_key: str) -> bool:
+        return profile_key in self._stale
+
+
+class _SourceBits(Mapping[int, list[str]]):
+    """The sources that proposed each item of a shortlist, decoded only for the items asked
+    (an answer names its ten items' sources; the other ninety are never looked at)."""
+
+    def __init__(
+        self, items: npt.NDArray[np.int32], bits: npt.NDArray[np.uint32], names: list[str]
+    ) -> None:
+        self._items = items
+        self._bits = bits
+        self._names = names
+        self._position: dict[int, int] | None = None
+
+    def __getitem__(self, item: int) -> list[str]:
+        found = self.get(item)
+        if found is None:
+            raise KeyError(item)
+        return found
+
+    def get(self, item: int, default: list[str] | None = None) -> list[str] | None:  # type: ignore[override]
+        if self._position is None:
+            self._position = {i: p for p, i in enumerate(self._items.tolist())}
+        position = self._position.get(item)
+        if position is None:
+            return default
+        bits = int(self._bits[position])
+        return [name for j, name in enumerate(self._names) if bits >> j & 1]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(int(i) for i in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def rank_everyone(
+    pipeline: RecommendationPipeline,
+    as_of_s: int,
+    extra_candidates: ExtraCandidates | None = None,
+    size: int = SHORTLIST_SIZE,
+) -> ShortlistTable:
+    """Rank every person of the fitted data as of ``as_of_s``, in blocks."""
+    data = pipeline.data
+    assert data is not None
+    people = data.user_ids
+    histories = pipeline.histories()
+
+    def extra(key: str) -> dict[str, IntArray]:
+        found = extra_candidates(key) if extra_candidates else {}
+        indices = {
+            name: np.asarray(
+                [j for j in (data.item_index(i) for i in ids) if j is not None], dtype=np.int64
+            )
+            for name, ids in found.items()
+        }
+        return {name: found for name, found in indices.items() if len(found)}
+
+    requests = [
+        Request(histories[u], as_of_s, hour=as_of_s // 3600 % 24, extra=extra(key))
+        for u, key in enumerate(people)
+    ]
+    items = np.full((len(people), size), -1, dtype=np.int32)
+    scores = np.zeros((len(people), size), dtype=np.float32)
+    sources = np.zeros((len(people), size), dtype=np.uint32)
+    names: dict[str, int] = {}
+    for row, shortlist in enumerate(pipeline.shortlists(requests, size)):
+        n = len(shortlist.items)
+        items[row, :n] = shortlist.items
+        scores[row, :n] = shortlist.scores
+        for column, item in enumerate(shortlist.items.tolist()):
+            bits = 0
+            for name in shortlist.proposers.get(item, ()):
+                bits |= 1 << names.setdefault(name, len(names))
+            sources[row, column] = bits
+    if len(names) > 32:
+        raise ValueError("at most 32 candidate sources fit a shortlist's source bits")
+    interactions = np.bincount(data.users, minlength=data.n_users).astype(np.int64)
+    latest_ms = np.full(data.n_users, -1, dtype=np.int64)
+    np.maximum.at(latest_ms, data.users, data.timestamps_ms)
+    return ShortlistTable(
+        list(people), items, scores, sources, list(names), interactions, latest_ms, as_of_s
+    )
