@@ -95,6 +95,7 @@ class Engine:
             ),
         )
         storage.add_commit_listener(recommendations.committed)
+        storage.add_reset_listener(recommendations.reset)
         recommendations.set_segment_favourites(segments.favourites.favoured_items)
         decisions = DecisionService(
             storage,

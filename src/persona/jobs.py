@@ -2,24 +2,44 @@
 
 Each domain says what one run does (``run_once``); this class owns the thread, the interval and
 the rule that a failing run is logged and retried at the next tick, never fatal to the server.
+
+Several server processes may share one store; the scheduled work (retraining, segment refresh,
+retention, cluster reassignment) must run in one of them at a time. ``Leadership`` holds a
+lease the store provides and renews it; jobs marked ``leader_only`` run only while it is held.
+When the holder dies, its lease expires and another process takes it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable
+
+from persona.storage.protocols import Storage
 
 log = logging.getLogger(__name__)
 
 
 class PeriodicJob:
-    """A daemon thread calling ``run_once`` every ``interval_seconds`` (0 or less: never)."""
+    """A daemon thread calling ``run_once`` every ``interval_seconds`` (0 or less: never);
+    with ``when``, only at the ticks where ``when()`` is true (this process leads)."""
 
-    def __init__(self, name: str, interval_seconds: float, run_once: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        interval_seconds: float,
+        run_once: Callable[[], None],
+        *,
+        when: Callable[[], bool] | None = None,
+    ) -> None:
         self.name = name
         self.interval_seconds = interval_seconds
         self.run_once = run_once
+        self.when = when
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -32,6 +52,8 @@ class PeriodicJob:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):
+            if self.when is not None and not self.when():
+                continue
             try:
                 self.run_once()
             except Exception:
@@ -52,3 +74,46 @@ def start_all(jobs: Iterable[PeriodicJob]) -> list[PeriodicJob]:
 def stop_all(jobs: Iterable[PeriodicJob]) -> None:
     for job in jobs:
         job.stop()
+
+
+class Leadership:
+    """Whether this process runs the leader-only jobs: it holds the store's lease ``name``.
+
+    ``renew`` (a job of its own, every process) takes or renews the lease; ``held`` is true
+    only while the last successful renewal is recent enough that the lease cannot have
+    expired, so two processes never both believe they lead.
+    """
+
+    def __init__(self, storage: Storage, name: str = "jobs", ttl_seconds: float = 10.0) -> None:
+        self._storage = storage
+        self.name = name
+        self.ttl_seconds = ttl_seconds
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._held_until = 0.0  # monotonic time until which the lease is surely ours
+
+    def renew(self) -> None:
+        started = time.monotonic()
+        try:
+            taken = self._storage.take_lease(self.name, self.holder, self.ttl_seconds)
+        except Exception:
+            log.exception("the jobs lease could not be renewed; this process stops leading")
+            taken = False
+        was = self.held()
+        # A margin for clocks and the time the renewal took: stop believing a little early.
+        self._held_until = started + self.ttl_seconds * 0.8 if taken else 0.0
+        if taken and not was:
+            log.info("this process (%s) now runs the background jobs", self.holder)
+
+    def held(self) -> bool:
+        return time.monotonic() < self._held_until
+
+    def job(self) -> PeriodicJob:
+        """The renewal, three times per lease lifetime."""
+        return PeriodicJob(f"{self.name}-lease", self.ttl_seconds / 4, self.renew)
+
+    def release(self) -> None:
+        self._held_until = 0.0
+        try:
+            self._storage.release_lease(self.name, self.holder)
+        except Exception:
+            log.exception("the jobs lease could not be released; it expires on its own")

@@ -66,6 +66,18 @@ class ServerSettings(SettingsGroup):
         gt=0,
         description="How long a request body may take to arrive from its first byte (408).",
     )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="Server processes sharing the port; 0: one per core.",
+    )
+    jobs_lease_seconds: float = Field(
+        default=10.0,
+        ge=1.0,
+        description="The background jobs run in one process, which renews a lease this long;"
+        " when it dies, another takes over once the lease expires.",
+    )
     worker_threads: int = Field(
         default=8,
         ge=1,

@@ -11,6 +11,7 @@ from persona.api.app import background_jobs_of
 from persona.cli.main import app
 from persona.clock import FakeClock
 from persona.engine import Engine
+from persona.jobs import Leadership
 from persona.settings import Settings
 from tests.conftest import NOW_MS, open_engine
 
@@ -64,7 +65,7 @@ def test_retention_deletes_old_events_once(
         clock.advance(25 * DAY_S)  # v-new is now 35 days old
         assert engine.privacy.retention.run().deleted == {"view": 1}
         assert engine.privacy.retention.run().total == 0
-        names = [job.name for job in background_jobs_of(engine)]
+        names = [job.name for job in background_jobs_of(engine, Leadership(engine.storage))]
         assert "retention" in names
     finally:
         engine.close()

@@ -26,16 +26,39 @@ from persona.api.routes import (
     segments,
 )
 from persona.engine import Engine
-from persona.jobs import PeriodicJob, start_all, stop_all
+from persona.jobs import Leadership, PeriodicJob, start_all, stop_all
 from persona.predictions.scheduler import predictive_retrain_job
 from persona.privacy.retention import retention_job
 from persona.recommend.scheduler import retrain_job
 from persona.runtime import settle_heap
 from persona.segments.scheduler import segment_refresh_job
 
+FOLLOW_SECONDS = 0.25  # how often a server reads other processes' changes
+CHAMPION_CHECK_SECONDS = 1.0  # how often it looks for a model set promoted elsewhere
 
-def background_jobs_of(engine: Engine) -> list[PeriodicJob]:
-    """The scheduled work of `persona serve`; each job's interval 0 switches it off."""
+
+def background_jobs_of(engine: Engine, leadership: Leadership) -> list[PeriodicJob]:
+    """The work of `persona serve` besides requests: every process follows the others'
+    changes and the champion model set; the scheduled jobs run in the leading process only.
+    Each job's interval 0 switches it off."""
+    leader_only = _scheduled_jobs(engine)
+    for job in leader_only:
+        job.when = leadership.held
+    return [
+        leadership.job(),
+        PeriodicJob("follow-changes", FOLLOW_SECONDS, lambda: _follow(engine)),
+        PeriodicJob(
+            "follow-champion", CHAMPION_CHECK_SECONDS, engine.recommendations.follow_champion
+        ),
+        *leader_only,
+    ]
+
+
+def _follow(engine: Engine) -> None:
+    engine.storage.follow_changes()
+
+
+def _scheduled_jobs(engine: Engine) -> list[PeriodicJob]:
     return [
         retrain_job(
             engine.storage,
@@ -90,12 +113,21 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         # percentile of decisions at 16 concurrent clients was three times higher.
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = engine.settings.server.worker_threads
-        jobs = start_all(background_jobs_of(engine)) if background_jobs else []
+        leadership = Leadership(
+            engine.storage, ttl_seconds=engine.settings.server.jobs_lease_seconds
+        )
+        jobs: list[PeriodicJob] = []
+        if background_jobs:
+            engine.storage.follow_changes()  # from here on
+            leadership.renew()
+            jobs = start_all(background_jobs_of(engine, leadership))
         settle_heap()
         try:
             yield
         finally:
             stop_all(jobs)
+            if background_jobs:
+                leadership.release()
 
     app = FastAPI(
         lifespan=lifespan,

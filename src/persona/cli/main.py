@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from persona.ingest.importer import (
     import_events,
     import_items,
 )
-from persona.settings import effective, reference
+from persona.settings import effective, environment_names, reference
 
 if TYPE_CHECKING:
     from persona.recommend.training import TrainingOutcome
@@ -129,9 +130,14 @@ def run_server(engine: Engine) -> None:
             "`persona keys create --scope admin`, or use --dev on a development machine."
         )
         raise typer.Exit(2)
+    workers = settings.server.workers or os.cpu_count() or 1
     console.print(
         f"persona serving on http://{settings.server.host}:{settings.server.port} (docs at /docs)"
+        f", {workers} process{'es' if workers > 1 else ''}"
     )
+    if workers > 1:
+        run_workers(engine, workers)
+        return
     uvicorn.run(
         create_app(engine, background_jobs=True),
         host=settings.server.host,
@@ -145,15 +151,48 @@ def run_server(engine: Engine) -> None:
     )
 
 
+def run_workers(engine: Engine, workers: int) -> None:
+    """``workers`` processes on one port, each with its own engine on the same home: this
+    process binds the port and keeps them running; they build their settings from the
+    environment, which gets this command's own options."""
+    import uvicorn
+
+    from persona.api.server import HeadLimitsProtocol
+
+    settings = engine.settings
+    engine.close()  # each worker opens its own; this process only supervises
+    names = environment_names()
+    os.environ[names["home"]] = str(settings.home.resolve())
+    os.environ[names["dev_mode"]] = "true" if settings.dev_mode else "false"
+    if settings.database_url:
+        os.environ[names["database_url"]] = settings.database_url
+    uvicorn.run(
+        "persona.api.server:worker_app",
+        factory=True,
+        workers=workers,
+        host=settings.server.host,
+        port=settings.server.port,
+        http=HeadLimitsProtocol,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     dev: Annotated[bool, typer.Option("--dev", help="Development mode: no API keys.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Processes sharing the port (default: one per core).", min=0),
+    ] = None,
 ) -> None:
     """Serve the HTTP API."""
-    run_server(_open(ctx, server={"host": host, "port": port}, dev_mode=True if dev else None))
+    server = {"host": host, "port": port, "workers": workers}
+    run_server(_open(ctx, server=server, dev_mode=True if dev else None))
 
 
 @app.command()

@@ -145,6 +145,7 @@ class ConsentService:
         self._decided: dict[str, dict[str, tuple[float, bool]]] = {}
         self._generation = 0
         storage.add_commit_listener(self._committed)
+        storage.add_reset_listener(self._forget_all)
 
     def check(self, changes: Mapping[str, str]) -> dict[str, ConsentStatus]:
         """Validated ``{purpose: status}``; unknown purposes or statuses are refused."""
@@ -219,6 +220,7 @@ class ConsentService:
             if uow.tombstones.erased(self._tombstones_of(key)):
                 raise SubjectErasedError("this person was erased; their consent is not recorded")
             self.record(uow, key, checked, effective_at_ms=at, source="api", actor=actor)
+            uow.changes_profiles([key])  # other processes drop answers that assumed consent
         self._committed({key})
         for listener in self._change_listeners:
             listener({key})
@@ -265,6 +267,10 @@ class ConsentService:
                 self._decided = {}
             self._decided.setdefault(person_id, {})[purpose] = (started, granted)
         return granted
+
+    def _forget_all(self) -> None:
+        self._generation += 1
+        self._decided = {}
 
     def _committed(self, changed: Collection[str] | None) -> None:
         """Forget the decisions of the people a commit changed (consent given by an event, a

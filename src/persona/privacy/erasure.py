@@ -125,6 +125,7 @@ class ErasureService:
                 raise NotFoundError(f"nothing is held about {subject_id!r}")
             hashes = {self._personal.id_hash(key) for key in subject.keys}
             uow.tombstones.add(hashes, self._clock.now_ms())
+            uow.erases_profiles(subject.keys)
             self._audit.write(
                 uow,
                 actor,
@@ -137,7 +138,7 @@ class ErasureService:
         report.models_rewritten, report.model_rows_removed = self._rewrite_models(subject)
         if report.models_rewritten:
             self._on_models_changed()
-        self._forget_on_disk(list(report.deleted))
+        self._forget_on_disk([*report.deleted, "changes"])
         return report
 
     def _rewrite_models(self, subject: Subject) -> tuple[int, int]:

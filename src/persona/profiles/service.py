@@ -126,6 +126,7 @@ class ProfileService:
         self._cache: AnswerCache[_Rendered] = cache if cache is not None else AnswerCache(0, 0)
         if self._cache.enabled:
             storage.add_commit_listener(self._committed)
+            storage.add_reset_listener(self._cache.clear)
 
     def add_facet(self, facet: ProfileFacet) -> None:
         """Let ``facet`` add fields to every profile read, inside the read's transaction."""
@@ -259,6 +260,7 @@ class ProfileService:
             traits = self._traits_filter(user_id, traits)
         with self._storage.write() as uow:
             uow.profiles.set_traits(key, traits, ProfileState().to_dict(), now)
+            uow.changes_profiles([key])
         return self.get(user_id)
 
 

@@ -52,6 +52,7 @@ class ServedModel:
     pipeline: RecommendationPipeline
     shortlists: ShortlistTable | None = None  # the batch ranking saved with the model set
     freshness: Freshness = field(default_factory=Freshness)  # whose shortlists are true
+    stamp: int = 0  # when the model set's files last changed, as loaded
 
 
 def ranked_items(pipeline: RecommendationPipeline, ranked: Ranked) -> list[RecommendedItem]:

@@ -9,7 +9,6 @@ then on everything, to serve.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -341,11 +340,12 @@ class RecommendationPipeline:
         """
         assert self.data is not None
         rules = self._allowed_rules(request)
-        rng = None
+        rng: np.random.Generator | None = None
         if self.config.rerank.exploration_share and len(self._exploration_pool(request.as_of_s)):
             # Seeded by the request, so the same request explores the same way.
-            seed = (self.config.seed * 1_000_003 + int(request.as_of_s)) * 1_000_003
-            rng = random.Random(seed + len(request.history.items))  # noqa: S311 (not a secret)
+            rng = np.random.default_rng(
+                [self.config.seed, int(request.as_of_s), len(request.history.items)]
+            )
 
         def new_items() -> IntArray | None:  # only asked when exploration gets a slot
             return self._new_items(request, content_scores)
@@ -383,7 +383,8 @@ class RecommendationPipeline:
         if not self.config.rerank.exploration_share or self.facts is None:
             return None
         pool = self._exploration_pool(request.as_of_s)
-        candidates = pool[~self.excluded_mask(request.history, request.exclude)[pool]]
+        keep = ~self.excluded_mask(request.history, request.exclude)[pool]
+        candidates = pool[keep]
         if not len(candidates):
             return None
         if content_scores is not None:
@@ -392,7 +393,8 @@ class RecommendationPipeline:
             content = next((s for s in self.sources if isinstance(s, ContentSimilarity)), None)
             if content is None:
                 return candidates[:5]
-            affinity = content.affinity(request.history.items, candidates)
+            # Over the whole pool, the same array all second: its vectors are looked up once.
+            affinity = content.affinity(request.history.items, pool)[keep]
         return candidates[np.argsort(-affinity, kind="stable")][:5]
 
     def _exploration_pool(self, as_of_s: int) -> IntArray:

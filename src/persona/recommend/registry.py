@@ -105,6 +105,10 @@ class ModelRegistry:
             raise
         return ModelVersion(version, self.root / version, manifest)
 
+    def stamp(self, version: ModelVersion) -> int:
+        """When the version's files last changed (an erasure rewrites them in place)."""
+        return max((p.stat().st_mtime_ns for p in version.path.iterdir()), default=0)
+
     def promote(self, version: str) -> None:
         pointer = self.root / CHAMPION
         temporary = self.root / f".{CHAMPION}.tmp"

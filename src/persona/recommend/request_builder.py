@@ -154,7 +154,7 @@ class RequestBuilder:
             parts.append(np.asarray([i for i in asked if i is not None], dtype=np.int64))
         if query.category is not None:
             parts.append(self._outside_category(pipeline, query.category))
-        return np.unique(np.concatenate(parts))
+        return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
 
     def _unavailable_indices(self, pipeline: RecommendationPipeline) -> IntArray:
         """Indices of the unavailable items, converted once per list read (``unavailable``)."""

@@ -126,15 +126,30 @@ class RecommendationService:
         with self._lock:
             if self._served and self._served.version.version == champion.version:
                 return champion
+        stamp = self.registry.stamp(champion)
         pipeline = load_pipeline(self.registry, champion)
         shortlists = self.registry.load_shortlists(champion)
         # One ranking before serving pays the first-call costs outside any request's budget.
         pipeline.rank([Request(History.empty(), self._clock.now_ms() // 1000)], 10)
         with self._lock:
-            self._served = ServedModel(champion, pipeline, shortlists)
+            self._served = ServedModel(champion, pipeline, shortlists, stamp=stamp)
         self.cache.clear()
         log.info("serving model set %s", champion.version)
         return champion
+
+    def follow_champion(self) -> None:
+        """Serve the champion that another process promoted, or whose files it rewrote (an
+        erasure), within a tick of this job (``persona serve`` runs it every second)."""
+        served = self._served
+        if served is None:
+            return  # nothing loaded yet: the first request loads the champion
+        champion = self.registry.champion()
+        if champion is None:
+            return
+        if champion.version != served.version.version:
+            self.reload()
+        elif self.registry.stamp(champion) != served.stamp:
+            self.refresh()
 
     @property
     def served_version(self) -> str | None:
@@ -338,6 +353,13 @@ class RecommendationService:
         if served is not None:
             served.freshness.changed(profile_keys)
         self.cache.invalidate(profile_keys)
+
+    def reset(self) -> None:
+        """A storage reset listener: this process may have missed other processes' changes."""
+        served = self._served
+        if served is not None:
+            served.freshness.unknown()
+        self.cache.clear()
 
     def committed(self, changed: set[str] | None) -> None:
         """A storage commit listener: drop the answers of the people a write changed.

@@ -161,6 +161,10 @@ class Freshness:
                 # The id may now resolve to another profile (a first event under the user id).
                 self._verified.pop(split_key(key)[1], None)
 
+    def unknown(self) -> None:
+        """Check everyone against the store again (this process may have missed changes)."""
+        self._verified = {}
+
     def is_stale(self, profile_key: str) -> bool:
         return profile_key in self._stale
 

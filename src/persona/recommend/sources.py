@@ -104,6 +104,7 @@ class ContentSimilarity:
     def __init__(self, config: ContentConfig | None = None) -> None:
         self.config = config or ContentConfig()
         self._vectors: sparse.csr_matrix | None = None
+        self._entries_memo: tuple[IntArray, tuple[IntArray, IntArray, np.ndarray]] | None = None
 
     def fit(self, data: Interactions) -> None:
         table = data.item_table
@@ -127,6 +128,7 @@ class ContentSimilarity:
         except ValueError:  # no item has any text: the source proposes nothing
             vectors = sparse.csr_matrix((data.n_items, 1), dtype=np.float32)
         self._vectors = normalize(vectors).astype(np.float32).tocsr()
+        self._entries_memo = None
 
     def score(self, inputs: SourceInput) -> Scores:
         assert self._vectors is not None, "fit first"
@@ -144,9 +146,22 @@ class ContentSimilarity:
         summed = np.bincount(v.indices[at], weights=v.data[at], minlength=v.shape[1])
         norm = float(np.linalg.norm(summed))
         profile = summed / norm if norm > 0 else summed
-        rows, at = _row_entries(v, items)
-        dots = v.data[at] * profile[v.indices[at]]
+        rows, columns, values = self._entries_of(items)
+        dots = values * profile[columns]
         return np.bincount(rows, weights=dots, minlength=len(items)).astype(np.float32)
+
+    def _entries_of(self, items: IntArray) -> tuple[IntArray, IntArray, np.ndarray]:
+        """The stored entries of the items' vectors (row in ``items``, term, weight); the
+        latest answer is kept, as serving asks for the same exploration pool all second."""
+        memo = self._entries_memo
+        if memo is not None and memo[0] is items:
+            return memo[1]
+        assert self._vectors is not None
+        v = self._vectors
+        rows, at = _row_entries(v, items)
+        found = (rows, v.indices[at], v.data[at])
+        self._entries_memo = (items, found)
+        return found
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         assert self._vectors is not None
@@ -163,6 +178,7 @@ class ContentSimilarity:
         self._vectors = sparse.csr_matrix(
             (arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape
         )
+        self._entries_memo = None
 
 
 def _row_entries(m: sparse.csr_matrix, rows: IntArray) -> tuple[IntArray, IntArray]:

@@ -499,8 +499,14 @@ class UnitOfWork(Protocol):
         """Declare that this write changes what reads show of these profiles, and of no other.
 
         Without a declaration a write may have changed any profile (its commit listeners hear
-        ``None``); a write that changes none declares an empty list.
+        ``None``); a write that changes none declares an empty list. Declared changes reach
+        other processes through the change feed (``Storage.follow_changes``).
         """
+        ...
+
+    def erases_profiles(self, profile_keys: Iterable[str]) -> None:
+        """Declare that this write erases these people: the change feed forgets every mention
+        of them, and other processes hear a reset (their caches forget everything)."""
         ...
 
 
@@ -514,7 +520,28 @@ class Storage(Protocol):
         ...
 
     def add_commit_listener(self, listener: CommitListener) -> None:
-        """Call ``listener`` after every committed write of this process (caches)."""
+        """Call ``listener`` after every committed write of this process (caches), and of
+        other processes as ``follow_changes`` reads them."""
+        ...
+
+    def add_reset_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when this process may have missed other processes' writes."""
+        ...
+
+    def follow_changes(self) -> int:
+        """Pass other processes' committed changes to the commit listeners; returns how many
+        were read (called a few times a second by the servers)."""
+        ...
+
+    def take_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        """Take or renew a named lease; True while ``holder`` holds it (one process at a time
+        runs the background jobs)."""
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+    def lease_holders(self, names: Sequence[str]) -> dict[str, str]:
+        """Who holds each of these leases now (unexpired ones only)."""
         ...
 
     def read(self) -> AbstractContextManager[UnitOfWork]: ...

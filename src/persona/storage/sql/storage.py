@@ -6,7 +6,7 @@ the write lock); those are named where they happen.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
@@ -18,7 +18,7 @@ from persona.storage.database import WRITE_OPTION, create_database_engine
 from persona.storage.item_cache import CategoryCache
 from persona.storage.protocols import CommitListener
 from persona.storage.records import DecisionRecord
-from persona.storage.sql import decisions
+from persona.storage.sql import coordination, decisions
 from persona.storage.sql.audit import SqlAuditTrail
 from persona.storage.sql.catalog import SqlCatalog
 from persona.storage.sql.common import driver_connection
@@ -47,6 +47,7 @@ class SqlUnitOfWork:
         self.connection = connection
         self._categories = categories
         self.changed_profiles: set[str] | None = None  # None: not declared, so any
+        self.erased_profiles: set[str] = set()
 
     @cached_property
     def events(self) -> SqlEventLog:
@@ -105,6 +106,9 @@ class SqlUnitOfWork:
             self.changed_profiles = set()
         self.changed_profiles.update(profile_keys)
 
+    def erases_profiles(self, profile_keys: Iterable[str]) -> None:
+        self.erased_profiles.update(profile_keys)
+
 
 class SqlStorage:
     """Storage on one SQLAlchemy engine (SQLite in WAL mode, or PostgreSQL)."""
@@ -116,9 +120,56 @@ class SqlStorage:
         self._categories = CategoryCache()
         self._beside: Engine | None = None  # see read_beside_write
         self._beside_lock = threading.Lock()
+        self._own_changes: set[int] = set()  # changes this process wrote, not yet followed
+        self._followed: int | None = None  # the last change of the feed this process saw
+        self._reset_listeners: list[Callable[[], None]] = []
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._commit_listeners.append(listener)
+
+    def add_reset_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when this process may have missed other processes' changes
+        (it fell behind the change feed): caches forget everything."""
+        self._reset_listeners.append(listener)
+
+    def follow_changes(self, limit: int = 1_000) -> int:
+        """Tell the commit listeners what other processes committed since the last call (the
+        first call only notes where the feed stands); returns how many changes were read."""
+        with self.engine.connect() as connection:
+            if self._followed is None:
+                self._followed = coordination.latest(connection)
+                return 0
+            found, missed = coordination.after(connection, self._followed, limit)
+        if missed:
+            self._reset()
+        for change in found:
+            self._followed = change.seq
+            if change.seq in self._own_changes:
+                self._own_changes.discard(change.seq)
+            elif change.profile_keys is None:
+                self._reset()
+            else:
+                for listener in self._commit_listeners:
+                    listener(set(change.profile_keys))
+        return len(found)
+
+    def _reset(self) -> None:
+        for reset in self._reset_listeners:
+            reset()
+
+    def take_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        """Take or renew the lease ``name`` (see ``coordination``); True while ``holder``
+        holds it."""
+        with self.engine.connect() as connection, connection.begin():
+            return coordination.take_lease(connection, name, holder, int(ttl_seconds * 1000))
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.engine.connect() as connection, connection.begin():
+            coordination.release_lease(connection, name, holder)
+
+    def lease_holders(self, names: Sequence[str]) -> dict[str, str]:
+        with self.engine.connect() as connection:
+            return coordination.holders(connection, names)
 
     @contextmanager
     def write(self) -> Iterator[SqlUnitOfWork]:
@@ -128,9 +179,25 @@ class SqlStorage:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
             uow = SqlUnitOfWork(connection, self._categories)
             yield uow
+            self._publish(connection, uow)
         # Committed (an exception would have left above): readers can now see the change.
         for listener in self._commit_listeners:
             listener(uow.changed_profiles)
+
+    def _publish(self, connection: Connection, uow: SqlUnitOfWork) -> None:
+        """Tell other processes, in the write's transaction, which people it changed (an
+        undeclared write tells nothing: it changed no profile they cache, or says so itself)."""
+        if uow.erased_profiles:
+            # The feed must not keep an erased person's ids: their rows go, and a reset
+            # (no keys) takes their place.
+            coordination.forget(connection, uow.erased_profiles)
+            seq = coordination.record(connection, None)
+        elif uow.changed_profiles:
+            seq = coordination.record(connection, uow.changed_profiles)
+        else:
+            return
+        if self._followed is not None:  # this process follows the feed: it skips its own
+            self._own_changes.add(seq)
 
     def write_statement(self, statement: str, parameters: Sequence[Any]) -> None:
         """Run one SQLite statement as a transaction of its own, committed when this returns.

@@ -112,3 +112,27 @@ api_keys = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     Column("revoked_at_ms", BigInteger),
 )
+
+# Every committed write that changed profiles, in commit order (writers take one lock): other
+# processes on the same store follow it to drop what their caches hold of those people
+# (`persona serve --workers N`, an import from the command line beside a running server).
+# `profile_keys` is a JSON array, or NULL when the write did not say which profiles it changed.
+# Rows older than a minute are deleted by the writers.
+changes = Table(
+    "changes",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("profile_keys", Text),
+    sqlite_autoincrement=True,
+)
+
+# Named leases: which process does a job now (the background jobs of `persona serve`). A holder
+# renews its lease before it expires; once expired, anyone may take it.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+)

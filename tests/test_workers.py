@@ -1,0 +1,228 @@
+"""Several server processes on one store: what one process commits reaches the others' answers
+within a second, one process at a time runs the background jobs, a model set promoted by one is
+served by all, and `persona serve --workers N` runs N processes that die with the first.
+
+Real `persona serve` processes at their default settings (the recommendation budget included),
+each with its own caches.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from persona.catalog.schema import ItemIn
+from persona.engine import Engine
+from persona.recommend.training import train_model_set
+from persona.settings import Settings
+from tests.recommend.synthetic import catalog, events
+from tests.server import free_port, start_server
+
+pytestmark = pytest.mark.slow
+
+DEADLINE_S = 1.0  # the bar: a commit in one process shows in another's answers within this
+
+
+@pytest.fixture
+def home(tmp_path: Path, database_url: str) -> tuple[Path, dict[str, str]]:
+    """A store with the synthetic shop and a trained model set."""
+    engine = Engine.open(Settings(home=tmp_path, database_url=database_url))
+    try:
+        _load(engine)
+        outcome = train_model_set(
+            engine.storage,
+            engine.recommendations.registry,
+            engine.clock,
+            engine.settings.profiles.event_weights,
+        )
+        assert outcome.promoted
+    finally:
+        engine.close()
+    return tmp_path, {"PERSONA_DATABASE_URL": database_url}
+
+
+def _load(engine: Engine) -> None:
+    engine.catalog.upsert([ItemIn.model_validate(item) for item in catalog()])
+    rows = events()
+    for start in range(0, len(rows), 1000):
+        assert engine.ingest.ingest(rows[start : start + 1000]).rejected == 0
+
+
+@contextmanager
+def _servers(
+    home: Path, env: dict[str, str], count: int, *args: str
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    started = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            process = start_server(home, port, "--dev", "--workers", "1", *args, env=env)
+            started.append((f"http://127.0.0.1:{port}", process))
+        yield started
+    finally:
+        for _, process in started:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=20)
+
+
+def recommended(base_url: str, person: str, n: int = 5) -> dict[str, Any]:
+    response = httpx.get(f"{base_url}/v1/users/{person}/recommendations?n={n}", timeout=10)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def within_deadline(check: Callable[[], bool], started: float) -> float:
+    """Seconds from ``started`` until ``check()`` holds; fails past twice the deadline."""
+    while not check():
+        assert time.monotonic() - started < 2 * DEADLINE_S, "not seen within the deadline"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def test_a_commit_in_one_process_changes_the_answers_of_another_within_a_second(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    path, env = home
+    with _servers(path, env, 2) as servers:
+        (first, _), (second, _) = servers
+        before = recommended(second, "p0")
+        assert before["source"] == "pipeline"
+        assert recommended(second, "p0")["cached"] is True  # the second process caches it
+        top = before["items"][0]["item_id"]
+        bought = {"type": "purchase", "user_id": "p0", "item_id": top}
+        started = time.monotonic()
+        assert httpx.post(f"{first}/v1/events", json=bought).status_code == 200
+        took = within_deadline(
+            lambda: top not in {i["item_id"] for i in recommended(second, "p0")["items"]},
+            started,
+        )
+        assert took < DEADLINE_S
+
+        # consent withdrawn through one process: the other stops personalizing
+        assert recommended(second, "p1")["source"] == "pipeline"
+        started = time.monotonic()
+        revoked = httpx.put(f"{first}/v1/users/p1/consent", json={"personalization": "revoked"})
+        assert revoked.status_code == 200, revoked.text
+        took = within_deadline(lambda: recommended(second, "p1")["source"] != "pipeline", started)
+        assert took < DEADLINE_S
+
+        # an erasure through one process: the other answers as for someone never seen
+        stranger = [i["item_id"] for i in recommended(second, "never-seen")["items"]]
+        assert [i["item_id"] for i in recommended(second, "p2")["items"]] != stranger
+        started = time.monotonic()
+        assert httpx.delete(f"{first}/v1/subjects/p2").status_code == 200
+        took = within_deadline(
+            lambda: [i["item_id"] for i in recommended(second, "p2")["items"]] == stranger,
+            started,
+        )
+        assert took < DEADLINE_S
+
+
+def test_one_process_runs_the_jobs_and_another_takes_over_when_it_dies(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    path, env = home
+    env = {**env, "PERSONA_SERVER__JOBS_LEASE_SECONDS": "2"}
+    with _servers(path, env, 2) as started:
+        engine = Engine.open(Settings(home=path, database_url=env["PERSONA_DATABASE_URL"]))
+        try:
+            pids = {process.pid: process for _, process in started}
+
+            def holder() -> int | None:
+                found = engine.storage.lease_holders(["jobs"]).get("jobs")
+                return int(found.split(":")[1]) if found else None
+
+            deadline = time.monotonic() + 10
+            while holder() not in pids:
+                assert time.monotonic() < deadline, "no process took the jobs lease"
+                time.sleep(0.1)
+            leader = holder()
+            assert leader is not None
+            os.kill(leader, signal.SIGKILL)
+            pids[leader].wait(timeout=10)
+            killed_at = time.monotonic()
+            while holder() in (None, leader):
+                assert time.monotonic() - killed_at < 10, "nobody took over the jobs"
+                time.sleep(0.1)
+            assert holder() in pids and holder() != leader
+        finally:
+            engine.close()
+
+
+def test_a_model_set_trained_elsewhere_is_served_by_every_process(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    path, env = home
+    with _servers(path, env, 2) as started:
+        serving = {httpx.get(f"{url}/v1/models").json()["serving"] for url, _ in started}
+        for url, _ in started:
+            recommended(url, "p0")  # loads the champion
+        trained = subprocess.run(
+            [sys.executable, "-m", "persona", "--home", str(path), "train"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert trained.returncode == 0, trained.stderr
+        finished = time.monotonic()
+        engine = Engine.open(Settings(home=path, database_url=env["PERSONA_DATABASE_URL"]))
+        try:
+            champion = engine.recommendations.registry.champion()
+        finally:
+            engine.close()
+        assert champion is not None and champion.version not in serving
+        for url, _ in started:
+            while recommended(url, "p0")["model_version"] != champion.version:
+                assert time.monotonic() - finished < 30, f"{url} still serves the old model set"
+                time.sleep(0.1)
+
+
+def test_serve_with_workers_runs_processes_that_die_with_the_first(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    path, env = home
+    port = free_port()
+    server = start_server(path, port, "--dev", "--workers", "2", env=env)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        answers = {recommended(base_url, f"p{i}")["source"] for i in range(20)}
+        assert answers == {"pipeline"}
+        children = _children(server.pid)
+        assert len(children) >= 2
+    finally:
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in children):
+        assert time.monotonic() < deadline, "workers outlived the server"
+        time.sleep(0.05)
+    with socket.socket() as sock:  # the port is free again
+        sock.bind(("127.0.0.1", port))
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(line) for line in found.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by its dead parent's reaper) counts as gone
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().split()[2] == "Z")
