@@ -72,8 +72,14 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
             [*PERSONA, "--home", str(home), "serve", "--port", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=log,
-            # A benchmark measures what one key can get out of the server: its rate limit off.
-            env={**os.environ, "PERSONA_ACCESS__RATE_LIMIT_PER_SECOND": "0", **(env or {})},
+            # A benchmark measures what one key can get out of the server: its rate limit off;
+            # one process unless the benchmark asks for more (its figures are per process).
+            env={
+                **os.environ,
+                "PERSONA_ACCESS__RATE_LIMIT_PER_SECOND": "0",
+                "PERSONA_SERVER__WORKERS": "1",
+                **(env or {}),
+            },
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -88,13 +94,15 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
             process.wait()
 
 
-def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
+def _wait_ready(
+    process: subprocess.Popen[bytes], base_url: str, log_path: Path, path: str = "/readyz"
+) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited: {log_path.read_text()}")
         try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{base_url}{path}", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -106,6 +106,9 @@ class Engine:
             purchase_types=purchase_types,
         )
         ingest.add_listener(decisions.attribution.on_events)
+        decisions.set_answer_counter(
+            lambda source, cached: metrics.recommendation_answered(source, cached, "decisions")
+        )
         catalog = CatalogService(storage, clock)
         catalog.add_listener(recommendations.catalog_changed)
         keys = ApiKeyService(storage, clock, settings.access.key_cache_seconds)

@@ -37,3 +37,29 @@ def test_pipeline_items_are_served_and_reused_until_the_person_acts(
     [fresh] = decide(client, "for_you", user_id="p1")
     assert fresh["reason"] == "pipeline"
     assert items[0]["item_id"] not in {i["item_id"] for i in fresh["payload"]["items"]}
+
+
+def test_the_metrics_count_a_placements_answers_by_source_under_its_route(
+    client: TestClient, engine: Engine
+) -> None:
+    load(client)
+    train(engine)
+    create(
+        client,
+        {"name": "for_you", "policy": "recommendations", "recommendations": {"n": 5}},
+    )
+    decide(client, "for_you", user_id="p1")  # at the default budget: from p1's shortlist
+    decide(client, "for_you", user_id="p1")  # the same answer, from the cache
+    assert client.get("/v1/users/p2/recommendations").status_code == 200
+    text = client.get("/metrics").text
+    assert (
+        'persona_recommendations_total{cache="miss",route="decisions",source="pipeline"} 1.0'
+        in text
+    )
+    assert (
+        'persona_recommendations_total{cache="hit",route="decisions",source="pipeline"} 1.0' in text
+    )
+    assert (
+        'persona_recommendations_total{cache="miss",route="recommendations",source="pipeline"} 1.0'
+        in text
+    )

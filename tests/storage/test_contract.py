@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from persona.clock import FakeClock
 from persona.engine import Engine
@@ -17,7 +18,8 @@ from persona.storage.records import (
     QuarantineRecord,
     RecentEvent,
 )
-from persona.storage.tables import metadata
+from persona.storage.sql import SqlStorage
+from persona.storage.tables import changes, metadata
 from tests.conftest import open_engine
 
 
@@ -368,6 +370,51 @@ class TestStorage:
 
     def test_ping_answers(self, engine: Engine) -> None:
         engine.storage.ping()
+
+    def test_other_processes_hear_declared_changes_through_the_feed(
+        self, engine: Engine, database_url: str
+    ) -> None:
+        other = SqlStorage(create_database_engine(database_url))  # another process's view
+        heard: list[set[str] | None] = []
+        resets: list[bool] = []
+        other.add_commit_listener(heard.append)
+        other.add_reset_listener(lambda: resets.append(True))
+        try:
+            assert other.follow_changes() == 0  # the first call notes where the feed stands
+            with engine.storage.write() as uow:
+                uow.profiles.save_states({"u:1": {}, "u:2": {}}, 1)
+                uow.changes_profiles(["u:1", "u:2"])
+            with engine.storage.write() as uow:
+                uow.profiles.save_states({"u:3": {}}, 1)  # undeclared: not in the feed
+            with other.write() as uow:  # its own write: heard once, at the commit
+                uow.profiles.save_states({"u:4": {}}, 1)
+                uow.changes_profiles(["u:4"])
+            assert other.follow_changes() == 2
+            assert heard == [{"u:4"}, {"u:1", "u:2"}] and resets == []
+            # An erasure leaves no mention of the person in the feed; the others reset.
+            with engine.storage.write() as uow:
+                uow.erases_profiles(["u:1"])
+            assert other.follow_changes() == 1
+            assert resets == [True]
+            with engine.storage.engine.connect() as connection:
+                kept = connection.execute(select(changes.c.profile_keys)).scalars().all()
+            assert not any(keys and "u:1" in keys for keys in kept)
+        finally:
+            other.close()
+
+    def test_one_holder_of_a_lease_at_a_time(self, engine: Engine) -> None:
+        storage = engine.storage
+        assert storage.take_lease("jobs", "a", ttl_seconds=60)
+        assert not storage.take_lease("jobs", "b", ttl_seconds=60)
+        assert storage.take_lease("jobs", "a", ttl_seconds=0.05)  # renewed, shorter
+        assert storage.lease_holders(["jobs", "other"]) == {"jobs": "a"}
+        time.sleep(0.1)
+        assert storage.lease_holders(["jobs"]) == {}  # expired
+        assert storage.take_lease("jobs", "b", ttl_seconds=60)
+        storage.release_lease("jobs", "a")  # not the holder: nothing happens
+        assert storage.lease_holders(["jobs"]) == {"jobs": "b"}
+        storage.release_lease("jobs", "b")
+        assert storage.take_lease("jobs", "a", ttl_seconds=60)
 
 
 def test_migrations_create_exactly_the_declared_schema(engine: Engine) -> None:

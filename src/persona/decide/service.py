@@ -126,6 +126,7 @@ class DecisionService:
         self._log = DecisionLogWriter(storage)
         self._is_erased: Callable[[str], bool] = lambda profile_key: False
         self._scrub: Callable[[dict[str, Any]], dict[str, Any] | None] = lambda context: context
+        self._answered: Callable[[str, bool], None] = lambda source, cached: None
         # Changes made through this process show at once, those of another within the second.
         self._placements = Refreshed(self._read_placements, PLACEMENTS_TTL_SECONDS)
 
@@ -137,6 +138,11 @@ class DecisionService:
         """Let privacy transform the personal values of a request's context (an e-mail address
         in its page) before the decision log stores it."""
         self._scrub = scrub
+
+    def set_answer_counter(self, answered: Callable[[str, bool], None]) -> None:
+        """Count each recommendation answer a placement used: ``answered(source, cached)``
+        (the metrics tell pipeline answers from fallbacks, per route)."""
+        self._answered = answered
 
     def set_erasure_check(self, is_erased: Callable[[str], bool]) -> None:
         """Let privacy say whether a profile key was erased: such a person still gets an answer
@@ -243,6 +249,7 @@ class DecisionService:
         for name in plan.to_recommend:
             query = self._recommendation_query(request, plan.configs[name])
             result = self._recommendations.lookup(query) or self._recommendations.recommend(query)
+            self._answered(result.source, result.cached)
             plan.choices[name] = _recommended(result, plan.configs[name])
         decisions, records = self._logged(request, plan)
         if plan.logged:
@@ -264,6 +271,7 @@ class DecisionService:
             result = self._recommendations.lookup(query)
             if result is None:
                 result = await anyio.to_thread.run_sync(self._recommendations.recommend, query)
+            self._answered(result.source, result.cached)
             plan.choices[name] = _recommended(result, plan.configs[name])
         decisions, records = self._logged(request, plan)
         if plan.logged:

@@ -39,16 +39,17 @@ class Metrics:
 
         self.recommendations = Counter(
             "persona_recommendations",
-            "Recommendation answers by the source that answered (pipeline or a fallback) and"
-            " whether the answer came from the cache.",
-            ["source", "cache"],
+            "Recommendation answers by route (recommendations, or decisions for a placement of"
+            " recommendations), the source that answered (pipeline or a fallback) and whether"
+            " the answer came from the cache.",
+            ["route", "source", "cache"],
             registry=self.registry,
         )
 
         # Labelled children, resolved once: ``labels()`` locks and hashes on every call, and
         # these two run on every request.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._answer_children: dict[tuple[str, bool], Any] = {}
+        self._answer_children: dict[tuple[str, str, bool], Any] = {}
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -62,11 +63,13 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def recommendation_answered(self, source: str, cached: bool) -> None:
-        child = self._answer_children.get((source, cached))
+    def recommendation_answered(
+        self, source: str, cached: bool, route: str = "recommendations"
+    ) -> None:
+        child = self._answer_children.get((route, source, cached))
         if child is None:
-            child = self.recommendations.labels(source, "hit" if cached else "miss")
-            self._answer_children[(source, cached)] = child
+            child = self.recommendations.labels(route, source, "hit" if cached else "miss")
+            self._answer_children[(route, source, cached)] = child
         child.inc()
 
     def events_ingested(self, accepted: int, duplicates: int, rejected: int, held: int) -> None:
