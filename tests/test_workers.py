@@ -190,6 +190,30 @@ def test_a_model_set_trained_elsewhere_is_served_by_every_process(
                 time.sleep(0.1)
 
 
+def test_the_leader_retrains_on_schedule_and_every_process_serves_the_result(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    """Retraining, promotion and reloading inside `persona serve`, as scheduled: one process
+    trains (it holds the jobs lease), both serve the new champion."""
+    path, env = home
+    env = {**env, "PERSONA_RECOMMEND__RETRAIN_INTERVAL_SECONDS": "3"}
+    with _servers(path, env, 2) as started:
+        first = {recommended(url, "p0")["model_version"] for url, _ in started}
+        assert len(first) == 1
+        deadline = time.monotonic() + 120
+        for url, _ in started:
+            while recommended(url, "p0")["model_version"] in first:
+                assert time.monotonic() < deadline, f"{url} never served a retrained model set"
+                time.sleep(0.2)
+        ports = [url.rsplit(":", 1)[1] for url, _ in started]
+        trained = [
+            (path / f"server-{port}.log").read_text().count("scheduled retraining")
+            + (path / f"server-{port}.log").read_text().count('"trained v')
+            for port in ports
+        ]
+        assert sorted(trained)[0] == 0 and sorted(trained)[1] >= 1, trained  # one trainer
+
+
 def test_serve_with_workers_runs_processes_that_die_with_the_first(
     home: tuple[Path, dict[str, str]],
 ) -> None:

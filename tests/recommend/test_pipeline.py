@@ -13,8 +13,9 @@ from persona.recommend.pipeline import (
     last_times_s,
     temporal_holdout,
 )
-from persona.recommend.request import History
-from persona.recommend.rerank import BusinessRules, RerankConfig, rerank
+from persona.recommend.request import History, RequestBlock, source_input
+from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, rerank
+from persona.recommend.sources import ContentSimilarity
 from tests.recommend.synthetic import interactions
 
 
@@ -151,3 +152,30 @@ def test_exploration_gives_slots_to_new_items_at_the_configured_rate() -> None:
         )
         explored += sum(s.explored for s in slots)
     assert 1350 <= explored <= 1650  # 0.3 x 5 slots x 1000 lists = 1500 expected
+
+
+def test_seeded_draws_are_reproducible_and_uniform() -> None:
+    draws = [SeededDraws(7, moment, 12).random() for moment in range(20_000)]
+    assert draws == [SeededDraws(7, moment, 12).random() for moment in range(20_000)]
+    assert all(0.0 <= d < 1.0 for d in draws)
+    assert abs(float(np.mean(draws)) - 0.5) < 0.01
+    assert abs(float(np.mean(np.asarray(draws) < 0.05)) - 0.05) < 0.005
+    second = SeededDraws(7, 1, 12)
+    assert second.random() != second.random()  # a sequence, not one value
+
+
+def test_content_affinity_orders_a_few_items_as_the_full_score_does(
+    fitted: RecommendationPipeline,
+) -> None:
+    content = next(s for s in fitted.sources if isinstance(s, ContentSimilarity))
+    assert fitted.data is not None
+    items = np.arange(0, fitted.data.n_items, 3)
+    for history in fitted.histories()[:20]:
+        block = RequestBlock([history], np.asarray([0]), np.asarray([12]))
+        full = content.score(source_input(block, fitted.data.n_items))[0][items]
+        few = content.affinity(history.items, items)
+        norm_full, norm_few = np.linalg.norm(full), np.linalg.norm(few)
+        if norm_full == 0:
+            assert norm_few == 0
+            continue
+        assert np.allclose(few / norm_few, full / norm_full, atol=1e-5)  # one factor apart

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,8 @@ from persona.recommend.scheduler import retrain_job
 from persona.runtime import settle_heap
 from persona.segments.scheduler import segment_refresh_job
 
+log = logging.getLogger(__name__)
+
 FOLLOW_SECONDS = 0.25  # how often a server reads other processes' changes
 CHAMPION_CHECK_SECONDS = 1.0  # how often it looks for a model set promoted elsewhere
 
@@ -52,6 +55,13 @@ def background_jobs_of(engine: Engine, leadership: Leadership) -> list[PeriodicJ
         ),
         *leader_only,
     ]
+
+
+def _load_champion(engine: Engine) -> None:
+    try:
+        engine.recommendations.reload()
+    except Exception:
+        log.exception("the model set could not be loaded at start; requests will try again")
 
 
 def _follow(engine: Engine) -> None:
@@ -119,6 +129,9 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         jobs: list[PeriodicJob] = []
         if background_jobs:
             engine.storage.follow_changes()  # from here on
+            # The champion is loaded before the first request, not by it: `persona serve`
+            # accepts connections once this returns (another worker serves meanwhile).
+            await anyio.to_thread.run_sync(_load_champion, engine)
             leadership.renew()
             jobs = start_all(background_jobs_of(engine, leadership))
         settle_heap()

@@ -24,7 +24,7 @@ from persona.recommend.dataset import IntArray, Interactions
 from persona.recommend.features import ItemFacts, build_features, feature_names
 from persona.recommend.ranker import LambdaRanker, RankerConfig, RankerReport
 from persona.recommend.request import History, RequestBlock, source_input
-from persona.recommend.rerank import BusinessRules, RerankConfig, Slot, rerank
+from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, Slot, rerank
 from persona.recommend.sources import (
     CandidateSource,
     CategoryTrending,
@@ -340,12 +340,10 @@ class RecommendationPipeline:
         """
         assert self.data is not None
         rules = self._allowed_rules(request)
-        rng: np.random.Generator | None = None
+        rng = None
         if self.config.rerank.exploration_share and len(self._exploration_pool(request.as_of_s)):
             # Seeded by the request, so the same request explores the same way.
-            rng = np.random.default_rng(
-                [self.config.seed, int(request.as_of_s), len(request.history.items)]
-            )
+            rng = SeededDraws(self.config.seed, int(request.as_of_s), len(request.history.items))
 
         def new_items() -> IntArray | None:  # only asked when exploration gets a slot
             return self._new_items(request, content_scores)
@@ -393,7 +391,7 @@ class RecommendationPipeline:
             content = next((s for s in self.sources if isinstance(s, ContentSimilarity)), None)
             if content is None:
                 return candidates[:5]
-            # Over the whole pool, the same array all second: its vectors are looked up once.
+            # Over the whole pool, the same for every request: its similarities are kept.
             affinity = content.affinity(request.history.items, pool)[keep]
         return candidates[np.argsort(-affinity, kind="stable")][:5]
 

@@ -25,6 +25,7 @@ from persona.recommend.dataset import IntArray
 from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
 
 SHORTLIST_SIZE = 100  # candidates kept per person: n is at most 100, and filters remove some
+HEAD = 32  # shortlist items searched first for an answer's items
 MAX_VERIFIED = 1_000_000  # people known unchanged, kept in memory (about 150 MB at most)
 
 ExtraCandidates = Callable[[str], Mapping[str, list[str]]]
@@ -63,6 +64,7 @@ class ShortlistTable:
         self.latest_ms = latest_ms
         self.as_of_s = as_of_s
         self._row = {key: row for row, key in enumerate(people)}
+        self._names_of: dict[int, list[str]] = {}  # source bits -> names (few combinations)
 
     def __len__(self) -> int:
         return len(self.people)
@@ -85,8 +87,15 @@ class ShortlistTable:
         return Shortlist(
             items[:size].astype(np.int64),
             self.scores[row, :size],
-            _SourceBits(items[:size], self.sources[row, :size], self.source_names),
+            _SourceBits(items[:size], self.sources[row, :size], self._source_names_of),
         )
+
+    def _source_names_of(self, bits: int) -> list[str]:
+        names = self._names_of.get(bits)
+        if names is None:
+            names = [name for j, name in enumerate(self.source_names) if bits >> j & 1]
+            self._names_of[bits] = names
+        return list(names)
 
     def without(self, profile_keys: Collection[str]) -> ShortlistTable:
         """The same table without these people (an erasure)."""
@@ -174,12 +183,16 @@ class _SourceBits(Mapping[int, list[str]]):
     (an answer names its ten items' sources; the other ninety are never looked at)."""
 
     def __init__(
-        self, items: npt.NDArray[np.int32], bits: npt.NDArray[np.uint32], names: list[str]
+        self,
+        items: npt.NDArray[np.int32],
+        bits: npt.NDArray[np.uint32],
+        names: Callable[[int], list[str]],
     ) -> None:
         self._items = items
         self._bits = bits
         self._names = names
         self._position: dict[int, int] | None = None
+        self._head: list[int] | None = None
 
     def __getitem__(self, item: int) -> list[str]:
         found = self.get(item)
@@ -188,13 +201,17 @@ class _SourceBits(Mapping[int, list[str]]):
         return found
 
     def get(self, item: int, default: list[str] | None = None) -> list[str] | None:  # type: ignore[override]
+        # An answer's items are nearly all among the first few of the shortlist.
+        if self._head is None:
+            self._head = self._items[:HEAD].tolist()
+        if item in self._head:
+            return self._names(int(self._bits[self._head.index(item)]))
         if self._position is None:
             self._position = {i: p for p, i in enumerate(self._items.tolist())}
         position = self._position.get(item)
         if position is None:
             return default
-        bits = int(self._bits[position])
-        return [name for j, name in enumerate(self._names) if bits >> j & 1]
+        return self._names(int(self._bits[position]))
 
     def __iter__(self) -> Iterator[int]:
         return iter(int(i) for i in self._items)

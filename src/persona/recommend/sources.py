@@ -104,7 +104,7 @@ class ContentSimilarity:
     def __init__(self, config: ContentConfig | None = None) -> None:
         self.config = config or ContentConfig()
         self._vectors: sparse.csr_matrix | None = None
-        self._entries_memo: tuple[IntArray, tuple[IntArray, IntArray, np.ndarray]] | None = None
+        self._similarity_memo: tuple[bytes, np.ndarray] | None = None
 
     def fit(self, data: Interactions) -> None:
         table = data.item_table
@@ -128,7 +128,7 @@ class ContentSimilarity:
         except ValueError:  # no item has any text: the source proposes nothing
             vectors = sparse.csr_matrix((data.n_items, 1), dtype=np.float32)
         self._vectors = normalize(vectors).astype(np.float32).tocsr()
-        self._entries_memo = None
+        self._similarity_memo = None
 
     def score(self, inputs: SourceInput) -> Scores:
         assert self._vectors is not None, "fit first"
@@ -136,32 +136,25 @@ class ContentSimilarity:
         return np.asarray((profile @ self._vectors.T).toarray(), dtype=np.float32)
 
     def affinity(self, history: IntArray, items: IntArray) -> np.ndarray:
-        """``score`` of one history for a few items only, in numpy: the cosine between the
-        sum of the history's item vectors and each item's vector. Serving asks this for the
-        exploration pool on every request, where ``score``'s sparse products over the whole
-        catalog would cost most of the answer."""
-        assert self._vectors is not None, "fit first"
-        v = self._vectors
-        rows, at = _row_entries(v, np.unique(history))
-        summed = np.bincount(v.indices[at], weights=v.data[at], minlength=v.shape[1])
-        norm = float(np.linalg.norm(summed))
-        profile = summed / norm if norm > 0 else summed
-        rows, columns, values = self._entries_of(items)
-        dots = values * profile[columns]
-        return np.bincount(rows, weights=dots, minlength=len(items)).astype(np.float32)
+        """How much each of a few ``items`` resembles the history: ``score``'s cosine times
+        the norm of the history's summed vectors, a factor the same for every item, so the
+        order is ``score``'s. Serving asks this on every request for the same exploration
+        pool, where ``score``'s sparse products over the whole catalog would cost most of
+        the answer: the pool's similarity to every item is computed once."""
+        similar = self._similarity_to_all(items)
+        return np.asarray(similar[:, np.unique(history)].sum(axis=1), dtype=np.float32)
 
-    def _entries_of(self, items: IntArray) -> tuple[IntArray, IntArray, np.ndarray]:
-        """The stored entries of the items' vectors (row in ``items``, term, weight); the
-        latest answer is kept, as serving asks for the same exploration pool all second."""
-        memo = self._entries_memo
-        if memo is not None and memo[0] is items:
+    def _similarity_to_all(self, items: IntArray) -> np.ndarray:
+        """``items`` x catalog cosine similarities, kept for the latest ``items`` asked."""
+        assert self._vectors is not None, "fit first"
+        key = np.asarray(items, dtype=np.int64).tobytes()
+        memo = self._similarity_memo
+        if memo is not None and memo[0] == key:
             return memo[1]
-        assert self._vectors is not None
         v = self._vectors
-        rows, at = _row_entries(v, items)
-        found = (rows, v.indices[at], v.data[at])
-        self._entries_memo = (items, found)
-        return found
+        similar = np.asarray((v[items] @ v.T).toarray(), dtype=np.float32)
+        self._similarity_memo = (key, similar)
+        return similar
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         assert self._vectors is not None
@@ -178,17 +171,7 @@ class ContentSimilarity:
         self._vectors = sparse.csr_matrix(
             (arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape
         )
-        self._entries_memo = None
-
-
-def _row_entries(m: sparse.csr_matrix, rows: IntArray) -> tuple[IntArray, IntArray]:
-    """The stored entries of ``m``'s ``rows``: for each entry, which of ``rows`` it belongs
-    to (0, 1, ...) and its position in ``m.data`` and ``m.indices``."""
-    starts = m.indptr[rows]
-    lengths = m.indptr[np.asarray(rows) + 1] - starts
-    owner = np.repeat(np.arange(len(rows)), lengths)
-    first = np.cumsum(lengths) - lengths  # where each row's entries start in the result
-    return owner, starts[owner] + np.arange(int(lengths.sum())) - first[owner]
+        self._similarity_memo = None
 
 
 def _token(text: str) -> str:
