@@ -84,6 +84,7 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(process, base_url, log_path)
+        _wait_started(log_path, int((env or {}).get("PERSONA_SERVER__WORKERS", "1")))
         yield base_url
     finally:
         process.terminate()
@@ -92,6 +93,16 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _wait_started(log_path: Path, workers: int) -> None:
+    """Every worker has started (loaded its model set) and accepts connections: the clients'
+    connections, opened at once and kept, would otherwise all go to the first one up."""
+    deadline = time.monotonic() + 60
+    while log_path.read_text().count("Application startup complete") < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{workers} workers did not all start within 60 s")
+        time.sleep(0.1)
 
 
 def _wait_ready(

@@ -3,10 +3,9 @@ its fallbacks, the batch export and the routes share."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from persona.recommend.pipeline import Ranked, RecommendationPipeline
 from persona.recommend.registry import ModelVersion
@@ -66,8 +65,9 @@ def ranked_items(pipeline: RecommendationPipeline, ranked: Ranked) -> list[Recom
 
 def json_score(score: float) -> float:
     """Scores are finite in JSON: pinned items rank above all, explored ones below."""
-    if score == float("inf"):
+    score = float(score)
+    if score == math.inf:
         return 1e9
-    if not np.isfinite(score):
+    if not math.isfinite(score):
         return -1e9
-    return float(score)
+    return score

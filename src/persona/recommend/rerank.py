@@ -125,6 +125,13 @@ def _diverse(
     """
     cap = max(1, math.ceil(share * k)) if share < 1.0 else k
     counts: dict[str, int] = {}
+    # Most lists break no cap: then the greedy pass would take the first k as they are.
+    for item, _ in order[:k]:
+        for c in categories[item]:
+            counts[c] = counts.get(c, 0) + 1
+    if not counts or max(counts.values()) <= cap:
+        return [Slot(item, score) for item, score in order[:k]]
+    counts = {}
     chosen: list[Slot] = []
     skipped: list[Slot] = []
     for item, score in order:

@@ -46,7 +46,9 @@ _CacheKey = tuple[str, RecommendationQuery]
 
 
 def _cache_key(served: ServedModel, query: RecommendationQuery) -> _CacheKey:
-    return served.version.version, replace(query, exclude=tuple(query.exclude))
+    if not isinstance(query.exclude, tuple):  # hashable, as the routes already make it
+        query = replace(query, exclude=tuple(query.exclude))
+    return served.version.version, query
 
 
 def answer_bytes(key: _CacheKey, result: RecommendationResult) -> int:

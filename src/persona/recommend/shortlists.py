@@ -65,6 +65,7 @@ class ShortlistTable:
         self.as_of_s = as_of_s
         self._row = {key: row for row, key in enumerate(people)}
         self._names_of: dict[int, list[str]] = {}  # source bits -> names (few combinations)
+        self._sizes = np.count_nonzero(items >= 0, axis=1) if len(items) else np.zeros(0)
 
     def __len__(self) -> int:
         return len(self.people)
@@ -83,7 +84,7 @@ class ShortlistTable:
         if row is None:
             return None
         items = self.items[row]
-        size = int(np.count_nonzero(items >= 0))
+        size = int(self._sizes[row])
         return Shortlist(
             items[:size].astype(np.int64),
             self.scores[row, :size],
