@@ -10,10 +10,14 @@ at random (a person, a device, the three placements), for a fixed time after a w
 answered decision is logged (committed) before its answer. A person's `for_you` items come from
 the pipeline the first time and from the recommendation service's answer cache afterwards (no
 events arrive during the run), so the run measures twice: "cold", right after start-up, where
-most people are ranked for the first time, and "warm", after one request per person. Bar: p99
-under 30 ms (checked on the warm run; both are printed).
+most people are ranked for the first time, and "warm", after one request per person. Then the
+load goes on for ``--aged`` seconds (5 minutes by default): cached answers pass their lifetime
+and are refreshed in the background while requests keep coming, as on a server that has been
+up a while; "aged" is measured after that. Bar: p99 under 30 ms on the warm and the aged runs
+(all three are printed).
 
     .venv/bin/python benchmarks/decisions_http.py [--rounds 1] [--seconds 10] [--clients 16]
+                                                 [--aged 300]
 """
 
 from __future__ import annotations
@@ -139,8 +143,8 @@ def send_each(base_url: str, bodies: list[str], key: str) -> None:
 
 
 def run_round(
-    directory: Path, clients: int, seconds: float
-) -> tuple[LoadResult, LoadResult, LoadResult, int]:
+    directory: Path, clients: int, seconds: float, aged_seconds: float
+) -> tuple[LoadResult, LoadResult, LoadResult, LoadResult, int]:
     home = directory / "home"
     people = prepare_home(home)
     key = create_key(home, "decide")
@@ -151,6 +155,9 @@ def run_round(
         cold = decisions_loop(base_url, bodies, key, clients, seconds)
         send_each(base_url, bodies, key)
         warm = decisions_loop(base_url, bodies, key, clients, seconds)
+        if aged_seconds > 0:
+            decisions_loop(base_url, bodies, key, clients, aged_seconds)
+        aged = decisions_loop(base_url, bodies, key, clients, seconds)
         health = closed_loop(base_url, ["/healthz"], key=key, connections=clients, seconds=seconds)
     engine = Engine.open(load_settings(home=home))
     try:
@@ -158,7 +165,7 @@ def run_round(
             logged = uow.connection.exec_driver_sql("SELECT count(*) FROM decisions").scalar_one()
     finally:
         engine.close()
-    return cold, warm, health, int(logged)
+    return cold, warm, aged, health, int(logged)
 
 
 def main() -> int:
@@ -166,6 +173,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median p99 counts")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per route")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
+    parser.add_argument(
+        "--aged", type=float, default=300.0, help="seconds of load before the aged run"
+    )
     options = parser.parse_args()
     require_wrk()
     print(f"{options.clients} connections, {options.seconds:.0f} s per route after a warm-up")
@@ -173,16 +183,21 @@ def main() -> int:
     rounds = []
     for number in range(1, options.rounds + 1):
         with tempfile.TemporaryDirectory() as tmp:
-            cold, warm, health, logged = run_round(Path(tmp), options.clients, options.seconds)
-        rounds.append((warm, health))
+            cold, warm, aged, health, logged = run_round(
+                Path(tmp), options.clients, options.seconds, options.aged
+            )
+        worse = max(warm, aged, key=lambda r: r.p99_ms)
+        rounds.append((worse, health))
         print(f"{number:<6} {cold.row('decisions cold')}")
         print(f"{'':<6} {warm.row('decisions warm')}")
+        print(f"{'':<6} {aged.row(f'aged {options.aged:.0f} s')}")
         print(f"{'':<6} {health.row('healthz')}")
         print(f"{'':<6} {logged:,} decisions logged (3 per request, warm-ups included)")
     # A bar is met when the median round meets it: one favourable round proves nothing.
     decisions, health = sorted(rounds, key=lambda r: r[0].p99_ms)[(len(rounds) - 1) // 2]
     print(
-        f"median warm p99: decisions {decisions.p99_ms:.2f} ms, healthz {health.p99_ms:.2f} ms;"
+        f"median p99 (the worse of warm and aged): decisions {decisions.p99_ms:.2f} ms, healthz"
+        f" {health.p99_ms:.2f} ms;"
         f" throughput {decisions.rate:,.0f} req/s ({decisions.rate / health.rate:.0%} of healthz)"
     )
     ok = decisions.p99_ms < BAR_P99_MS

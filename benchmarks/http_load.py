@@ -57,7 +57,8 @@ end
 _RESULT = re.compile(
     r"LOAD p50=(\d+) p90=(\d+) p95=(\d+) p99=(\d+) max=(\d+) n=(\d+) errors=(\d+) status=(\d+)"
 )
-_DURATION = re.compile(r"requests in ([\d.]+)(m?s)")
+_DURATION = re.compile(r"requests in ([\d.]+)(ms|s|m)\b")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def closed_loop(
     p50, p90, p95, p99, most, requests, errors, status = (int(g) for g in found.groups())
     if errors or status:
         raise RuntimeError(f"{errors} transport errors and {status} non-2xx answers:\n{output}")
-    elapsed = float(duration.group(1)) / (1000 if duration.group(2) == "ms" else 1)
+    elapsed = float(duration.group(1)) * _UNIT_SECONDS[duration.group(2)]
     return LoadResult(
         p50_ms=p50 / 1000,
         p90_ms=p90 / 1000,
