@@ -247,23 +247,31 @@ def test_people_who_did_nothing_since_training_are_answered_from_their_shortlist
 def test_a_shortlist_is_left_for_live_ranking_once_the_person_acts(
     trained: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The live ranking then serves the person's next requests, until they act again."""
     served = engine.recommendations._served
     assert served is not None
     ranked: list[int] = []
-    rank = served.pipeline.rank
+    core = served.pipeline._shortlists
 
-    def counted(requests: Any, k: int) -> Any:
+    def counted(requests: Any) -> Any:
         ranked.append(len(requests))
-        return rank(requests, k)
+        return core(requests)
 
-    monkeypatch.setattr(served.pipeline, "rank", counted)
+    monkeypatch.setattr(served.pipeline, "_shortlists", counted)
     first = recommendations(trained, "p2", n=5)
     assert (first["source"], ranked) == ("pipeline", [])
     top = first["items"][0]["item_id"]
     acted(trained, "p2", top)
     after = recommendations(trained, "p2", n=5)
-    assert (after["source"], ranked) == ("pipeline", [1])
+    assert (after["source"], after["cached"], ranked) == ("pipeline", False, [1])
     assert top not in {i["item_id"] for i in after["items"]}
+    other = recommendations(trained, "p2", n=7)  # another question: the live shortlist
+    assert (other["source"], other["cached"], ranked) == ("pipeline", False, [1])
+    assert top not in {i["item_id"] for i in other["items"]} and len(other["items"]) == 7
+    second = after["items"][0]["item_id"]
+    acted(trained, "p2", second)
+    again = recommendations(trained, "p2", n=5)
+    assert ranked == [1, 1] and second not in {i["item_id"] for i in again["items"]}
 
 
 def test_filters_apply_to_shortlists(trained: TestClient) -> None:
@@ -282,12 +290,12 @@ def test_unavailable_items_are_never_recommended(trained: TestClient) -> None:
     assert top not in {i["item_id"] for i in recommendations(trained, "p0", n=10)["items"]}
 
 
-@pytest.mark.parametrize("stage", ["rank", "finish"])
+@pytest.mark.parametrize("stage", ["_shortlists", "finish"])
 def test_a_failing_pipeline_answers_from_trending(
     trained: TestClient, monkeypatch: pytest.MonkeyPatch, stage: str
 ) -> None:
     """``finish`` (the rerank stage) fails for a person served from their shortlist as for
-    one ranked live; ``rank`` fails the live path, after the shortlist path answered."""
+    one ranked live; ``_shortlists`` (the ranking) fails the live path only."""
 
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("stage failed")
@@ -299,9 +307,7 @@ def test_a_failing_pipeline_answers_from_trending(
         assert len(body["items"]) == 5
     else:  # p0 did nothing since training: the shortlist answers, without ranking
         assert body["source"] == "pipeline"
-    assert trained.post(
-        "/v1/events", json=[{"type": "view", "user_id": "p0", "item_id": "i1"}]
-    ).status_code in (200, 202)
+    acted(trained, "p0")
     body = recommendations(trained, "p0", n=5)  # stale shortlist: ranked live, which fails
     assert body["source"] == "trending" and body["reason"] == "pipeline failed"
     assert len(body["items"]) == 5
@@ -312,7 +318,7 @@ def test_an_exceeded_budget_answers_from_trending(
 ) -> None:
     acted(trained, "p0")  # their shortlist is stale: ranked live
     pipeline = engine.recommendations._served.pipeline  # type: ignore[union-attr]
-    rank = pipeline.rank
+    rank = pipeline._shortlists  # the ranking core of rank and shortlists
 
     def slow_rank(*args: Any, **kwargs: Any) -> Any:
         # A ranking of a few milliseconds can, rarely, finish before the request thread
@@ -320,7 +326,7 @@ def test_an_exceeded_budget_answers_from_trending(
         time.sleep(0.2)
         return rank(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "rank", slow_rank)
+    monkeypatch.setattr(pipeline, "_shortlists", slow_rank)
     engine.recommendations.budget_ms = 0.001
     body = recommendations(trained, "p0", n=5)
     assert body["source"] == "trending" and body["reason"] == "latency budget exceeded"
@@ -332,13 +338,13 @@ def test_a_ranking_that_missed_its_budget_answers_the_next_ask(
 ) -> None:
     service = engine.recommendations
     pipeline = service._served.pipeline  # type: ignore[union-attr]
-    rank = pipeline.rank
+    rank = pipeline._shortlists  # the ranking core of rank and shortlists
 
     def slow_rank(*args: Any, **kwargs: Any) -> Any:
         time.sleep(1.0)  # far past the budget below, however loaded the machine is
         return rank(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "rank", slow_rank)
+    monkeypatch.setattr(pipeline, "_shortlists", slow_rank)
     service.budget_ms = 10
     acted(trained, "p0")  # their shortlist is stale: ranked live
     assert recommendations(trained, "p0", n=5)["source"] == "trending"
@@ -356,8 +362,10 @@ def test_an_aged_answer_is_served_while_the_person_is_ranked_again(
     acted(trained, "p0")  # their shortlist is stale: ranked live
     first = recommendations(trained, "p0", n=5)
     assert (first["source"], first["cached"]) == ("pipeline", False)
+    # The refresh must rank: without the shortlist that ranking kept, it would answer from it.
+    service._served.freshness.unknown()  # type: ignore[union-attr]
     pipeline = service._served.pipeline  # type: ignore[union-attr]
-    rank = pipeline.rank
+    rank = pipeline._shortlists  # the ranking core of rank and shortlists
     rankings: list[float] = []
 
     def slow_rank(*args: Any, **kwargs: Any) -> Any:
@@ -365,7 +373,7 @@ def test_an_aged_answer_is_served_while_the_person_is_ranked_again(
         time.sleep(0.5)  # a request that waited for this would show it
         return rank(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "rank", slow_rank)
+    monkeypatch.setattr(pipeline, "_shortlists", slow_rank)
     # One lifetime later: the answer is aged (and not yet too old to serve).
     ttl = service.cache.ttl_seconds
     monkeypatch.setattr(service.cache, "_now", lambda: time.monotonic() + ttl)
@@ -389,8 +397,9 @@ def test_aged_answers_are_refreshed_a_quarter_of_the_time_at_most(
     for person in ("p0", "p1"):
         acted(trained, person)  # their shortlists are stale: ranked live
         recommendations(trained, person, n=5)
+    service._served.freshness.unknown()  # type: ignore[union-attr]  # refreshes must rank
     pipeline = service._served.pipeline  # type: ignore[union-attr]
-    rank = pipeline.rank
+    rank = pipeline._shortlists  # the ranking core of rank and shortlists
     rankings: list[float] = []
 
     def slow_rank(*args: Any, **kwargs: Any) -> Any:
@@ -398,7 +407,7 @@ def test_aged_answers_are_refreshed_a_quarter_of_the_time_at_most(
         time.sleep(0.2)
         return rank(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "rank", slow_rank)
+    monkeypatch.setattr(pipeline, "_shortlists", slow_rank)
     ttl = service.cache.ttl_seconds
     monkeypatch.setattr(service.cache, "_now", lambda: time.monotonic() + ttl)
     for person in ("p0", "p1"):

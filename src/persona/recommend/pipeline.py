@@ -326,6 +326,12 @@ class RecommendationPipeline:
         # the sources proposed them: the first source's best first.
         return np.concatenate([-np.arange(len(c), dtype=np.float64) for c in candidates])
 
+    def refilter(self, shortlist: Shortlist, request: Request) -> Shortlist:
+        """The shortlist without what this request excludes (its history, filters and the
+        items unavailable now): a shortlist ranked earlier, served to a later request."""
+        keep = ~self.excluded_mask(request.history, request.exclude)[shortlist.items]
+        return Shortlist(shortlist.items[keep], shortlist.scores[keep], shortlist.proposers)
+
     def finish(
         self,
         request: Request,

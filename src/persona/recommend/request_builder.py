@@ -86,34 +86,39 @@ class RequestBuilder:
         freshness: Freshness,
         query: RecommendationQuery,
     ) -> tuple[str, Request, Shortlist] | None:
-        """The person's request with their batch shortlist, filtered for this query, when the
-        shortlist is still true of them and holds enough items; None to rank them live."""
+        """The person's request with the shortlist still true of them (ranked live after
+        their latest change, or the batch's), filtered for this query, when it holds enough
+        items; None to rank them live."""
         data = pipeline.data
         assert data is not None
-        profile_key = freshness.known(query.person_id)
-        if profile_key is None:
-            found = self.signature(query.person_id)
-            if found is None or freshness.is_stale(found[0]):
+        live = freshness.live(query.person_id)
+        if live is not None:
+            profile_key, shortlist, history = live.profile_key, live.shortlist, live.history
+        else:
+            known = freshness.known(query.person_id)
+            if known is None:
+                found = self.signature(query.person_id)
+                if found is None or freshness.is_stale(found[0]):
+                    return None
+                known, now = found
+                if not table.matches(known, now):
+                    return None
+                freshness.verified(query.person_id, known)
+            batch = table.get(known)
+            person = data.user_index(known)
+            if batch is None or person is None:
                 return None
-            profile_key, now = found
-            if not table.matches(profile_key, now):
-                return None
-            freshness.verified(query.person_id, profile_key)
-        shortlist = table.get(profile_key)
-        person = data.user_index(profile_key)
-        if shortlist is None or person is None:
-            return None
+            profile_key, shortlist, history = known, batch, pipeline.histories()[person]
         now_s = self._clock.now_ms() // 1000
         request = Request(
-            history=pipeline.histories()[person],
+            history=history,
             as_of_s=now_s,
             hour=int(now_s // 3600 % 24),
             exclude=self.exclusions(pipeline, query),
         )
-        keep = ~pipeline.excluded_mask(request.history, request.exclude)[shortlist.items]
-        if np.count_nonzero(keep) < query.n:
+        kept = pipeline.refilter(shortlist, request)
+        if len(kept.items) < query.n:
             return None
-        kept = Shortlist(shortlist.items[keep], shortlist.scores[keep], shortlist.proposers)
         return profile_key, request, kept
 
     def request(

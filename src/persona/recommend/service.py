@@ -37,6 +37,7 @@ from persona.recommend.pipeline import PipelineConfig, Ranked, RecommendationPip
 from persona.recommend.registry import ModelRegistry, ModelVersion
 from persona.recommend.request import History
 from persona.recommend.request_builder import ItemTimes, RequestBuilder
+from persona.recommend.shortlists import SHORTLIST_SIZE, LiveShortlist
 from persona.recommend.training import NOT_INTERACTIONS, NotEnoughDataError
 from persona.storage.protocols import Storage
 
@@ -264,6 +265,7 @@ class RecommendationService:
         if shortlisted is not None:
             return shortlisted
         ticket = self.cache.ticket()
+        read_at = served.freshness.now()  # before the history: see ``Freshness.keep_live``
         profile_key, history_ids = self.requests.history(query.person_id)
         # Someone not seen yet gets a profile under one of these keys with their first event.
         people = (
@@ -290,7 +292,7 @@ class RecommendationService:
             if not done.cancelled() and done.exception() is None:
                 self.cache.put(cache_key, people, ticket, answer(done.result()))
 
-        future = self._workers.submit(self._rank, served, query, history_ids, profile_key)
+        future = self._workers.submit(self._rank, served, query, history_ids, profile_key, read_at)
         budget_ms = query.budget_ms if query.budget_ms is not None else self.budget_ms
         remaining = max(0.0, budget_ms / 1000 - (time.perf_counter() - started))
         try:
@@ -314,7 +316,7 @@ class RecommendationService:
         true of them; None to rank them live. A request that names its context (device,
         country, hour) is ranked live: the batch ranked everyone for no context in particular.
         """
-        if served.shortlists is None or query.device or query.country or query.hour is not None:
+        if served.shortlists is None or _has_context(query):
             return None
         try:
             found = self.requests.shortlisted(
@@ -378,9 +380,26 @@ class RecommendationService:
         query: RecommendationQuery,
         history_ids: ItemTimes,
         profile_key: str | None = None,
+        read_at: int = 0,
     ) -> Ranked:
-        request = self.requests.request(served.pipeline, query, history_ids, profile_key)
-        return served.pipeline.rank([request], query.n)[0]
+        """Rank the person live. Without a context, the ranking is kept as their shortlist
+        (``Freshness.keep_live``): their next requests, until they act again, are answered
+        from it like everyone else's from the batch."""
+        pipeline = served.pipeline
+        request = self.requests.request(pipeline, query, history_ids, profile_key)
+        if profile_key is None or served.shortlists is None or _has_context(query):
+            return pipeline.rank([request], query.n)[0]
+        # Ranked as the batch ranks (unavailable items left out, no filter of this query),
+        # then filtered for this query.
+        unfiltered = RecommendationQuery(person_id=query.person_id)
+        base = replace(request, exclude=self.requests.exclusions(pipeline, unfiltered))
+        [shortlist] = pipeline.shortlists([base], SHORTLIST_SIZE)
+        live = LiveShortlist(profile_key, read_at, shortlist, base.history)
+        served.freshness.keep_live(query.person_id, live)
+        kept = pipeline.refilter(shortlist, request)
+        if len(kept.items) < query.n:
+            return pipeline.rank([request], query.n)[0]
+        return pipeline.finish(request, kept, query.n)
 
     def catalog_changed(self) -> None:
         """Forget the cached unavailable items and answers (this process changed the catalog)."""
@@ -417,6 +436,11 @@ class RecommendationService:
     def close(self) -> None:
         self._refresher.shutdown(wait=False, cancel_futures=True)
         self._workers.shutdown(wait=False, cancel_futures=True)
+
+
+def _has_context(query: RecommendationQuery) -> bool:
+    """A request that names its context is ranked live: shortlists rank for none."""
+    return bool(query.device or query.country or query.hour is not None)
 
 
 def load_pipeline(registry: ModelRegistry, version: ModelVersion) -> RecommendationPipeline:

@@ -23,10 +23,12 @@ import numpy.typing as npt
 from persona.identity import ANONYMOUS, USER, split_key
 from persona.recommend.dataset import IntArray
 from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
+from persona.recommend.request import History
 
 SHORTLIST_SIZE = 100  # candidates kept per person: n is at most 100, and filters remove some
 HEAD = 32  # shortlist items searched first for an answer's items
 MAX_VERIFIED = 1_000_000  # people known unchanged, kept in memory (about 150 MB at most)
+MAX_LIVE = 20_000  # live-ranked shortlists kept (a few kB each)
 
 ExtraCandidates = Callable[[str], Mapping[str, list[str]]]
 """A person's candidates that only serving knows (segment favourites): item ids by source
@@ -139,21 +141,36 @@ class ShortlistTable:
         )
 
 
-class Freshness:
-    """Whose shortlists are still true, as this process knows it.
+@dataclass(frozen=True)
+class LiveShortlist:
+    """A shortlist ranked at request time, on the history the store held then."""
 
-    The first request of a person compares the store with their shortlist (``Signature``);
-    after that, only a commit that changes the person (``changed``: every write names the
-    profiles it touched, this process's at once and other processes' through the store's
-    change feed) makes it stale. Most requests then read nothing from the store at all.
+    profile_key: str
+    read_at: int  # ``Freshness.now()`` before the history was read
+    shortlist: Shortlist
+    history: History
+
+
+class Freshness:
+    """Which shortlist is still true of each person, as this process knows it.
+
+    The batch shortlist: the first request of a person compares the store with it
+    (``Signature``); after that, only a commit that changes the person (``changed``: every
+    write names the profiles it touched, this process's at once and other processes' through
+    the store's change feed) makes it stale. Someone who acted since is ranked live, and that
+    ranking's shortlist serves their next requests (``keep_live``) until they act again. Most
+    requests then read nothing from the store at all.
     """
 
     def __init__(self) -> None:
         self._verified: dict[str, str] = {}  # person id -> profile key with a true shortlist
         self._stale: set[str] = set()  # profile keys changed since the batch ranking
+        self._clock = 0  # counts the changes heard
+        self._last_change: dict[str, int] = {}  # profile key -> ``_clock`` at its last change
+        self._live: dict[str, LiveShortlist] = {}  # person id -> shortlist ranked live
 
     def known(self, person_id: str) -> str | None:
-        """The person's profile key, when their shortlist is known to be true."""
+        """The person's profile key, when their batch shortlist is known to be true."""
         key = self._verified.get(person_id)
         return key if key is not None and key not in self._stale else None
 
@@ -164,16 +181,39 @@ class Freshness:
             self._verified.clear()  # back to one read per person: correct, only slower
         self._verified[person_id] = profile_key
 
+    def now(self) -> int:
+        """Read before a person's history: ``keep_live`` needs it."""
+        return self._clock
+
+    def keep_live(self, person_id: str, live: LiveShortlist) -> None:
+        """Serve ``live`` to the person until a change of theirs heard after ``read_at``."""
+        if self._last_change.get(live.profile_key, 0) > live.read_at:
+            return  # they changed while being ranked
+        if len(self._live) >= MAX_LIVE:
+            self._live.clear()
+        self._live[person_id] = live
+
+    def live(self, person_id: str) -> LiveShortlist | None:
+        found = self._live.get(person_id)
+        if found is None or self._last_change.get(found.profile_key, 0) > found.read_at:
+            return None
+        return found
+
     def changed(self, profile_keys: Iterable[str]) -> None:
+        self._clock += 1
         for key in profile_keys:
             self._stale.add(key)
+            self._last_change[key] = self._clock
             if key.startswith((USER, ANONYMOUS)):
                 # The id may now resolve to another profile (a first event under the user id).
-                self._verified.pop(split_key(key)[1], None)
+                person = split_key(key)[1]
+                self._verified.pop(person, None)
+                self._live.pop(person, None)
 
     def unknown(self) -> None:
         """Check everyone against the store again (this process may have missed changes)."""
         self._verified = {}
+        self._live = {}
 
     def is_stale(self, profile_key: str) -> bool:
         return profile_key in self._stale
