@@ -5,7 +5,9 @@ beside a server), each with caches of profiles and answers. A commit in one must
 others hold of the people it changed: each write that changes profiles appends their keys to
 ``changes`` in its own transaction, and every process reads the rows after the last one it saw
 a few times a second. Writers hold one lock (SQLite's, or the advisory lock on PostgreSQL), so
-sequence numbers grow in commit order and a follower never skips a row that commits late.
+sequence numbers grow in commit order and a follower never skips a row that commits late. Writers
+that commit in parallel (PostgreSQL without that lock) would break this order: they need the
+database's notifications or a message broker instead.
 """
 
 from __future__ import annotations
