@@ -6,7 +6,7 @@ so the pipeline that answers the API is the one that is evaluated.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +75,11 @@ class Interactions:
 
     def item_index(self, item_id: str) -> int | None:
         return self._item_index.get(item_id)
+
+    def item_indices(self, item_ids: Iterable[str]) -> IntArray:
+        """The indices of the ids this data knows, in their order (unknown ids left out)."""
+        found = (self._item_index.get(i) for i in item_ids)
+        return np.asarray([j for j in found if j is not None], dtype=np.int64)
 
     def subset(self, rows: IntArray) -> Interactions:
         """The given interactions only, with the same user and item indices."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
-from persona.recommend.dataset import IntArray, history_matrix
+from persona.recommend.dataset import IntArray, Interactions, history_matrix
 
 RECENT_ITEMS = 10  # how many of the latest items describe what a person is into right now
 
@@ -55,3 +55,10 @@ def source_input(block: RequestBlock, n_items: int) -> SourceInput:
         recent=history_matrix([h.recent() for h in block.histories], n_items),
         as_of_s=block.as_of_s,
     )
+
+
+def known_candidates(data: Interactions, found: Mapping[str, Iterable[str]]) -> dict[str, IntArray]:
+    """Candidate item ids by source as indices of ``data``: ids it does not know are left
+    out, and so is a source left with none (the batch ranking and serving alike)."""
+    indices = {name: data.item_indices(ids) for name, ids in found.items()}
+    return {name: found for name, found in indices.items() if len(found)}

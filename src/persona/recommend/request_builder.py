@@ -14,7 +14,7 @@ from persona.recommend.answer import RecommendationQuery
 from persona.recommend.context import ContextTrends
 from persona.recommend.dataset import IntArray
 from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
-from persona.recommend.request import History
+from persona.recommend.request import History, known_candidates
 from persona.recommend.shortlists import Freshness, ShortlistTable, Signature
 from persona.recommend.training import NOT_INTERACTIONS
 from persona.storage.protocols import Storage
@@ -155,8 +155,7 @@ class RequestBuilder:
         assert data is not None
         parts = [self._unavailable_indices(pipeline)]
         if query.exclude:
-            asked = (data.item_index(i) for i in query.exclude)
-            parts.append(np.asarray([i for i in asked if i is not None], dtype=np.int64))
+            parts.append(data.item_indices(query.exclude))
         if query.category is not None:
             parts.append(self._outside_category(pipeline, query.category))
         return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
@@ -168,9 +167,7 @@ class RequestBuilder:
         if memo is None or memo[0] is not ids or memo[1] is not pipeline:
             data = pipeline.data
             assert data is not None
-            found = (data.item_index(i) for i in ids)
-            indices = np.asarray(sorted({i for i in found if i is not None}), dtype=np.int64)
-            memo = self._unavailable_memo = (ids, pipeline, indices)
+            memo = self._unavailable_memo = (ids, pipeline, np.unique(data.item_indices(ids)))
         return memo[2]
 
     def _outside_category(self, pipeline: RecommendationPipeline, category: str) -> IntArray:
@@ -202,12 +199,7 @@ class RequestBuilder:
             found["context_trending"] = [i for i, _ in self.context_trends.ranked(context)[:30]]
         if profile_key is not None:
             found.update(self.person_candidates(profile_key))
-        extra: dict[str, np.ndarray] = {}
-        for name, ids in found.items():
-            indices = [j for j in (data.item_index(i) for i in ids) if j is not None]
-            if indices:
-                extra[name] = np.asarray(indices, dtype=np.int64)
-        return extra
+        return known_candidates(data, found)
 
     def person_candidates(self, profile_key: str) -> dict[str, list[str]]:
         """The person's candidates that only serving knows, item ids by source: what their

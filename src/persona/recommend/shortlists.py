@@ -21,9 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from persona.identity import ANONYMOUS, USER, split_key
-from persona.recommend.dataset import IntArray
 from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
-from persona.recommend.request import History
+from persona.recommend.request import History, known_candidates
 
 SHORTLIST_SIZE = 100  # candidates kept per person: n is at most 100, and filters remove some
 HEAD = 32  # shortlist items searched first for an answer's items
@@ -273,18 +272,13 @@ def rank_everyone(
     people = data.user_ids
     histories = pipeline.histories()
 
-    def extra(key: str) -> dict[str, IntArray]:
-        found = extra_candidates(key) if extra_candidates else {}
-        indices = {
-            name: np.asarray(
-                [j for j in (data.item_index(i) for i in ids) if j is not None], dtype=np.int64
-            )
-            for name, ids in found.items()
-        }
-        return {name: found for name, found in indices.items() if len(found)}
-
     requests = [
-        Request(histories[u], as_of_s, hour=as_of_s // 3600 % 24, extra=extra(key))
+        Request(
+            histories[u],
+            as_of_s,
+            hour=as_of_s // 3600 % 24,
+            extra=known_candidates(data, extra_candidates(key)) if extra_candidates else {},
+        )
         for u, key in enumerate(people)
     ]
     items = np.full((len(people), size), -1, dtype=np.int32)
