@@ -10,14 +10,14 @@ under the anonymous id and the user it was linked to.
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from persona.cache import AnswerCache
 from persona.clock import Clock
 from persona.errors import InvalidRequestError, SubjectErasedError
-from persona.identity import ANONYMOUS, USER, anonymous_key, is_user_key, split_key, user_key
+from persona.identity import ANONYMOUS, anonymous_key, is_user_key, split_key, user_key
 from persona.privacy.audit import AuditLog
 from persona.storage.protocols import ConsentLog, Storage, UnitOfWork
 from persona.storage.records import ConsentChange, ConsentEntry
@@ -27,7 +27,7 @@ PERSONALIZATION = "personalization"
 # What folding an event into profiles, segments, models and decisions needs.
 USE_PURPOSES = (ANALYTICS, PERSONALIZATION)
 DECISION_SECONDS = 1.0  # how long another process's consent change may go unseen here
-MAX_DECISIONS = 200_000  # people whose decisions are kept (then all are read again)
+MAX_DECISIONS = 200_000  # (person, purpose) decisions kept, the least recently used dropped
 
 
 class ConsentStatus(StrEnum):
@@ -142,10 +142,9 @@ class ConsentService:
         self._tombstones_of = tombstones_of  # the tombstones that mark a profile key erased
         # Decisions of ``allows_person`` (asked on every recommendation), by (person, purpose):
         # kept DECISION_SECONDS at most, dropped at once by a commit that names the person.
-        self._decided: dict[str, dict[str, tuple[float, bool]]] = {}
-        self._generation = 0
+        self._decisions: AnswerCache[bool] = AnswerCache(MAX_DECISIONS, DECISION_SECONDS)
         storage.add_commit_listener(self._committed)
-        storage.add_reset_listener(self._forget_all)
+        storage.add_reset_listener(self._decisions.clear)
 
     def check(self, changes: Mapping[str, str]) -> dict[str, ConsentStatus]:
         """Validated ``{purpose: status}``; unknown purposes or statuses are refused."""
@@ -252,35 +251,24 @@ class ConsentService:
         Changes through this process drop the decision at once; those of another process
         are seen within ``DECISION_SECONDS``.
         """
-        started = time.monotonic()
-        decided = self._decided.get(person_id, {}).get(purpose)
-        if decided is not None and started - decided[0] < DECISION_SECONDS:
-            return decided[1]
-        generation = self._generation
+        decided = self._decisions.get((person_id, purpose))
+        if decided is not None:
+            return decided
+        ticket = self._decisions.ticket()
         user, anonymous = user_key(person_id), anonymous_key(person_id)
         book = ConsentBook(self.required)
         with self._storage.read() as uow:
             _fill(book, uow.consents.of_person(user, anonymous, purpose))
         granted = book.granted(book.keys_for(user, anonymous), purpose, self._clock.now_ms())
-        if generation == self._generation:  # no commit meanwhile could have changed it
-            if len(self._decided) >= MAX_DECISIONS:
-                self._decided = {}
-            self._decided.setdefault(person_id, {})[purpose] = (started, granted)
+        # Not kept when a commit naming the person came meanwhile (see ``AnswerCache.put``).
+        self._decisions.put((person_id, purpose), (user, anonymous), ticket, granted)
         return granted
-
-    def _forget_all(self) -> None:
-        self._generation += 1
-        self._decided = {}
 
     def _committed(self, changed: Collection[str] | None) -> None:
         """Forget the decisions of the people a commit changed (consent given by an event, a
         link between ids, an erasure ...)."""
-        if not changed:
-            return
-        self._generation += 1
-        for key in changed:
-            if key.startswith((USER, ANONYMOUS)):
-                self._decided.pop(split_key(key)[1], None)
+        if changed:
+            self._decisions.invalidate(changed)
 
     def history(self, uow: UnitOfWork, keys: Sequence[str]) -> list[ConsentChange]:
         """Every change recorded under ``keys``, in recording order."""
