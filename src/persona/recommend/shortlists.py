@@ -163,15 +163,15 @@ class Freshness:
 
     def __init__(self) -> None:
         self._verified: dict[str, str] = {}  # person id -> profile key with a true shortlist
-        self._stale: set[str] = set()  # profile keys changed since the batch ranking
         self._clock = 0  # counts the changes heard
-        self._last_change: dict[str, int] = {}  # profile key -> ``_clock`` at its last change
+        # Profile key -> ``_clock`` at its last change: the keys changed since the batch.
+        self._last_change: dict[str, int] = {}
         self._live: dict[str, LiveShortlist] = {}  # person id -> shortlist ranked live
 
     def known(self, person_id: str) -> str | None:
         """The person's profile key, when their batch shortlist is known to be true."""
         key = self._verified.get(person_id)
-        return key if key is not None and key not in self._stale else None
+        return key if key is not None and key not in self._last_change else None
 
     def verified(self, person_id: str, profile_key: str) -> None:
         """The store showed the person unchanged since the batch. A commit listener that ran
@@ -201,7 +201,6 @@ class Freshness:
     def changed(self, profile_keys: Iterable[str]) -> None:
         self._clock += 1
         for key in profile_keys:
-            self._stale.add(key)
             self._last_change[key] = self._clock
             if key.startswith((USER, ANONYMOUS)):
                 # The id may now resolve to another profile (a first event under the user id).
@@ -215,7 +214,7 @@ class Freshness:
         self._live = {}
 
     def is_stale(self, profile_key: str) -> bool:
-        return profile_key in self._stale
+        return profile_key in self._last_change
 
 
 class _SourceBits(Mapping[int, list[str]]):
