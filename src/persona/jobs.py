@@ -32,7 +32,7 @@ class PeriodicJob:
         self,
         name: str,
         interval_seconds: float,
-        run_once: Callable[[], None],
+        run_once: Callable[[], object],
         *,
         when: Callable[[], bool] | None = None,
     ) -> None:

@@ -49,7 +49,7 @@ def background_jobs_of(engine: Engine, leadership: Leadership) -> list[PeriodicJ
         job.when = leadership.held
     return [
         leadership.job(),
-        PeriodicJob("follow-changes", FOLLOW_SECONDS, lambda: _follow(engine)),
+        PeriodicJob("follow-changes", FOLLOW_SECONDS, engine.storage.follow_changes),
         PeriodicJob(
             "follow-champion", CHAMPION_CHECK_SECONDS, engine.recommendations.follow_champion
         ),
@@ -62,10 +62,6 @@ def _load_champion(engine: Engine) -> None:
         engine.recommendations.reload()
     except Exception:
         log.exception("the model set could not be loaded at start; requests will try again")
-
-
-def _follow(engine: Engine) -> None:
-    engine.storage.follow_changes()
 
 
 def _scheduled_jobs(engine: Engine) -> list[PeriodicJob]:
