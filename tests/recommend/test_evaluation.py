@@ -32,7 +32,7 @@ DISCOUNTS = 1 / np.log2(np.arange(2, 12))
 
 def frame() -> pd.DataFrame:
     rows = []
-    # Person 1: five ratings, two at the same second (ties broken by movieId).
+    # Person 1: five ratings, two at the same second (ties broken by the item).
     for movie, ts in [(10, 1), (30, 2), (20, 2), (40, 3), (50, 4)]:
         rows.append((1, movie, ts))
     # Person 2: a single rating goes to test.
@@ -40,39 +40,39 @@ def frame() -> pd.DataFrame:
     # Person 3: three ratings, ceil(0.6) = 1 held out.
     for movie, ts in [(20, 1), (30, 2), (60, 3)]:
         rows.append((3, movie, ts))
-    return movielens_like(rows)
+    return protocol_frame(rows)
 
 
-def movielens_like(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
+def protocol_frame(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "userId": u,
-                "movieId": m,
+                "person": u,
+                "item": m,
                 "timestamp": t,
-                "rating": 4.0,
+                "value": 4.0,
                 "title": f"m{m}",
-                "year": 2000.0,
-                "genres": "Drama|Comedy" if m % 20 == 0 else "Action",
+                "created_ms": 946_684_800_000.0,
+                "categories": "Drama|Comedy" if m % 20 == 0 else "Action",
             }
             for u, m, t in rows
         ]
     )
 
 
-def test_split_takes_the_last_fifth_rounded_up_with_ties_by_movie_id() -> None:
+def test_split_takes_the_last_fifth_rounded_up_with_ties_by_item() -> None:
     train, test = protocol_split(frame())
-    held = {u: sorted(g.movieId) for u, g in test.groupby("userId")}
+    held = {u: sorted(g.item) for u, g in test.groupby("person")}
     assert held == {1: [50], 2: [10], 3: [60]}
-    assert sorted(train[train.userId == 1].movieId) == [10, 20, 30, 40]
+    assert sorted(train[train.person == 1].item) == [10, 20, 30, 40]
 
 
 @pytest.mark.parametrize(("size", "held"), [(1, 1), (4, 1), (5, 1), (6, 2), (15, 3), (16, 4)])
 def test_split_rounds_up_exactly(size: int, held: int) -> None:
     # 15 * 0.2 is 3.0000000000000004 in floating point; three are held out, not four.
-    train, test = protocol_split(movielens_like([(1, m, m) for m in range(size)]))
+    train, test = protocol_split(protocol_frame([(1, m, m) for m in range(size)]))
     assert len(test) == held
-    assert sorted(test.movieId) == list(range(size - held, size))
+    assert sorted(test.item) == list(range(size - held, size))
     assert len(train) == size - held
 
 
@@ -168,7 +168,7 @@ def test_top_k_leaves_out_history_and_unavailable_items() -> None:
 
 def synthetic_frame() -> pd.DataFrame:
     rows = [(int(e["user_id"][1:]), int(e["item_id"][1:]), e["timestamp"]) for e in events(seed=5)]
-    return movielens_like(rows)
+    return protocol_frame(rows)
 
 
 class FirstItems:

