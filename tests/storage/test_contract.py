@@ -134,14 +134,20 @@ class TestEventLog:
                     event("e6", "u:1", 5, item_id="i1", type="purchase", value=9.5),
                 ]
             )
+        columns = engine.storage.interaction_columns()
+        assert columns.column_names == ["profile_key", "item_id", "type", "occurred_at_ms", "value"]
+        assert [tuple(row.values()) for row in columns.to_pylist()] == [
+            ("u:1", "i1", "purchase", 5, 9.5),
+            ("u:1", "i1", "view", 10, None),
+            ("u:2", "i2", "view", 20, None),
+            ("u:1", "i2", "click", 30, 2.0),
+            ("u:3", "i3", "impression", 50, None),
+        ]
+        assert engine.storage.interaction_columns(before_ms=20)["occurred_at_ms"].to_pylist() == [
+            5,
+            10,
+        ]
         with engine.storage.read() as uow:
-            assert [tuple(i) for i in uow.events.interactions(batch_size=2)] == [
-                ("u:1", "i1", "purchase", 5, 9.5),
-                ("u:1", "i1", "view", 10, None),
-                ("u:2", "i2", "view", 20, None),
-                ("u:1", "i2", "click", 30, 2.0),
-                ("u:3", "i3", "impression", 50, None),
-            ]
             assert uow.events.item_history("u:1", 2) == [("i2", "click", 30), ("i1", "view", 10)]
             assert uow.events.item_history("u:9", 5) == []
             assert uow.events.item_signature("u:1", ["impression"]) == (3, 30)
@@ -173,6 +179,22 @@ class TestEventLog:
                 "u:2": [RecentEvent("view", "i2", 20)],
             }
             assert set(uow.events.recent_events(["u:2"], None, ["identify"])) == {"u:2"}
+
+    def test_interaction_columns_in_bulk_whatever_comes_first(self, engine: Engine) -> None:
+        # Thousands of events without a value come first; the values after them still read
+        # as numbers, ties of time in event id order, the empty case keeps its columns.
+        assert engine.storage.interaction_columns().num_rows == 0
+        assert engine.storage.interaction_columns().schema.field("value").type == "double"
+        plain = [event(f"e{n:05d}", "u:1", 1_000 + n // 2) for n in range(5_000)]
+        valued = [event(f"v{n}", "u:2", 10_000, value=float(n) + 0.5) for n in range(3)]
+        with engine.storage.write() as uow:
+            uow.events.append([*plain, *valued, event("x", "u:3", 20_000, value=7)])
+        columns = engine.storage.interaction_columns()
+        assert columns.num_rows == 5_004
+        assert columns["value"].null_count == 5_000
+        assert columns["value"].to_pylist()[-4:] == [0.5, 1.5, 2.5, 7.0]
+        assert columns["occurred_at_ms"].to_pylist()[:4] == [1_000, 1_000, 1_001, 1_001]
+        assert columns["profile_key"].to_pylist()[-4:] == ["u:2", "u:2", "u:2", "u:3"]
 
     def test_a_failed_unit_of_work_stores_nothing(self, engine: Engine) -> None:
         def fail_midway() -> None:

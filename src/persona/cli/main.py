@@ -439,6 +439,8 @@ def _print_model_set(outcome: TrainingOutcome) -> None:
             f"validation {name}", f"{value:.4f}" if isinstance(value, float) else str(value)
         )
     table.add_row("sources", ", ".join(outcome.report.sources))
+    for name, why in outcome.report.left_out.items():
+        table.add_row(f"left out: {name}", why)
     table.add_row(
         "people / items / interactions",
         f"{outcome.report.people:,} / {outcome.report.items:,} / {outcome.report.interactions:,}",

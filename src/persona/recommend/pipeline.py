@@ -39,6 +39,13 @@ Progress = Callable[[str], None]
 SourceFactory = Callable[[int], list[CandidateSource]]
 MIN_PEOPLE = 5  # fewer people than this on either side, and no ranker is learned
 EXPLORATION_POOL = 500  # new items considered for exploration: the newest, to bound the work
+# Dense EASE costs items^2 memory and items^3 time, four times a training: past this catalog
+# size it would dominate training, and the other sources scale instead.
+EASE_MAX_ITEMS = 10_000
+WHY_LEFT_OUT = {
+    "ease": f"dense EASE serves catalogs of up to {EASE_MAX_ITEMS:,} items (its memory grows "
+    "with the square of the catalog, its time with the cube)",
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class FitReport:
     people: int
     items: int
     interactions: int
+    left_out: dict[str, str] = field(default_factory=dict)  # configured sources not used, why
 
 
 class RecommendationPipeline:
@@ -159,6 +167,11 @@ class RecommendationPipeline:
             people=data.n_users,
             items=data.n_items,
             interactions=len(data.users),
+            left_out={
+                name: WHY_LEFT_OUT.get(name, "no such source")
+                for name in self.config.candidates
+                if name not in {s.name for s in self.sources}
+            },
         )
 
     def _fit_sources(self, data: Interactions) -> None:
@@ -576,6 +589,6 @@ def default_sources(n_items: int) -> list[CandidateSource]:
         trending,
         CategoryTrending(trending),
     ]
-    if n_items <= EASEConfig().max_items:
+    if n_items <= EASE_MAX_ITEMS:
         sources.insert(0, ScorerSource("ease", EASE(EASEConfig(l2=500.0))))
     return sources

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from persona.clock import Clock, utc
 from persona.errors import NothingToLearnError
@@ -34,53 +36,42 @@ class TrainingData:
 
 
 def load_training_data(
-    storage: Storage,
-    weights: Mapping[str, float],
-    *,
-    before_ms: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    storage: Storage, weights: Mapping[str, float], *, before_ms: int | None = None
 ) -> TrainingData:
-    """Every interaction (optionally only those before ``before_ms``) and every item's metadata."""
+    """Every interaction (optionally only those before ``before_ms``) and every item's metadata.
+
+    The events come as columns (``Storage.interaction_columns``) and become index arrays in
+    Arrow and numpy: people are numbered in the order of their first interaction, catalog
+    items in catalog order, then items known only from events in order of first appearance.
+    """
     with storage.read() as uow:
         items: list[ItemRecord] = []
         after: str | None = None
         while page := uow.catalog.list(after_id=after, limit=PAGE):
             items.extend(page)
             after = page[-1].item_id
-        people: dict[str, int] = {}
-        item_index = {record.item_id: i for i, record in enumerate(items)}
-        item_ids = [record.item_id for record in items]
-        users: list[int] = []
-        item_rows: list[int] = []
-        times: list[int] = []
-        strengths: list[float] = []
-        values: list[float] = []
-        for n, row in enumerate(uow.events.interactions(), start=1):
-            if row.type in NOT_INTERACTIONS:
-                continue
-            if before_ms is not None and row.occurred_at_ms >= before_ms:
-                break  # rows come in event-time order
-            users.append(people.setdefault(row.profile_key, len(people)))
-            index = item_index.get(row.item_id)
-            if index is None:
-                index = item_index[row.item_id] = len(item_ids)
-                item_ids.append(row.item_id)
-            item_rows.append(index)
-            times.append(row.occurred_at_ms)
-            strengths.append(weights.get(row.type, 1.0))
-            values.append(np.nan if row.value is None else row.value)
-            if progress and n % 10_000 == 0:
-                progress(10_000)
-    table = _item_table(items, len(item_ids))
+    columns = storage.interaction_columns(before_ms)
+    columns = columns.filter(pc.invert(pc.is_in(columns["type"], pa.array(NOT_INTERACTIONS))))
+    people = pc.dictionary_encode(columns["profile_key"]).combine_chunks()
+    item_ids = [record.item_id for record in items]
+    in_catalog = pc.index_in(columns["item_id"], value_set=pa.array(item_ids, pa.string()))
+    unknown = pc.dictionary_encode(
+        columns["item_id"].filter(pc.is_null(in_catalog))
+    ).combine_chunks()
+    item_rows = np.asarray(pc.fill_null(in_catalog, -1), dtype=np.int64)
+    item_rows[item_rows < 0] = len(item_ids) + np.asarray(unknown.indices, dtype=np.int64)
+    item_ids += unknown.dictionary.to_pylist()
+    kinds = pc.dictionary_encode(columns["type"]).combine_chunks()
+    strength = np.asarray([weights.get(t, 1.0) for t in kinds.dictionary.to_pylist()], np.float32)
     interactions = Interactions(
-        user_ids=list(people),
+        user_ids=people.dictionary.to_pylist(),
         item_ids=item_ids,
-        users=np.asarray(users, dtype=np.int64),
-        items=np.asarray(item_rows, dtype=np.int64),
-        timestamps_ms=np.asarray(times, dtype=np.int64),
-        weights=np.asarray(strengths, dtype=np.float32),
-        values=np.asarray(values, dtype=np.float32),
-        item_table=table,
+        users=np.asarray(people.indices, dtype=np.int64),
+        items=item_rows,
+        timestamps_ms=np.asarray(columns["occurred_at_ms"], dtype=np.int64),
+        weights=strength[np.asarray(kinds.indices, dtype=np.int64)],
+        values=np.asarray(pc.fill_null(columns["value"], np.nan), dtype=np.float32),
+        item_table=_item_table(items, len(item_ids)),
     )
     return TrainingData(interactions, len(items))
 
@@ -140,6 +131,7 @@ def train_model_set(
         "trained_before": before_ms,
         "config": {"candidates": pipeline.config.candidates},
         "sources": report.sources,
+        "left_out": report.left_out,
         "metrics": report.metrics,
         "ranker": asdict(report.ranker) if report.ranker else None,
         "people": report.people,

@@ -11,6 +11,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import pyarrow as pa
+
 from persona.rules import Rule
 from persona.storage.records import (
     ApiKeyRecord,
@@ -20,7 +22,6 @@ from persona.storage.records import (
     DecisionRecord,
     EventRecord,
     HeldEventRecord,
-    Interaction,
     ItemRecord,
     MembershipRecord,
     OutcomeRecord,
@@ -75,10 +76,6 @@ class EventLog(Protocol):
     def get(self, event_id: str) -> EventRecord | None: ...
 
     def count(self) -> int: ...
-
-    def interactions(self, batch_size: int = 50_000) -> Iterator[Interaction]:
-        """Every event that names an item, as a light tuple, in event-time order."""
-        ...
 
     def context_item_counts(
         self, field: str, since_ms: int, ignored_types: Sequence[str]
@@ -545,6 +542,12 @@ class Storage(Protocol):
         ...
 
     def read(self) -> AbstractContextManager[UnitOfWork]: ...
+
+    def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
+        """Every event that names an item (only those before ``before_ms`` if given), in
+        event-time order, as columns: profile_key, item_id, type, occurred_at_ms, value (null
+        when none). A snapshot read in bulk, for training: no Python object per event."""
+        ...
 
     def log_decisions(self, records: Sequence[DecisionRecord]) -> None:
         """Add to the decision log in a transaction of its own, committed when this returns

@@ -47,16 +47,6 @@ class ProfileRecord:
     updated_at_ms: int
 
 
-class Interaction(NamedTuple):
-    """The columns of an event that recommenders learn from."""
-
-    profile_key: str
-    item_id: str
-    type: str
-    occurred_at_ms: int
-    value: float | None
-
-
 @dataclass(frozen=True, slots=True)
 class ItemRecord:
     item_id: str

@@ -17,7 +17,6 @@ from persona.storage import tables
 from persona.storage.protocols import Appended
 from persona.storage.records import (
     EventRecord,
-    Interaction,
     RecentEvent,
 )
 from persona.storage.sql.common import (
@@ -267,16 +266,6 @@ class SqlEventLog:
 
     def count(self) -> int:
         return int(self._c.execute(select(func.count()).select_from(tables.events)).scalar_one())
-
-    def interactions(self, batch_size: int = 50_000) -> Iterator[Interaction]:
-        t = tables.events
-        query = (
-            select(t.c.profile_key, t.c.item_id, t.c.type, t.c.occurred_at_ms, t.c.value)
-            .where(t.c.item_id.is_not(None))
-            .order_by(t.c.occurred_at_ms, t.c.event_id)
-        )
-        for row in self._c.execution_options(yield_per=batch_size).execute(query):
-            yield Interaction(*row)
 
     def context_item_counts(
         self, field: str, since_ms: int, ignored_types: Sequence[str]

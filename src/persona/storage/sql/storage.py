@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
@@ -20,6 +21,7 @@ from persona.storage.protocols import CommitListener
 from persona.storage.records import DecisionRecord
 from persona.storage.sql import coordination, decisions
 from persona.storage.sql.audit import SqlAuditTrail
+from persona.storage.sql.bulk import interaction_columns
 from persona.storage.sql.catalog import SqlCatalog
 from persona.storage.sql.common import driver_connection
 from persona.storage.sql.consents import SqlConsentLog
@@ -236,6 +238,9 @@ class SqlStorage:
     def read(self) -> Iterator[SqlUnitOfWork]:
         with self.engine.connect() as connection, connection.begin():
             yield SqlUnitOfWork(connection, self._categories)
+
+    def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
+        return interaction_columns(self.engine.url, before_ms)
 
     @contextmanager
     def read_beside_write(self) -> Iterator[SqlUnitOfWork]:
