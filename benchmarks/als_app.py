@@ -1,9 +1,11 @@
 """The other baseline of the recommendation benchmark: what a user could build instead in fifty
 lines, a FastAPI app that asks implicit's ALS for every request (no cache, nothing precomputed).
 
-It trains on the MovieLens ratings at start (the tuned configuration of the offline evaluation,
-``../shared/eval``), then answers ``GET /v1/users/{id}/recommendations?n=10`` with the person's
-ALS top n, items they rated left out, in the shape of persona's answer. It runs under uvicorn as
+It trains at start on the MovieLens ratings, or on the synthetic shop in the directory named by
+``ALS_SHOP`` (every item event of a person, as the offline protocol reads it), with the tuned
+configuration of the offline evaluation (``../shared/eval``), then answers
+``GET /v1/users/{id}/recommendations?n=10`` with the person's ALS top n, items they rated left
+out, in the shape of persona's answer. It runs under uvicorn as
 `persona serve --workers 1` does (one process), on the event loop like persona's answers.
 
     python -m uvicorn als_app:app --port 8002
@@ -11,6 +13,8 @@ ALS top n, items they rated left out, in the shape of persona's answer. It runs 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,24 +22,24 @@ from fastapi import FastAPI, HTTPException
 from implicit.cpu.als import AlternatingLeastSquares
 from scipy import sparse
 
-from persona.demo.movielens import ratings_frame
+from persona.recommend.evaluation import movielens, read_workload
 
 FACTORS, REGULARIZATION, ALPHA, ITERATIONS = 128, 10.0, 1.0, 15
 
-frame = ratings_frame()
-users = {u: i for i, u in enumerate(sorted(frame["userId"].astype(str).unique()))}
-items = sorted(frame["movieId"].astype(str).unique())
+shop = os.environ.get("ALS_SHOP")
+frame = read_workload(Path(shop)) if shop else movielens()
+people = frame["person"].astype(str)
+users = {u: i for i, u in enumerate(sorted(people.unique()))}
+items = sorted(frame["item"].astype(str).unique())
 item_index = {m: i for i, m in enumerate(items)}
 matrix = sparse.csr_matrix(
     (
         np.ones(len(frame), dtype=np.float32),
-        (
-            frame["userId"].astype(str).map(users).to_numpy(),
-            frame["movieId"].astype(str).map(item_index).to_numpy(),
-        ),
+        (people.map(users).to_numpy(), frame["item"].astype(str).map(item_index).to_numpy()),
     ),
     shape=(len(users), len(items)),
 )
+matrix.sum_duplicates()
 model = AlternatingLeastSquares(
     factors=FACTORS,
     regularization=REGULARIZATION,

@@ -24,7 +24,13 @@ Configurations of the same server:
 Baselines, in the same run: the trivial app (`trivial_app.py`), and a FastAPI app asking
 implicit's ALS for every request (`als_app.py`). Training under 60 s.
 
+`--shop PEOPLE:ITEMS:EVENTS` runs the same on a synthetic shop of that size (`persona
+generate`, seed 1, imported with `persona import`) instead of MovieLens; the requests ask for
+up to 20,000 of its known people, the ALS app trains on the same events, and training's time is
+reported without a bar (the scale issue has its own).
+
     .venv/bin/python benchmarks/recommend_http.py [--seconds 10] [--clients 16]
+    .venv/bin/python benchmarks/recommend_http.py --shop 100000:20000:2000000
 """
 
 from __future__ import annotations
@@ -51,6 +57,31 @@ BAR_PERSONALIZED = 0.99
 BAR_WORKERS = 1.5
 BAR_TRAIN_SECONDS = 60.0
 HERE = Path(__file__).parent
+
+
+def prepare_shop(home: Path, directory: Path, shape: str) -> list[str]:
+    """A generated shop imported into ``home``; returns a sample of its known people."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    people, items, events = (int(part) for part in shape.split(":"))
+    size = ["--people", str(people), "--items", str(items), "--events", str(events)]
+    subprocess.run(
+        [*PERSONA, "generate", "--out", str(directory), "--seed", "1", *size], check=True
+    )
+    for name in ("items", "events"):
+        started = time.perf_counter()
+        subprocess.run(
+            [*PERSONA, "--home", str(home), "import", name, str(directory / f"{name}.parquet")],
+            check=True,
+            capture_output=True,
+        )
+        print(f"persona import {name}: {time.perf_counter() - started:.1f} s")
+    users = pc.unique(pq.read_table(directory / "events.parquet", columns=["user_id"])["user_id"])
+    known = sorted(users.drop_null().to_pylist())
+    chosen = np.random.default_rng(1).choice(len(known), min(20_000, len(known)), replace=False)
+    return [known[i] for i in sorted(chosen)]
 
 
 def train(home: Path) -> float:
@@ -82,6 +113,7 @@ def measure_persona(
     *,
     warm: bool,
     acted: list[str] | None = None,
+    acted_item: str = "1",
 ) -> tuple[LoadResult, dict[str, float], bytes]:
     with running_server(home, env) as base_url:
         headers = {"Authorization": f"Bearer {key}"}
@@ -89,7 +121,7 @@ def measure_persona(
             # Each of these people views a movie now: their shortlists no longer describe
             # them, and every request ranks them live on their history as it is now.
             with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
-                views = [{"type": "view", "user_id": p, "item_id": "1"} for p in acted]
+                views = [{"type": "view", "user_id": p, "item_id": acted_item} for p in acted]
                 for start in range(0, len(views), 500):
                     client.post("/v1/events", json=views[start : start + 500]).raise_for_status()
         sample = httpx.get(base_url + paths[0], headers=headers, timeout=30)
@@ -144,14 +176,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per run")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
+    parser.add_argument("--shop", help="PEOPLE:ITEMS:EVENTS of a synthetic shop, not MovieLens")
     options = parser.parse_args()
     require_wrk()
     uncached = {"PERSONA_RECOMMEND__CACHE_SECONDS": "0"}
+    shop = Path(tempfile.mkdtemp()) / "shop"
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        people = prepare_home(home)
+        people = prepare_shop(home, shop, options.shop) if options.shop else prepare_home(home)
         seconds_to_train = train(home)
-        print(f"persona train: {seconds_to_train:.1f} s (bar: under {BAR_TRAIN_SECONDS:.0f} s)")
+        bar = "" if options.shop else f" (bar: under {BAR_TRAIN_SECONDS:.0f} s)"
+        print(f"persona train: {seconds_to_train:.1f} s{bar}")
         key = create_key(home, "decide", "read", "ingest")
         paths = [f"/v1/users/{person}/recommendations?n=10" for person in people]
         print(f"{len(paths)} people, {options.clients} connections, {options.seconds:.0f} s each")
@@ -176,14 +211,23 @@ def main() -> int:
         )
         print(two.row("cache off, 2 workers"))
         live, served_live, _ = measure_persona(
-            home, paths, key, options.clients, options.seconds, uncached, warm=False, acted=people
+            home,
+            paths,
+            key,
+            options.clients,
+            options.seconds,
+            uncached,
+            warm=False,
+            acted=people,
+            acted_item="i1" if options.shop else "1",
         )
         live_share = personalized_share(served_live)
         print(
             live.row("cache off, all acted"),
             f"   answers: {served_live} ({live_share:.1%} personalized)",
         )
-    als = measure_app("als_app", options.clients, options.seconds, paths, {})
+    als_data = {"ALS_SHOP": str(shop)} if options.shop else {}
+    als = measure_app("als_app", options.clients, options.seconds, paths, als_data)
     print(als.row("FastAPI + ALS"))
     with tempfile.TemporaryDirectory() as tmp:
         body_path = Path(tmp) / "answer.json"
@@ -210,8 +254,9 @@ def main() -> int:
         f"cache off: throughput >= {BAR_UNCACHED_RATIO:.0%} of trivial": off.rate
         >= BAR_UNCACHED_RATIO * trivial.rate,
         f"2 workers: >= {BAR_WORKERS}x one": two.rate >= BAR_WORKERS * off.rate,
-        f"train < {BAR_TRAIN_SECONDS:.0f} s": seconds_to_train < BAR_TRAIN_SECONDS,
     }
+    if not options.shop:
+        checks[f"train < {BAR_TRAIN_SECONDS:.0f} s"] = seconds_to_train < BAR_TRAIN_SECONDS
     for name, ok in checks.items():
         print(f"bar: {name}: {'met' if ok else 'MISSED'}")
     return 0 if all(checks.values()) else 1

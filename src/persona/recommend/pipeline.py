@@ -66,6 +66,9 @@ class PipelineConfig:
     validation_share: float = 0.2  # people kept out of the ranker's training to measure it
     extra_cutoffs: int = 2  # earlier moments of each history that also teach the ranker
     max_ranker_people: int = 20_000  # a sample bounds the ranker's training time on big data
+    # ... and so does a bound on its examples (people x cutoffs x candidates): past a million
+    # or so, more people teach the ranker little and cost minutes (MovieLens stays below).
+    max_ranker_examples: int = 1_500_000
     block_size: int = 256  # requests scored together (bounds memory: block x items per source)
     seed: int = 7
     ranker: RankerConfig = field(default_factory=RankerConfig)
@@ -142,8 +145,10 @@ class RecommendationPipeline:
         later = cutoffs[-1][1]
         people = np.flatnonzero([len(items) > 0 for items in later])
         rng = np.random.default_rng(c.seed)
-        if len(people) > c.max_ranker_people:
-            people = np.sort(rng.choice(people, c.max_ranker_people, replace=False))
+        per_person = len(cutoffs) * sum(c.candidates.values())
+        most = min(c.max_ranker_people, max(1, c.max_ranker_examples // per_person))
+        if len(people) > most:
+            people = np.sort(rng.choice(people, most, replace=False))
         validation = rng.random(len(people)) < c.validation_share
         report = None
         metrics: dict[str, float] = {}
