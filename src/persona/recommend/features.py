@@ -68,7 +68,10 @@ def build_features(
     source_scores: Mapping[str, FloatMatrix],
     source_ranks: Mapping[str, FloatMatrix],
 ) -> FloatMatrix:
-    """One row per (request, candidate) in the order of ``candidates``; see ``feature_names``."""
+    """One row per (request, candidate) in the order of ``candidates``; see ``feature_names``.
+
+    ``source_scores`` are rows x items; ``source_ranks`` hold each candidate's position in the
+    source's proposals (NaN where it did not propose it), in the order of the candidates."""
     rows = np.repeat(np.arange(len(block)), [len(c) for c in candidates])
     items = np.concatenate(candidates) if candidates else np.zeros(0, dtype=np.int64)
     as_of = block.as_of_s[rows]
@@ -76,7 +79,7 @@ def build_features(
     proposing = np.zeros(len(items), dtype=np.float32)
     for name in source_scores:
         columns.append(source_scores[name][rows, items])
-        rank = source_ranks[name][rows, items]
+        rank = source_ranks[name]
         proposing += np.isfinite(rank)
         columns.append(rank)
     columns.append(proposing)

@@ -20,8 +20,9 @@ from persona.clock import DAY_S
 from persona.recommend.algorithms.ease import EASE, EASEConfig
 from persona.recommend.algorithms.factorization import ALS
 from persona.recommend.algorithms.neighbours import ItemKNN, ItemKNNConfig
-from persona.recommend.dataset import IntArray, Interactions
+from persona.recommend.dataset import FloatArray, IntArray, Interactions
 from persona.recommend.features import ItemFacts, build_features, feature_names
+from persona.recommend.proposers import SourceBits, SourceNames
 from persona.recommend.ranker import LambdaRanker, RankerConfig, RankerReport
 from persona.recommend.request import History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, Slot, rerank
@@ -96,6 +97,13 @@ class Shortlist:
     items: IntArray
     scores: npt.NDArray[np.float32]
     proposers: Mapping[int, list[str]]
+
+
+@dataclass(frozen=True)
+class _Ranking(Shortlist):
+    """A shortlist straight from the ranker: who proposed each item is kept as bit sets."""
+
+    proposers: SourceBits
 
 
 @dataclass(frozen=True)
@@ -311,12 +319,13 @@ class RecommendationPipeline:
         """Each request's ``n`` best candidates by the ranker, before the rerank stage: what the
         batch ranking keeps for every person (see ``shortlists.ShortlistTable``)."""
         return [
-            Shortlist(s.items[:n], s.scores[:n], s.proposers) for s, _ in self._shortlists(requests)
+            Shortlist(s.items[:n], s.scores[:n], s.proposers.take(slice(n)))
+            for s, _ in self._shortlists(requests)
         ]
 
     def _shortlists(
         self, requests: Sequence[Request]
-    ) -> Iterator[tuple[Shortlist, np.ndarray | None]]:
+    ) -> Iterator[tuple[_Ranking, np.ndarray | None]]:
         """Every candidate of each request ranked by the ranker, and the content source's
         scores of the request (which exploration reuses), block by block."""
         for start in range(0, len(requests), self.config.block_size):
@@ -334,7 +343,9 @@ class RecommendationPipeline:
             for row in range(len(chunk)):
                 row_scores = scores[offsets[row] : offsets[row + 1]]
                 order = np.argsort(-row_scores, kind="stable")
-                shortlist = Shortlist(candidates[row][order], row_scores[order], proposers[row])
+                shortlist = _Ranking(
+                    candidates[row][order], row_scores[order], proposers[row].take(order)
+                )
                 yield shortlist, None if content is None else content[row]
 
     def _score(self, features: np.ndarray, candidates: Sequence[IntArray]) -> np.ndarray:
@@ -473,37 +484,42 @@ class RecommendationPipeline:
         block: RequestBlock,
         excludes: Sequence[IntArray | None],
         extras: Sequence[Mapping[str, IntArray]] = (),
-    ) -> tuple[list[IntArray], np.ndarray, list[dict[int, list[str]]], np.ndarray | None]:
-        """Each source's best items per request (filtered), merged, and their features; and
-        the content source's scores (rows x items), which the exploration share reuses."""
+    ) -> tuple[list[IntArray], np.ndarray, list[SourceBits], np.ndarray | None]:
+        """Each source's best items per request (filtered), merged, and their features; who
+        proposed each candidate; and the content source's scores (rows x items), which the
+        exploration share reuses.
+
+        A request's candidates come in the order they were first proposed: source by source,
+        each source's best first, then the serving-time extras. The merge is done on arrays for
+        the whole block (a few hundred candidates for each of hundreds of requests).
+        """
         assert self.facts is not None
-        inputs = source_input(block, self.facts.n_items)
+        n_items = self.facts.n_items
+        inputs = source_input(block, n_items)
         blocked = np.stack(
             [self.excluded_mask(h, e) for h, e in zip(block.histories, excludes, strict=True)]
         )
+        names = SourceNames([s.name for s in self.sources])
         all_scores: dict[str, np.ndarray] = {}
-        all_ranks: dict[str, np.ndarray] = {}
-        proposed: list[dict[int, list[str]]] = [{} for _ in range(len(block))]
+        tops: dict[str, IntArray] = {}
+        proposals = _Proposals(len(block))
         for source in self.sources:
             scores = _finite(source.score(inputs))
             top = _top_n(np.where(blocked, -np.inf, scores), self.config.candidates[source.name])
-            ranks = np.full(scores.shape, np.nan, dtype=np.float32)
-            rows = np.arange(len(block))[:, None]
-            ranks[rows, top] = np.arange(1, top.shape[1] + 1, dtype=np.float32)[None, :]
-            for row in range(len(block)):
-                for item in top[row]:
-                    if not blocked[row, item]:
-                        proposed[row].setdefault(int(item), []).append(source.name)
+            proposals.add(top, names.bit(source.name))
             all_scores[source.name] = scores
-            all_ranks[source.name] = ranks
-        for row, extra in enumerate(extras):
-            for name, items in extra.items():
-                for item in items[: self.config.candidates.get(name, 30)]:
-                    if not blocked[row, item]:
-                        proposed[row].setdefault(int(item), []).append(name)
-        candidates = [np.fromiter(p.keys(), dtype=np.int64, count=len(p)) for p in proposed]
-        features = build_features(self.facts, block, inputs, candidates, all_scores, all_ranks)
-        return candidates, features, proposed, all_scores.get("content")
+            tops[source.name] = top
+        for name, items in _extra_columns(extras, self.config.candidates).items():
+            proposals.add(items, names.bit(name))
+        rows, items, bits = proposals.merged(blocked)
+        splits = np.cumsum(np.bincount(rows, minlength=len(block)))[:-1]
+        candidates = np.split(items, splits)
+        by_source = {name: _ranks_at(top, rows, items, n_items) for name, top in tops.items()}
+        features = build_features(self.facts, block, inputs, candidates, all_scores, by_source)
+        proposers = [
+            SourceBits(c, b, names) for c, b in zip(candidates, np.split(bits, splits), strict=True)
+        ]
+        return candidates, features, proposers, all_scores.get("content")
 
     # Offline ------------------------------------------------------------------------------
 
@@ -571,6 +587,67 @@ def _hours(times_s: IntArray) -> IntArray:
 
 def _finite(scores: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.asarray(scores, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+class _Proposals:
+    """Items proposed for each row of a block, in the order proposed, with the proposer's bit."""
+
+    def __init__(self, rows: int) -> None:
+        self._items: list[IntArray] = []  # rows x n each, -1 for nothing
+        self._bits: list[npt.NDArray[np.uint32]] = []
+        self._rows = rows
+
+    def add(self, items: IntArray, bit: int) -> None:
+        self._items.append(items)
+        self._bits.append(np.full(items.shape, bit, dtype=np.uint32))
+
+    def merged(
+        self, blocked: npt.NDArray[np.bool_]
+    ) -> tuple[IntArray, IntArray, npt.NDArray[np.uint32]]:
+        """(row, item, bits) of every distinct proposal that is not blocked, by row, each
+        row's in the order first proposed; bits are every proposer's, or-ed together."""
+        items = np.concatenate(self._items, axis=1) if self._items else np.zeros((self._rows, 0))
+        items = items.astype(np.int64)
+        bits = np.concatenate(self._bits, axis=1) if self._bits else np.zeros(items.shape)
+        rows = np.broadcast_to(np.arange(self._rows)[:, None], items.shape)
+        valid = items >= 0
+        valid[valid] = ~blocked[rows[valid], items[valid]]
+        row, item, bit = rows[valid], items[valid], bits[valid].astype(np.uint32)
+        keys = row * blocked.shape[1] + item
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        merged = np.zeros(len(first), dtype=np.uint32)
+        np.bitwise_or.at(merged, inverse.reshape(-1), bit)
+        order = np.argsort(first, kind="stable")  # row-major: rows stay grouped
+        return row[first[order]], item[first[order]], merged[order]
+
+
+def _extra_columns(
+    extras: Sequence[Mapping[str, IntArray]], limits: Mapping[str, int]
+) -> dict[str, IntArray]:
+    """Serving-time candidates of each request by source name, as rows x n (-1 for none)."""
+    names = list(dict.fromkeys(name for extra in extras for name in extra))
+    columns: dict[str, IntArray] = {}
+    for name in names:
+        limit = limits.get(name, 30)
+        lists = [np.asarray(extra.get(name, ()), dtype=np.int64)[:limit] for extra in extras]
+        width = max((len(items) for items in lists), default=0)
+        matrix = np.full((len(extras), width), -1, dtype=np.int64)
+        for row, items in enumerate(lists):
+            matrix[row, : len(items)] = items
+        columns[name] = matrix
+    return columns
+
+
+def _ranks_at(top: IntArray, rows: IntArray, items: IntArray, n_items: int) -> FloatArray:
+    """Each (row, item)'s 1-based position in its row of ``top``; NaN where absent."""
+    keys = (np.arange(len(top))[:, None] * n_items + top).ravel()
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    wanted = rows * n_items + items
+    found = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+    hit = sorted_keys[found] == wanted if len(sorted_keys) else np.zeros(len(wanted), bool)
+    position = (order[found] % max(top.shape[1], 1) + 1).astype(np.float32)
+    return np.where(hit, position, np.float32(np.nan)).astype(np.float32)
 
 
 def _top_n(scores: np.ndarray, n: int) -> IntArray:

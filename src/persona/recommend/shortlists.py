@@ -14,7 +14,7 @@ history as it is now.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +22,10 @@ import numpy.typing as npt
 
 from persona.identity import ANONYMOUS, USER, split_key
 from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
+from persona.recommend.proposers import SourceBits, SourceNames
 from persona.recommend.request import History, known_candidates
 
 SHORTLIST_SIZE = 100  # candidates kept per person: n is at most 100, and filters remove some
-HEAD = 32  # shortlist items searched first for an answer's items
 MAX_VERIFIED = 1_000_000  # people known unchanged, kept in memory (about 150 MB at most)
 MAX_LIVE = 20_000  # live-ranked shortlists kept (a few kB each)
 
@@ -65,7 +65,7 @@ class ShortlistTable:
         self.latest_ms = latest_ms
         self.as_of_s = as_of_s
         self._row = {key: row for row, key in enumerate(people)}
-        self._names_of: dict[int, list[str]] = {}  # source bits -> names (few combinations)
+        self._names = SourceNames(source_names)
         self._sizes = np.count_nonzero(items >= 0, axis=1) if len(items) else np.zeros(0)
 
     def __len__(self) -> int:
@@ -89,15 +89,8 @@ class ShortlistTable:
         return Shortlist(
             items[:size].astype(np.int64),
             self.scores[row, :size],
-            _SourceBits(items[:size], self.sources[row, :size], self._source_names_of),
+            SourceBits(items[:size], self.sources[row, :size], self._names),
         )
-
-    def _source_names_of(self, bits: int) -> list[str]:
-        names = self._names_of.get(bits)
-        if names is None:
-            names = [name for j, name in enumerate(self.source_names) if bits >> j & 1]
-            self._names_of[bits] = names
-        return list(names)
 
     def without(self, profile_keys: Collection[str]) -> ShortlistTable:
         """The same table without these people (an erasure)."""
@@ -217,48 +210,6 @@ class Freshness:
         return profile_key in self._last_change
 
 
-class _SourceBits(Mapping[int, list[str]]):
-    """The sources that proposed each item of a shortlist, decoded only for the items asked
-    (an answer names its ten items' sources; the other ninety are never looked at)."""
-
-    def __init__(
-        self,
-        items: npt.NDArray[np.int32],
-        bits: npt.NDArray[np.uint32],
-        names: Callable[[int], list[str]],
-    ) -> None:
-        self._items = items
-        self._bits = bits
-        self._names = names
-        self._position: dict[int, int] | None = None
-        self._head: list[int] | None = None
-
-    def __getitem__(self, item: int) -> list[str]:
-        found = self.get(item)
-        if found is None:
-            raise KeyError(item)
-        return found
-
-    def get(self, item: int, default: list[str] | None = None) -> list[str] | None:  # type: ignore[override]
-        # An answer's items are nearly all among the first few of the shortlist.
-        if self._head is None:
-            self._head = self._items[:HEAD].tolist()
-        if item in self._head:
-            return self._names(int(self._bits[self._head.index(item)]))
-        if self._position is None:
-            self._position = {i: p for p, i in enumerate(self._items.tolist())}
-        position = self._position.get(item)
-        if position is None:
-            return default
-        return self._names(int(self._bits[position]))
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(int(i) for i in self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 def rank_everyone(
     pipeline: RecommendationPipeline,
     as_of_s: int,
@@ -283,21 +234,17 @@ def rank_everyone(
     items = np.full((len(people), size), -1, dtype=np.int32)
     scores = np.zeros((len(people), size), dtype=np.float32)
     sources = np.zeros((len(people), size), dtype=np.uint32)
-    names: dict[str, int] = {}
+    names = SourceNames([source.name for source in pipeline.sources])  # the ranking's order
     for row, shortlist in enumerate(pipeline.shortlists(requests, size)):
         n = len(shortlist.items)
         items[row, :n] = shortlist.items
         scores[row, :n] = shortlist.scores
-        for column, item in enumerate(shortlist.items.tolist()):
-            bits = 0
-            for name in shortlist.proposers.get(item, ()):
-                bits |= 1 << names.setdefault(name, len(names))
-            sources[row, column] = bits
-    if len(names) > 32:
-        raise ValueError("at most 32 candidate sources fit a shortlist's source bits")
+        proposers = shortlist.proposers
+        assert isinstance(proposers, SourceBits), "the pipeline's shortlists carry bit sets"
+        sources[row, :n] = names.recode(proposers.bits, proposers.names)
     interactions = np.bincount(data.users, minlength=data.n_users).astype(np.int64)
     latest_ms = np.full(data.n_users, -1, dtype=np.int64)
     np.maximum.at(latest_ms, data.users, data.timestamps_ms)
     return ShortlistTable(
-        list(people), items, scores, sources, list(names), interactions, latest_ms, as_of_s
+        list(people), items, scores, sources, names.names, interactions, latest_ms, as_of_s
     )
