@@ -9,6 +9,7 @@ import numpy as np
 
 from persona.cache import Refreshed
 from persona.clock import Clock
+from persona.identity import user_key
 from persona.profiles.service import ProfileService
 from persona.recommend.answer import RecommendationQuery
 from persona.recommend.context import ContextTrends
@@ -73,10 +74,16 @@ class RequestBuilder:
         """The person's profile key and what their shortlist must match (one short read);
         None for someone without a profile."""
         with self._storage.read() as uow:
-            key = self._profiles.resolve(uow, person_id)
-            if key is None:
-                return None
+            # Most requests name a user id, whose events are kept under its own key: their
+            # signature is one read, without loading the profile to resolve the id.
+            key = user_key(person_id)
             count, latest_ms = uow.events.item_signature(key, _NOT_INTERACTIONS)
+            if not count:
+                found = self._profiles.resolve(uow, person_id)
+                if found is None:
+                    return None
+                key = found
+                count, latest_ms = uow.events.item_signature(key, _NOT_INTERACTIONS)
         return key, Signature(count, latest_ms)
 
     def shortlisted(
