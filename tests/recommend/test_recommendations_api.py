@@ -244,6 +244,34 @@ def test_people_who_did_nothing_since_training_are_answered_from_their_shortlist
         )
 
 
+def test_shortlists_are_verified_in_bulk_when_a_model_set_is_loaded(
+    trained: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One read compares everyone with the store: their first requests read nothing of their
+    own; someone who acted before the load is not taken, and is ranked live."""
+    acted(trained, "p3")
+    service = engine.recommendations
+    service.refresh()
+    assert service.verification is not None
+    service.verification.result(timeout=30)
+    reads: list[str] = []
+    one_read = service.requests.signature
+    monkeypatch.setattr(service.requests, "signature", lambda p: reads.append(p) or one_read(p))
+    for person in ("p0", "p1", "p2"):
+        assert recommendations(trained, person, n=5)["source"] == "pipeline"
+    assert reads == []
+    served = service._served
+    assert served is not None
+    ranked: list[int] = []
+    core = served.pipeline._shortlists
+    monkeypatch.setattr(served.pipeline, "_shortlists", lambda r: ranked.append(len(r)) or core(r))
+    assert recommendations(trained, "p3", n=5)["source"] == "pipeline"
+    assert (reads, ranked) == (["p3"], [1])
+    acted(trained, "p1")  # a change heard after the bulk read: p1 is ranked live again
+    assert recommendations(trained, "p1", n=5)["source"] == "pipeline"
+    assert ranked == [1, 1]
+
+
 def test_a_shortlist_is_left_for_live_ranking_once_the_person_acts(
     trained: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,7 @@ from persona.storage.records import (
     QuarantineRecord,
     RecentEvent,
 )
-from persona.storage.sql import SqlStorage
+from persona.storage.sql import SqlStorage, bulk
 from persona.storage.tables import changes, metadata
 from tests.conftest import open_engine
 
@@ -180,9 +180,12 @@ class TestEventLog:
             }
             assert set(uow.events.recent_events(["u:2"], None, ["identify"])) == {"u:2"}
 
-    def test_interaction_columns_in_bulk_whatever_comes_first(self, engine: Engine) -> None:
+    def test_interaction_columns_in_bulk_whatever_comes_first(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         # Thousands of events without a value come first; the values after them still read
-        # as numbers, ties of time in event id order, the empty case keeps its columns.
+        # as numbers, ties of time in event id order, the empty case keeps its columns, and
+        # reading in chunks (ties of time across a chunk's end) changes nothing.
         assert engine.storage.interaction_columns().num_rows == 0
         assert engine.storage.interaction_columns().schema.field("value").type == "double"
         plain = [event(f"e{n:05d}", "u:1", 1_000 + n // 2) for n in range(5_000)]
@@ -195,6 +198,9 @@ class TestEventLog:
         assert columns["value"].to_pylist()[-4:] == [0.5, 1.5, 2.5, 7.0]
         assert columns["occurred_at_ms"].to_pylist()[:4] == [1_000, 1_000, 1_001, 1_001]
         assert columns["profile_key"].to_pylist()[-4:] == ["u:2", "u:2", "u:2", "u:3"]
+        monkeypatch.setattr(bulk, "CHUNK_ROWS", 333)
+        assert engine.storage.interaction_columns().equals(columns)
+        assert engine.storage.interaction_columns(before_ms=1_010).num_rows == 20
 
     def test_a_failed_unit_of_work_stores_nothing(self, engine: Engine) -> None:
         def fail_midway() -> None:

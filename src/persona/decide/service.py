@@ -248,7 +248,9 @@ class DecisionService:
         plan = self._plan(request)
         for name in plan.to_recommend:
             query = self._recommendation_query(request, plan.configs[name])
-            result = self._recommendations.lookup(query) or self._recommendations.recommend(query)
+            result = self._recommendations.lookup(query) or self._recommendations.recommend(
+                query, looked_up=True
+            )
             self._answered(result.source, result.cached)
             plan.choices[name] = _recommended(result, plan.configs[name])
         decisions, records = self._logged(request, plan)

@@ -11,6 +11,7 @@ without history whose context is known gets what is trending in it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -105,6 +106,8 @@ class RecommendationService:
             cache if cache is not None else AnswerCache(ttl_seconds=0)
         )
         self._personalization_allowed: Callable[[str], bool] | None = None
+        # The bulk check of the shortlists of the model set loaded last (see ``reload``).
+        self.verification: Future[None] | None = None
 
     def set_personalization_check(self, allowed: Callable[[str], bool]) -> None:
         """Ask ``allowed(person_id)`` before personalizing; False answers from the fallbacks."""
@@ -134,11 +137,38 @@ class RecommendationService:
         shortlists = self.registry.load_shortlists(champion)
         # One ranking before serving pays the first-call costs outside any request's budget.
         pipeline.rank([Request(History.empty(), self._clock.now_ms() // 1000)], 10)
+        served = ServedModel(champion, pipeline, shortlists, stamp=stamp)
         with self._lock:
-            self._served = ServedModel(champion, pipeline, shortlists, stamp=stamp)
+            self._served = served
         self.cache.clear()
         log.info("serving model set %s", champion.version)
+        if shortlists is not None:
+            with contextlib.suppress(RuntimeError):  # shut down: nothing to verify for
+                self.verification = self._refresher.submit(self._verify_in_bulk, served)
         return champion
+
+    def _verify_in_bulk(self, served: ServedModel) -> None:
+        """Compare everyone's shortlist with the store in one read, in the background: on a
+        large store most requests are a person's first in the process, and each would
+        otherwise read the store once before its answer."""
+        assert served.shortlists is not None
+        resets = served.freshness.resets
+        started = time.perf_counter()
+        try:
+            # The change feed's position is noted before the read: every later change is heard.
+            self._storage.follow_changes()
+            keys, interactions, latest_ms = self.requests.signatures()
+        except Exception:
+            log.exception("verifying shortlists in bulk failed; each person is checked alone")
+            return
+        same = served.shortlists.matching(keys, interactions, latest_ms)
+        taken = served.freshness.verified_in_bulk(same, resets)
+        log.info(
+            "%d of %d shortlists verified in %.1f s",
+            taken,
+            len(served.shortlists),
+            time.perf_counter() - started,
+        )
 
     def follow_champion(self) -> None:
         """Serve the champion that another process promoted, or whose files it rewrote (an
@@ -240,10 +270,16 @@ class RecommendationService:
         # grace lifetime is dropped, and its next request ranks as any uncached one.
         time.sleep((time.perf_counter() - started) * REFRESH_PAUSE_FACTOR)
 
-    def recommend(self, query: RecommendationQuery) -> RecommendationResult:
-        return self._recommend(query, reuse=True)
+    def recommend(
+        self, query: RecommendationQuery, *, looked_up: bool = False
+    ) -> RecommendationResult:
+        """The person's answer, ranked live when nothing else holds. ``looked_up``: the caller
+        asked ``lookup`` just before, so the cache and the shortlist are not tried again."""
+        return self._recommend(query, reuse=not looked_up, shortlist=not looked_up)
 
-    def _recommend(self, query: RecommendationQuery, *, reuse: bool) -> RecommendationResult:
+    def _recommend(
+        self, query: RecommendationQuery, *, reuse: bool, shortlist: bool = True
+    ) -> RecommendationResult:
         started = time.perf_counter()
         if self._served is None:
             try:
@@ -261,7 +297,7 @@ class RecommendationService:
         cached = self._from_cache(cache_key, query, started) if reuse else None
         if cached is not None:
             return cached
-        shortlisted = self._shortlisted(served, cache_key, query, started)
+        shortlisted = self._shortlisted(served, cache_key, query, started) if shortlist else None
         if shortlisted is not None:
             return shortlisted
         ticket = self.cache.ticket()

@@ -14,7 +14,9 @@ history as it is now.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+import itertools
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +94,22 @@ class ShortlistTable:
             SourceBits(items[:size], self.sources[row, :size], self._names),
         )
 
+    def matching(
+        self,
+        profile_keys: Sequence[str],
+        interactions: npt.NDArray[np.int64],
+        latest_ms: npt.NDArray[np.int64],
+    ) -> list[str]:
+        """Which of these profile keys hold, in the store now, exactly what their shortlist was
+        ranked on (``interactions`` and ``latest_ms`` of each, read in bulk)."""
+        rows = np.asarray([self._row.get(key, -1) for key in profile_keys], dtype=np.int64)
+        known = rows >= 0
+        same = np.zeros(len(rows), dtype=np.bool_)
+        same[known] = (self.interactions[rows[known]] == interactions[known]) & (
+            self.latest_ms[rows[known]] == latest_ms[known]
+        )
+        return [profile_keys[int(i)] for i in np.flatnonzero(same)]
+
     def without(self, profile_keys: Collection[str]) -> ShortlistTable:
         """The same table without these people (an erasure)."""
         keep = np.flatnonzero(~np.isin(np.asarray(self.people, dtype=str), list(profile_keys)))
@@ -156,6 +174,8 @@ class Freshness:
 
     def __init__(self) -> None:
         self._verified: dict[str, str] = {}  # person id -> profile key with a true shortlist
+        self._resets = 0  # times this process may have missed changes (``unknown``)
+        self._lock = threading.Lock()  # ``unknown`` against ``verified_in_bulk``
         self._clock = 0  # counts the changes heard
         # Profile key -> ``_clock`` at its last change: the keys changed since the batch.
         self._last_change: dict[str, int] = {}
@@ -176,6 +196,26 @@ class Freshness:
     def now(self) -> int:
         """Read before a person's history: ``keep_live`` needs it."""
         return self._clock
+
+    @property
+    def resets(self) -> int:
+        """Read before a bulk read of the store: ``verified_in_bulk`` needs it."""
+        return self._resets
+
+    def verified_in_bulk(self, profile_keys: Iterable[str], resets: int) -> int:
+        """The store showed these people unchanged since the batch, in one read that started
+        after ``resets`` was read (and after the change feed's position was noted, so every
+        later change is heard): their first requests need no read of their own. Only user
+        keys are taken (a user id resolves to its own key). Nothing is taken when this
+        process may have missed changes since; returns how many were taken."""
+        found = {split_key(key)[1]: key for key in profile_keys if key.startswith(USER)}
+        with self._lock:
+            if resets != self._resets:
+                return 0
+            room = max(0, MAX_VERIFIED - len(self._verified))
+            taken = dict(itertools.islice(found.items(), room))
+            self._verified.update(taken)
+        return len(taken)
 
     def keep_live(self, person_id: str, live: LiveShortlist) -> None:
         """Serve ``live`` to the person until a change of theirs heard after ``read_at``."""
@@ -203,8 +243,10 @@ class Freshness:
 
     def unknown(self) -> None:
         """Check everyone against the store again (this process may have missed changes)."""
-        self._verified = {}
-        self._live = {}
+        with self._lock:
+            self._resets += 1
+            self._verified = {}
+            self._live = {}
 
     def is_stale(self, profile_key: str) -> bool:
         return profile_key in self._last_change

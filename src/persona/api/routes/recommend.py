@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import orjson
 from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -49,7 +51,7 @@ async def get_recommendations(request: Request, user_id: str = PersonId) -> Resp
     service = engine.recommendations
     result = service.lookup(query)
     if result is None:
-        result = await run_in_threadpool(service.recommend, query)
+        result = await run_in_threadpool(partial(service.recommend, query, looked_up=True))
     engine.metrics.recommendation_answered(result.source, result.cached)
     # The answer is written straight to JSON, in the shape of ``RecommendationsOut`` (a test
     # checks it against the model): validating it again would cost more than the cache hit.

@@ -1,31 +1,28 @@
-"""Reads of many rows as Arrow columns, through the database driver's bulk path (ADBC).
+"""Reads of many rows as Arrow columns, without a Python object per row.
 
 Training reads every interaction of the event log: millions of rows. Through SQLAlchemy each
-would become a Python tuple and then a few Python objects; ADBC's drivers for SQLite and
-PostgreSQL hand over Arrow record batches built in C, which the recommenders turn into index
-arrays without touching a row in Python.
+would become a Python tuple and then a few Python objects.
+
+- PostgreSQL: ADBC's driver hands over Arrow record batches built in C from the wire protocol.
+- SQLite: ADBC's SQLite driver links a SQLite of its own, and two copies of SQLite in one
+  process corrupt a database they both open (each releases the other's POSIX locks). So SQLite
+  itself writes each chunk of rows as one text, fields separated by the unit separator (ids hold
+  no control characters), and pyarrow's CSV reader parses it in C: one Python object per chunk.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
-from urllib.parse import quote
 
 import pyarrow as pa
-import pyarrow.compute as pc
-from sqlalchemy.engine import URL
+import pyarrow.csv as pa_csv
+from sqlalchemy.engine import Engine
+
+from persona.storage.sql.common import driver_connection
 
 END_OF_TIME_MS = 1 << 62
-# SQLite's driver guesses a column's type from its first rows: a value column that starts with
-# NULLs would be read as integers. The value is read as a number that is never NULL, plus a
-# flag saying whether it was.
-INTERACTIONS_QUERY = """
-SELECT profile_key, item_id, type, occurred_at_ms,
-       CASE WHEN value IS NULL THEN 1 ELSE 0 END AS no_value, COALESCE(value, 0.0) AS value
-FROM events
-WHERE item_id IS NOT NULL AND occurred_at_ms < :before
-ORDER BY occurred_at_ms, event_id
-"""
+CHUNK_ROWS = 1_000_000  # SQLite builds each chunk as one string: well below its 1 GB limit
 INTERACTION_COLUMNS = pa.schema(
     [
         ("profile_key", pa.string()),
@@ -36,39 +33,81 @@ INTERACTION_COLUMNS = pa.schema(
     ]
 )
 
+_POSTGRES_QUERY = """
+SELECT profile_key, item_id, type, occurred_at_ms, value
+FROM events
+WHERE item_id IS NOT NULL AND occurred_at_ms < $1
+ORDER BY occurred_at_ms, event_id
+"""
 
-def interaction_columns(url: URL, before_ms: int | None) -> pa.Table:
+# One chunk in event-time order after the (time, event id) of the last row of the one before.
+_SQLITE_CHUNK = """
+SELECT group_concat(
+    profile_key || char(31) || item_id || char(31) || type || char(31) || occurred_at_ms
+    || char(31) || coalesce(value, '') || char(31) || event_id, char(10)
+)
+FROM (
+    SELECT profile_key, item_id, type, occurred_at_ms, value, event_id FROM events
+    WHERE item_id IS NOT NULL AND occurred_at_ms < ? AND (occurred_at_ms, event_id) > (?, ?)
+    ORDER BY occurred_at_ms, event_id
+    LIMIT ?
+)
+"""
+_SQLITE_FIELDS = [*INTERACTION_COLUMNS.names, "event_id"]
+
+
+def interaction_columns(engine: Engine, before_ms: int | None) -> pa.Table:
     """Every event that names an item (before ``before_ms`` if given), in event-time order."""
-    placeholder = "?" if url.get_backend_name() == "sqlite" else "$1"
-    query = INTERACTIONS_QUERY.replace(":before", placeholder)
-    with _connect(url) as connection, connection.cursor() as cursor:
-        cursor.execute(query, (END_OF_TIME_MS if before_ms is None else int(before_ms),))
+    before = END_OF_TIME_MS if before_ms is None else int(before_ms)
+    if engine.dialect.name == "sqlite":
+        return _sqlite_interactions(engine, before)
+    return _postgres_interactions(engine, before)
+
+
+def _sqlite_interactions(engine: Engine, before_ms: int) -> pa.Table:
+    chunks: list[pa.Table] = []
+    after: tuple[int, str] = (-(1 << 62), "")
+    with engine.connect() as connection, connection.begin():  # one snapshot for every chunk
+        cursor = driver_connection(connection).cursor()
+        while True:
+            (text,) = cursor.execute(_SQLITE_CHUNK, (before_ms, *after, CHUNK_ROWS)).fetchone()
+            if not text:
+                break
+            chunk = _parse_fields(text.encode())
+            chunks.append(chunk.drop_columns(["event_id"]))
+            if chunk.num_rows < CHUNK_ROWS:
+                break
+            last = chunk.slice(chunk.num_rows - 1)
+            after = (last["occurred_at_ms"][0].as_py(), last["event_id"][0].as_py())
+    if not chunks:
+        return INTERACTION_COLUMNS.empty_table()
+    return pa.concat_tables(chunks).cast(INTERACTION_COLUMNS)
+
+
+def _parse_fields(data: bytes) -> pa.Table:
+    types = {name: INTERACTION_COLUMNS.field(name).type for name in INTERACTION_COLUMNS.names}
+    return pa_csv.read_csv(
+        io.BytesIO(data),
+        read_options=pa_csv.ReadOptions(column_names=_SQLITE_FIELDS),
+        parse_options=pa_csv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={**types, "event_id": pa.string()},
+            strings_can_be_null=False,  # an empty text field stays text; a value may be empty
+        ),
+    )
+
+
+def _postgres_interactions(engine: Engine, before_ms: int) -> pa.Table:
+    with _postgres_connection(engine) as connection, connection.cursor() as cursor:
+        cursor.execute(_POSTGRES_QUERY, (before_ms,))
         table: pa.Table = cursor.fetch_arrow_table()
     if not table.num_rows:
         return INTERACTION_COLUMNS.empty_table()
-    missing = pc.equal(pc.cast(table["no_value"], pa.int64()), 1)
-    value = pc.if_else(
-        missing, pa.scalar(None, pa.float64()), pc.cast(table["value"], pa.float64())
-    )
-    return pa.table(
-        [
-            pc.cast(table["profile_key"], pa.string()),
-            pc.cast(table["item_id"], pa.string()),
-            pc.cast(table["type"], pa.string()),
-            pc.cast(table["occurred_at_ms"], pa.int64()),
-            value,
-        ],
-        schema=INTERACTION_COLUMNS,
-    )
+    return table.cast(INTERACTION_COLUMNS)
 
 
-def _connect(url: URL) -> Any:
-    if url.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi
-
-        # Read-only: this connection never writes, and it must not hold a lock writers wait for.
-        return adbc_driver_sqlite.dbapi.connect(f"file:{quote(str(url.database))}?mode=ro")
+def _postgres_connection(engine: Engine) -> Any:
     import adbc_driver_postgresql.dbapi
 
-    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    plain = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     return adbc_driver_postgresql.dbapi.connect(plain)

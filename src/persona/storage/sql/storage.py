@@ -240,7 +240,7 @@ class SqlStorage:
             yield SqlUnitOfWork(connection, self._categories)
 
     def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
-        return interaction_columns(self.engine.url, before_ms)
+        return interaction_columns(self.engine, before_ms)
 
     @contextmanager
     def read_beside_write(self) -> Iterator[SqlUnitOfWork]:
