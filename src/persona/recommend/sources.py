@@ -142,17 +142,18 @@ class ContentSimilarity:
         pool, where ``score``'s sparse products over the whole catalog would cost most of
         the answer: the pool's similarity to every item is computed once."""
         similar = self._similarity_to_all(items)
-        return np.asarray(similar[:, np.unique(history)].sum(axis=1), dtype=np.float32)
+        return np.asarray(similar[np.unique(history)].sum(axis=0), dtype=np.float32)
 
     def _similarity_to_all(self, items: IntArray) -> np.ndarray:
-        """``items`` x catalog cosine similarities, kept for the latest ``items`` asked."""
+        """Catalog x ``items`` cosine similarities, kept for the latest ``items`` asked (a
+        history's items are then a few contiguous rows, not a column of every row)."""
         assert self._vectors is not None, "fit first"
         key = np.asarray(items, dtype=np.int64).tobytes()
         memo = self._similarity_memo
         if memo is not None and memo[0] == key:
             return memo[1]
         v = self._vectors
-        similar = np.asarray((v[items] @ v.T).toarray(), dtype=np.float32)
+        similar = np.ascontiguousarray((v @ v[items].T).toarray(), dtype=np.float32)
         self._similarity_memo = (key, similar)
         return similar
 
