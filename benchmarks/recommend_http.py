@@ -115,7 +115,9 @@ def measure_persona(
     acted: list[str] | None = None,
     acted_item: str = "1",
 ) -> tuple[LoadResult, dict[str, float], bytes]:
-    with running_server(home, env) as base_url:
+    # Measured once the server has compared every shortlist with the store (seconds after
+    # start on a large store; before that a person's first request reads the store).
+    with running_server(home, env, settled="shortlists verified") as base_url:
         headers = {"Authorization": f"Bearer {key}"}
         if acted:
             # Each of these people views a movie now: their shortlists no longer describe

@@ -56,10 +56,14 @@ def create_key(home: Path, *scopes: str) -> str:
 
 
 @contextmanager
-def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+def running_server(
+    home: Path, env: dict[str, str] | None = None, *, settled: str | None = None
+) -> Iterator[str]:
     """`persona serve` on a free port until the block ends; yields its base URL.
 
-    ``env`` adds environment variables (settings such as ``PERSONA_RECOMMEND__CACHE_SECONDS``).
+    ``env`` adds environment variables (settings such as ``PERSONA_RECOMMEND__CACHE_SECONDS``);
+    ``settled``: also wait until every worker logged a line holding this text (the work it
+    does once after start, such as verifying the shortlists, is then not measured).
     """
     # The preparation wrote hundreds of megabytes (events, models). Flushed now, they cannot
     # reach the disk in the middle of the measurement: the kernel writes dirty pages back
@@ -84,7 +88,10 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(process, base_url, log_path)
-        _wait_started(log_path, int((env or {}).get("PERSONA_SERVER__WORKERS", "1")))
+        workers = int((env or {}).get("PERSONA_SERVER__WORKERS", "1"))
+        _wait_logged(log_path, "Application startup complete", workers)
+        if settled:
+            _wait_logged(log_path, settled, workers)
         yield base_url
     finally:
         process.terminate()
@@ -95,13 +102,14 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
             process.wait()
 
 
-def _wait_started(log_path: Path, workers: int) -> None:
-    """Every worker has started (loaded its model set) and accepts connections: the clients'
-    connections, opened at once and kept, would otherwise all go to the first one up."""
-    deadline = time.monotonic() + 60
-    while log_path.read_text().count("Application startup complete") < workers:
+def _wait_logged(log_path: Path, text: str, workers: int) -> None:
+    """Every worker logged ``text``. "Application startup complete": it has started (loaded its
+    model set) and accepts connections; the clients' connections, opened at once and kept,
+    would otherwise all go to the first one up."""
+    deadline = time.monotonic() + 120
+    while log_path.read_text().count(text) < workers:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{workers} workers did not all start within 60 s")
+            raise RuntimeError(f"{workers} workers did not all log {text!r} within 120 s")
         time.sleep(0.1)
 
 
