@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 class PeriodicJob:
     """A daemon thread calling ``run_once`` every ``interval_seconds`` (0 or less: never);
-    with ``when``, only at the ticks where ``when()`` is true (this process leads)."""
+    with ``when``, only at the ticks where ``when()`` is true (this process leads); with
+    ``at_start``, also once as soon as it starts."""
 
     def __init__(
         self,
@@ -35,11 +36,13 @@ class PeriodicJob:
         run_once: Callable[[], object],
         *,
         when: Callable[[], bool] | None = None,
+        at_start: bool = False,
     ) -> None:
         self.name = name
         self.interval_seconds = interval_seconds
         self.run_once = run_once
         self.when = when
+        self.at_start = at_start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -51,17 +54,20 @@ class PeriodicJob:
         self._stop.set()
 
     def _run(self) -> None:
+        if self.at_start:
+            self._tick()
         while not self._stop.wait(self.interval_seconds):
-            if self.when is not None and not self.when():
-                continue
-            try:
-                self.run_once()
-            except Exception:
-                log.exception(
-                    "background job %s failed; it runs again in %ss",
-                    self.name,
-                    self.interval_seconds,
-                )
+            self._tick()
+
+    def _tick(self) -> None:
+        if self.when is not None and not self.when():
+            return
+        try:
+            self.run_once()
+        except Exception:
+            log.exception(
+                "background job %s failed; it runs again in %ss", self.name, self.interval_seconds
+            )
 
 
 def start_all(jobs: Iterable[PeriodicJob]) -> list[PeriodicJob]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,7 +12,9 @@ from sqlalchemy import func, select, text
 
 from persona.clock import FakeClock
 from persona.engine import Engine
+from persona.privacy import consent as consent_module
 from persona.recommend.service import NO_CONSENT
+from persona.storage.sql.consents import SqlConsentLog
 from persona.storage.tables.privacy import audit_log, held_events
 from tests.conftest import NOW_MS, open_engine
 
@@ -219,3 +222,54 @@ def test_the_events_api_answers_held_for_lack_of_consent(
     assert (again["held"], again["duplicates"]) == (0, 1)
     metrics = client.get("/metrics").text
     assert 'persona_events_total{outcome="held"} 1.0' in metrics
+
+
+def test_people_without_any_record_are_answered_from_a_snapshot_without_a_read(
+    engine: Engine, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Who has consent records is read in bulk; anyone else gets the default with no read of
+    their own, until a commit names them or the snapshot is dropped (a missed change) or
+    expires."""
+    consent = engine.privacy.consent
+    client.put("/v1/users/denier/consent", json={"personalization": "denied"})
+    client.put("/v1/users/granter/consent", json={"personalization": "granted"})
+    assert consent.refresh_holders() == 2
+    reads: list[tuple[str, str]] = []
+    log = SqlConsentLog.of_person
+
+    def counted(self: SqlConsentLog, user: str, anonymous: str, purpose: str) -> Any:
+        reads.append((user, anonymous))
+        return log(self, user, anonymous, purpose)
+
+    monkeypatch.setattr(SqlConsentLog, "of_person", counted)
+    assert consent.allows_person("quiet", "personalization")
+    assert reads == []
+    assert not consent.allows_person("denier", "personalization")  # a holder: read
+    assert reads == [("u:denier", "a:denier")]
+    # A commit naming someone after the snapshot: their answer is read, and is right.
+    client.put("/v1/users/quiet/consent", json={"personalization": "denied"})
+    assert not consent.allows_person("quiet", "personalization")
+    assert reads[-1] == ("u:quiet", "a:quiet")
+    # A link made after the snapshot to someone with records: the anonymous id is read.
+    linked = {"type": "identify", "user_id": "granter", "anonymous_id": "new-anon"}
+    assert engine.ingest.ingest([linked]).accepted == 1
+    assert consent.allows_person("new-anon", "personalization")
+    assert reads[-1] == ("u:new-anon", "a:new-anon")
+    # Missed changes (a reset) drop the snapshot: everyone is read again.
+    engine.storage._reset()  # type: ignore[attr-defined]
+    assert consent.allows_person("other", "personalization")
+    assert reads[-1] == ("u:other", "a:other")
+    consent.refresh_holders()
+    before = len(reads)
+    assert consent.allows_person("someone", "personalization")
+    assert len(reads) == before
+    # An expired snapshot answers nothing.
+    monkeypatch.setattr(consent_module, "HOLDERS_SECONDS", -1.0)
+    consent.refresh_holders()
+    assert consent.allows_person("late", "personalization")
+    assert reads[-1] == ("u:late", "a:late")
+
+
+def test_with_consent_required_the_snapshot_answers_no(strict: Engine) -> None:
+    strict.privacy.consent.refresh_holders()
+    assert not strict.privacy.consent.allows_person("nobody", "personalization")

@@ -112,6 +112,24 @@ class TestConsentLog:
             assert uow.consents.book(["u:2"], []) == [e for e in book if e.profile_key == "u:2"]
             assert uow.consents.book([], []) == []
 
+    def test_holders_are_every_key_a_change_can_be_found_through(self, engine: Engine) -> None:
+        with engine.storage.read() as uow:
+            assert uow.consents.holders() == set()
+        with engine.storage.write() as uow:
+            uow.profiles.add_aliases({"a:x": "u:1", "a:y": "u:2", "a:z": "u:3"}, 1)
+            uow.consents.add(
+                [
+                    change("u:1", "analytics", "granted", 10),
+                    change("u:1", "ads", "denied", 11),
+                    change("a:y", "ads", "denied", 20),
+                    change("a:lone", "analytics", "denied", 30),
+                ]
+            )
+        with engine.storage.read() as uow:
+            # u:1 has changes, a:x reaches them through its link; a:y and a:lone hold their
+            # own; u:2 (which a:y was merged into) and u:3, a:z have none to find.
+            assert uow.consents.holders() == {"u:1", "a:x", "a:y", "a:lone"}
+
     def test_one_person_one_purpose(self, engine: Engine) -> None:
         with engine.storage.write() as uow:
             uow.profiles.add_aliases({"a:p": "u:owner"}, 1)

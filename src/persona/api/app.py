@@ -29,6 +29,7 @@ from persona.api.routes import (
 from persona.engine import Engine
 from persona.jobs import Leadership, PeriodicJob, start_all, stop_all
 from persona.predictions.scheduler import predictive_retrain_job
+from persona.privacy.consent import consent_holders_job
 from persona.privacy.retention import retention_job
 from persona.recommend.scheduler import retrain_job
 from persona.runtime import settle_heap
@@ -53,6 +54,7 @@ def background_jobs_of(engine: Engine, leadership: Leadership) -> list[PeriodicJ
         PeriodicJob(
             "follow-champion", CHAMPION_CHECK_SECONDS, engine.recommendations.follow_champion
         ),
+        consent_holders_job(engine.privacy.consent),
         *leader_only,
     ]
 

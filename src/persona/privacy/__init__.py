@@ -13,6 +13,9 @@ from persona.privacy.aggregates import (
     check_k_anonymity,
     noisy_count,
 )
+from persona.privacy.consent import (
+    consent_holders_job,
+)
 from persona.privacy.export import (
     export_json_schema,
     write_json_schema,
@@ -46,6 +49,7 @@ __all__ = [
     "SegmentSize",
     "SubjectExport",
     "check_k_anonymity",
+    "consent_holders_job",
     "export_json_schema",
     "noisy_count",
     "retention_job",

@@ -10,6 +10,8 @@ under the anonymous id and the user it was linked to.
 from __future__ import annotations
 
 import bisect
+import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,6 +20,7 @@ from persona.cache import AnswerCache
 from persona.clock import Clock
 from persona.errors import InvalidRequestError, SubjectErasedError
 from persona.identity import ANONYMOUS, anonymous_key, is_user_key, split_key, user_key
+from persona.jobs import PeriodicJob
 from persona.privacy.audit import AuditLog
 from persona.storage.protocols import ConsentLog, Storage, UnitOfWork
 from persona.storage.records import ConsentChange, ConsentEntry
@@ -28,6 +31,14 @@ PERSONALIZATION = "personalization"
 USE_PURPOSES = (ANALYTICS, PERSONALIZATION)
 DECISION_SECONDS = 1.0  # how long another process's consent change may go unseen here
 MAX_DECISIONS = 200_000  # (person, purpose) decisions kept, the least recently used dropped
+HOLDERS_SECONDS = 60.0  # a snapshot of who has consent records answers this long at most
+MAX_CHANGED = 1_000_000  # keys changed since the snapshot, kept to overrule it
+
+
+@dataclass(frozen=True)
+class _Holders:
+    keys: frozenset[str]  # every key a person's consent could be found through
+    expires_at: float  # time.monotonic()
 
 
 class ConsentStatus(StrEnum):
@@ -143,8 +154,14 @@ class ConsentService:
         # Decisions of ``allows_person`` (asked on every recommendation), by (person, purpose):
         # kept DECISION_SECONDS at most, dropped at once by a commit that names the person.
         self._decisions: AnswerCache[bool] = AnswerCache(MAX_DECISIONS, DECISION_SECONDS)
+        # Who has any consent record, read in bulk by a server (``refresh_holders``): anyone
+        # else is answered by the default without a read, unless a commit named them since.
+        self._holders: _Holders | None = None
+        self._heard = 0  # commits heard
+        self._changed: dict[str, int] = {}  # key -> ``_heard`` at the last commit naming it
+        self._lock = threading.Lock()
         storage.add_commit_listener(self._committed)
-        storage.add_reset_listener(self._decisions.clear)
+        storage.add_reset_listener(self._forget_everything)
 
     def check(self, changes: Mapping[str, str]) -> dict[str, ConsentStatus]:
         """Validated ``{purpose: status}``; unknown purposes or statuses are refused."""
@@ -254,8 +271,10 @@ class ConsentService:
         decided = self._decisions.get((person_id, purpose))
         if decided is not None:
             return decided
-        ticket = self._decisions.ticket()
         user, anonymous = user_key(person_id), anonymous_key(person_id)
+        if self._without_records(user, anonymous):
+            return not self.required
+        ticket = self._decisions.ticket()
         book = ConsentBook(self.required)
         with self._storage.read() as uow:
             _fill(book, uow.consents.of_person(user, anonymous, purpose))
@@ -264,11 +283,55 @@ class ConsentService:
         self._decisions.put((person_id, purpose), (user, anonymous), ticket, granted)
         return granted
 
+    def refresh_holders(self) -> int:
+        """Read who has any consent record, in bulk (``persona serve`` does every
+        ``HOLDERS_SECONDS / 2``): a person without any is answered by the default with no read
+        of their own. Only a process that follows the other processes' changes may use it."""
+        heard = self._heard
+        # The change feed's position is noted before the read: every later change is heard.
+        self._storage.follow_changes()
+        with self._storage.read() as uow:
+            keys = uow.consents.holders()
+        with self._lock:
+            self._changed = {key: n for key, n in self._changed.items() if n > heard}
+            self._holders = _Holders(frozenset(keys), time.monotonic() + HOLDERS_SECONDS)
+        return len(keys)
+
+    def _without_records(self, user: str, anonymous: str) -> bool:
+        """Whether the snapshot shows no record either key could reach, and no commit named
+        either since it was read."""
+        holders = self._holders
+        if holders is None or time.monotonic() > holders.expires_at:
+            return False
+        changed = self._changed
+        return not (
+            user in holders.keys
+            or anonymous in holders.keys
+            or user in changed
+            or anonymous in changed
+        )
+
     def _committed(self, changed: Collection[str] | None) -> None:
         """Forget the decisions of the people a commit changed (consent given by an event, a
         link between ids, an erasure ...)."""
+        if changed is None:
+            self._forget_everything()
+            return
         if changed:
             self._decisions.invalidate(changed)
+            with self._lock:
+                self._heard += 1
+                for key in changed:
+                    self._changed[key] = self._heard
+                if len(self._changed) > MAX_CHANGED:  # until the next snapshot: reads
+                    self._holders = None
+                    self._changed = {}
+
+    def _forget_everything(self) -> None:
+        """This process may have missed changes: no decision and no snapshot is trusted."""
+        self._decisions.clear()
+        with self._lock:
+            self._holders = None
 
     def history(self, uow: UnitOfWork, keys: Sequence[str]) -> list[ConsentChange]:
         """Every change recorded under ``keys``, in recording order."""
@@ -280,3 +343,11 @@ def _own_keys(book: ConsentBook, profile_key: str) -> list[str]:
     if is_user_key(profile_key):
         return book.keys_for(profile_key, None)
     return book.keys_for(None, profile_key)
+
+
+def consent_holders_job(consent: ConsentService) -> PeriodicJob:
+    """Every server process keeps its snapshot of who has consent records (at start, then
+    twice per lifetime of a snapshot)."""
+    return PeriodicJob(
+        "consent-holders", HOLDERS_SECONDS / 2, consent.refresh_holders, at_start=True
+    )

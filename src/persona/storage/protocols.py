@@ -406,6 +406,11 @@ class ConsentLog(Protocol):
         """The changes recorded under ``profile_keys`` themselves, in recording order."""
         ...
 
+    def holders(self) -> set[str]:
+        """Every key ``of_person`` could find a change through: the profile keys with any
+        change, and the anonymous keys merged into one of them (one bulk read)."""
+        ...
+
 
 class Tombstones(Protocol):
     """What is left of erased people: keyed hashes of their ids, never the ids."""

@@ -91,6 +91,11 @@ class SqlConsentLog:
         parameters = {"user": user_key, "anonymous": anonymous_key, "purpose": purpose}
         return [ConsentEntry._make(row) for row in self._c.execute(_PERSON_PURPOSE, parameters)]
 
+    def holders(self) -> set[str]:
+        with_changes = select(consents.c.profile_key).distinct()
+        linked = select(aliases.c.alias_key).where(aliases.c.profile_key.in_(with_changes))
+        return {key for (key,) in self._c.execute(with_changes.union(linked))}
+
     def history(self, profile_keys: Collection[str]) -> list[ConsentChange]:
         t = consents
         rows = self._c.execute(
