@@ -63,6 +63,13 @@ def _entries(found: list[ConsentEntry]) -> list[tuple[str, str, str, int, str | 
     )
 
 
+def linked_changes(engine: Engine, links: dict[str, str], changes: list[ConsentChange]) -> None:
+    """Anonymous keys merged into profiles, and consent changes, in one write."""
+    with engine.storage.write() as uow:
+        uow.profiles.add_aliases(links, 1)
+        uow.consents.add(changes)
+
+
 class TestConsentLog:
     def test_changes_come_back_in_recording_order(self, engine: Engine) -> None:
         first = [change("u:1", "analytics", "granted", 10), change("u:1", "ads", "denied", 10)]
@@ -84,16 +91,16 @@ class TestConsentLog:
     def test_a_book_follows_anonymous_keys_to_the_user_they_were_linked_to(
         self, engine: Engine
     ) -> None:
-        with engine.storage.write() as uow:
-            uow.profiles.add_aliases({"a:x": "u:1"}, 1)
-            uow.consents.add(
-                [
-                    change("u:1", "analytics", "granted", 10),
-                    change("a:x", "ads", "denied", 20),
-                    change("u:2", "analytics", "denied", 30),
-                    change("a:y", "analytics", "denied", 40),
-                ]
-            )
+        linked_changes(
+            engine,
+            {"a:x": "u:1"},
+            [
+                change("u:1", "analytics", "granted", 10),
+                change("a:x", "ads", "denied", 20),
+                change("u:2", "analytics", "denied", 30),
+                change("a:y", "analytics", "denied", 40),
+            ],
+        )
         with engine.storage.read() as uow:
             book = uow.consents.book(["a:x", "u:2"], ["a:x"])
             assert _entries(book) == sorted(
@@ -115,33 +122,33 @@ class TestConsentLog:
     def test_holders_are_every_key_a_change_can_be_found_through(self, engine: Engine) -> None:
         with engine.storage.read() as uow:
             assert uow.consents.holders() == set()
-        with engine.storage.write() as uow:
-            uow.profiles.add_aliases({"a:x": "u:1", "a:y": "u:2", "a:z": "u:3"}, 1)
-            uow.consents.add(
-                [
-                    change("u:1", "analytics", "granted", 10),
-                    change("u:1", "ads", "denied", 11),
-                    change("a:y", "ads", "denied", 20),
-                    change("a:lone", "analytics", "denied", 30),
-                ]
-            )
+        linked_changes(
+            engine,
+            {"a:x": "u:1", "a:y": "u:2", "a:z": "u:3"},
+            [
+                change("u:1", "analytics", "granted", 10),
+                change("u:1", "ads", "denied", 11),
+                change("a:y", "ads", "denied", 20),
+                change("a:lone", "analytics", "denied", 30),
+            ],
+        )
         with engine.storage.read() as uow:
             # u:1 has changes, a:x reaches them through its link; a:y and a:lone hold their
             # own; u:2 (which a:y was merged into) and u:3, a:z have none to find.
             assert uow.consents.holders() == {"u:1", "a:x", "a:y", "a:lone"}
 
     def test_one_person_one_purpose(self, engine: Engine) -> None:
-        with engine.storage.write() as uow:
-            uow.profiles.add_aliases({"a:p": "u:owner"}, 1)
-            uow.consents.add(
-                [
-                    change("u:p", "personalization", "granted", 10),
-                    change("u:p", "analytics", "denied", 11),
-                    change("a:p", "personalization", "denied", 12),
-                    change("u:owner", "personalization", "revoked", 13),
-                    change("u:other", "personalization", "denied", 14),
-                ]
-            )
+        linked_changes(
+            engine,
+            {"a:p": "u:owner"},
+            [
+                change("u:p", "personalization", "granted", 10),
+                change("u:p", "analytics", "denied", 11),
+                change("a:p", "personalization", "denied", 12),
+                change("u:owner", "personalization", "revoked", 13),
+                change("u:other", "personalization", "denied", 14),
+            ],
+        )
         with engine.storage.read() as uow:
             found = uow.consents.of_person("u:p", "a:p", "personalization")
             nobody = uow.consents.of_person("u:q", "a:q", "personalization")
