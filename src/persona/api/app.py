@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute
 
 import persona
 from persona.api.deps import install_security_docs, key_check
+from persona.api.direct import answer_directly
 from persona.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from persona.api.problems import install_problem_handlers
 from persona.api.routes import (
@@ -172,6 +173,9 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         app.router.routes.extend(module.router.routes)
     install_security_docs(app, [module.router for module in modules])
     _match_hot_routes_first(app)
+    answer_directly(
+        app, "GET", "/v1/users/{user_id}/recommendations", {"user_id": recommend.PERSON_ID_TEXT}
+    )
     # Added last runs first: the request id exists before the body limit may refuse a request.
     server = engine.settings.server
     app.add_middleware(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Request, Response
+from pydantic import StringConstraints, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from persona.access.keys import AnyScope, Scope
@@ -23,7 +25,10 @@ from persona.recommend.schema import (
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
-PersonId = Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+PERSON_ID: dict[str, Any] = {"min_length": 1, "max_length": 128, "pattern": r"^[^\x00-\x1f\x7f]+$"}
+PersonId = Path(**PERSON_ID)
+# The same rule for ``answer_directly``, which validates the path without FastAPI.
+PERSON_ID_TEXT: TypeAdapter[str] = TypeAdapter(Annotated[str, StringConstraints(**PERSON_ID)])
 
 
 @router.get(
