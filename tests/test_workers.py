@@ -250,3 +250,31 @@ def _alive(pid: int) -> bool:
     # a zombie (exited, not yet reaped by its dead parent's reaper) counts as gone
     status = Path(f"/proc/{pid}/stat")
     return not (status.exists() and status.read_text().split()[2] == "Z")
+
+
+def test_the_leader_refreshes_segments_on_schedule(home: tuple[Path, dict[str, str]]) -> None:
+    """Time alone moves people out of a windowed segment: the segment refresh job does it,
+    inside `persona serve`, in the one process that holds the jobs lease."""
+    path, env = home
+    env = {**env, "PERSONA_SEGMENTS__REFRESH_SECONDS": "1"}
+    with _servers(path, env, 2) as started:
+        url = started[0][0]
+        seen = {"type": "view", "user_id": "s1", "item_id": "i1", "timestamp": time.time() - 50}
+        assert httpx.post(f"{url}/v1/events", json=seen, timeout=10).status_code == 200
+        segment = {"name": "just_looking", "rule": "did(view) within 1m"}
+        assert httpx.post(f"{url}/v1/segments", json=segment, timeout=10).status_code == 201
+
+        def member() -> bool:
+            answer = httpx.get(f"{url}/v1/profiles/s1/segments", timeout=10)
+            return "just_looking" in answer.json()["segments"]
+
+        assert member()  # computed when the segment was created
+        deadline = time.monotonic() + 60  # the view leaves the window about 10 s from now
+        while member():
+            assert time.monotonic() < deadline, "no refresh moved s1 out of the segment"
+            time.sleep(0.5)
+        ports = [u.rsplit(":", 1)[1] for u, _ in started]
+        refreshed = [
+            (path / f"server-{port}.log").read_text().count("segments refreshed") for port in ports
+        ]
+        assert sorted(refreshed)[0] == 0 and sorted(refreshed)[1] >= 1, refreshed  # one process
