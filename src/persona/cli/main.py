@@ -24,6 +24,8 @@ from persona.cli.decide import experiments_app, placements_app
 from persona.cli.predictions import clusters_app, predictions_app, scores_command
 from persona.cli.privacy import privacy_app
 from persona.cli.segments import segments_app
+from persona.demo.synthetic import FileFormat, Shape, this_hour, write
+from persona.demo.synthetic import generate as generate_workload
 from persona.engine import Engine
 from persona.ingest.importer import (
     ImportFormatError,
@@ -245,20 +247,14 @@ def generate(
         typer.Option(help="Every event happens before this moment, UTC (default: this hour)."),
     ] = None,
     formats: Annotated[
-        list[str] | None,
+        list[FileFormat] | None,
         typer.Option("--format", help="parquet or jsonl (repeatable; default parquet)."),
     ] = None,
 ) -> None:
     """Write a synthetic shop: items, and people's views, clicks, carts, purchases, identifies."""
-    from persona.demo.synthetic import Shape, this_hour, write
-    from persona.demo.synthetic import generate as generate_workload
-
-    chosen = tuple(formats or ["parquet"])
-    unknown = sorted(set(chosen) - {"parquet", "jsonl"})
-    if unknown:
-        console.print(f"[red]unknown format {', '.join(unknown)}: use parquet or jsonl[/red]")
-        raise typer.Exit(2)
-    moment = (end or this_hour()).replace(tzinfo=(end.tzinfo if end else None) or UTC)
+    moment = end or this_hour()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     try:
         shape = Shape(people, items, events, days=days, seed=seed, end=moment)
     except ValueError as exc:
@@ -267,7 +263,7 @@ def generate(
     started = time.perf_counter()
     with console.status("generating"):
         workload = generate_workload(shape)
-        paths = write(workload, out, chosen)  # type: ignore[arg-type]
+        paths = write(workload, out, tuple(formats or [FileFormat.PARQUET]))
     for path in paths:
         console.print(f"{path}  {path.stat().st_size / 1e6:,.1f} MB")
     console.print(

@@ -10,6 +10,7 @@ from persona.demo.movielens import (
     load_movielens,
 )
 from persona.demo.synthetic import (
+    FileFormat,
     Shape,
     generate,
     this_hour,
@@ -17,6 +18,7 @@ from persona.demo.synthetic import (
 )
 
 __all__ = [
+    "FileFormat",
     "Shape",
     "generate",
     "load_movielens",

@@ -30,8 +30,8 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,12 @@ import pyarrow.parquet as pq
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-Format = Literal["parquet", "jsonl"]
+
+
+class FileFormat(StrEnum):
+    PARQUET = "parquet"
+    JSONL = "jsonl"
+
 
 CATEGORIES = (
     "Books", "Music", "Movies", "Games", "Electronics", "Computers", "Phones", "Cameras",
@@ -485,7 +490,9 @@ def _prefixed(prefix: str, numbers: IntArray) -> pa.Array:
 # Files ---------------------------------------------------------------------------------------
 
 
-def write(workload: Workload, out: Path, formats: tuple[Format, ...] = ("parquet",)) -> list[Path]:
+def write(
+    workload: Workload, out: Path, formats: tuple[FileFormat, ...] = (FileFormat.PARQUET,)
+) -> list[Path]:
     """``items.<ext>`` and ``events.<ext>`` in ``out`` for each format; the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -96,14 +96,7 @@ class Shortlist:
 
     items: IntArray
     scores: npt.NDArray[np.float32]
-    proposers: Mapping[int, list[str]]
-
-
-@dataclass(frozen=True)
-class _Ranking(Shortlist):
-    """A shortlist straight from the ranker: who proposed each item is kept as bit sets."""
-
-    proposers: SourceBits
+    proposers: SourceBits  # who proposed each item, decoded on demand
 
 
 @dataclass(frozen=True)
@@ -325,7 +318,7 @@ class RecommendationPipeline:
 
     def _shortlists(
         self, requests: Sequence[Request]
-    ) -> Iterator[tuple[_Ranking, np.ndarray | None]]:
+    ) -> Iterator[tuple[Shortlist, np.ndarray | None]]:
         """Every candidate of each request ranked by the ranker, and the content source's
         scores of the request (which exploration reuses), block by block."""
         for start in range(0, len(requests), self.config.block_size):
@@ -343,7 +336,7 @@ class RecommendationPipeline:
             for row in range(len(chunk)):
                 row_scores = scores[offsets[row] : offsets[row + 1]]
                 order = np.argsort(-row_scores, kind="stable")
-                shortlist = _Ranking(
+                shortlist = Shortlist(
                     candidates[row][order], row_scores[order], proposers[row].take(order)
                 )
                 yield shortlist, None if content is None else content[row]

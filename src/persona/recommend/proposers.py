@@ -8,9 +8,12 @@ on demand, instead of a list of names built for every candidate.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
+
+T = TypeVar("T")
 
 MAX_SOURCES = 32  # bits of a uint32
 HEAD = 32  # items searched first for an answer's items: nearly all of them are there
@@ -68,7 +71,13 @@ class SourceBits(Mapping[int, list[str]]):
             raise KeyError(item)
         return found
 
-    def get(self, item: int, default: list[str] | None = None) -> list[str] | None:  # type: ignore[override]
+    @overload
+    def get(self, item: int, /) -> list[str] | None: ...
+
+    @overload
+    def get(self, item: int, default: list[str] | T, /) -> list[str] | T: ...
+
+    def get(self, item: int, default: object = None, /) -> object:
         if self._head is None:
             self._head = self.item_array[:HEAD].tolist()
         if item in self._head:

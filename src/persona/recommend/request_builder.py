@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from persona.cache import Refreshed
 from persona.clock import Clock
@@ -19,7 +17,7 @@ from persona.recommend.dataset import IntArray
 from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
 from persona.recommend.request import History, known_candidates
 from persona.recommend.shortlists import Freshness, ShortlistTable, Signature
-from persona.recommend.training import NOT_INTERACTIONS
+from persona.recommend.training import NOT_INTERACTIONS, interaction_rows
 from persona.storage.protocols import Storage
 
 UNAVAILABLE_TTL_SECONDS = 1.0
@@ -91,10 +89,10 @@ class RequestBuilder:
     def signatures(self) -> tuple[list[str], IntArray, IntArray]:
         """Every profile's ``Signature`` as of now, in one bulk read of the event log: profile
         keys, interactions, latest times (what ``signature`` reads for one person)."""
-        columns = self._storage.interaction_columns()
-        columns = columns.filter(pc.invert(pc.is_in(columns["type"], pa.array(_NOT_INTERACTIONS))))
-        per_key = columns.group_by("profile_key").aggregate(
-            [("occurred_at_ms", "count"), ("occurred_at_ms", "max")]
+        per_key = (
+            interaction_rows(self._storage)
+            .group_by("profile_key")
+            .aggregate([("occurred_at_ms", "count"), ("occurred_at_ms", "max")])
         )
         return (
             per_key["profile_key"].to_pylist(),

@@ -281,9 +281,7 @@ def rank_everyone(
         n = len(shortlist.items)
         items[row, :n] = shortlist.items
         scores[row, :n] = shortlist.scores
-        proposers = shortlist.proposers
-        assert isinstance(proposers, SourceBits), "the pipeline's shortlists carry bit sets"
-        sources[row, :n] = names.recode(proposers.bits, proposers.names)
+        sources[row, :n] = names.recode(shortlist.proposers.bits, shortlist.proposers.names)
     interactions = np.bincount(data.users, minlength=data.n_users).astype(np.int64)
     latest_ms = np.full(data.n_users, -1, dtype=np.int64)
     np.maximum.at(latest_ms, data.users, data.timestamps_ms)

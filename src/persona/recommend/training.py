@@ -35,6 +35,13 @@ class TrainingData:
     catalog_items: int  # items known to the catalog (the rest appear only in events)
 
 
+def interaction_rows(storage: Storage, before_ms: int | None = None) -> pa.Table:
+    """The events recommenders learn from (before ``before_ms`` if given), as columns: every
+    event naming an item, types in ``NOT_INTERACTIONS`` aside."""
+    columns = storage.interaction_columns(before_ms)
+    return columns.filter(pc.invert(pc.is_in(columns["type"], pa.array(NOT_INTERACTIONS))))
+
+
 def load_training_data(
     storage: Storage, weights: Mapping[str, float], *, before_ms: int | None = None
 ) -> TrainingData:
@@ -50,8 +57,7 @@ def load_training_data(
         while page := uow.catalog.list(after_id=after, limit=PAGE):
             items.extend(page)
             after = page[-1].item_id
-    columns = storage.interaction_columns(before_ms)
-    columns = columns.filter(pc.invert(pc.is_in(columns["type"], pa.array(NOT_INTERACTIONS))))
+    columns = interaction_rows(storage, before_ms)
     people = pc.dictionary_encode(columns["profile_key"]).combine_chunks()
     item_ids = [record.item_id for record in items]
     in_catalog = pc.index_in(columns["item_id"], value_set=pa.array(item_ids, pa.string()))
