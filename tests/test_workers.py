@@ -273,8 +273,76 @@ def test_the_leader_refreshes_segments_on_schedule(home: tuple[Path, dict[str, s
         while member():
             assert time.monotonic() < deadline, "no refresh moved s1 out of the segment"
             time.sleep(0.5)
-        ports = [u.rsplit(":", 1)[1] for u, _ in started]
-        refreshed = [
-            (path / f"server-{port}.log").read_text().count("segments refreshed") for port in ports
+        refreshed = _log_counts(path, started, "segments refreshed")
+        assert refreshed[0] == 0 and refreshed[1] >= 1, refreshed  # one process
+
+
+def _log_counts(
+    path: Path, started: list[tuple[str, subprocess.Popen[bytes]]], line: str
+) -> list[int]:
+    """How often each started server wrote ``line`` to its log, fewest first."""
+    ports = [url.rsplit(":", 1)[1] for url, _ in started]
+    return sorted((path / f"server-{port}.log").read_text().count(line) for port in ports)
+
+
+def test_the_leader_applies_retention_on_schedule(home: tuple[Path, dict[str, str]]) -> None:
+    """Views older than a day are deleted by the retention job inside `persona serve`, in the
+    one process that leads; the purchase of the same moment is kept, and the run is audited."""
+    path, env = home
+    env = {
+        **env,
+        "PERSONA_PRIVACY__RETENTION_DAYS": '{"view": 1}',
+        "PERSONA_PRIVACY__RETENTION_INTERVAL_SECONDS": "1",
+    }
+    with _servers(path, env, 2) as started:
+        url = started[0][0]
+        two_days_ago = time.time() - 2 * 86_400
+        old = [
+            {"type": kind, "user_id": "r1", "item_id": "i1", "timestamp": two_days_ago}
+            for kind in ("view", "purchase")
         ]
-        assert sorted(refreshed)[0] == 0 and sorted(refreshed)[1] >= 1, refreshed  # one process
+        assert httpx.post(f"{url}/v1/events", json=old, timeout=10).status_code == 200
+
+        def kinds() -> list[str]:
+            answer = httpx.get(f"{url}/v1/subjects/r1/export", timeout=10)
+            assert answer.status_code == 200, answer.text
+            return sorted(event["type"] for event in answer.json()["events"])
+
+        deadline = time.monotonic() + 30
+        while "view" in kinds():
+            assert time.monotonic() < deadline, "no retention run deleted the old view"
+            time.sleep(0.5)
+        assert kinds() == ["purchase"]
+        audit = httpx.get(f"{url}/v1/audit", timeout=10).json()
+        assert any(entry["action"] == "retention.run" for entry in audit["entries"]), audit
+        runs = _log_counts(path, started, "retention deleted events")
+        assert runs[0] == 0 and runs[1] >= 1, runs  # one process
+
+
+def test_the_leader_retrains_clusters_on_schedule(home: tuple[Path, dict[str, str]]) -> None:
+    """Clusters are trained by the predictive job inside `persona serve`, again at each
+    interval, in the one process that leads; every process serves the result."""
+    path, env = home
+    env = {**env, "PERSONA_PREDICTIONS__RETRAIN_INTERVAL_SECONDS": "2"}
+    with _servers(path, env, 2) as started:
+        urls = [url for url, _ in started]  # the store had no clusters before these started
+
+        def trained_at(url: str) -> str | None:
+            answer = httpx.get(f"{url}/v1/clusters", timeout=10)
+            assert answer.status_code == 200, answer.text
+            return answer.json()["trained_at"]  # type: ignore[no-any-return]
+
+        deadline = time.monotonic() + 60
+        while trained_at(urls[1]) is None:
+            assert time.monotonic() < deadline, "no process trained clusters"
+            time.sleep(0.5)
+        first = trained_at(urls[1])
+        clusters = httpx.get(f"{urls[1]}/v1/clusters", timeout=10).json()["clusters"]
+        assert sum(cluster["size"] for cluster in clusters) > 0
+        member_of = httpx.get(f"{urls[0]}/v1/profiles/p0/segments", timeout=10).json()
+        assert any(name.startswith("cluster_") for name in member_of["segments"]), member_of
+        while trained_at(urls[0]) == first:  # trained again at the next interval
+            assert time.monotonic() < deadline, "clusters were trained only once"
+            time.sleep(0.5)
+        runs = _log_counts(path, started, "predictive models retrained")
+        assert runs[0] == 0 and runs[1] >= 2, runs  # one process

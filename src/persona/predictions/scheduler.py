@@ -75,6 +75,10 @@ def predictive_retrain_job(
 ) -> PeriodicJob:
     def run_once() -> None:
         outcome = train_predictive_models(clusters, predictions, segments)
+        trained = [f"{r.name} ({r.scored} scored)" for r in outcome.predictions]
+        if outcome.clusters is not None:
+            trained.insert(0, f"clusters (k={outcome.clusters.model.k})")
+        log.info("predictive models retrained: %s", ", ".join(trained) or "none")
         for skipped in outcome.skipped:
             log.info("predictive training skipped %s", skipped)
         for problem in outcome.problems:

@@ -8,6 +8,7 @@ time finds nothing older than the cutoff left.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -15,6 +16,8 @@ from persona.clock import Clock
 from persona.jobs import PeriodicJob
 from persona.privacy.audit import AuditLog
 from persona.storage.protocols import Storage
+
+log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 
@@ -53,6 +56,8 @@ class RetentionService:
 
 def retention_job(service: RetentionService, interval_seconds: float) -> PeriodicJob:
     def run_once() -> None:
-        service.run()
+        report = service.run()
+        if report.total:
+            log.info("retention deleted events (per type): %s", report.deleted)
 
     return PeriodicJob("retention", interval_seconds, run_once)
