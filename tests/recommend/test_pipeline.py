@@ -15,6 +15,7 @@ from persona.recommend.pipeline import (
 )
 from persona.recommend.request import History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, rerank
+from persona.recommend import sources
 from persona.recommend.sources import ContentSimilarity
 from tests.recommend.synthetic import interactions
 
@@ -164,15 +165,19 @@ def test_seeded_draws_are_reproducible_and_uniform() -> None:
     assert second.random() != second.random()  # a sequence, not one value
 
 
+@pytest.mark.parametrize("memo", [True, False], ids=["memoized", "catalog-too-large-to-memo"])
 def test_content_affinity_orders_a_few_items_as_the_full_score_does(
-    fitted: RecommendationPipeline,
+    fitted: RecommendationPipeline, memo: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if not memo:
+        monkeypatch.setattr(sources, "SIMILARITY_MEMO_MAX", 0)
     content = next(s for s in fitted.sources if isinstance(s, ContentSimilarity))
     assert fitted.data is not None
     items = np.arange(0, fitted.data.n_items, 3)
     for history in fitted.histories()[:20]:
         block = RequestBlock([history], np.asarray([0]), np.asarray([12]))
-        full = content.score(source_input(block, fitted.data.n_items))[0][items]
+        scored = content.score(source_input(block, fitted.data.n_items))
+        full = scored.at(np.zeros(len(items), dtype=np.int64), items)
         few = content.affinity(history.items, items)
         norm_full, norm_few = np.linalg.norm(full), np.linalg.norm(few)
         if norm_full == 0:

@@ -29,7 +29,8 @@ class CategoryIndex:
         counts = sparse.csr_matrix(history @ self.matrix)
         return normalize(counts, norm="l1")
 
-    def affinity(self, history: sparse.csr_matrix) -> np.ndarray:
-        """Rows x items: cosine between the person's category mix and each item's categories."""
+    def affinity(self, history: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Rows x items: cosine between the person's category mix and each item's categories
+        (stored only for the items sharing a category with the history)."""
         person = normalize(history @ self.matrix)
-        return np.asarray((person @ self._item_norm.T).toarray(), dtype=np.float32)
+        return sparse.csr_matrix(person @ self._item_norm.T, dtype=np.float32)

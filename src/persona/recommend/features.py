@@ -19,6 +19,7 @@ from persona.clock import DAY_S
 from persona.recommend.categories import CategoryIndex
 from persona.recommend.dataset import IntArray, Interactions
 from persona.recommend.request import RequestBlock, SourceInput
+from persona.recommend.scores import Scores
 from persona.recommend.timeline import ItemTimeline
 
 FloatMatrix = npt.NDArray[np.float32]
@@ -65,20 +66,21 @@ def build_features(
     block: RequestBlock,
     inputs: SourceInput,
     candidates: Sequence[IntArray],
-    source_scores: Mapping[str, FloatMatrix],
+    source_scores: Mapping[str, Scores],
     source_ranks: Mapping[str, FloatMatrix],
 ) -> FloatMatrix:
     """One row per (request, candidate) in the order of ``candidates``; see ``feature_names``.
 
-    ``source_scores`` are rows x items; ``source_ranks`` hold each candidate's position in the
-    source's proposals (NaN where it did not propose it), in the order of the candidates."""
+    ``source_scores`` give each source's score of any (row, item); ``source_ranks`` hold each
+    candidate's position in the source's proposals (NaN where it did not propose it), in the
+    order of the candidates."""
     rows = np.repeat(np.arange(len(block)), [len(c) for c in candidates])
     items = np.concatenate(candidates) if candidates else np.zeros(0, dtype=np.int64)
     as_of = block.as_of_s[rows]
     columns: list[np.ndarray] = []
     proposing = np.zeros(len(items), dtype=np.float32)
     for name in source_scores:
-        columns.append(source_scores[name][rows, items])
+        columns.append(source_scores[name].at(rows, items))
         rank = source_ranks[name]
         proposing += np.isfinite(rank)
         columns.append(rank)

@@ -20,12 +20,13 @@ from persona.clock import DAY_S
 from persona.recommend.algorithms.ease import EASE, EASEConfig
 from persona.recommend.algorithms.factorization import ALS
 from persona.recommend.algorithms.neighbours import ItemKNN, ItemKNNConfig
-from persona.recommend.dataset import FloatArray, IntArray, Interactions
+from persona.recommend.dataset import FloatArray, IntArray, Interactions, history_matrix
 from persona.recommend.features import ItemFacts, build_features, feature_names
 from persona.recommend.proposers import SourceBits, SourceNames
 from persona.recommend.ranker import LambdaRanker, RankerConfig, RankerReport
 from persona.recommend.request import History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, Slot, rerank
+from persona.recommend.scores import NOTHING, Blocked, RowScores, Scores
 from persona.recommend.sources import (
     CandidateSource,
     CategoryTrending,
@@ -318,7 +319,7 @@ class RecommendationPipeline:
 
     def _shortlists(
         self, requests: Sequence[Request]
-    ) -> Iterator[tuple[Shortlist, np.ndarray | None]]:
+    ) -> Iterator[tuple[Shortlist, RowScores | None]]:
         """Every candidate of each request ranked by the ranker, and the content source's
         scores of the request (which exploration reuses), block by block."""
         for start in range(0, len(requests), self.config.block_size):
@@ -339,7 +340,7 @@ class RecommendationPipeline:
                 shortlist = Shortlist(
                     candidates[row][order], row_scores[order], proposers[row].take(order)
                 )
-                yield shortlist, None if content is None else content[row]
+                yield shortlist, None if content is None else RowScores(content, row)
 
     def _score(self, features: np.ndarray, candidates: Sequence[IntArray]) -> np.ndarray:
         if self.ranker is not None and len(features):
@@ -359,7 +360,7 @@ class RecommendationPipeline:
         request: Request,
         shortlist: Shortlist,
         k: int,
-        content_scores: np.ndarray | None = None,
+        content_scores: RowScores | None = None,
     ) -> Ranked:
         """The rerank stage over ranked candidates: business rules, diversity, exploration.
 
@@ -402,7 +403,7 @@ class RecommendationPipeline:
         return BusinessRules(pins=pins, boosts=rules.boosts, buried=rules.buried)
 
     def _new_items(
-        self, request: Request, content_scores: np.ndarray | None = None
+        self, request: Request, content_scores: RowScores | None = None
     ) -> IntArray | None:
         """Items that appeared recently and few people saw yet, the person's best fit first
         (by content similarity: ``content_scores`` when the caller has them already)."""
@@ -414,7 +415,7 @@ class RecommendationPipeline:
         if not len(candidates):
             return None
         if content_scores is not None:
-            affinity = content_scores[candidates]
+            affinity = content_scores(candidates)
         else:
             content = next((s for s in self.sources if isinstance(s, ContentSimilarity)), None)
             if content is None:
@@ -459,10 +460,11 @@ class RecommendationPipeline:
         block = RequestBlock(
             [request.history], np.asarray([request.as_of_s]), np.asarray([request.hour])
         )
-        scores = chosen.score(source_input(block, self.data.n_items))[0]
-        scores = np.where(self.excluded_mask(request.history, request.exclude), -np.inf, scores)
-        top = np.argsort(-scores, kind="stable")[:n]
-        return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])]
+        scores = chosen.score(source_input(block, self.data.n_items))
+        top = scores.top(n, self._blocked(block, [request.exclude]))[0]
+        top = top[top != NOTHING]
+        values = scores.at(np.zeros(len(top), dtype=np.int64), top)
+        return [(int(i), float(v)) for i, v in zip(top, values, strict=True)]
 
     def excluded_mask(self, history: History, exclude: IntArray | None) -> npt.NDArray[np.bool_]:
         assert self.available is not None
@@ -472,15 +474,25 @@ class RecommendationPipeline:
             mask[exclude] = True
         return mask
 
+    def _blocked(self, block: RequestBlock, excludes: Sequence[IntArray | None]) -> Blocked:
+        """What no row may be proposed (unavailable items) and what each may not (its history
+        and its exclusions)."""
+        assert self.available is not None
+        own = [
+            h.items if e is None or not len(e) else np.concatenate([h.items, e])
+            for h, e in zip(block.histories, excludes, strict=True)
+        ]
+        return Blocked(~self.available, history_matrix(own, len(self.available)))
+
     def _candidates_and_features(
         self,
         block: RequestBlock,
         excludes: Sequence[IntArray | None],
         extras: Sequence[Mapping[str, IntArray]] = (),
-    ) -> tuple[list[IntArray], np.ndarray, list[SourceBits], np.ndarray | None]:
+    ) -> tuple[list[IntArray], np.ndarray, list[SourceBits], Scores | None]:
         """Each source's best items per request (filtered), merged, and their features; who
-        proposed each candidate; and the content source's scores (rows x items), which the
-        exploration share reuses.
+        proposed each candidate; and the content source's scores, which the exploration share
+        reuses.
 
         A request's candidates come in the order they were first proposed: source by source,
         each source's best first, then the serving-time extras. The merge is done on arrays for
@@ -489,16 +501,14 @@ class RecommendationPipeline:
         assert self.facts is not None
         n_items = self.facts.n_items
         inputs = source_input(block, n_items)
-        blocked = np.stack(
-            [self.excluded_mask(h, e) for h, e in zip(block.histories, excludes, strict=True)]
-        )
+        blocked = self._blocked(block, excludes)
         names = SourceNames([s.name for s in self.sources])
-        all_scores: dict[str, np.ndarray] = {}
+        all_scores: dict[str, Scores] = {}
         tops: dict[str, IntArray] = {}
         proposals = _Proposals(len(block))
         for source in self.sources:
-            scores = _finite(source.score(inputs))
-            top = _top_n(np.where(blocked, -np.inf, scores), self.config.candidates[source.name])
+            scores = source.score(inputs)
+            top = scores.top(self.config.candidates[source.name], blocked)
             proposals.add(top, names.bit(source.name))
             all_scores[source.name] = scores
             tops[source.name] = top
@@ -578,10 +588,6 @@ def _hours(times_s: IntArray) -> IntArray:
     return (np.asarray(times_s, dtype=np.int64) // 3600) % 24
 
 
-def _finite(scores: np.ndarray) -> np.ndarray:
-    return np.nan_to_num(np.asarray(scores, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-
-
 class _Proposals:
     """Items proposed for each row of a block, in the order proposed, with the proposer's bit."""
 
@@ -594,9 +600,7 @@ class _Proposals:
         self._items.append(items)
         self._bits.append(np.full(items.shape, bit, dtype=np.uint32))
 
-    def merged(
-        self, blocked: npt.NDArray[np.bool_]
-    ) -> tuple[IntArray, IntArray, npt.NDArray[np.uint32]]:
+    def merged(self, blocked: Blocked) -> tuple[IntArray, IntArray, npt.NDArray[np.uint32]]:
         """(row, item, bits) of every distinct proposal that is not blocked, by row, each
         row's in the order first proposed; bits are every proposer's, or-ed together."""
         items = np.concatenate(self._items, axis=1) if self._items else np.zeros((self._rows, 0))
@@ -604,7 +608,7 @@ class _Proposals:
         bits = np.concatenate(self._bits, axis=1) if self._bits else np.zeros(items.shape)
         rows = np.broadcast_to(np.arange(self._rows)[:, None], items.shape)
         valid = items >= 0
-        valid[valid] = ~blocked[rows[valid], items[valid]]
+        valid[valid] = ~blocked.at(rows[valid], items[valid])
         row, item, bit = rows[valid], items[valid], bits[valid].astype(np.uint32)
         keys = row * blocked.shape[1] + item
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
@@ -641,15 +645,6 @@ def _ranks_at(top: IntArray, rows: IntArray, items: IntArray, n_items: int) -> F
     hit = sorted_keys[found] == wanted if len(sorted_keys) else np.zeros(len(wanted), bool)
     position = (order[found] % max(top.shape[1], 1) + 1).astype(np.float32)
     return np.where(hit, position, np.float32(np.nan)).astype(np.float32)
-
-
-def _top_n(scores: np.ndarray, n: int) -> IntArray:
-    """Column indices of each row's ``n`` highest scores, best first."""
-    n = max(1, min(n, scores.shape[1]))
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-    picked = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-picked, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
 
 
 def default_sources(n_items: int) -> list[CandidateSource]:

@@ -10,23 +10,30 @@ defined here are the ones that need item metadata or time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from persona.recommend.algorithms.base import ItemSimilarityScorer, Scorer, binary
+from persona.recommend.algorithms.factorization import ALS
 from persona.recommend.categories import CategoryIndex
 from persona.recommend.dataset import IntArray, Interactions
 from persona.recommend.request import SourceInput
+from persona.recommend.scores import (
+    DenseScores,
+    FactorScores,
+    FloatArray,
+    Scores,
+    SharedScores,
+    SparseScores,
+)
 from persona.recommend.timeline import ItemTimeline
 
-if TYPE_CHECKING:
-    from persona.recommend.algorithms.base import Scorer
-
-Scores = np.ndarray  # rows x items, float32, higher is better
 WORD = r"(?u)\b\w[\w-]+\b"  # words of two characters or more, hyphens kept
+SIMILARITY_MEMO_MAX = 10_000_000  # catalog x pool similarities kept for exploration (40 MB)
 
 
 @runtime_checkable
@@ -48,7 +55,9 @@ class PersistentSource(CandidateSource, Protocol):
 
 
 class ScorerSource:
-    """A collaborative scorer used as a candidate source (it ignores the moment)."""
+    """A collaborative scorer used as a candidate source (it ignores the moment). Item
+    neighbours score only the neighbours of the history (their scores stay sparse), and
+    factor models keep their factors (their best items are searched without a matrix)."""
 
     def __init__(self, name: str, scorer: Scorer) -> None:
         self.name = name
@@ -58,8 +67,16 @@ class ScorerSource:
         self.scorer.fit(data)
 
     def score(self, inputs: SourceInput) -> Scores:
-        history = inputs.history
-        return np.asarray(self.scorer.score(history), dtype=np.float32)
+        return self.score_rows(inputs.history)
+
+    def score_rows(self, history: sparse.csr_matrix) -> Scores:
+        if isinstance(self.scorer, ItemSimilarityScorer):
+            assert self.scorer.similarity is not None, "fit first"
+            return SparseScores(binary(history) @ self.scorer.similarity)
+        if isinstance(self.scorer, ALS):
+            assert self.scorer.item_factors is not None, "fit first"
+            return FactorScores(self.scorer.user_factors(history), self.scorer.item_factors)
+        return DenseScores(self.scorer.score(history))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return self.scorer.to_arrays()
@@ -83,7 +100,7 @@ class RecentView:
         """The sibling source fits the shared scorer."""
 
     def score(self, inputs: SourceInput) -> Scores:
-        return np.asarray(self.sibling.scorer.score(inputs.recent), dtype=np.float32)
+        return self.sibling.score_rows(inputs.recent)
 
 
 @dataclass(frozen=True)
@@ -131,18 +148,25 @@ class ContentSimilarity:
         self._similarity_memo = None
 
     def score(self, inputs: SourceInput) -> Scores:
+        """Cosine of the history's summed vectors with each item sharing a word with it."""
         assert self._vectors is not None, "fit first"
         profile = normalize(inputs.history @ self._vectors)
-        return np.asarray((profile @ self._vectors.T).toarray(), dtype=np.float32)
+        return SparseScores(profile @ self._vectors.T)
 
-    def affinity(self, history: IntArray, items: IntArray) -> np.ndarray:
+    def affinity(self, history: IntArray, items: IntArray) -> FloatArray:
         """How much each of a few ``items`` resembles the history: ``score``'s cosine times
         the norm of the history's summed vectors, a factor the same for every item, so the
         order is ``score``'s. Serving asks this on every request for the same exploration
-        pool, where ``score``'s sparse products over the whole catalog would cost most of
-        the answer: the pool's similarity to every item is computed once."""
+        pool: where the catalog allows, the pool's similarity to every item is computed once
+        and a request sums a few of its rows."""
+        assert self._vectors is not None, "fit first"
+        seen = np.unique(history)
+        v = self._vectors
+        if v.shape[0] * len(items) > SIMILARITY_MEMO_MAX:
+            summed = sparse.csr_matrix(v[seen].sum(axis=0))
+            return np.asarray((summed @ v[items].T).toarray(), dtype=np.float32).ravel()
         similar = self._similarity_to_all(items)
-        return np.asarray(similar[np.unique(history)].sum(axis=0), dtype=np.float32)
+        return np.asarray(similar[seen].sum(axis=0), dtype=np.float32)
 
     def _similarity_to_all(self, items: IntArray) -> np.ndarray:
         """Catalog x ``items`` cosine similarities, kept for the latest ``items`` asked (a
@@ -192,15 +216,42 @@ class Trending:
     def __init__(self, config: TrendingConfig | None = None) -> None:
         self.config = config or TrendingConfig()
         self.timeline: ItemTimeline | None = None
+        self._moments: dict[int, tuple[FloatArray, IntArray]] = {}
 
     def fit(self, data: Interactions) -> None:
         self.timeline = ItemTimeline(data)
+        self._moments = {}
 
     def score(self, inputs: SourceInput) -> Scores:
+        """One list for a block at one moment (serving, the batch ranking); a row per
+        moment for rows at many (the ranker's training examples)."""
         assert self.timeline is not None, "fit first"
-        recent = self.timeline.trending(inputs.as_of_s, self.config.windows_days)
-        # All-time popularity breaks ties where nothing happened recently (a quiet catalog).
-        return recent + 1e-6 * np.log1p(self.timeline.total_counts)[None, :]
+        moments = np.asarray(inputs.as_of_s, dtype=np.int64)
+        if len(moments) and (moments == moments[0]).all():
+            vector, order = self.at_moment(int(moments[0]))
+            return SharedScores(vector, len(moments), order)
+        recent = self.timeline.trending(moments, self.config.windows_days)
+        return DenseScores(recent + self._tie_breaker()[None, :])
+
+    def at_moment(self, as_of_s: int) -> tuple[FloatArray, IntArray]:
+        """Every item's score at one moment and the catalog in that order (memoized: the
+        requests of a second, or a whole batch ranking, share them)."""
+        assert self.timeline is not None, "fit first"
+        found = self._moments.get(as_of_s)
+        if found is None:
+            recent = self.timeline.trending(np.asarray([as_of_s]), self.config.windows_days)[0]
+            vector = recent + self._tie_breaker()
+            found = (vector, np.argsort(-vector, kind="stable"))
+            if len(self._moments) >= 4:
+                self._moments.clear()
+            self._moments[as_of_s] = found
+        return found
+
+    def _tie_breaker(self) -> FloatArray:
+        """All-time popularity, which breaks ties where nothing happened recently (a quiet
+        catalog)."""
+        assert self.timeline is not None, "fit first"
+        return np.float32(1e-6) * np.log1p(self.timeline.total_counts)
 
 
 class CategoryTrending:
@@ -217,7 +268,13 @@ class CategoryTrending:
         self._categories = CategoryIndex(data)
 
     def score(self, inputs: SourceInput) -> Scores:
+        """Only items sharing a category with the history score: at one moment, the scores
+        stay sparse (the trend is one vector for every row)."""
         assert self._categories is not None, "fit first"
         trend = self._trending.score(inputs)
         affinity = self._categories.affinity(inputs.history)  # rows x items, in [0, 1]
-        return np.asarray(trend * affinity, dtype=np.float32)
+        if isinstance(trend, SharedScores):
+            affinity.data *= trend.vector[affinity.indices]
+            return SparseScores(affinity)
+        assert isinstance(trend, DenseScores)
+        return DenseScores(affinity.multiply(trend.matrix).toarray())

@@ -63,11 +63,15 @@ class ALS:
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
 
     def score(self, history: sparse.csr_matrix) -> np.ndarray:
+        factors = self.user_factors(history)
+        return np.asarray(factors @ self._solver().item_factors.T, dtype=np.float32)
+
+    def user_factors(self, history: sparse.csr_matrix) -> np.ndarray:
+        """Factors solved for each history row against the item factors."""
         model = self._solver()
         users = np.arange(history.shape[0])
         with _one_blas_thread():
-            factors = model.recalculate_user(users, binary(history))
-        return np.asarray(factors @ model.item_factors.T, dtype=np.float32)
+            return np.asarray(model.recalculate_user(users, binary(history)), dtype=np.float32)
 
     def _solver(self) -> AlternatingLeastSquares:
         """implicit's model around the saved item factors (user factors are solved per call)."""

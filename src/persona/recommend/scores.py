@@ -1,0 +1,214 @@
+"""A candidate source's scores for a block of requests, in the shape that costs least.
+
+The pipeline asks two things of a source's scores: each row's best ``n`` items that no filter
+blocks (its proposals), and the score of given (row, item) pairs (the ranker's features). A
+rows x items matrix answers both, but on a catalog of a hundred thousand items it is the whole
+cost of a ranking: filling, masking and partitioning every item for every source and row. Most
+sources do not need it:
+
+- ``DenseScores``: a matrix, for sources that score every item (matrix factorization, EASE);
+- ``SparseScores``: a sparse matrix, for sources that score only some items (item neighbours of
+  the history, items sharing a word or a category with it): unscored items are never proposed;
+- ``SharedScores``: one row for every request (trending at one moment, the moment of a batch
+  ranking or of requests served within the same second): the catalog is sorted once.
+
+These are the product's own hot path (the per-request and batch ranking), so they are written
+here on numpy and scipy rather than taken from a library.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from implicit.cpu.topk import topk
+from scipy import sparse
+
+from persona.recommend.dataset import IntArray
+
+BoolMatrix = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float32]
+NOTHING = -1  # an empty slot of a row's proposals
+FILTERED = -1e38  # the score implicit's top-k search gives what it filtered out
+DENSE_ENOUGH = 0.05  # past this share of items scored, sparse scores are searched as a matrix
+
+
+class Blocked:
+    """What each row of a block may not be proposed: the items blocked for everyone (not
+    available now) and each row's own (its history, its request's exclusions)."""
+
+    def __init__(self, everyone: npt.NDArray[np.bool_], own: sparse.csr_matrix) -> None:
+        self.everyone = everyone
+        self.own = sparse.csr_matrix(own, dtype=np.float32)
+        self.own.sort_indices()
+        own_rows = np.repeat(np.arange(self.own.shape[0], dtype=np.int64), np.diff(self.own.indptr))
+        self._own_keys = own_rows * len(everyone) + self.own.indices
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.own.shape[0], len(self.everyone))
+
+    @cached_property
+    def dense(self) -> BoolMatrix:
+        """Rows x items (only sources that score every item need it)."""
+        matrix = np.repeat(self.everyone[None, :], self.own.shape[0], axis=0)
+        rows, items = self.own.nonzero()
+        matrix[rows, items] = True
+        return matrix
+
+    def at(self, rows: IntArray, items: IntArray) -> BoolMatrix:
+        """Whether each (row, item) pair is blocked."""
+        wanted = np.asarray(rows, dtype=np.int64) * len(self.everyone) + items
+        found = np.searchsorted(self._own_keys, wanted)
+        own = np.zeros(len(wanted), dtype=np.bool_)
+        inside = found < len(self._own_keys)
+        own[inside] = self._own_keys[found[inside]] == wanted[inside]
+        return own | self.everyone[items]
+
+    def columns(self, items: IntArray) -> BoolMatrix:
+        """Rows x ``items``: whether each row may not be proposed each of these items."""
+        own = np.asarray(self.own[:, items].toarray(), dtype=np.bool_)
+        return own | self.everyone[items][None, :]
+
+
+class Scores(Protocol):
+    def top(self, n: int, blocked: Blocked) -> IntArray:
+        """Rows x ``n``: each row's best items that ``blocked`` lets through, best first,
+        ``NOTHING`` past the last one the source scores."""
+        ...
+
+    def at(self, rows: IntArray, items: IntArray) -> FloatArray:
+        """The score of each (row, item) pair; 0 where the source scores nothing."""
+        ...
+
+
+class DenseScores:
+    def __init__(self, matrix: np.ndarray) -> None:
+        finite = np.nan_to_num(np.asarray(matrix, dtype=np.float32), nan=0, posinf=0, neginf=0)
+        self.matrix: FloatArray = finite
+
+    def top(self, n: int, blocked: Blocked) -> IntArray:
+        return _best(self.matrix, n, blocked.dense)
+
+    def at(self, rows: IntArray, items: IntArray) -> FloatArray:
+        return self.matrix[rows, items]
+
+
+class SparseScores:
+    def __init__(self, matrix: sparse.csr_matrix) -> None:
+        m = sparse.csr_matrix(matrix, dtype=np.float32)
+        m.data = np.nan_to_num(m.data, nan=0, posinf=0, neginf=0)
+        m.eliminate_zeros()
+        m.sort_indices()
+        self.matrix = m
+        self._rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        # every stored score's (row, item) as one sorted key: a pair's score is a search away
+        self._keys = self._rows * m.shape[1] + m.indices
+
+    def top(self, n: int, blocked: Blocked) -> IntArray:
+        m = self.matrix
+        if m.nnz > DENSE_ENOUGH * m.shape[0] * m.shape[1]:  # a matrix is faster to search
+            matrix = m.toarray()
+            return _best(np.where(matrix != 0, matrix, -np.inf), n, blocked.dense)
+        rows, items, values = self._rows, m.indices.astype(np.int64), m.data
+        keep = ~blocked.at(rows, items)
+        rows, items, values = rows[keep], items[keep], values[keep]
+        order = np.lexsort((items, -values, rows))  # by row, best first, ties by item
+        rows, items = rows[order], items[order]
+        starts = np.searchsorted(rows, np.arange(m.shape[0]))
+        position = np.arange(len(rows)) - starts[rows]
+        within = position < n
+        best = np.full((m.shape[0], n), NOTHING, dtype=np.int64)
+        best[rows[within], position[within]] = items[within]
+        return best
+
+    def at(self, rows: IntArray, items: IntArray) -> FloatArray:
+        wanted = np.asarray(rows, dtype=np.int64) * self.matrix.shape[1] + items
+        if not len(self._keys):
+            return np.zeros(len(wanted), dtype=np.float32)
+        found = np.minimum(np.searchsorted(self._keys, wanted), len(self._keys) - 1)
+        hit = self._keys[found] == wanted
+        return np.where(hit, self.matrix.data[found], np.float32(0)).astype(np.float32)
+
+
+class FactorScores:
+    """Dot products of person factors with item factors (matrix factorization): the best
+    items are found by implicit's top-k search, which multiplies and selects in batches
+    without a rows x items matrix, skipping what is blocked."""
+
+    def __init__(self, people: np.ndarray, items: np.ndarray) -> None:
+        self.people = np.ascontiguousarray(people, dtype=np.float32)
+        self.items = np.ascontiguousarray(items, dtype=np.float32)
+
+    def top(self, n: int, blocked: Blocked) -> IntArray:
+        n = max(1, min(n, len(self.items)))
+        unavailable = np.flatnonzero(blocked.everyone).astype(np.int32)
+        ids, scores = topk(
+            self.items,
+            self.people,
+            n,
+            filter_query_items=blocked.own if blocked.own.nnz else None,
+            filter_items=unavailable if len(unavailable) else None,
+            num_threads=1,
+        )
+        best = np.asarray(ids, dtype=np.int64)
+        best[~(np.asarray(scores) > FILTERED)] = NOTHING
+        return best
+
+    def at(self, rows: IntArray, items: IntArray) -> FloatArray:
+        products = np.einsum("ij,ij->i", self.people[rows], self.items[items])
+        return np.asarray(products, dtype=np.float32)
+
+
+class SharedScores:
+    """The same scores for every row; ``order`` (the catalog sorted best first, computed once
+    per moment by the source) makes each row's proposals a walk down one list."""
+
+    def __init__(self, vector: FloatArray, rows: int, order: IntArray | None = None) -> None:
+        self.vector = np.nan_to_num(np.asarray(vector, dtype=np.float32), nan=0, posinf=0)
+        self.rows = rows
+        self.order = np.argsort(-self.vector, kind="stable") if order is None else order
+
+    def top(self, n: int, blocked: Blocked) -> IntArray:
+        n_items = len(self.vector)
+        n = max(1, min(n, n_items))
+        length = min(n_items, 2 * n + 64)
+        while True:  # a prefix of the catalog long enough for every row's n unblocked items
+            prefix = self.order[:length]
+            allowed = ~blocked.columns(prefix)
+            if length == n_items or allowed.sum(axis=1).min(initial=n) >= n:
+                break
+            length = min(n_items, length * 4)
+        rank = np.cumsum(allowed, axis=1) - 1  # each allowed item's place among the allowed
+        rows, columns = np.nonzero(allowed & (rank < n))
+        best = np.full((self.rows, n), NOTHING, dtype=np.int64)
+        best[rows, rank[rows, columns]] = prefix[columns]
+        return best
+
+    def at(self, rows: IntArray, items: IntArray) -> FloatArray:
+        return self.vector[items]
+
+
+class RowScores:
+    """One row's scores of any items (exploration asks for the content source's)."""
+
+    def __init__(self, scores: Scores, row: int) -> None:
+        self._scores = scores
+        self._row = row
+
+    def __call__(self, items: IntArray) -> FloatArray:
+        return self._scores.at(np.full(len(items), self._row, dtype=np.int64), items)
+
+
+def _best(matrix: np.ndarray, n: int, blocked: BoolMatrix) -> IntArray:
+    """Each row's ``n`` highest finite scores that are not blocked, best first."""
+    masked = np.where(blocked, -np.inf, matrix)
+    n = max(1, min(n, masked.shape[1]))
+    part = np.argpartition(-masked, n - 1, axis=1)[:, :n]
+    picked = np.take_along_axis(masked, part, axis=1)
+    order = np.argsort(-picked, axis=1, kind="stable")
+    best = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    best[~np.isfinite(np.take_along_axis(picked, order, axis=1))] = NOTHING
+    return best

@@ -1,0 +1,137 @@
+"""Sparse, factor and shared scores propose and score exactly what the same scores as a matrix
+do, whatever is blocked."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import sparse
+
+from persona.recommend.scores import (
+    NOTHING,
+    Blocked,
+    DenseScores,
+    FactorScores,
+    SharedScores,
+    SparseScores,
+)
+
+
+def _distinct(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Positive scores without ties (ties may be broken either way)."""
+    return (rng.permutation(int(np.prod(shape))).reshape(shape) + 1).astype(np.float32)
+
+
+def _blocked(rng: np.random.Generator, rows: int, items: int, share: float) -> Blocked:
+    """Some items blocked for every row, some for one row only."""
+    everyone = rng.random(items) < share / 2
+    own = sparse.csr_matrix((rng.random((rows, items)) < share / 2).astype(np.float32))
+    return Blocked(everyone, own)
+
+
+def _proposals(top: np.ndarray) -> list[list[int]]:
+    return [[int(i) for i in row if i != NOTHING] for row in top]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    items=st.integers(1, 40),
+    share=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_what_is_blocked_is_the_same_asked_any_way(
+    rows: int, items: int, share: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    blocked = _blocked(rng, rows, items, share)
+    every_row, every_item = (a.ravel() for a in np.indices((rows, items)))
+    dense = blocked.dense
+    assert dense.shape == blocked.shape == (rows, items)
+    np.testing.assert_array_equal(blocked.at(every_row, every_item), dense.ravel())
+    some = rng.choice(items, min(items, 5), replace=False)
+    np.testing.assert_array_equal(blocked.columns(some), dense[:, some])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    items=st.integers(1, 40),
+    n=st.integers(1, 12),
+    density=st.floats(0.0, 1.0),
+    share=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_sparse_scores_match_the_matrix_on_the_items_they_score(
+    rows: int, items: int, n: int, density: float, share: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    values = _distinct(rng, (rows, items)) * (rng.random((rows, items)) < density)
+    blocked = _blocked(rng, rows, items, share)
+    scored = SparseScores(sparse.csr_matrix(values))
+    unscored = values == 0  # never proposed
+    expected = DenseScores(values).top(
+        n, Blocked(blocked.everyone, sparse.csr_matrix(blocked.own + unscored))
+    )
+    assert _proposals(scored.top(n, blocked)) == _proposals(expected)
+    every_row, every_item = (a.ravel() for a in np.indices((rows, items)))
+    np.testing.assert_array_equal(scored.at(every_row, every_item), values.ravel())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    items=st.integers(1, 60),
+    n=st.integers(1, 20),
+    share=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_factor_scores_match_their_products(
+    rows: int, items: int, n: int, share: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    people = rng.standard_normal((rows, 8)).astype(np.float32)
+    catalog = rng.standard_normal((items, 8)).astype(np.float32)
+    blocked = _blocked(rng, rows, items, share)
+    scored = FactorScores(people, catalog)
+    products = people @ catalog.T
+    assert _proposals(scored.top(n, blocked)) == _proposals(DenseScores(products).top(n, blocked))
+    every_row, every_item = (a.ravel() for a in np.indices((rows, items)))
+    np.testing.assert_allclose(scored.at(every_row, every_item), products.ravel(), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(0, 6),
+    items=st.integers(1, 300),
+    n=st.integers(1, 50),
+    share=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_shared_scores_match_the_matrix_of_one_row_repeated(
+    rows: int, items: int, n: int, share: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    vector = _distinct(rng, (items,))
+    blocked = _blocked(rng, rows, items, share)
+    shared = SharedScores(vector, rows)
+    dense = DenseScores(np.tile(vector, (rows, 1)))
+    assert _proposals(shared.top(n, blocked)) == _proposals(dense.top(n, blocked))
+    row_of = rng.integers(0, max(rows, 1), 20)
+    items_of = rng.integers(0, items, 20)
+    np.testing.assert_array_equal(shared.at(row_of, items_of), vector[items_of])
+
+
+def test_a_row_with_everything_blocked_proposes_nothing() -> None:
+    blocked = Blocked(
+        np.array([False, True, False]), sparse.csr_matrix(np.array([[1.0, 0, 1.0], [0, 0, 0]]))
+    )
+    values = np.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]], dtype=np.float32)
+    for scores in (
+        DenseScores(values),
+        SparseScores(sparse.csr_matrix(values)),
+        FactorScores(np.array([[1.0], [1.0]]), np.array([[3.0], [2.0], [1.0]])),
+        SharedScores(values[0], 2),
+    ):
+        assert _proposals(scores.top(5, blocked)) == [[], [0, 2]], type(scores).__name__
