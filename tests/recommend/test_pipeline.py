@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import sparse
 
+from persona.recommend import sources
 from persona.recommend.pipeline import (
     PipelineConfig,
     RecommendationPipeline,
     Request,
+    default_sources,
     histories_of,
     last_times_s,
     temporal_holdout,
 )
 from persona.recommend.request import History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, rerank
-from persona.recommend import sources
+from persona.recommend.scores import Blocked
 from persona.recommend.sources import ContentSimilarity
 from tests.recommend.synthetic import interactions
 
@@ -184,3 +187,44 @@ def test_content_affinity_orders_a_few_items_as_the_full_score_does(
             assert norm_few == 0
             continue
         assert np.allclose(few / norm_few, full / norm_full, atol=1e-5)  # one factor apart
+
+
+def test_on_a_large_catalog_content_and_category_trending_propose_among_fewer_items(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past ``FULL_CATALOG_ITEMS``, content proposes among the newest items and category
+    trending among each category's leaders; both score any candidate as on a small one."""
+    data = interactions()
+    small = default_sources(data.n_items)
+    for source in small:
+        source.fit(data)
+    monkeypatch.setattr(sources, "FULL_CATALOG_ITEMS", 10)
+    monkeypatch.setattr(sources, "NEWEST_ITEMS", 7)
+    monkeypatch.setattr(sources, "CATEGORY_LEADERS", 3)
+    large = default_sources(data.n_items)
+    for source in large:
+        source.fit(data)
+    histories = histories_of(data)[:30]
+    moment = int(data.timestamps_ms.max() // 1000)
+    block = RequestBlock(histories, np.full(len(histories), moment), np.full(len(histories), 12))
+    inputs = source_input(block, data.n_items)
+    nothing_blocked = Blocked(
+        np.zeros(data.n_items, dtype=np.bool_), sparse.csr_matrix((len(histories), data.n_items))
+    )
+    rows, items = (a.ravel() for a in np.indices((len(histories), data.n_items)))
+    newest = set(sources.newest_items(data, 7).tolist())
+    categories = sources.CategoryIndex(data)
+    for name in ("content", "category_trending"):
+        before = next(s for s in small if s.name == name).score(inputs)
+        after = next(s for s in large if s.name == name).score(inputs)
+        np.testing.assert_allclose(after.at(rows, items), before.at(rows, items), atol=1e-6)
+        proposed = after.top(20, nothing_blocked)
+        assert (proposed >= 0).any()
+        for row, row_items in enumerate(proposed):
+            found = {int(i) for i in row_items if i >= 0}
+            if name == "content":
+                assert found <= newest
+            else:  # among the 3 most trending of one of the person's categories
+                mix = categories.mix(inputs.history[row]).indices
+                assert all(set(categories.matrix[i].indices) & set(mix) for i in found)
+                assert len(found) <= 3 * len(mix)

@@ -98,7 +98,9 @@ def test_factor_scores_match_their_products(
     products = people @ catalog.T
     assert _proposals(scored.top(n, blocked)) == _proposals(DenseScores(products).top(n, blocked))
     every_row, every_item = (a.ravel() for a in np.indices((rows, items)))
-    np.testing.assert_allclose(scored.at(every_row, every_item), products.ravel(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        scored.at(every_row, every_item), products.ravel(), rtol=1e-5, atol=1e-5
+    )
 
 
 @settings(max_examples=60, deadline=None)

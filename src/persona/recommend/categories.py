@@ -22,15 +22,30 @@ class CategoryIndex:
             (np.ones(len(rows), dtype=np.float32), (rows, cols)),
             shape=(data.n_items, max(1, len(names))),
         )
-        self._item_norm = normalize(self.matrix)
+        self.item_norm = sparse.csr_matrix(normalize(self.matrix), dtype=np.float32)
 
     def shares(self, history: sparse.csr_matrix) -> sparse.csr_matrix:
         """Rows x categories: the share of each category among the history's items."""
         counts = sparse.csr_matrix(history @ self.matrix)
         return normalize(counts, norm="l1")
 
+    def mix(self, history: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Rows x categories: the history's category counts, unit length."""
+        return sparse.csr_matrix(normalize(history @ self.matrix), dtype=np.float32)
+
     def affinity(self, history: sparse.csr_matrix) -> sparse.csr_matrix:
         """Rows x items: cosine between the person's category mix and each item's categories
         (stored only for the items sharing a category with the history)."""
-        person = normalize(history @ self.matrix)
-        return sparse.csr_matrix(person @ self._item_norm.T, dtype=np.float32)
+        return sparse.csr_matrix(self.mix(history) @ self.item_norm.T, dtype=np.float32)
+
+    def leaders(self, scores: np.ndarray, n: int) -> sparse.csr_matrix:
+        """Categories x items: 1 for each category's ``n`` best items by ``scores``."""
+        members = self.matrix.tocoo()
+        order = np.lexsort((members.row, -scores[members.row], members.col))
+        items, categories = members.row[order], members.col[order]
+        starts = np.searchsorted(categories, np.arange(self.matrix.shape[1]))
+        kept = (np.arange(len(items)) - starts[categories]) < n
+        return sparse.csr_matrix(
+            (np.ones(int(kept.sum()), dtype=np.float32), (categories[kept], items[kept])),
+            shape=(self.matrix.shape[1], self.matrix.shape[0]),
+        )

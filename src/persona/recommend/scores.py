@@ -18,6 +18,7 @@ here on numpy and scipy rather than taken from a library.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Protocol
 
@@ -32,7 +33,6 @@ BoolMatrix = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float32]
 NOTHING = -1  # an empty slot of a row's proposals
 FILTERED = -1e38  # the score implicit's top-k search gives what it filtered out
-DENSE_ENOUGH = 0.05  # past this share of items scored, sparse scores are searched as a matrix
 
 
 class Blocked:
@@ -108,20 +108,30 @@ class SparseScores:
         self._keys = self._rows * m.shape[1] + m.indices
 
     def top(self, n: int, blocked: Blocked) -> IntArray:
+        """Row by row: each row's best ``n`` plus as many as it has blocked are selected (a
+        partial sort of its scores alone), then what is blocked is dropped. Sorting every
+        stored score of the block by row and value instead costs 10 to 30 times more."""
         m = self.matrix
-        if m.nnz > DENSE_ENOUGH * m.shape[0] * m.shape[1]:  # a matrix is faster to search
-            matrix = m.toarray()
-            return _best(np.where(matrix != 0, matrix, -np.inf), n, blocked.dense)
-        rows, items, values = self._rows, m.indices.astype(np.int64), m.data
-        keep = ~blocked.at(rows, items)
-        rows, items, values = rows[keep], items[keep], values[keep]
-        order = np.lexsort((items, -values, rows))  # by row, best first, ties by item
-        rows, items = rows[order], items[order]
-        starts = np.searchsorted(rows, np.arange(m.shape[0]))
-        position = np.arange(len(rows)) - starts[rows]
-        within = position < n
+        allowed = ~blocked.everyone[m.indices]
+        own = blocked.own
         best = np.full((m.shape[0], n), NOTHING, dtype=np.int64)
-        best[rows[within], position[within]] = items[within]
+        for row in range(m.shape[0]):
+            start, end = m.indptr[row], m.indptr[row + 1]
+            items, values = m.indices[start:end], m.data[start:end]
+            ok = allowed[start:end]
+            if not ok.all():
+                items, values = items[ok], values[ok]
+            row_blocked = own.indices[own.indptr[row] : own.indptr[row + 1]]
+            k = min(n + len(row_blocked), len(values))
+            if k == 0:
+                continue
+            part = np.argpartition(-values, k - 1)[:k] if k < len(values) else np.arange(k)
+            part = part[np.lexsort((items[part], -values[part]))]  # best first, ties by item
+            chosen = items[part]
+            if len(row_blocked):
+                chosen = chosen[~np.isin(chosen, row_blocked, assume_unique=True)]
+            chosen = chosen[:n]
+            best[row, : len(chosen)] = chosen
         return best
 
     def at(self, rows: IntArray, items: IntArray) -> FloatArray:
@@ -160,6 +170,34 @@ class FactorScores:
     def at(self, rows: IntArray, items: IntArray) -> FloatArray:
         products = np.einsum("ij,ij->i", self.people[rows], self.items[items])
         return np.asarray(products, dtype=np.float32)
+
+
+class PairScores:
+    """Exact scores of any (row, item) pair, proposing only among some candidates (given
+    with their scores): for sources whose scores reach most of a large catalog, where
+    scoring every item for every row would cost more than the rest of the ranking."""
+
+    def __init__(
+        self, candidates: sparse.csr_matrix, score: Callable[[IntArray, IntArray], FloatArray]
+    ) -> None:
+        self._proposals = SparseScores(candidates)
+        self._score = score
+
+    def top(self, n: int, blocked: Blocked) -> IntArray:
+        return self._proposals.top(n, blocked)
+
+    def at(self, rows: IntArray, items: IntArray) -> FloatArray:
+        return self._score(np.asarray(rows, dtype=np.int64), items)
+
+
+def row_dots(
+    left: sparse.csr_matrix, right: sparse.csr_matrix, rows: IntArray, items: IntArray
+) -> FloatArray:
+    """The dot product of ``left[row]`` and ``right[item]`` for each pair."""
+    if not len(rows):
+        return np.zeros(0, dtype=np.float32)
+    products = left[rows].multiply(right[items])
+    return np.asarray(products.sum(axis=1), dtype=np.float32).ravel()
 
 
 class SharedScores:

@@ -26,13 +26,20 @@ from persona.recommend.scores import (
     DenseScores,
     FactorScores,
     FloatArray,
+    PairScores,
     Scores,
     SharedScores,
     SparseScores,
+    row_dots,
 )
 from persona.recommend.timeline import ItemTimeline
 
 WORD = r"(?u)\b\w[\w-]+\b"  # words of two characters or more, hyphens kept
+# Past this many items, content and category trending propose among fewer items than all
+# (see each); their scores of a candidate stay exact.
+FULL_CATALOG_ITEMS = 10_000
+NEWEST_ITEMS = 2_000  # content's proposals on a larger catalog: the newest items
+CATEGORY_LEADERS = 100  # category trending's on a larger catalog: each category's top items
 SIMILARITY_MEMO_MAX = 10_000_000  # catalog x pool similarities kept for exploration (40 MB)
 
 
@@ -114,6 +121,11 @@ class ContentSimilarity:
 
     TF-IDF over one document per item; a history is the sum of its items' vectors, so a
     brand-new item with a good description can be proposed before anyone interacted with it.
+
+    On a large catalog (over ``FULL_CATALOG_ITEMS``) a history shares a category word with
+    most items, and scoring them all for every person would cost more than the rest of the
+    ranking: the source then proposes among the newest ``NEWEST_ITEMS`` items, where its
+    job is (the collaborative sources know the others), and still scores any candidate.
     """
 
     name = "content"
@@ -122,6 +134,7 @@ class ContentSimilarity:
         self.config = config or ContentConfig()
         self._vectors: sparse.csr_matrix | None = None
         self._similarity_memo: tuple[bytes, np.ndarray] | None = None
+        self._proposable: IntArray | None = None  # None: every item
 
     def fit(self, data: Interactions) -> None:
         table = data.item_table
@@ -146,12 +159,23 @@ class ContentSimilarity:
             vectors = sparse.csr_matrix((data.n_items, 1), dtype=np.float32)
         self._vectors = normalize(vectors).astype(np.float32).tocsr()
         self._similarity_memo = None
+        self._proposable = None
+        if data.n_items > FULL_CATALOG_ITEMS:
+            self._proposable = np.sort(newest_items(data, NEWEST_ITEMS))
 
     def score(self, inputs: SourceInput) -> Scores:
         """Cosine of the history's summed vectors with each item sharing a word with it."""
-        assert self._vectors is not None, "fit first"
-        profile = normalize(inputs.history @ self._vectors)
-        return SparseScores(profile @ self._vectors.T)
+        v = self._vectors
+        assert v is not None, "fit first"
+        profile = sparse.csr_matrix(normalize(inputs.history @ v))
+        if self._proposable is None:
+            return SparseScores(profile @ v.T)
+        among = sparse.csr_matrix(profile @ v[self._proposable].T)
+        candidates = sparse.csr_matrix(
+            (among.data, self._proposable[among.indices], among.indptr),
+            shape=(among.shape[0], v.shape[0]),
+        )
+        return PairScores(candidates, lambda rows, items: row_dots(profile, v, rows, items))
 
     def affinity(self, history: IntArray, items: IntArray) -> FloatArray:
         """How much each of a few ``items`` resembles the history: ``score``'s cosine times
@@ -184,12 +208,15 @@ class ContentSimilarity:
     def to_arrays(self) -> dict[str, np.ndarray]:
         assert self._vectors is not None
         v = self._vectors
-        return {
+        arrays = {
             "data": v.data,
             "indices": v.indices,
             "indptr": v.indptr,
             "shape": np.array(v.shape),
         }
+        if self._proposable is not None:
+            arrays["proposable"] = self._proposable
+        return arrays
 
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         shape = tuple(int(x) for x in arrays["shape"])
@@ -197,6 +224,20 @@ class ContentSimilarity:
             (arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape
         )
         self._similarity_memo = None
+        self._proposable = arrays.get("proposable")
+
+
+def newest_items(data: Interactions, n: int) -> IntArray:
+    """The ``n`` items that appeared last: created (by the catalog's date) or, without one,
+    first interacted with; newest first."""
+    first_seen = np.full(data.n_items, -1, dtype=np.int64)
+    if len(data.items):
+        first_seen[:] = np.iinfo(np.int64).max
+        np.minimum.at(first_seen, data.items, data.timestamps_ms)
+        first_seen[first_seen == np.iinfo(np.int64).max] = -1
+    created = data.item_table.created_at_ms
+    appeared = np.where(created > 0, created, first_seen)
+    return np.argsort(-appeared, kind="stable")[:n].astype(np.int64)
 
 
 def _token(text: str) -> str:
@@ -255,26 +296,51 @@ class Trending:
 
 
 class CategoryTrending:
-    """Trending items weighted by how much the person favours their categories."""
+    """Trending items weighted by how much the person favours their categories.
+
+    On a large catalog (over ``FULL_CATALOG_ITEMS``) it proposes among each of the person's
+    categories' ``CATEGORY_LEADERS`` most trending items (the rest of a category trails
+    them), and still scores any candidate."""
 
     name = "category_trending"
 
     def __init__(self, trending: Trending) -> None:
         self._trending = trending
         self._categories: CategoryIndex | None = None
+        self._leaders: dict[int, sparse.csr_matrix] = {}  # by moment
 
     def fit(self, data: Interactions) -> None:
         """Indexes categories; the trending source it wraps is fitted on its own."""
         self._categories = CategoryIndex(data)
+        self._leaders = {}
 
     def score(self, inputs: SourceInput) -> Scores:
         """Only items sharing a category with the history score: at one moment, the scores
         stay sparse (the trend is one vector for every row)."""
-        assert self._categories is not None, "fit first"
+        categories = self._categories
+        assert categories is not None, "fit first"
         trend = self._trending.score(inputs)
-        affinity = self._categories.affinity(inputs.history)  # rows x items, in [0, 1]
-        if isinstance(trend, SharedScores):
-            affinity.data *= trend.vector[affinity.indices]
+        if not isinstance(trend, SharedScores):
+            assert isinstance(trend, DenseScores)
+            affinity = categories.affinity(inputs.history)  # rows x items, in [0, 1]
+            return DenseScores(affinity.multiply(trend.matrix).toarray())
+        vector = trend.vector
+        if categories.matrix.shape[0] <= FULL_CATALOG_ITEMS:
+            affinity = categories.affinity(inputs.history)
+            affinity.data *= vector[affinity.indices]
             return SparseScores(affinity)
-        assert isinstance(trend, DenseScores)
-        return DenseScores(affinity.multiply(trend.matrix).toarray())
+        mix = categories.mix(inputs.history)
+        moment = int(inputs.as_of_s[0])
+        leaders = self._leaders.get(moment)
+        if leaders is None:
+            leaders = categories.leaders(vector, CATEGORY_LEADERS)
+            self._leaders = {moment: leaders}
+        candidates = sparse.csr_matrix((mix != 0).astype(np.float32) @ leaders)
+        candidates.sum_duplicates()
+
+        def score(rows: IntArray, items: IntArray) -> FloatArray:
+            return vector[items] * row_dots(mix, categories.item_norm, rows, items)
+
+        rows = np.repeat(np.arange(candidates.shape[0]), np.diff(candidates.indptr))
+        candidates.data = score(rows, candidates.indices.astype(np.int64))
+        return PairScores(candidates, score)
