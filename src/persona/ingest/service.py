@@ -405,10 +405,15 @@ class IngestService:
     def limits(self) -> IngestSettings:
         return self._limits
 
-    def ingest(self, raw_events: Sequence[Any], *, source: str = "api") -> IngestResult:
-        """Validate, dedupe and store a batch; returns one outcome per event, in order."""
-        if len(raw_events) > self._limits.max_batch_events:
-            limit = self._limits.max_batch_events
+    def ingest(
+        self, raw_events: Sequence[Any], *, source: str = "api", limit: int | None = None
+    ) -> IngestResult:
+        """Validate, dedupe and store a batch; returns one outcome per event, in order.
+
+        ``limit`` overrides the batch limit for callers that are not clients (bulk imports:
+        a transaction costs about as much as a few hundred events, so they take more)."""
+        limit = limit or self._limits.max_batch_events
+        if len(raw_events) > limit:
             raise BatchTooLargeError(f"{len(raw_events)} events in one batch; the limit is {limit}")
         now_ms = self._clock.now_ms()
         batch = _Batch(raw_events)

@@ -50,7 +50,12 @@ class ItemTimeline:
     def count_before(
         self, items: IntArray, as_of_s: npt.ArrayLike, window_days: float
     ) -> npt.NDArray[np.float32]:
+        """How many interactions each item had in the window before its moment: two searches
+        per pair, or, when every pair asks about one moment (serving, the batch ranking),
+        a look-up in that moment's counts of every item (memoized)."""
         as_of = np.asarray(as_of_s, dtype=np.int64)
+        if as_of.ndim and len(as_of) > 1 and (as_of == as_of[0]).all():
+            return self.window_counts(int(as_of[0]), window_days)[items]
         return self.count_between(items, as_of - int(window_days * DAY_S), as_of)
 
     def window_counts(self, as_of_s: int, window_days: float) -> npt.NDArray[np.float32]:
