@@ -119,6 +119,20 @@ def test_ease_matches_the_closed_form_and_leaves_unseen_items_at_zero() -> None:
     assert (scores[:, 3] == 0).all()
 
 
+@pytest.mark.parametrize("least", [2, 5, 10_000])
+def test_ease_leaves_out_items_with_fewer_interactions_than_its_minimum(least: int) -> None:
+    """They take no part in the inverse and score zero; with none left, everything does."""
+    data = interactions()
+    counts = np.diff(data.matrix().tocsc().indptr)  # people who interacted with each item
+    model = EASE(EASEConfig(l2=50.0, min_interactions=least))
+    model.fit(data)
+    assert model.active is not None
+    np.testing.assert_array_equal(model.active, np.flatnonzero(counts >= least))
+    scores = model.score(data.history_rows([[0, 4, 8], [1, 5]]))
+    assert (scores[:, counts < least] == 0).all()
+    assert (scores[:, counts >= least] != 0).any() == bool((counts >= least).sum() > 1)
+
+
 def test_ease_weights_are_row_major_after_fitting_and_after_loading() -> None:
     # Scoring multiplies a sparse history by the weights; with a column-major matrix scipy
     # copies all of it on every call (seconds at a real catalog's size), so serving depends

@@ -44,6 +44,7 @@ EXPLORATION_POOL = 500  # new items considered for exploration: the newest, to b
 # Dense EASE costs items^2 memory and items^3 time, four times a training: past this catalog
 # size it would dominate training, and the other sources scale instead.
 EASE_MAX_ITEMS = 10_000
+EASE_MIN_INTERACTIONS = 3  # rarer items take no part in EASE (the other sources score them)
 WHY_LEFT_OUT = {
     "ease": f"dense EASE serves catalogs of up to {EASE_MAX_ITEMS:,} items (its memory grows "
     "with the square of the catalog, its time with the cube)",
@@ -660,5 +661,6 @@ def default_sources(n_items: int) -> list[CandidateSource]:
         CategoryTrending(trending),
     ]
     if n_items <= EASE_MAX_ITEMS:
-        sources.insert(0, ScorerSource("ease", EASE(EASEConfig(l2=500.0))))
+        ease = EASE(EASEConfig(l2=500.0, min_interactions=EASE_MIN_INTERACTIONS))
+        sources.insert(0, ScorerSource("ease", ease))
     return sources

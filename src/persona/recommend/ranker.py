@@ -14,14 +14,14 @@ FloatMatrix = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class RankerConfig:
-    n_estimators: int = 600
-    learning_rate: float = 0.03
+    n_estimators: int = 300
+    learning_rate: float = 0.06
     num_leaves: int = 31
     min_data_in_leaf: int = 100
     feature_fraction: float = 0.8
     bagging_fraction: float = 0.8
     lambda_l2: float = 1.0
-    early_stopping_rounds: int = 60
+    early_stopping_rounds: int = 30
     seed: int = 7
     threads: int = 2
 

@@ -21,13 +21,16 @@ class CatalogTooLargeError(ValueError):
 class EASEConfig:
     l2: float = 500.0
     max_items: int = 20_000  # items with interactions; the dense inverse is max_items^2 floats
+    # Items with fewer interactions take no part: they teach the weights little, and the
+    # inverse costs the cube of the items that do.
+    min_interactions: int = 1
 
 
 class EASE:
     """Weights ``B = I - P / diag(P)`` with ``P = (X^T X + l2 I)^-1``, zero diagonal.
 
-    Only items with at least one interaction take part (the others would score zero anyway),
-    which keeps the inverse as small as the active catalog.
+    Only items with at least ``min_interactions`` take part (those with none would score zero
+    anyway), which keeps the inverse as small as the active catalog.
     """
 
     name = "ease"
@@ -40,7 +43,8 @@ class EASE:
 
     def fit(self, data: Interactions) -> None:
         x = binary(data.matrix()).tocsc()
-        active = np.flatnonzero(np.diff(x.indptr)).astype(np.int64)
+        active = np.flatnonzero(np.diff(x.indptr) >= self.config.min_interactions)
+        active = active.astype(np.int64)
         if len(active) > self.config.max_items:
             raise CatalogTooLargeError(
                 f"{len(active)} items with interactions; EASE is configured for at most "
@@ -51,7 +55,7 @@ class EASE:
         # kept in float32 anyway, and the factorization runs about twice as fast.
         gram = (x.T @ x).toarray().astype(np.float32)
         gram[np.diag_indices_from(gram)] += self.config.l2
-        weights = _symmetric_positive_inverse(gram)
+        weights = _symmetric_positive_inverse(gram) if len(active) else gram
         weights /= -np.diag(weights).copy()
         weights[np.diag_indices_from(weights)] = 0.0
         # LAPACK answers in column-major order; scoring multiplies rows of it, and a sparse

@@ -56,7 +56,7 @@ class ALS:
                 alpha=c.alpha,
                 iterations=c.iterations,
                 random_state=c.seed,
-                num_threads=1,
+                num_threads=0,  # every core: fitting is a batch job (solving a user, not)
             )
             model.fit(binary(data.matrix()), show_progress=False)
         self._model = model

@@ -43,9 +43,9 @@ class ItemKNN(ItemSimilarityScorer):
         c = self.config
         model: CosineRecommender | BM25Recommender
         if c.similarity == "bm25":
-            model = BM25Recommender(K=c.neighbours, K1=c.bm25_k1, B=c.bm25_b, num_threads=1)
+            model = BM25Recommender(K=c.neighbours, K1=c.bm25_k1, B=c.bm25_b, num_threads=0)
         else:
-            model = CosineRecommender(K=c.neighbours, num_threads=1)
+            model = CosineRecommender(K=c.neighbours, num_threads=0)  # every core
         with warnings.catch_warnings():
             # implicit converts an intermediate matrix of its own and warns about it.
             warnings.simplefilter("ignore", ParameterWarning)
