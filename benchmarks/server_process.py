@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -55,11 +56,29 @@ def create_key(home: Path, *scopes: str) -> str:
     return completed.stdout.strip()
 
 
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    ready_s: float  # from start until it answered /readyz and every worker had started
+    settled_s: float | None  # ... until every worker logged ``settled`` (when asked)
+
+
 @contextmanager
 def running_server(
     home: Path, env: dict[str, str] | None = None, *, settled: str | None = None
 ) -> Iterator[str]:
-    """`persona serve` on a free port until the block ends; yields its base URL.
+    """`persona serve` on a free port until the block ends; yields its base URL (see
+    ``serving``)."""
+    with serving(home, env, settled=settled) as server:
+        yield server.base_url
+
+
+@contextmanager
+def serving(
+    home: Path, env: dict[str, str] | None = None, *, settled: str | None = None
+) -> Iterator[Server]:
+    """`persona serve` on a free port until the block ends.
 
     ``env`` adds environment variables (settings such as ``PERSONA_RECOMMEND__CACHE_SECONDS``);
     ``settled``: also wait until every worker logged a line holding this text (the work it
@@ -71,6 +90,7 @@ def running_server(
     os.sync()
     port = free_port()
     log_path = home / "server.log"
+    started = time.monotonic()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*PERSONA, "--home", str(home), "serve", "--port", str(port)],
@@ -90,9 +110,12 @@ def running_server(
         _wait_ready(process, base_url, log_path)
         workers = int((env or {}).get("PERSONA_SERVER__WORKERS", "1"))
         _wait_logged(log_path, "Application startup complete", workers)
+        ready_s = time.monotonic() - started
+        settled_s = None
         if settled:
             _wait_logged(log_path, settled, workers)
-        yield base_url
+            settled_s = time.monotonic() - started
+        yield Server(base_url, process, ready_s, settled_s)
     finally:
         process.terminate()
         try:
