@@ -120,23 +120,28 @@ class _PersonFeatures:
 
 
 def _person_features(facts: ItemFacts, block: RequestBlock, inputs: SourceInput) -> _PersonFeatures:
+    """Per row of the block, from its history; computed for the whole block at once."""
     n = len(block)
-    n_categories = facts.categories.matrix.shape[1]
-    log_history = np.zeros(n, dtype=np.float32)
-    mean_pop = np.full(n, np.nan, dtype=np.float32)
-    mean_created = np.full(n, np.nan, dtype=np.float32)
-    last_time = np.full((n, n_categories), -1, dtype=np.int64)
     item_cats = facts.categories.matrix
-    for row, history in enumerate(block.histories):
-        if not len(history.items):
-            continue
-        log_history[row] = np.log1p(len(history.items))
-        mean_pop[row] = facts.log_popularity[history.items].mean()
-        created = _days_between(facts.created_s[history.items], block.as_of_s[row])
-        if np.isfinite(created).any():
-            mean_created[row] = np.nanmean(created)
-        cats = item_cats[history.items].tocoo()
-        np.maximum.at(last_time[row], cats.col, history.times_s[cats.row])
+    lengths = np.asarray([len(h.items) for h in block.histories], dtype=np.int64)
+    items = np.concatenate([h.items for h in block.histories]) if n else np.zeros(0, np.int64)
+    times = np.concatenate([h.times_s for h in block.histories]) if n else np.zeros(0, np.int64)
+    row_of = np.repeat(np.arange(n), lengths)
+    some = lengths > 0
+    log_history = np.log1p(lengths).astype(np.float32)
+    mean_pop = np.full(n, np.nan, dtype=np.float32)
+    popularity = np.bincount(row_of, weights=facts.log_popularity[items], minlength=n)
+    mean_pop[some] = popularity[some] / lengths[some]
+    created = _days_between(facts.created_s[items], block.as_of_s[row_of])
+    known = np.isfinite(created)
+    created_sum = np.bincount(row_of[known], weights=created[known], minlength=n)
+    created_count = np.bincount(row_of[known], minlength=n)
+    mean_created = np.full(n, np.nan, dtype=np.float32)
+    dated = created_count > 0
+    mean_created[dated] = created_sum[dated] / created_count[dated]
+    last_time = np.full((n, item_cats.shape[1]), -1, dtype=np.int64)
+    cats = item_cats[items].tocoo()
+    np.maximum.at(last_time, (row_of[cats.row], cats.col), times[cats.row])
     return _PersonFeatures(
         log_history=log_history,
         mean_log_popularity=mean_pop,
