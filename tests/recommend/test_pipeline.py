@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from persona.recommend import sources
+from persona.recommend import pipeline as pipeline_module
+from persona.recommend import shortlists, sources
 from persona.recommend.pipeline import (
     PipelineConfig,
     RecommendationPipeline,
@@ -18,7 +19,7 @@ from persona.recommend.pipeline import (
 )
 from persona.recommend.request import History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, rerank
-from persona.recommend.scores import Blocked
+from persona.recommend.scores import NOTHING, Blocked
 from persona.recommend.sources import ContentSimilarity
 from tests.recommend.synthetic import interactions
 
@@ -228,3 +229,32 @@ def test_on_a_large_catalog_content_and_category_trending_propose_among_fewer_it
                 mix = categories.mix(inputs.history[row]).indices
                 assert all(set(categories.matrix[i].indices) & set(mix) for i in found)
                 assert len(found) <= 3 * len(mix)
+
+
+def test_ranking_everyone_gives_each_person_their_own_ranking_on_any_number_of_threads(
+    fitted: RecommendationPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slices of people ranked on several threads fill the same table as one thread, and
+    each row is the person's ranking as a request of their own would give it."""
+    monkeypatch.setattr(shortlists, "RANKING_SLICE", 7)  # many slices, interleaved
+    assert fitted.data is not None
+    moment = int(fitted.data.timestamps_ms.max() // 1000)
+    one = shortlists.rank_everyone(fitted, moment, threads=1)
+    several = shortlists.rank_everyone(fitted, moment, threads=3)
+    for name in ("items", "scores", "sources", "interactions", "latest_ms"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(several, name))
+    assert one.people == several.people == fitted.data.user_ids
+    for person in (0, 8, len(one.people) - 1):
+        request = Request(fitted.histories()[person], moment, hour=moment // 3600 % 24)
+        alone = fitted.shortlists([request], shortlists.SHORTLIST_SIZE)[0]
+        kept = several.get(one.people[person])
+        assert kept is not None
+        np.testing.assert_array_equal(kept.items, alone.items)
+        np.testing.assert_allclose(kept.scores, alone.scores, rtol=1e-6)
+
+
+def test_a_row_with_empty_slots_gives_no_rank_to_another_row_s_items() -> None:
+    """An empty slot (``NOTHING``) of one row is not the last item of the row before."""
+    top = np.array([[1, 2], [0, NOTHING]])
+    ranks = pipeline_module._ranks_at(top, np.array([0, 0, 1, 1]), np.array([3, 2, 0, 3]), 4)
+    np.testing.assert_array_equal(ranks, [np.nan, 2.0, 1.0, np.nan])

@@ -637,8 +637,10 @@ def _extra_columns(
 
 
 def _ranks_at(top: IntArray, rows: IntArray, items: IntArray, n_items: int) -> FloatArray:
-    """Each (row, item)'s 1-based position in its row of ``top``; NaN where absent."""
+    """Each (row, item)'s 1-based position in its row of ``top``; NaN where absent (and
+    where ``top`` holds ``NOTHING``: a row's empty slots name no item)."""
     keys = (np.arange(len(top))[:, None] * n_items + top).ravel()
+    keys[top.ravel() == NOTHING] = -1  # below every real key: never found
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     wanted = rows * n_items + items

@@ -15,8 +15,10 @@ history as it is now.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,7 @@ from persona.recommend.request import History, known_candidates
 SHORTLIST_SIZE = 100  # candidates kept per person: n is at most 100, and filters remove some
 MAX_VERIFIED = 1_000_000  # people known unchanged, kept in memory (about 150 MB at most)
 MAX_LIVE = 20_000  # live-ranked shortlists kept (a few kB each)
+RANKING_SLICE = 2_048  # people the batch ranking hands to a thread at a time
 
 ExtraCandidates = Callable[[str], Mapping[str, list[str]]]
 """A person's candidates that only serving knows (segment favourites): item ids by source
@@ -257,31 +260,42 @@ def rank_everyone(
     as_of_s: int,
     extra_candidates: ExtraCandidates | None = None,
     size: int = SHORTLIST_SIZE,
+    threads: int | None = None,
 ) -> ShortlistTable:
-    """Rank every person of the fitted data as of ``as_of_s``, in blocks."""
+    """Rank every person of the fitted data as of ``as_of_s``: slices of people on
+    ``threads`` threads (default: one per core), each slice in blocks. The heavy steps (sparse
+    products, top-k searches, partial sorts, LightGBM) run outside the interpreter's lock;
+    requests are built a slice at a time, so memory does not grow with everyone's."""
     data = pipeline.data
     assert data is not None
     people = data.user_ids
     histories = pipeline.histories()
-
-    requests = [
-        Request(
-            histories[u],
-            as_of_s,
-            hour=as_of_s // 3600 % 24,
-            extra=known_candidates(data, extra_candidates(key)) if extra_candidates else {},
-        )
-        for u, key in enumerate(people)
-    ]
     items = np.full((len(people), size), -1, dtype=np.int32)
     scores = np.zeros((len(people), size), dtype=np.float32)
     sources = np.zeros((len(people), size), dtype=np.uint32)
     names = SourceNames([source.name for source in pipeline.sources])  # the ranking's order
-    for row, shortlist in enumerate(pipeline.shortlists(requests, size)):
-        n = len(shortlist.items)
-        items[row, :n] = shortlist.items
-        scores[row, :n] = shortlist.scores
-        sources[row, :n] = names.recode(shortlist.proposers.bits, shortlist.proposers.names)
+
+    def rank_slice(start: int) -> None:
+        requests = [
+            Request(
+                histories[u],
+                as_of_s,
+                hour=as_of_s // 3600 % 24,
+                extra=known_candidates(data, extra_candidates(people[u]))
+                if extra_candidates
+                else {},
+            )
+            for u in range(start, min(start + RANKING_SLICE, len(people)))
+        ]
+        for row, shortlist in enumerate(pipeline.shortlists(requests, size), start=start):
+            n = len(shortlist.items)
+            items[row, :n] = shortlist.items
+            scores[row, :n] = shortlist.scores
+            sources[row, :n] = names.recode(shortlist.proposers.bits, shortlist.proposers.names)
+
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1, "persona-rank") as pool:
+        for _ in pool.map(rank_slice, range(0, len(people), RANKING_SLICE)):
+            pass  # re-raises a slice's failure
     interactions = np.bincount(data.users, minlength=data.n_users).astype(np.int64)
     latest_ms = np.full(data.n_users, -1, dtype=np.int64)
     np.maximum.at(latest_ms, data.users, data.timestamps_ms)
