@@ -45,6 +45,7 @@ from persona.recommend.algorithms.popularity import (
     MostPopular,
 )
 from persona.recommend.dataset import IntArray, Interactions, ItemTable
+from persona.recommend.scores import find_sorted
 
 K = 10
 DEPTH = 20  # recommendations asked of every candidate: Recall@20 needs twenty
@@ -298,11 +299,8 @@ def hit_matrix(top: IntArray, truth: sparse.csr_matrix) -> npt.NDArray[np.bool_]
     n_items = truth.shape[1]
     known = np.sort(coo.row.astype(np.int64) * n_items + coo.col)
     rows = np.repeat(np.arange(top.shape[0], dtype=np.int64), top.shape[1]).reshape(top.shape)
-    asked = rows * n_items + np.maximum(top, 0)
-    if not len(known):
-        return np.zeros(top.shape, dtype=np.bool_)
-    at = np.minimum(np.searchsorted(known, asked), len(known) - 1)
-    hits: npt.NDArray[np.bool_] = (known[at] == asked) & (top >= 0)
+    _, found = find_sorted(known, rows * n_items + np.maximum(top, 0))
+    hits: npt.NDArray[np.bool_] = found & (top >= 0)
     return hits
 
 

@@ -26,7 +26,7 @@ from persona.recommend.proposers import SourceBits, SourceNames
 from persona.recommend.ranker import LambdaRanker, RankerConfig, RankerReport
 from persona.recommend.request import History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, Slot, rerank
-from persona.recommend.scores import NOTHING, Blocked, RowScores, Scores
+from persona.recommend.scores import NOTHING, Blocked, RowScores, Scores, find_sorted
 from persona.recommend.sources import (
     CandidateSource,
     CategoryTrending,
@@ -643,9 +643,7 @@ def _ranks_at(top: IntArray, rows: IntArray, items: IntArray, n_items: int) -> F
     keys[top.ravel() == NOTHING] = -1  # below every real key: never found
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
-    wanted = rows * n_items + items
-    found = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
-    hit = sorted_keys[found] == wanted if len(sorted_keys) else np.zeros(len(wanted), bool)
+    found, hit = find_sorted(sorted_keys, rows * n_items + items)
     position = (order[found] % max(top.shape[1], 1) + 1).astype(np.float32)
     return np.where(hit, position, np.float32(np.nan)).astype(np.float32)
 

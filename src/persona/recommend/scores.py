@@ -35,6 +35,20 @@ NOTHING = -1  # an empty slot of a row's proposals
 FILTERED = -1e38  # the score implicit's top-k search gives what it filtered out
 
 
+def entry_rows(matrix: sparse.csr_matrix) -> IntArray:
+    """The row of each stored entry of a CSR matrix, in storage order."""
+    return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+
+
+def find_sorted(sorted_keys: IntArray, wanted: IntArray) -> tuple[IntArray, BoolMatrix]:
+    """Where each wanted key is among ``sorted_keys``, and whether it is there. A (row, item)
+    pair kept as the key ``row * n_items + item`` is then found with one search."""
+    if not len(sorted_keys):
+        return np.zeros(np.shape(wanted), dtype=np.int64), np.zeros(np.shape(wanted), np.bool_)
+    found = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+    return found, sorted_keys[found] == wanted
+
+
 class Blocked:
     """What each row of a block may not be proposed: the items blocked for everyone (not
     available now) and each row's own (its history, its request's exclusions)."""
@@ -43,8 +57,7 @@ class Blocked:
         self.everyone = everyone
         self.own = sparse.csr_matrix(own, dtype=np.float32)
         self.own.sort_indices()
-        own_rows = np.repeat(np.arange(self.own.shape[0], dtype=np.int64), np.diff(self.own.indptr))
-        self._own_keys = own_rows * len(everyone) + self.own.indices
+        self._own_keys = entry_rows(self.own) * len(everyone) + self.own.indices
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -61,10 +74,7 @@ class Blocked:
     def at(self, rows: IntArray, items: IntArray) -> BoolMatrix:
         """Whether each (row, item) pair is blocked."""
         wanted = np.asarray(rows, dtype=np.int64) * len(self.everyone) + items
-        found = np.searchsorted(self._own_keys, wanted)
-        own = np.zeros(len(wanted), dtype=np.bool_)
-        inside = found < len(self._own_keys)
-        own[inside] = self._own_keys[found[inside]] == wanted[inside]
+        _, own = find_sorted(self._own_keys, wanted)
         return own | self.everyone[items]
 
     def columns(self, items: IntArray) -> BoolMatrix:
@@ -103,9 +113,8 @@ class SparseScores:
         m.eliminate_zeros()
         m.sort_indices()
         self.matrix = m
-        self._rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
         # every stored score's (row, item) as one sorted key: a pair's score is a search away
-        self._keys = self._rows * m.shape[1] + m.indices
+        self._keys = entry_rows(m) * m.shape[1] + m.indices
 
     def top(self, n: int, blocked: Blocked) -> IntArray:
         """Row by row: each row's best ``n`` plus as many as it has blocked are selected (a
@@ -136,10 +145,9 @@ class SparseScores:
 
     def at(self, rows: IntArray, items: IntArray) -> FloatArray:
         wanted = np.asarray(rows, dtype=np.int64) * self.matrix.shape[1] + items
-        if not len(self._keys):
+        found, hit = find_sorted(self._keys, wanted)
+        if not hit.any():
             return np.zeros(len(wanted), dtype=np.float32)
-        found = np.minimum(np.searchsorted(self._keys, wanted), len(self._keys) - 1)
-        hit = self._keys[found] == wanted
         return np.where(hit, self.matrix.data[found], np.float32(0)).astype(np.float32)
 
 

@@ -30,6 +30,7 @@ from persona.recommend.scores import (
     Scores,
     SharedScores,
     SparseScores,
+    entry_rows,
     row_dots,
 )
 from persona.recommend.timeline import ItemTimeline
@@ -341,6 +342,5 @@ class CategoryTrending:
         def score(rows: IntArray, items: IntArray) -> FloatArray:
             return vector[items] * row_dots(mix, categories.item_norm, rows, items)
 
-        rows = np.repeat(np.arange(candidates.shape[0]), np.diff(candidates.indptr))
-        candidates.data = score(rows, candidates.indices.astype(np.int64))
+        candidates.data = score(entry_rows(candidates), candidates.indices.astype(np.int64))
         return PairScores(candidates, score)
