@@ -30,6 +30,12 @@ def _blocked(rng: np.random.Generator, rows: int, items: int, share: float) -> B
     return Blocked(everyone, own)
 
 
+def _every_pair(rows: int, items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and item of every (row, item) pair, row by row."""
+    every_row, every_item = (a.ravel() for a in np.indices((rows, items)))
+    return every_row, every_item
+
+
 def _proposals(top: np.ndarray) -> list[list[int]]:
     return [[int(i) for i in row if i != NOTHING] for row in top]
 
@@ -46,7 +52,7 @@ def test_what_is_blocked_is_the_same_asked_any_way(
 ) -> None:
     rng = np.random.default_rng(seed)
     blocked = _blocked(rng, rows, items, share)
-    every_row, every_item = (a.ravel() for a in np.indices((rows, items)))
+    every_row, every_item = _every_pair(rows, items)
     dense = blocked.dense
     assert dense.shape == blocked.shape == (rows, items)
     np.testing.assert_array_equal(blocked.at(every_row, every_item), dense.ravel())
@@ -75,7 +81,7 @@ def test_sparse_scores_match_the_matrix_on_the_items_they_score(
         n, Blocked(blocked.everyone, sparse.csr_matrix(blocked.own + unscored))
     )
     assert _proposals(scored.top(n, blocked)) == _proposals(expected)
-    every_row, every_item = (a.ravel() for a in np.indices((rows, items)))
+    every_row, every_item = _every_pair(rows, items)
     np.testing.assert_array_equal(scored.at(every_row, every_item), values.ravel())
 
 
@@ -97,7 +103,7 @@ def test_factor_scores_match_their_products(
     scored = FactorScores(people, catalog)
     products = people @ catalog.T
     assert _proposals(scored.top(n, blocked)) == _proposals(DenseScores(products).top(n, blocked))
-    every_row, every_item = (a.ravel() for a in np.indices((rows, items)))
+    every_row, every_item = _every_pair(rows, items)
     np.testing.assert_allclose(
         scored.at(every_row, every_item), products.ravel(), rtol=1e-5, atol=1e-5
     )
