@@ -1,20 +1,26 @@
 """Storage: one narrow protocol per need (``protocols``), the plain records that cross them
 (``records``), and their SQLAlchemy implementation for SQLite and PostgreSQL (``sql``, with the
-tables and migrations). The domains use the protocols and records; only the composition root
-picks an implementation (``SqlStorage``, ``create_database_engine``, ``migrate``)."""
+tables and migrations), and the event lake kept from the store in Parquet files (``lake``). The
+domains use the protocols and records; only the composition root picks an implementation
+(``SqlStorage``, ``ParquetEventLake``, ``create_database_engine``, ``migrate``)."""
 
 from __future__ import annotations
 
 from persona.storage.database import create_database_engine, migrate
+from persona.storage.lake import ParquetEventLake
 from persona.storage.protocols import (
     Appended,
     AuditTrail,
     Catalog,
     ConsentLog,
     DecisionStore,
+    EventLake,
     EventLog,
     HeldEvents,
+    InteractionSource,
     KeyStore,
+    LakeDeletions,
+    LakeSync,
     PredictionStore,
     ProfileStore,
     QuarantineLog,
@@ -57,14 +63,19 @@ __all__ = [
     "ConsentLog",
     "DecisionRecord",
     "DecisionStore",
+    "EventLake",
     "EventLog",
     "EventRecord",
     "HeldEventRecord",
     "HeldEvents",
+    "InteractionSource",
     "ItemRecord",
     "KeyStore",
+    "LakeDeletions",
+    "LakeSync",
     "MembershipRecord",
     "OutcomeRecord",
+    "ParquetEventLake",
     "PlacementRecord",
     "PredictionRecord",
     "PredictionStore",

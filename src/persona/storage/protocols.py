@@ -43,6 +43,46 @@ class Appended:
     ids: set[str] = field(default_factory=set)
 
 
+INTERACTION_COLUMNS = pa.schema(
+    [
+        ("profile_key", pa.string()),
+        ("item_id", pa.string()),
+        ("type", pa.string()),
+        ("occurred_at_ms", pa.int64()),
+        ("value", pa.float64()),
+    ]
+)
+"""What ``interaction_columns`` gives: the events training learns from."""
+
+EVENT_COLUMNS = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("type", pa.string()),
+        ("profile_key", pa.string()),
+        ("user_id", pa.string()),
+        ("anonymous_id", pa.string()),
+        ("item_id", pa.string()),
+        ("occurred_at_ms", pa.int64()),
+        ("received_at_ms", pa.int64()),
+        ("value", pa.float64()),
+        ("properties", pa.string()),  # JSON text; null when the event has none
+        ("context", pa.string()),  # JSON text; null when the event has none
+        ("decision_id", pa.string()),
+        ("source", pa.string()),
+    ]
+)
+"""Every column of an event as ``Storage.events_after`` reads it and the lake keeps it."""
+
+
+@dataclass(slots=True)
+class WrittenEvents:
+    """The events of the writes after a given one, read from one snapshot of the store."""
+
+    log_id: str  # names the event log: another store (or a new one) has another
+    write_seq: int  # the last write the snapshot holds
+    chunks: Iterator[pa.Table]  # ``EVENT_COLUMNS``, in event-time order (ties in any order)
+
+
 class EventLog(Protocol):
     def payload_hashes(self, event_ids: Sequence[str]) -> dict[str, str]:
         """Stored payload hash of each of ``event_ids`` that is already in the log."""
@@ -550,8 +590,18 @@ class Storage(Protocol):
 
     def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
         """Every event that names an item (only those before ``before_ms`` if given), in
-        event-time order, as columns: profile_key, item_id, type, occurred_at_ms, value (null
-        when none). A snapshot read in bulk, for training: no Python object per event."""
+        event-time order, ties in event id order, as columns: profile_key, item_id, type,
+        occurred_at_ms, value (null when none). A snapshot read in bulk, for training: no
+        Python object per event."""
+        ...
+
+    def events_after(
+        self, write_seq: int, chunk_rows: int = 250_000
+    ) -> AbstractContextManager[WrittenEvents]:
+        """The events that writes numbered after ``write_seq`` inserted or changed (-1: every
+        event), as tables of at most ``chunk_rows`` rows in event-time order, all from one
+        snapshot held while the block runs: what the lake copies. Each write transaction that
+        inserts or changes events takes the next number, in commit order."""
         ...
 
     def log_decisions(self, records: Sequence[DecisionRecord]) -> None:
@@ -571,3 +621,52 @@ class Storage(Protocol):
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class InteractionSource(Protocol):
+    """Where training reads interactions from: the store itself, or the lake kept from it."""
+
+    def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
+        """As ``Storage.interaction_columns``: the same columns, rows and order."""
+        ...
+
+
+@dataclass(slots=True)
+class LakeSync:
+    """What one ``EventLake.sync`` did."""
+
+    copied: int = 0  # events copied (new, or changed since the last sync)
+    days: list[str] = field(default_factory=list)  # the days (UTC) whose file was written
+    write_seq: int = -1  # the store's last write the lake holds now
+    removed: int = 0  # rows removed for deletions noted before (erasures, retention)
+    rebuilt: bool = False  # started again from nothing (asked, or the lake of another store)
+    seconds: float = 0.0
+
+
+class LakeDeletions(Protocol):
+    """Deletions of the store's events that the lake must follow (``EventLake.deleting``)."""
+
+    removed: int  # rows removed from the lake, known once the block has run
+
+    def erase(self, profile_keys: Collection[str], tombstones: Collection[str]) -> None:
+        """The person with these keys is being erased, and these tombstones (keyed hashes)
+        are written in the same transaction: the lake drops their rows if they are."""
+        ...
+
+    def expire(self, event_type: str, before_ms: int) -> None:
+        """Events of ``event_type`` that occurred before ``before_ms`` are deleted."""
+        ...
+
+
+class EventLake(InteractionSource, Protocol):
+    """A copy of the event log for training and analytics, kept in step with the store."""
+
+    def sync(self, *, rebuild: bool = False) -> LakeSync:
+        """Copy what the store's writes added or changed since the last sync."""
+        ...
+
+    def deleting(self) -> AbstractContextManager[LakeDeletions]:
+        """Hold the lake while the block deletes events from the store, and delete the same
+        rows from the lake after it. Each deletion is written down in the lake before the
+        store commits, so a crash cannot leave it undone: the next sync or read does it."""
+        ...

@@ -1,50 +1,51 @@
 """Reads of many rows as Arrow columns, without a Python object per row.
 
-Training reads every interaction of the event log: millions of rows. Through SQLAlchemy each
-would become a Python tuple and then a few Python objects.
+Training reads every interaction of the event log, and the lake copies every event: millions of
+rows. Through SQLAlchemy each would become a Python tuple and then a few Python objects.
 
 - PostgreSQL: ADBC's driver hands over Arrow record batches built in C from the wire protocol.
 - SQLite: ADBC's SQLite driver links a SQLite of its own, and two copies of SQLite in one
   process corrupt a database they both open (each releases the other's POSIX locks). So SQLite
   itself writes each chunk of rows as one text, fields separated by the unit separator (ids hold
-  no control characters), and pyarrow's CSV reader parses it in C: one Python object per chunk.
+  no control characters, and JSON text escapes them), and pyarrow's CSV reader parses it in C:
+  one Python object per chunk. Values are printed with 17 significant digits, which read back
+  as the same double (SQLite's own conversion to text keeps 15).
+
+Ties of time are ordered by event id byte by byte on both backends (``COLLATE "C"`` on
+PostgreSQL, whose default collation may order text otherwise), as the lake orders them.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Engine
 
+from persona.storage.protocols import EVENT_COLUMNS, INTERACTION_COLUMNS, WrittenEvents
 from persona.storage.sql.common import driver_connection
 
 END_OF_TIME_MS = 1 << 62
 CHUNK_ROWS = 1_000_000  # SQLite builds each chunk as one string: well below its 1 GB limit
-INTERACTION_COLUMNS = pa.schema(
-    [
-        ("profile_key", pa.string()),
-        ("item_id", pa.string()),
-        ("type", pa.string()),
-        ("occurred_at_ms", pa.int64()),
-        ("value", pa.float64()),
-    ]
-)
+_NULL = "\x1e"  # how the SQLite texts below write SQL NULL (the record separator)
 
 _POSTGRES_QUERY = """
 SELECT profile_key, item_id, type, occurred_at_ms, value
 FROM events
 WHERE item_id IS NOT NULL AND occurred_at_ms < $1
-ORDER BY occurred_at_ms, event_id
+ORDER BY occurred_at_ms, event_id COLLATE "C"
 """
 
 # One chunk in event-time order after the (time, event id) of the last row of the one before.
 _SQLITE_CHUNK = """
 SELECT group_concat(
     profile_key || char(31) || item_id || char(31) || type || char(31) || occurred_at_ms
-    || char(31) || coalesce(value, '') || char(31) || event_id, char(10)
+    || char(31) || CASE WHEN value IS NULL THEN '' ELSE printf('%!.17g', value) END
+    || char(31) || event_id, char(10)
 )
 FROM (
     SELECT profile_key, item_id, type, occurred_at_ms, value, event_id FROM events
@@ -53,7 +54,7 @@ FROM (
     LIMIT ?
 )
 """
-_SQLITE_FIELDS = [*INTERACTION_COLUMNS.names, "event_id"]
+_SQLITE_FIELDS = pa.schema([*INTERACTION_COLUMNS, ("event_id", pa.string())])
 
 
 def interaction_columns(engine: Engine, before_ms: int | None) -> pa.Table:
@@ -73,7 +74,7 @@ def _sqlite_interactions(engine: Engine, before_ms: int) -> pa.Table:
             (text,) = cursor.execute(_SQLITE_CHUNK, (before_ms, *after, CHUNK_ROWS)).fetchone()
             if not text:
                 break
-            chunk = _parse_fields(text.encode())
+            chunk = _parse(text.encode(), _SQLITE_FIELDS, null=False)
             chunks.append(chunk.drop_columns(["event_id"]))
             if chunk.num_rows < CHUNK_ROWS:
                 break
@@ -84,16 +85,21 @@ def _sqlite_interactions(engine: Engine, before_ms: int) -> pa.Table:
     return pa.concat_tables(chunks).cast(INTERACTION_COLUMNS)
 
 
-def _parse_fields(data: bytes) -> pa.Table:
-    types = {name: INTERACTION_COLUMNS.field(name).type for name in INTERACTION_COLUMNS.names}
+def _parse(data: bytes, fields: pa.Schema, *, null: bool) -> pa.Table:
+    """Rows of ``data`` (fields separated by the unit separator, rows by newlines) as columns
+    of ``fields``. With ``null``, a field that is the record separator alone is null; without,
+    an empty number is null and an empty text stays text."""
+    if null:
+        convert = pa_csv.ConvertOptions(
+            column_types=fields, null_values=[_NULL], strings_can_be_null=True
+        )
+    else:
+        convert = pa_csv.ConvertOptions(column_types=fields, strings_can_be_null=False)
     return pa_csv.read_csv(
         io.BytesIO(data),
-        read_options=pa_csv.ReadOptions(column_names=_SQLITE_FIELDS),
+        read_options=pa_csv.ReadOptions(column_names=fields.names),
         parse_options=pa_csv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False),
-        convert_options=pa_csv.ConvertOptions(
-            column_types={**types, "event_id": pa.string()},
-            strings_can_be_null=False,  # an empty text field stays text; a value may be empty
-        ),
+        convert_options=convert,
     )
 
 
@@ -104,6 +110,96 @@ def _postgres_interactions(engine: Engine, before_ms: int) -> pa.Table:
     if not table.num_rows:
         return INTERACTION_COLUMNS.empty_table()
     return table.cast(INTERACTION_COLUMNS)
+
+
+_SEQUENCE = "SELECT log_id, last FROM event_sequence WHERE id = 1"
+_POSTGRES_EVENTS = """
+SELECT event_id, type, profile_key, user_id, anonymous_id, item_id, occurred_at_ms,
+    received_at_ms, value, nullif(properties::text, 'null') AS properties,
+    nullif(context::text, 'null') AS context, decision_id, source
+FROM events
+WHERE write_seq > $1
+ORDER BY occurred_at_ms
+"""
+# SQLite: how many rows a read of the writes after a number finds (the covering index on
+# write_seq counts them), then chunks in event-time order after the (time, rowid) of the last
+# row of the chunk before. Few rows: found by write_seq, then sorted. Many: the scan of the time
+# index is in order already and needs no sort of them all per chunk. Each chunk says how many
+# rows it holds, so that a stray separator inside a value could not go unnoticed.
+_SQLITE_COUNT_WRITTEN = "SELECT count(*) FROM events WHERE write_seq > ?"
+_SQLITE_WRITTEN_CHUNK = """
+SELECT count(*), group_concat(
+    event_id || char(31) || type || char(31) || profile_key
+    || char(31) || coalesce(user_id, char(30)) || char(31) || coalesce(anonymous_id, char(30))
+    || char(31) || coalesce(item_id, char(30)) || char(31) || occurred_at_ms
+    || char(31) || received_at_ms
+    || char(31) || CASE WHEN value IS NULL THEN char(30) ELSE printf('%!.17g', value) END
+    || char(31) || coalesce(nullif(properties, 'null'), char(30))
+    || char(31) || coalesce(nullif(context, 'null'), char(30))
+    || char(31) || coalesce(decision_id, char(30)) || char(31) || source
+    || char(31) || row_id, char(10)
+)
+FROM (
+    SELECT rowid AS row_id, * FROM events INDEXED BY {index}
+    WHERE write_seq > ? AND (occurred_at_ms, rowid) > (?, ?)
+    ORDER BY occurred_at_ms, rowid
+    LIMIT ?
+)
+"""
+_WRITTEN_FIELDS = pa.schema([*EVENT_COLUMNS, ("row_id", pa.int64())])
+
+
+@contextmanager
+def events_after(engine: Engine, write_seq: int, chunk_rows: int) -> Iterator[WrittenEvents]:
+    """The events of the writes after ``write_seq`` (see ``Storage.events_after``)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection, connection.begin():  # one snapshot throughout
+            cursor = driver_connection(connection).cursor()
+            log_id, last = cursor.execute(_SEQUENCE).fetchone()
+            chunks = _sqlite_written(cursor, write_seq, chunk_rows)
+            yield WrittenEvents(str(log_id), int(last), chunks)
+        return
+    with _postgres_connection(engine) as connection, connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
+        cursor.execute(_SEQUENCE)
+        log_id, last = cursor.fetchone()
+        cursor.execute(_POSTGRES_EVENTS, (write_seq,))
+        reader = cursor.fetch_record_batch()
+        yield WrittenEvents(str(log_id), int(last), _postgres_written(reader, chunk_rows))
+        connection.rollback()  # it only read
+
+
+def _sqlite_written(cursor: Any, write_seq: int, chunk_rows: int) -> Iterator[pa.Table]:
+    (found,) = cursor.execute(_SQLITE_COUNT_WRITTEN, (write_seq,)).fetchone()
+    index = "ix_events_write_seq" if found <= chunk_rows else "ix_events_occurred_at"
+    query = _SQLITE_WRITTEN_CHUNK.format(index=index)
+    after: tuple[int, int] = (-(1 << 62), -(1 << 62))
+    while True:
+        rows, text = cursor.execute(query, (write_seq, *after, chunk_rows)).fetchone()
+        if not rows:
+            return
+        try:
+            chunk = _parse(text.encode(), _WRITTEN_FIELDS, null=True)
+        except pa.ArrowInvalid:  # (its message would quote the row: say less)
+            raise ValueError("an event's text holds a separator (a control character)") from None
+        if chunk.num_rows != rows:
+            raise ValueError(f"an event's text holds a separator ({chunk.num_rows} != {rows})")
+        yield chunk.drop_columns(["row_id"])
+        if rows < chunk_rows:
+            return
+        after = (chunk["occurred_at_ms"][-1].as_py(), chunk["row_id"][-1].as_py())
+
+
+def _postgres_written(reader: pa.RecordBatchReader, chunk_rows: int) -> Iterator[pa.Table]:
+    """The driver's batches (of its own size) regrouped into chunks of ``chunk_rows``."""
+    held = EVENT_COLUMNS.empty_table()
+    for batch in reader:
+        held = pa.concat_tables([held, pa.Table.from_batches([batch]).cast(EVENT_COLUMNS)])
+        while held.num_rows >= chunk_rows:
+            yield held.slice(0, chunk_rows)
+            held = held.slice(chunk_rows)
+    if held.num_rows:
+        yield held
 
 
 def _postgres_connection(engine: Engine) -> Any:

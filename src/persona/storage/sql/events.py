@@ -32,24 +32,27 @@ from persona.storage.sql.common import (
 _SQLITE_APPEND = """
 INSERT INTO events (
     event_id, type, profile_key, user_id, anonymous_id, item_id, occurred_at_ms, received_at_ms,
-    value, properties, context, decision_id, payload_hash, source
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    value, properties, context, decision_id, payload_hash, source, write_seq
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (event_id) DO NOTHING
 """
 # The same rows as one JSON array of arrays, read as JSONB (SQLite 3.45 and later): one call into
 # SQLite for the whole batch, which parses the text once and runs without the interpreter lock.
 # The parameter is text: a blob would be taken for JSONB if its first bytes happened to fit.
-# ("WHERE true" tells the parser that ON CONFLICT is not a join constraint.)
+# ("WHERE true" tells the parser that ON CONFLICT is not a join constraint.) The write's number
+# is one parameter for every row.
 _SQLITE_APPEND_JSONB = """
 INSERT INTO events (
     event_id, type, profile_key, user_id, anonymous_id, item_id, occurred_at_ms, received_at_ms,
-    value, properties, context, decision_id, payload_hash, source
+    value, properties, context, decision_id, payload_hash, source, write_seq
 )
 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
-    value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13
-FROM jsonb_each(jsonb(?)) WHERE true
+    value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13,
+    ?2
+FROM jsonb_each(jsonb(?1)) WHERE true
 ON CONFLICT (event_id) DO NOTHING
 """
+_SQLITE_NEXT_WRITE = "UPDATE event_sequence SET last = last + 1 WHERE id = 1 RETURNING last"
 _SQLITE_PAYLOAD_HASHES = (
     "SELECT event_id, payload_hash FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
 )
@@ -79,12 +82,13 @@ os.register_at_fork(after_in_child=_HELPER.forget)
 
 
 def _insert_jsonb(
-    driver: Any, rows: list[tuple[Any, ...]], started: threading.Event | None = None
+    driver: Any, rows: list[tuple[Any, ...]], write_seq: int, started: threading.Event | None = None
 ) -> int:
     """Store event rows by ``_SQLITE_APPEND_JSONB``; returns how many were stored."""
     if started is not None:
         started.set()  # for a caller on another thread, waiting until this one runs
-    return int(driver.execute(_SQLITE_APPEND_JSONB, (orjson.dumps(rows).decode(),)).rowcount)
+    text = orjson.dumps(rows).decode()
+    return int(driver.execute(_SQLITE_APPEND_JSONB, (text, write_seq)).rowcount)
 
 
 def _event_row(e: EventRecord) -> tuple[Any, ...]:
@@ -113,6 +117,21 @@ class SqlEventLog:
         # SQLite: ids this transaction looked up and did not find. Its snapshot cannot change
         # under it, so they stay absent until it appends them itself.
         self._absent: set[str] = set()
+        self._write_seq: int | None = None
+
+    def _next_write(self) -> int:
+        """This transaction's number in ``event_sequence``, taken on its first change of an
+        event (one statement per write transaction, under the write lock)."""
+        if self._write_seq is None:
+            if is_sqlite(self._c):
+                rows = driver_connection(self._c).execute(_SQLITE_NEXT_WRITE).fetchall()
+            else:
+                t = tables.event_sequence
+                rows = self._c.execute(
+                    update(t).where(t.c.id == 1).values(last=t.c.last + 1).returning(t.c.last)
+                ).all()
+            self._write_seq = int(rows[0][0])
+        return self._write_seq
 
     def payload_hashes(self, event_ids: Sequence[str]) -> dict[str, str]:
         if is_sqlite(self._c):
@@ -142,6 +161,7 @@ class SqlEventLog:
             .on_conflict_do_nothing(index_elements=[t.c.event_id])
             .returning(t.c.event_id)
         )
+        write_seq = self._next_write()
         rows = [
             {
                 "event_id": e.event_id,
@@ -158,6 +178,7 @@ class SqlEventLog:
                 "decision_id": e.decision_id,
                 "payload_hash": e.payload_hash,
                 "source": e.source,
+                "write_seq": write_seq,
             }
             for e in events
         ]
@@ -165,11 +186,15 @@ class SqlEventLog:
 
     def _append_sqlite(self, events: Sequence[EventRecord]) -> set[str]:
         rows, fresh_ids = self._new_rows(events)
+        if not rows:
+            return fresh_ids
         driver = driver_connection(self._c)
+        write_seq = self._next_write()
         if has_jsonb(self._c):
-            stored = _insert_jsonb(driver, rows)
+            stored = _insert_jsonb(driver, rows, write_seq)
         else:
-            stored = driver.executemany(_SQLITE_APPEND, rows).rowcount
+            numbered = [(*row, write_seq) for row in rows]
+            stored = driver.executemany(_SQLITE_APPEND, numbered).rowcount
         self._appended(rows, stored, fresh_ids)
         return fresh_ids
 
@@ -189,8 +214,9 @@ class SqlEventLog:
             yield appended
             return
         rows, fresh_ids = self._new_rows(events)
+        write_seq = self._next_write() if rows else 0  # no number for a write of nothing
         started = threading.Event()
-        stored = _HELPER.submit(_insert_jsonb, driver_connection(self._c), rows, started)
+        stored = _HELPER.submit(_insert_jsonb, driver_connection(self._c), rows, write_seq, started)
         # Wait for the helper to hold the interpreter lock: were this thread to go straight on
         # with Python, the helper could wait a whole switch interval (5 ms) to start.
         started.wait()
@@ -224,7 +250,9 @@ class SqlEventLog:
     def reassign_profile(self, from_key: str, to_key: str) -> int:
         t = tables.events
         result = self._c.execute(
-            update(t).where(t.c.profile_key == from_key).values(profile_key=to_key)
+            update(t)
+            .where(t.c.profile_key == from_key)
+            .values(profile_key=to_key, write_seq=self._next_write())  # the lake copies them again
         )
         return int(result.rowcount)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from typing import Any
 
@@ -17,11 +17,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from persona.storage.database import WRITE_OPTION, create_database_engine
 from persona.storage.item_cache import CategoryCache
-from persona.storage.protocols import CommitListener
+from persona.storage.protocols import CommitListener, WrittenEvents
 from persona.storage.records import DecisionRecord
 from persona.storage.sql import coordination, decisions
 from persona.storage.sql.audit import SqlAuditTrail
-from persona.storage.sql.bulk import interaction_columns
+from persona.storage.sql.bulk import events_after, interaction_columns
 from persona.storage.sql.catalog import SqlCatalog
 from persona.storage.sql.common import driver_connection
 from persona.storage.sql.consents import SqlConsentLog
@@ -241,6 +241,11 @@ class SqlStorage:
 
     def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
         return interaction_columns(self.engine, before_ms)
+
+    def events_after(
+        self, write_seq: int, chunk_rows: int = 250_000
+    ) -> AbstractContextManager[WrittenEvents]:
+        return events_after(self.engine, write_seq, chunk_rows)
 
     @contextmanager
     def read_beside_write(self) -> Iterator[SqlUnitOfWork]:

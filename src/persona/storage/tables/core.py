@@ -41,8 +41,25 @@ events = Table(
     Column("decision_id", String(ID)),
     Column("payload_hash", String(32), nullable=False),
     Column("source", String(64), nullable=False),
+    # The number of the write that last inserted or changed the row (``event_sequence``): the
+    # lake copies the rows of the writes after the last one it holds. Rows stored before the
+    # column existed have 0.
+    Column("write_seq", BigInteger, nullable=False),
     Index("ix_events_profile_time", "profile_key", "occurred_at_ms"),
     Index("ix_events_occurred_at", "occurred_at_ms"),
+    Index("ix_events_write_seq", "write_seq"),
+)
+
+# One row: the number of the last write that inserted or changed events, and a random id of
+# this event log. Writers take one lock (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock),
+# so the numbers grow in commit order: a snapshot that holds write n holds every write before it.
+# The id tells a lake copied from another store (or from a restored one) from this one's.
+event_sequence = Table(
+    "event_sequence",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("log_id", String(32), nullable=False),
+    Column("last", BigInteger, nullable=False),
 )
 
 quarantine = Table(
