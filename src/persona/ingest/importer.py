@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from persona.catalog.schema import ItemIn
 from persona.catalog.service import CatalogService
 from persona.documents import id_text
 from persona.ingest.schema import UnparsableLine
-from persona.ingest.service import IngestService
+from persona.ingest.service import IngestResult, IngestService
 
 ID_FIELDS = ("event_id", "user_id", "anonymous_id", "item_id", "decision_id")
 DOCUMENT_FIELDS = ("properties", "context", "attributes")
@@ -161,22 +162,36 @@ def import_events(
 ) -> ImportSummary:
     summary = ImportSummary()
     label = source or f"import:{path.name}"[:64]
-    for batch in read_batches(path, IMPORT_BATCH_EVENTS):
-        rows = [normalize_row(row) for row in batch]
-        result = service.ingest(rows, source=label, limit=IMPORT_BATCH_EVENTS)
-        summary.rows += len(batch)
+    for batch in _event_batches(service, path, label):
+        result = batch()
+        summary.rows += len(result.events)
         summary.accepted += result.accepted
         summary.held += result.held
         summary.duplicates += result.duplicates
         summary.rejected += result.rejected
-        first_row = summary.rows - len(batch) + 1
+        first_row = summary.rows - len(result.events) + 1
         for outcome in result.events:
             if outcome["status"] == "rejected":
                 row = first_row + outcome["index"]
                 summary.note(f"row {row}: {outcome['code']}: {outcome['message']}")
         if progress:
-            progress(len(batch))
+            progress(len(result.events))
     return summary
+
+
+def _event_batches(
+    service: IngestService, path: Path, source: str
+) -> Iterator[Callable[[], IngestResult]]:
+    """The ingest of each batch of the file, to call in turn: a Parquet file's batches as
+    tables, validated column by column (``IngestService.ingest_table``), the others' as rows."""
+    if file_format(path) == "parquet":
+        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=IMPORT_BATCH_EVENTS):
+            table = pa.Table.from_batches([record_batch])
+            yield partial(service.ingest_table, table, source=source, limit=IMPORT_BATCH_EVENTS)
+        return
+    for batch in read_batches(path, IMPORT_BATCH_EVENTS):
+        rows = [normalize_row(row) for row in batch]
+        yield partial(service.ingest, rows, source=source, limit=IMPORT_BATCH_EVENTS)
 
 
 def import_items(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
 
 from persona.clock import Clock
@@ -167,17 +168,42 @@ class PayloadHasher:
         properties: dict[str, Any] | None,
         context: dict[str, Any] | None,
     ) -> str:
+        return self.of(
+            event.type,
+            event.user_id,
+            event.anonymous_id,
+            event.item_id,
+            event.timestamp,
+            event.value,
+            properties,
+            context,
+            event.decision_id,
+        )
+
+    def of(
+        self,
+        type: str,
+        user_id: str | None,
+        anonymous_id: str | None,
+        item_id: str | None,
+        timestamp: int | None,
+        value: float | None,
+        properties: dict[str, Any] | None,
+        context: dict[str, Any] | None,
+        decision_id: str | None,
+    ) -> str:
+        """The hash of an event's fields (its timestamp in milliseconds, None when absent)."""
         canonical = orjson.dumps(
             (
-                event.type,
-                event.user_id,
-                event.anonymous_id,
-                event.item_id,
-                event.timestamp,
-                event.value,
+                type,
+                user_id,
+                anonymous_id,
+                item_id,
+                timestamp,
+                value,
                 properties,
                 context,
-                event.decision_id,
+                decision_id,
             ),
             option=orjson.OPT_SORT_KEYS,
         )
@@ -418,6 +444,29 @@ class IngestService:
         now_ms = self._clock.now_ms()
         batch = _Batch(raw_events)
         self._validate(batch, now_ms)
+        return self._commit(batch, now_ms, source)
+
+    def ingest_table(
+        self, table: pa.Table, *, source: str, limit: int | None = None
+    ) -> IngestResult:
+        """``ingest`` of a table's rows (as ``importer.normalize_row`` reads each), validated
+        column by column (``persona.ingest.columns``): the same outcomes, for a fraction of
+        the time."""
+        from persona.ingest.columns import TableRows, validate_table
+
+        limit = limit or self._limits.max_batch_events
+        if table.num_rows > limit:
+            raise BatchTooLargeError(f"{table.num_rows} events in one batch; the limit is {limit}")
+        now_ms = self._clock.now_ms()
+        rows = TableRows(table)
+        batch = _Batch(rows)
+        checked = validate_table(
+            table, rows, now_ms=now_ms, limits=self._limits, scrub=self._scrub, hasher=self._hasher
+        )
+        self._admit(batch, checked)
+        return self._commit(batch, now_ms, source)
+
+    def _commit(self, batch: _Batch, now_ms: int, source: str) -> IngestResult:
         with self._storage.write() as uow:
             self._store(uow, batch, now_ms, source)
             uow.quarantine.add(
@@ -451,14 +500,25 @@ class IngestService:
                 uow.quarantine.mark_replayed(quarantine_id, event_id, now_ms)
         return self._finish(batch)
 
+    @property
+    def _scrub(self) -> Scrub | None:
+        return self._gate.scrub if self._gate is not None else None
+
     def _validate(self, batch: _Batch, now_ms: int) -> None:
-        candidates = batch.candidates
-        scrub = self._gate.scrub if self._gate is not None else None
-        raws = batch.raw_events
-        limits, hasher = self._limits, self._hasher
-        for checked in validate_events(
-            raws, now_ms=now_ms, limits=limits, scrub=scrub, hasher=hasher
-        ):
+        checked = validate_events(
+            batch.raw_events,
+            now_ms=now_ms,
+            limits=self._limits,
+            scrub=self._scrub,
+            hasher=self._hasher,
+        )
+        self._admit(batch, checked)
+
+    def _admit(self, batch: _Batch, validated: Iterable[ValidEvent | Rejection]) -> None:
+        """The valid events as candidates (the first of each id; a repeat with another
+        payload is a conflict), the rest as rejections."""
+        candidates, raws = batch.candidates, batch.raw_events
+        for checked in validated:
             if isinstance(checked, Rejection):
                 batch.rejections.append(checked)
                 continue
@@ -554,7 +614,7 @@ class _Batch:
     touched: set[str] = field(default_factory=set)  # profile keys of the stored events
 
     def __post_init__(self) -> None:
-        self.outcomes = [{} for _ in self.raw_events]
+        self.outcomes = [{} for _ in range(len(self.raw_events))]
 
     def duplicate(self, event: ValidEvent) -> None:
         self.outcomes[event.index] = {
