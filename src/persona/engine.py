@@ -22,6 +22,7 @@ from persona.recommend.registry import ModelRegistry
 from persona.recommend.service import RecommendationService
 from persona.segments.service import SegmentService
 from persona.settings import Settings
+from persona.storage import ParquetEventLake
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.sql import SqlStorage
 
@@ -31,6 +32,7 @@ class Engine:
     settings: Settings
     clock: Clock
     storage: SqlStorage
+    lake: ParquetEventLake  # the event log as Parquet in the home, for training and analytics
     metrics: Metrics
     catalog: CatalogService
     profiles: ProfileService
@@ -56,6 +58,7 @@ class Engine:
         )
         migrate(db)
         storage = SqlStorage(db)
+        lake = ParquetEventLake(settings.home / "lake", storage)
         metrics = Metrics()
         rules = settings.profiles.aggregate_rules()
         purchase_types = settings.profiles.purchase_event_types
@@ -121,6 +124,7 @@ class Engine:
             ingest,
             recommendations,
             keys,
+            lake,
         )
         decisions.set_erasure_check(privacy.erasure.is_erased)
         decisions.set_context_scrub(privacy.personal.scrub)
@@ -129,6 +133,7 @@ class Engine:
             settings=settings,
             clock=clock,
             storage=storage,
+            lake=lake,
             metrics=metrics,
             catalog=catalog,
             profiles=profiles,

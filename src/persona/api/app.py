@@ -75,6 +75,7 @@ def _scheduled_jobs(engine: Engine) -> list[PeriodicJob]:
             engine.clock,
             engine.settings.profiles.event_weights,
             engine.settings.recommend.retrain_interval_seconds,
+            events=engine.lake,
         ),
         retention_job(engine.privacy.retention, engine.settings.privacy.retention_interval_seconds),
         segment_refresh_job(engine.segments, engine.settings.segments.refresh_seconds),

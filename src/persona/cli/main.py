@@ -21,6 +21,7 @@ from persona.access.keys import Scope
 from persona.cli.context import open_engine as _open
 from persona.cli.context import settings_of
 from persona.cli.decide import experiments_app, placements_app
+from persona.cli.lake import lake_app
 from persona.cli.predictions import clusters_app, predictions_app, scores_command
 from persona.cli.privacy import privacy_app
 from persona.cli.segments import segments_app
@@ -50,6 +51,7 @@ app.add_typer(placements_app, name="placements")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(predictions_app, name="predictions")
 app.add_typer(clusters_app, name="clusters")
+app.add_typer(lake_app, name="lake")
 app.command("scores")(scores_command)
 
 console = Console(stderr=True)
@@ -372,7 +374,8 @@ def train(
         typer.Option("--as-of", help="Train only on events before this time (ISO 8601 or Unix s)."),
     ] = None,
 ) -> None:
-    """Train every model from the stored events and register a new version."""
+    """Train every model from the stored events and register a new version (recommenders
+    read them from the event lake, synced first)."""
     from persona.ingest.schema import parse_timestamp
 
     engine = _open(ctx)
@@ -409,6 +412,7 @@ def _train(engine: Engine, before_ms: int | None) -> None:
                 engine.settings.profiles.event_weights,
                 before_ms=before_ms,
                 say=say,
+                events=engine.lake,
             )
         except NothingToLearnError as exc:
             outcome, skipped = None, exc.detail

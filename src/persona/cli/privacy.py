@@ -44,6 +44,7 @@ def erase(ctx: typer.Context, subject_id: str, id_type: IdTypeOption = None) -> 
                 "deleted": report.deleted,
                 "models_rewritten": report.models_rewritten,
                 "model_rows_removed": report.model_rows_removed,
+                "lake_rows_removed": report.lake_rows_removed,
             },
             option=orjson.OPT_INDENT_2,
         ).decode()
@@ -79,7 +80,8 @@ def retention(ctx: typer.Context) -> None:
         report = engine.privacy.retention.run(actor=ACTOR)
     finally:
         engine.close()
-    typer.echo(orjson.dumps({"deleted": report.deleted, "total": report.total}).decode())
+    summary = {"deleted": report.deleted, "total": report.total, "lake": report.lake_removed}
+    typer.echo(orjson.dumps(summary).decode())
 
 
 @privacy_app.command("export-schema")

@@ -2,17 +2,20 @@
 
 One write transaction deletes the person's rows from every table that holds people (storage
 knows which: ``SubjectData``), the quarantine entries whose raw payload names them, and writes a
-tombstone per id (a keyed hash, never the id). After the commit, the model sets in ``models/``
-are rewritten without the person's interactions and the serving set is reloaded, and the
-database files are made to forget (``Storage.forget_deleted``: on SQLite, which runs with
-``secure_delete``, the write-ahead log is checkpointed and truncated; on PostgreSQL the touched
-tables are vacuumed).
+tombstone per id (a keyed hash, never the id). The event lake is held meanwhile: the erasure is
+noted in it before the commit and its files holding the person's events are rewritten without
+them after (``EventLake.deleting``; a crash in between leaves that to the lake's next sync or
+read). After the commit, the model sets in ``models/`` are rewritten without the person's
+interactions and the serving set is reloaded, and the database files are made to forget
+(``Storage.forget_deleted``: on SQLite, which runs with ``secure_delete``, the write-ahead log is
+checkpointed and truncated; on PostgreSQL the touched tables are vacuumed).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from persona.clock import Clock
@@ -21,7 +24,7 @@ from persona.identity import Kind, anonymous_key, key_of, split_key, user_key
 from persona.privacy.audit import AuditLog
 from persona.privacy.personal import PersonalData
 from persona.recommend.registry import ModelRegistry
-from persona.storage.protocols import Storage, SubjectData
+from persona.storage.protocols import EventLake, LakeDeletions, Storage, SubjectData
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 8  # alias chains are one link deep; a few rounds reach every id
@@ -34,6 +37,7 @@ class ErasureReport:
     deleted: dict[str, int] = field(default_factory=dict)
     models_rewritten: int = 0
     model_rows_removed: int = 0
+    lake_rows_removed: int = 0
 
 
 @dataclass(slots=True)
@@ -97,8 +101,10 @@ class ErasureService:
         audit: AuditLog,
         registry: ModelRegistry,
         on_models_changed: Callable[[], object],
+        lake: EventLake | None = None,
     ) -> None:
         self._storage = storage
+        self._lake = lake
         self._clock = clock
         self._personal = personal
         self._audit = audit
@@ -117,13 +123,15 @@ class ErasureService:
     def erase(self, subject_id: str, *, actor: str, id_type: Kind | None = None) -> ErasureReport:
         """Erase a person; NotFoundError when nothing at all is held about ``subject_id``."""
         target = self._personal.id_hash(subject_id)
-        with self._storage.write() as uow:
+        with self._lake_deletions() as lake, self._storage.write() as uow:
             subject = subject_of(uow.subjects, subject_id, id_type)
             report = ErasureReport(target, len(subject.keys))
             report.deleted = uow.subjects.delete(subject.keys)
             if not any(report.deleted.values()):
                 raise NotFoundError(f"nothing is held about {subject_id!r}")
             hashes = {self._personal.id_hash(key) for key in subject.keys}
+            if lake is not None:
+                lake.erase(subject.keys, hashes)
             uow.tombstones.add(hashes, self._clock.now_ms())
             uow.erases_profiles(subject.keys)
             self._audit.write(
@@ -133,6 +141,7 @@ class ErasureService:
                 f"subject:{target}",
                 {"ids": report.ids, "deleted": report.deleted},
             )
+        report.lake_rows_removed = lake.removed if lake is not None else 0
         for forget in self._cache_hooks:
             forget(subject.keys)
         report.models_rewritten, report.model_rows_removed = self._rewrite_models(subject)
@@ -140,6 +149,9 @@ class ErasureService:
             self._on_models_changed()
         self._forget_on_disk([*report.deleted, "changes"])
         return report
+
+    def _lake_deletions(self) -> AbstractContextManager[LakeDeletions | None]:
+        return nullcontext() if self._lake is None else self._lake.deleting()
 
     def _rewrite_models(self, subject: Subject) -> tuple[int, int]:
         """Every stored model set without the person (model sets name people by profile key)."""

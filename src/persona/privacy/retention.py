@@ -3,19 +3,21 @@
 Profiles fold each event when it arrives, so their counts, affinities and RFM already hold what
 the deleted events contributed: deleting the raw events does not change any profile. Models
 retrained later no longer see them. Deleting by a cutoff is idempotent: a second run at the same
-time finds nothing older than the cutoff left.
+time finds nothing older than the cutoff left. The event lake deletes the same events: each
+cutoff is noted in it before the store commits, and applied to its files after.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from persona.clock import Clock
 from persona.jobs import PeriodicJob
 from persona.privacy.audit import AuditLog
-from persona.storage.protocols import Storage
+from persona.storage.protocols import EventLake, Storage
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ DAY_MS = 86_400_000
 class RetentionReport:
     now_ms: int
     deleted: dict[str, int] = field(default_factory=dict)  # per event type
+    lake_removed: int = 0  # rows the event lake removed (those the store had, copied there)
 
     @property
     def total(self) -> int:
@@ -34,23 +37,33 @@ class RetentionReport:
 
 class RetentionService:
     def __init__(
-        self, storage: Storage, clock: Clock, audit: AuditLog, days: Mapping[str, float]
+        self,
+        storage: Storage,
+        clock: Clock,
+        audit: AuditLog,
+        days: Mapping[str, float],
+        lake: EventLake | None = None,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._audit = audit
         self.days = dict(days)
+        self._lake = lake
 
     def run(self, *, actor: str = "retention") -> RetentionReport:
         report = RetentionReport(self._clock.now_ms())
         if not self.days:
             return report
-        with self._storage.write() as uow:
+        deletions = nullcontext() if self._lake is None else self._lake.deleting()
+        with deletions as lake, self._storage.write() as uow:
             for kind, days in sorted(self.days.items()):
                 cutoff = report.now_ms - round(days * DAY_MS)
+                if lake is not None:
+                    lake.expire(kind, cutoff)
                 report.deleted[kind] = uow.subjects.delete_events_before(kind, cutoff)
             if report.total:
                 self._audit.write(uow, actor, "retention.run", "events", report.deleted)
+        report.lake_removed = lake.removed if lake is not None else 0
         return report
 
 

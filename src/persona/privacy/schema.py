@@ -25,6 +25,10 @@ class ErasureReportOut(BaseModel):
     deleted: dict[str, int] = Field(description="Rows deleted per table.")
     models_rewritten: int
     model_rows_removed: int
+    lake_rows_removed: int = Field(
+        description="Events removed from the event lake's files (HOME/lake), rewritten without"
+        " the person."
+    )
 
 
 class ExportEvent(BaseModel):

@@ -22,7 +22,7 @@ from persona.privacy.secrets import encryption_key, pseudonym_key
 from persona.privacy.settings import PrivacySettings
 from persona.profiles.service import ProfileService
 from persona.recommend.service import RecommendationService
-from persona.storage.protocols import Storage
+from persona.storage.protocols import EventLake, Storage
 
 
 @dataclass
@@ -46,8 +46,10 @@ class PrivacyServices:
         ingest: IngestService,
         recommendations: RecommendationService,
         keys: ApiKeyService,
+        lake: EventLake | None = None,
     ) -> PrivacyServices:
-        """Build the services and hook them into ingest, traits and recommendations."""
+        """Build the services and hook them into ingest, traits and recommendations; erasure
+        and retention reach the event ``lake`` too."""
         personal = PersonalData(
             settings.personal_fields,
             settings.encrypted_fields,
@@ -66,7 +68,13 @@ class PrivacyServices:
             tombstones_of=personal.tombstone_hashes,
         )
         erasure = ErasureService(
-            storage, clock, personal, audit, recommendations.registry, recommendations.refresh
+            storage,
+            clock,
+            personal,
+            audit,
+            recommendations.registry,
+            recommendations.refresh,
+            lake,
         )
         services = cls(
             personal=personal,
@@ -74,7 +82,7 @@ class PrivacyServices:
             consent=consent,
             erasure=erasure,
             export=ExportService(storage, clock, profiles, personal, audit),
-            retention=RetentionService(storage, clock, audit, settings.retention_days),
+            retention=RetentionService(storage, clock, audit, settings.retention_days, lake),
             gate=PrivacyGate(personal, consent, settings.unconsented_events),
         )
         ingest.set_gate(services.gate)

@@ -10,7 +10,7 @@ from persona.errors import NothingToLearnError
 from persona.jobs import PeriodicJob
 from persona.recommend.service import RecommendationService
 from persona.recommend.training import train_model_set
-from persona.storage.protocols import Storage
+from persona.storage.protocols import InteractionSource, Storage
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +20,14 @@ def retrain(
     recommendations: RecommendationService,
     clock: Clock,
     event_weights: Mapping[str, float],
+    events: InteractionSource | None = None,
 ) -> None:
-    """Train a challenger; promote and reload it when it is not worse than the champion."""
+    """Train a challenger (on the events of ``events``, the lake, when given); promote and
+    reload it when it is not worse than the champion."""
     try:
-        outcome = train_model_set(storage, recommendations.registry, clock, event_weights)
+        outcome = train_model_set(
+            storage, recommendations.registry, clock, event_weights, events=events
+        )
     except NothingToLearnError as exc:
         log.info("scheduled retraining skipped: %s", exc.detail)
         return
@@ -46,9 +50,10 @@ def retrain_job(
     clock: Clock,
     event_weights: Mapping[str, float],
     interval_seconds: float,
+    events: InteractionSource | None = None,
 ) -> PeriodicJob:
     return PeriodicJob(
         "retrain",
         interval_seconds,
-        lambda: retrain(storage, recommendations, clock, event_weights),
+        lambda: retrain(storage, recommendations, clock, event_weights, events),
     )

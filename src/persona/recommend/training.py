@@ -17,7 +17,7 @@ from persona.recommend.dataset import Interactions, ItemTable
 from persona.recommend.pipeline import FitReport, PipelineConfig, RecommendationPipeline
 from persona.recommend.registry import ModelRegistry, ModelVersion
 from persona.recommend.shortlists import ExtraCandidates, rank_everyone
-from persona.storage.protocols import Storage
+from persona.storage.protocols import InteractionSource, Storage
 from persona.storage.records import ItemRecord
 
 # Events that show an item was put in front of someone say nothing about their taste.
@@ -35,21 +35,26 @@ class TrainingData:
     catalog_items: int  # items known to the catalog (the rest appear only in events)
 
 
-def interaction_rows(storage: Storage, before_ms: int | None = None) -> pa.Table:
+def interaction_rows(source: InteractionSource, before_ms: int | None = None) -> pa.Table:
     """The events recommenders learn from (before ``before_ms`` if given), as columns: every
     event naming an item, types in ``NOT_INTERACTIONS`` aside."""
-    columns = storage.interaction_columns(before_ms)
+    columns = source.interaction_columns(before_ms)
     return columns.filter(pc.invert(pc.is_in(columns["type"], pa.array(NOT_INTERACTIONS))))
 
 
 def load_training_data(
-    storage: Storage, weights: Mapping[str, float], *, before_ms: int | None = None
+    storage: Storage,
+    weights: Mapping[str, float],
+    *,
+    before_ms: int | None = None,
+    events: InteractionSource | None = None,
 ) -> TrainingData:
     """Every interaction (optionally only those before ``before_ms``) and every item's metadata.
 
-    The events come as columns (``Storage.interaction_columns``) and become index arrays in
-    Arrow and numpy: people are numbered in the order of their first interaction, catalog
-    items in catalog order, then items known only from events in order of first appearance.
+    The events come as columns from ``events`` (the lake, which the store keeps the same rows
+    in; the store itself by default) and become index arrays in Arrow and numpy: people are
+    numbered in the order of their first interaction, catalog items in catalog order, then
+    items known only from events in order of first appearance.
     """
     with storage.read() as uow:
         items: list[ItemRecord] = []
@@ -57,7 +62,7 @@ def load_training_data(
         while page := uow.catalog.list(after_id=after, limit=PAGE):
             items.extend(page)
             after = page[-1].item_id
-    columns = interaction_rows(storage, before_ms)
+    columns = interaction_rows(storage if events is None else events, before_ms)
     people = pc.dictionary_encode(columns["profile_key"]).combine_chunks()
     item_ids = [record.item_id for record in items]
     in_catalog = pc.index_in(columns["item_id"], value_set=pa.array(item_ids, pa.string()))
@@ -113,16 +118,18 @@ def train_model_set(
     before_ms: int | None = None,
     extra_candidates: ExtraCandidates | None = None,
     say: Callable[[str], None] | None = None,
+    events: InteractionSource | None = None,
 ) -> TrainingOutcome:
     """Train the pipeline on the stored events, save it as a new version, promote if not worse.
 
-    The comparison is champion/challenger on validation NDCG@10: the challenger is promoted
+    The events are read from ``events`` when given (the lake), else from the store. The
+    comparison is champion/challenger on validation NDCG@10: the challenger is promoted
     when it is at least as good as the serving version, or when nothing serves yet.
     """
     started = time.perf_counter()
     say = say or (lambda _: None)
     say("reading events and items")
-    data = load_training_data(storage, weights, before_ms=before_ms).interactions
+    data = load_training_data(storage, weights, before_ms=before_ms, events=events).interactions
     if not len(data.users):
         raise NotEnoughDataError("no events with an item to learn from")
     pipeline = RecommendationPipeline(config)

@@ -113,6 +113,7 @@ def erase_subject(
         deleted=report.deleted,
         models_rewritten=report.models_rewritten,
         model_rows_removed=report.model_rows_removed,
+        lake_rows_removed=report.lake_rows_removed,
     )
 
 
