@@ -13,6 +13,7 @@ import pytest
 from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.storage.protocols import EVENT_COLUMNS
+from persona.storage.sql import bulk
 from tests.conftest import open_engine
 from tests.storage.test_contract import event
 
@@ -158,5 +159,29 @@ def test_a_text_holding_a_separator_is_refused_not_misread(
             uow.events.append([event("bad\nid", at=1), event("good", at=2)])
         with pytest.raises(ValueError, match="separator"):
             written_after(engine, -1, chunk_rows)
+    finally:
+        engine.close()
+
+
+def test_a_sqlite_without_concat_ws_reads_the_same_rows(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.44 (the standard library's, where pysqlite3 has no wheel) joins the
+    fields with ``||``: the rows read back the same."""
+    engine = open_engine(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", clock)
+    try:
+        with engine.storage.write() as uow:
+            uow.events.append(
+                [
+                    event("e1", "a:x", 10, user_id=None, anonymous_id="x", item_id=None),
+                    event("e2", "u:1", 20, value=0.1 + 0.2, decision_id="d1"),
+                    event("e3", "u:2", 30, properties=None, context=None),
+                ]
+            )
+        _, recent = written_after(engine, -1)
+        row_text = bulk._sqlite_row_text
+        monkeypatch.setattr(bulk, "_sqlite_row_text", lambda _version: row_text((3, 40, 1)))
+        _, older = written_after(engine, -1)
+        assert older.equals(recent) and older.num_rows == 3
     finally:
         engine.close()

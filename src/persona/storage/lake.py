@@ -38,6 +38,7 @@ import logging
 import os
 import time
 from collections.abc import Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -70,6 +71,8 @@ FORMAT = 1
 CHUNK_ROWS = 250_000  # rows of the store read at a time: about 100 MB of text on SQLite
 ORDER = [("occurred_at_ms", "ascending"), ("event_id", "ascending")]
 PARTITIONING = ds.partitioning(pa.schema([("date", pa.date32())]), flavor="hive")
+# Every text column repeats values but the event id, which a dictionary would only slow down.
+DICTIONARY_COLUMNS = [name for name in EVENT_COLUMNS.names if name != "event_id"]
 _EPOCH = date(1970, 1, 1)
 
 
@@ -266,7 +269,7 @@ class ParquetEventLake:
     def _copy_days(self, work: _Work, written: WrittenEvents, report: LakeSync) -> None:
         current: int | None = None  # the day being gathered, in days since 1970-01-01
         parts: list[pa.Table] = []
-        for chunk in written.chunks:
+        for chunk in _read_ahead(written.chunks):
             days = np.floor_divide(chunk["occurred_at_ms"].to_numpy(), DAY_MS)
             cuts = (np.flatnonzero(np.diff(days)) + 1).tolist()
             for start, end in zip([0, *cuts], [*cuts, len(days)], strict=True):
@@ -317,7 +320,7 @@ class _Work:
         if table.num_rows:
             path = self.root / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, path, compression="zstd")
+            pq.write_table(table, path, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
             _fsync(path)
             times = table["occurred_at_ms"]
             first, last = int(times[0].as_py()), int(times[-1].as_py())
@@ -434,6 +437,18 @@ def _doomed(table: pa.Table, keys: set[str], expiring: dict[str, int]) -> pa.Chu
         old = pc.and_(pc.equal(table["type"], kind), pc.less(table["occurred_at_ms"], before_ms))
         doomed = pc.or_(doomed, old)
     return doomed
+
+
+def _read_ahead(chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """``chunks``, each read on a helper thread while the caller writes the one before: the
+    store's read (SQLite building text, PostgreSQL's driver) and Parquet's writer both run
+    without the interpreter lock, so on two cores the copy takes the longer of the two rather
+    than their sum."""
+    with ThreadPoolExecutor(1, thread_name_prefix="persona-lake") as helper:
+        coming = helper.submit(next, chunks, None)
+        while (chunk := coming.result()) is not None:
+            coming = helper.submit(next, chunks, None)
+            yield chunk
 
 
 def _read(path: Path) -> pa.Table:

@@ -123,22 +123,31 @@ ORDER BY occurred_at_ms
 """
 # SQLite: how many rows a read of the writes after a number finds (the covering index on
 # write_seq counts them), then chunks in event-time order after the (time, rowid) of the last
-# row of the chunk before. Few rows: found by write_seq, then sorted. Many: the scan of the time
-# index is in order already and needs no sort of them all per chunk. Each chunk says how many
-# rows it holds, so that a stray separator inside a value could not go unnoticed.
-_SQLITE_COUNT_WRITTEN = "SELECT count(*) FROM events WHERE write_seq > ?"
-_SQLITE_WRITTEN_CHUNK = """
-SELECT count(*), group_concat(
-    event_id || char(31) || type || char(31) || profile_key
-    || char(31) || coalesce(user_id, char(30)) || char(31) || coalesce(anonymous_id, char(30))
-    || char(31) || coalesce(item_id, char(30)) || char(31) || occurred_at_ms
-    || char(31) || received_at_ms
-    || char(31) || CASE WHEN value IS NULL THEN char(30) ELSE printf('%!.17g', value) END
-    || char(31) || coalesce(nullif(properties, 'null'), char(30))
-    || char(31) || coalesce(nullif(context, 'null'), char(30))
-    || char(31) || coalesce(decision_id, char(30)) || char(31) || source
-    || char(31) || row_id, char(10)
+# row of the chunk before. A few rows among many: found by write_seq, then sorted. Otherwise the
+# scan of the time index is in order already, with no sort of every row per chunk (a sort costs
+# about as much as the rest). Each chunk says how many rows it holds, so that a stray separator
+# inside a value could not go unnoticed.
+_SQLITE_COUNT_WRITTEN = (
+    "SELECT (SELECT count(*) FROM events WHERE write_seq > ?), (SELECT max(rowid) FROM events)"
 )
+_SQLITE_WRITTEN_FIELDS = (
+    "event_id",
+    "type",
+    "profile_key",
+    "coalesce(user_id, char(30))",
+    "coalesce(anonymous_id, char(30))",
+    "coalesce(item_id, char(30))",
+    "occurred_at_ms",
+    "received_at_ms",
+    "CASE WHEN value IS NULL THEN char(30) ELSE printf('%!.17g', value) END",
+    "coalesce(nullif(properties, 'null'), char(30))",
+    "coalesce(nullif(context, 'null'), char(30))",
+    "coalesce(decision_id, char(30))",
+    "source",
+    "row_id",
+)
+_SQLITE_WRITTEN_CHUNK = """
+SELECT count(*), group_concat({row}, char(10))
 FROM (
     SELECT rowid AS row_id, * FROM events INDEXED BY {index}
     WHERE write_seq > ? AND (occurred_at_ms, rowid) > (?, ?)
@@ -146,6 +155,16 @@ FROM (
     LIMIT ?
 )
 """
+
+
+def _sqlite_row_text(version: tuple[int, ...]) -> str:
+    """The SQL text of one row: ``concat_ws`` where SQLite has it (3.44), which builds the row
+    in one allocation; ``||`` copies it once per field (1.9 against 1.1 µs a row)."""
+    if version >= (3, 44):
+        return f"concat_ws(char(31), {', '.join(_SQLITE_WRITTEN_FIELDS)})"
+    return " || char(31) || ".join(_SQLITE_WRITTEN_FIELDS)
+
+
 _WRITTEN_FIELDS = pa.schema([*EVENT_COLUMNS, ("row_id", pa.int64())])
 
 
@@ -156,7 +175,8 @@ def events_after(engine: Engine, write_seq: int, chunk_rows: int) -> Iterator[Wr
         with engine.connect() as connection, connection.begin():  # one snapshot throughout
             cursor = driver_connection(connection).cursor()
             log_id, last = cursor.execute(_SEQUENCE).fetchone()
-            chunks = _sqlite_written(cursor, write_seq, chunk_rows)
+            version = engine.dialect.dbapi.sqlite_version_info  # type: ignore[union-attr]
+            chunks = _sqlite_written(cursor, _sqlite_row_text(version), write_seq, chunk_rows)
             yield WrittenEvents(str(log_id), int(last), chunks)
         return
     with _postgres_connection(engine) as connection, connection.cursor() as cursor:
@@ -169,10 +189,11 @@ def events_after(engine: Engine, write_seq: int, chunk_rows: int) -> Iterator[Wr
         connection.rollback()  # it only read
 
 
-def _sqlite_written(cursor: Any, write_seq: int, chunk_rows: int) -> Iterator[pa.Table]:
-    (found,) = cursor.execute(_SQLITE_COUNT_WRITTEN, (write_seq,)).fetchone()
-    index = "ix_events_write_seq" if found <= chunk_rows else "ix_events_occurred_at"
-    query = _SQLITE_WRITTEN_CHUNK.format(index=index)
+def _sqlite_written(cursor: Any, row: str, write_seq: int, chunk_rows: int) -> Iterator[pa.Table]:
+    found, newest_row = cursor.execute(_SQLITE_COUNT_WRITTEN, (write_seq,)).fetchone()
+    few = found <= chunk_rows and found * 4 <= (newest_row or 0)  # rowids: about the rows held
+    index = "ix_events_write_seq" if few else "ix_events_occurred_at"
+    query = _SQLITE_WRITTEN_CHUNK.format(row=row, index=index)
     after: tuple[int, int] = (-(1 << 62), -(1 << 62))
     while True:
         rows, text = cursor.execute(query, (write_seq, *after, chunk_rows)).fetchone()
