@@ -165,8 +165,11 @@ class TestConsentLog:
 
 class TestTombstones:
     def test_add_is_idempotent_and_keeps_the_first_time(self, engine: Engine) -> None:
+        with engine.storage.read() as uow:
+            assert not uow.tombstones.any()
         with engine.storage.write() as uow:
             uow.tombstones.add({"h1", "h2"}, 10)
+            assert uow.tombstones.any()
         with engine.storage.write() as uow:
             uow.tombstones.add(["h2", "h3"], 20)
             uow.tombstones.add([], 30)

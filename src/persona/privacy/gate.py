@@ -120,6 +120,8 @@ class PrivacyGate:
 
     def _erased(self, tombstones: Tombstones, keys: list[str]) -> set[str]:
         """The profile keys among ``keys`` that were erased."""
+        if not tombstones.any():
+            return set()
         hashes: dict[str, set[str]] = {}
         for key in keys:
             for digest in self.personal.tombstone_hashes(key):

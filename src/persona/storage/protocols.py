@@ -463,6 +463,11 @@ class Tombstones(Protocol):
         """Which of ``id_hashes`` have a tombstone. Ingest asks once per batch."""
         ...
 
+    def any(self) -> bool:
+        """Whether there is a tombstone at all: until someone is erased, ingest need not hash
+        the ids of each batch to ask."""
+        ...
+
 
 class HeldEvents(Protocol):
     """Events stored aside for lack of consent, where nothing that learns or decides reads

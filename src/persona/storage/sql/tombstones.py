@@ -28,6 +28,9 @@ class SqlTombstones:
         if fresh:
             self._c.execute(insert(subject_tombstones), fresh)
 
+    def any(self) -> bool:
+        return self._c.execute(select(subject_tombstones.c.id_hash).limit(1)).first() is not None
+
     def erased(self, id_hashes: Collection[str]) -> set[str]:
         if not id_hashes:
             return set()
