@@ -389,17 +389,19 @@ class _Work:
         """Delete the files of the events directory the manifest does not name (left by an
         operation that died before its commit, or replaced by one that died after it)."""
         named = {self.root / f.file for f in self.manifest.days.values()}
+        named_directories = {path.parent for path in named}
         events = self.root / EVENTS
         if not events.is_dir():
             return
         for directory in events.iterdir():
-            if directory.is_dir():
-                for path in directory.iterdir():
-                    if path not in named:
-                        path.unlink()
+            if not directory.is_dir():
+                directory.unlink()  # nothing the lake writes
+                continue
+            left = [path for path in directory.iterdir() if path not in named]
+            for path in left:
+                path.unlink()
+            if directory not in named_directories:
                 _remove_if_empty(directory)
-            elif directory not in named:
-                directory.unlink()
 
     def _new_files(self) -> list[Path]:
         return [
