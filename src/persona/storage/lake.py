@@ -228,9 +228,14 @@ class ParquetEventLake:
 
     @contextmanager
     def _work(self) -> Iterator[_Work]:
-        """The lake locked, its manifest loaded (an empty one for a new lake)."""
+        """The lake locked, its manifest loaded (an empty one for a new lake, whose directory
+        may still hold the files of a first sync that died)."""
         with self._locked():
-            yield self._existing() or _Work(self.root, Manifest())
+            work = self._existing()
+            if work is None:
+                work = _Work(self.root, Manifest())
+                work.collect_garbage()
+            yield work
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -374,7 +379,8 @@ class _Work:
         """Make the files written so far the lake's, and delete the ones they replace."""
         if not self.changed:
             return
-        for directory in {p.parent for p in self._new_files()}:
+        directories = {p.parent for p in self._new_files()}
+        for directory in [*directories, *({self.root / EVENTS} if directories else ())]:
             _fsync(directory)  # the new files' names are on disk before the manifest names them
         self.manifest.generation = self.generation
         self.save_manifest()
