@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from persona.cache import AnswerCache, Refreshed
+from persona.cache import BULK_INVALIDATION, AnswerCache, Refreshed
 
 
 class Clock:
@@ -34,6 +34,17 @@ def test_a_ranking_that_started_before_an_invalidation_is_not_stored() -> None:
     assert not cache.put("q1", ["u:ann"], ticket, "stale")
     assert cache.get("q1") is None
     assert cache.put("q1", ["u:ann"], cache.ticket(), "fresh")  # a later ranking is kept
+
+
+def test_a_change_to_very_many_people_empties_the_cache_and_refuses_older_tickets() -> None:
+    cache: AnswerCache[str] = AnswerCache(ttl_seconds=60)
+    ticket = cache.ticket()
+    cache.put("q1", ["u:ann"], ticket, "answer")
+    many = {f"u:{i}" for i in range(BULK_INVALIDATION + 1)}  # ann is not among them
+    cache.invalidate(many)
+    assert cache.get("q1") is None
+    assert not cache.put("q2", ["u:bob"], ticket, "stale")
+    assert cache.put("q2", ["u:bob"], cache.ticket(), "fresh")
 
 
 def test_a_person_not_seen_yet_is_dropped_by_either_of_their_first_keys() -> None:

@@ -48,6 +48,9 @@ class _Entry(Generic[V]):
     weight: int
 
 
+# A change to more people than this (a bulk import's batch touches tens of thousands) empties
+# the cache instead of looking up each of them: dropping everything is always correct.
+BULK_INVALIDATION = 4096
 SWEEP_PER_PUT = 4  # expired entries looked at (and dropped) from the old end on each put
 
 
@@ -155,6 +158,9 @@ class AnswerCache(Generic[V]):
     def invalidate(self, profile_keys: Collection[str]) -> None:
         """Drop the answers of these people, and refuse answers computed before this call."""
         if not profile_keys:
+            return
+        if len(profile_keys) > BULK_INVALIDATION:
+            self.clear()  # as correct, and it costs nothing per person
             return
         with self._lock:
             self._sequence += 1

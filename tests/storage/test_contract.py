@@ -107,13 +107,25 @@ class TestEventLog:
     def test_for_profile_is_newest_first_and_reassign_moves_history(self, engine: Engine) -> None:
         with engine.storage.write() as uow:
             uow.events.append(
-                [event("e1", "a:x", 10), event("e2", "a:x", 30), event("e3", "u:y", 20)]
+                [
+                    event("e1", "a:x", 10),
+                    event("e2", "a:x", 30),
+                    event("e3", "u:y", 20),
+                    event("e4", "a:z", 40),
+                ]
             )
-            assert uow.events.reassign_profile("a:x", "u:y") == 2
+            assert uow.events.reassign_profiles({}) == 0
+            assert uow.events.reassign_profiles({"a:x": "u:y", "a:z": "u:w"}) == 3
         with engine.storage.read() as uow:
             assert [e.event_id for e in uow.events.for_profile("u:y", 10)] == ["e2", "e3", "e1"]
             assert uow.events.for_profile("a:x", 10) == []
-            assert [e.event_id for e in uow.events.iter_all(batch_size=2)] == ["e1", "e3", "e2"]
+            assert [e.event_id for e in uow.events.for_profile("u:w", 10)] == ["e4"]
+            assert [e.event_id for e in uow.events.iter_all(batch_size=2)] == [
+                "e1",
+                "e3",
+                "e2",
+                "e4",
+            ]
 
     def test_many_ids_beyond_one_parameter_chunk(self, engine: Engine) -> None:
         records = [event(f"e{i}", at=i) for i in range(2500)]

@@ -88,7 +88,7 @@ class TestWrittenEvents:
             uow.events.append([event("e1", "a:x", 10), event("e2", "u:y", 20)])
         seen, _ = written_after(engine, -1)
         with engine.storage.write() as uow:
-            assert uow.events.reassign_profile("a:x", "u:y") == 1
+            assert uow.events.reassign_profiles({"a:x": "u:y"}) == 1
         last, moved = written_after(engine, seen)
         assert last == seen + 1
         assert moved.select(["event_id", "profile_key"]).to_pylist() == [

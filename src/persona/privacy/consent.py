@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from persona.cache import AnswerCache
+from persona.cache import BULK_INVALIDATION, AnswerCache
 from persona.clock import Clock
 from persona.errors import InvalidRequestError, SubjectErasedError
 from persona.identity import ANONYMOUS, anonymous_key, is_user_key, split_key, user_key
@@ -314,7 +314,7 @@ class ConsentService:
     def _committed(self, changed: Collection[str] | None) -> None:
         """Forget the decisions of the people a commit changed (consent given by an event, a
         link between ids, an erasure ...)."""
-        if changed is None:
+        if changed is None or len(changed) > BULK_INVALIDATION:  # a bulk import's batch
             self._forget_everything()
             return
         if changed:

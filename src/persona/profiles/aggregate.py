@@ -247,21 +247,23 @@ class ProfileState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProfileState:
+        """The state ``to_dict`` wrote (read once per profile a batch changes: its lists become
+        tuples in C, without a Python call per entry)."""
         key = data.get("last_context_key")
         return cls(
-            counts=dict(data.get("counts", {})),
-            event_count=int(data.get("event_count", 0)),
-            first_seen_ms=data.get("first_seen_ms"),
-            last_seen_ms=data.get("last_seen_ms"),
-            purchases=int(data.get("purchases", 0)),
-            revenue_micros=int(data.get("revenue_micros", 0)),
-            last_purchase_ms=data.get("last_purchase_ms"),
-            affinity=dict(data.get("affinity", {})),
-            affinity_anchor_ms=data.get("affinity_anchor_ms"),
-            recent=[(str(i), int(t), str(e)) for i, t, e in data.get("recent", [])],
-            last_context=data.get("last_context"),
-            last_context_key=(int(key[0]), str(key[1])) if key else None,
-            sessions=[(start, end) for start, end in data.get("sessions", [])],
+            dict(data.get("counts", {})),
+            int(data.get("event_count", 0)),
+            data.get("first_seen_ms"),
+            data.get("last_seen_ms"),
+            int(data.get("purchases", 0)),
+            int(data.get("revenue_micros", 0)),
+            data.get("last_purchase_ms"),
+            dict(data.get("affinity", {})),
+            data.get("affinity_anchor_ms"),
+            list(map(tuple, data.get("recent", ()))),
+            data.get("last_context"),
+            (int(key[0]), str(key[1])) if key else None,
+            list(map(tuple, data.get("sessions", ()))),
         )
 
 

@@ -105,8 +105,7 @@ class ProfileUpdate:
         uow.profiles.save_states(self.documents, now_ms)
         if self.merged_away:
             uow.profiles.delete(self.merged_away)
-            for alias in self.merged_away:
-                uow.events.reassign_profile(alias, self.links[alias])
+            uow.events.reassign_profiles({a: self.links[a] for a in self.merged_away})
         uow.profiles.add_aliases(self.new_links, now_ms)
 
 

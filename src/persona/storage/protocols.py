@@ -97,7 +97,10 @@ class EventLog(Protocol):
         Python); the block must not use the transaction. ``Appended.ids`` is set after it."""
         ...
 
-    def reassign_profile(self, from_key: str, to_key: str) -> int: ...
+    def reassign_profiles(self, moves: Mapping[str, str]) -> int:
+        """Move every event of each profile key to the key it maps to (profiles merged by an
+        identify); returns the events moved."""
+        ...
 
     def for_profile(self, profile_key: str, limit: int) -> list[EventRecord]:
         """The most recent events of a profile, newest first."""

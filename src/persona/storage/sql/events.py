@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +28,9 @@ from persona.storage.sql.common import (
     json_text,
     upsert_insert,
 )
+
+# Profiles merged by identify events: one statement the driver runs per merged key.
+_SQLITE_REASSIGN = "UPDATE events SET profile_key = ?, write_seq = ? WHERE profile_key = ?"
 
 _SQLITE_APPEND = """
 INSERT INTO events (
@@ -247,14 +250,23 @@ class SqlEventLog:
             raise RuntimeError("the event log changed under an open transaction")
         self._absent.difference_update(fresh_ids)
 
-    def reassign_profile(self, from_key: str, to_key: str) -> int:
+    def reassign_profiles(self, moves: Mapping[str, str]) -> int:
+        if not moves:
+            return 0
+        write_seq = self._next_write()  # the lake copies them again
+        if is_sqlite(self._c):  # one statement run per move by the driver, as ingest's others
+            rows = [(to_key, write_seq, from_key) for from_key, to_key in moves.items()]
+            return int(driver_connection(self._c).executemany(_SQLITE_REASSIGN, rows).rowcount)
         t = tables.events
-        result = self._c.execute(
-            update(t)
-            .where(t.c.profile_key == from_key)
-            .values(profile_key=to_key, write_seq=self._next_write())  # the lake copies them again
-        )
-        return int(result.rowcount)
+        moved = 0
+        for from_key, to_key in moves.items():
+            result = self._c.execute(
+                update(t)
+                .where(t.c.profile_key == from_key)
+                .values(profile_key=to_key, write_seq=write_seq)
+            )
+            moved += int(result.rowcount)
+        return moved
 
     def for_profile(self, profile_key: str, limit: int) -> list[EventRecord]:
         t = tables.events
