@@ -4,6 +4,7 @@ with each stage's wall time and peak memory, then recommendations with the answe
 
     .venv/bin/python benchmarks/scale.py                      # --sizes 1000000 3000000 10000000
     .venv/bin/python benchmarks/scale.py --sizes 1000000 --keep /tmp/shop
+    .venv/bin/python benchmarks/scale.py --json scale.json   # then cost_curve.py scale.json
 
 Each stage runs as the real command in a process of its own; its peak memory is the
 process's maximum resident set (``wait4``), the server's is the proportional set size of all
@@ -21,6 +22,7 @@ least 99% of answers personalized. Each stage should grow no faster than the eve
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -130,6 +132,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--keep", type=Path, help="keep each size's shop and home under here")
+    parser.add_argument("--json", type=Path, help="write the rows here (for cost_curve.py)")
     options = parser.parse_args()
     require_wrk()
     rows = []
@@ -147,6 +150,8 @@ def main() -> int:
             ),
             flush=True,
         )
+        if options.json is not None:  # after each size: a long run keeps what it measured
+            options.json.write_text(json.dumps(rows, indent=1))
     last = rows[-1]
     print(
         f"at {last['events']:,.0f} events: import {last['import events/s']:,.0f}/s"
