@@ -126,11 +126,17 @@ def worker_app() -> FastAPI:
     return create_app(Engine.open(settings), background_jobs=True)
 
 
+SUPERVISOR_PID = "PERSONA_SUPERVISOR_PID"  # set by `persona serve` for its workers
+ORPHAN_GRACE_SECONDS = 15.0  # past uvicorn's graceful stop (10 s)
+
+
 def _die_with_parent() -> None:
     """Exit when the server's first process dies, however it died (a SIGKILL leaves no time
     to stop its workers): the kernel sends SIGKILL at once on Linux; elsewhere a thread
     notices within a second and asks for a graceful stop."""
-    parent = os.getppid()
+    # The supervisor's pid as it set it: had it died before this call (a worker takes a
+    # second or two to import), the parent now would be whoever adopted this process.
+    parent = int(os.environ.get(SUPERVISOR_PID, 0)) or os.getppid()
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -143,5 +149,9 @@ def _die_with_parent() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
         os.kill(os.getpid(), signal.SIGTERM)
+        # A graceful stop waits for open connections, which a client may hold forever: an
+        # orphan must not outlive its server (it would keep serving and writing alone).
+        time.sleep(ORPHAN_GRACE_SECONDS)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()

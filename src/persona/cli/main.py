@@ -162,7 +162,7 @@ def run_workers(engine: Engine, workers: int) -> None:
     environment, which gets this command's own options."""
     import uvicorn
 
-    from persona.api.server import HeadLimitsProtocol
+    from persona.api.server import SUPERVISOR_PID, HeadLimitsProtocol
 
     settings = engine.settings
     engine.close()  # each worker opens its own; this process only supervises
@@ -171,6 +171,7 @@ def run_workers(engine: Engine, workers: int) -> None:
     os.environ[names["dev_mode"]] = "true" if settings.dev_mode else "false"
     if settings.database_url:
         os.environ[names["database_url"]] = settings.database_url
+    os.environ[SUPERVISOR_PID] = str(os.getpid())  # workers die with this process
     uvicorn.run(
         "persona.api.server:worker_app",
         factory=True,
