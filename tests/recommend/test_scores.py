@@ -109,6 +109,37 @@ def test_factor_scores_match_their_products(
     )
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    items=st.integers(1, 60),
+    n=st.integers(1, 20),
+    share=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_factor_scores_propose_among_their_pool_and_score_every_item(
+    rows: int, items: int, n: int, share: float, seed: int
+) -> None:
+    """A pool of proposable items: the best of the pool, as the products of the pool's
+    columns rank them; the scores of items outside it stay exact."""
+    rng = np.random.default_rng(seed)
+    people = rng.standard_normal((rows, 8)).astype(np.float32)
+    catalog = rng.standard_normal((items, 8)).astype(np.float32)
+    blocked = _blocked(rng, rows, items, share)
+    pool = np.sort(rng.choice(items, rng.integers(1, items + 1), replace=False))
+    scored = FactorScores(people, catalog, pool)
+    products = people @ catalog.T
+    outside = np.ones(items, dtype=bool)
+    outside[pool] = False
+    only_pool = Blocked(blocked.everyone | outside, blocked.own)
+    expected = _proposals(DenseScores(products).top(n, only_pool))
+    assert _proposals(scored.top(n, blocked)) == expected
+    every_row, every_item = _every_pair(rows, items)
+    np.testing.assert_allclose(
+        scored.at(every_row, every_item), products.ravel(), rtol=1e-5, atol=1e-5
+    )
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     rows=st.integers(0, 6),

@@ -24,7 +24,7 @@ from persona.recommend.dataset import FloatArray, IntArray, Interactions, histor
 from persona.recommend.features import ItemFacts, build_features, feature_names
 from persona.recommend.proposers import SourceBits, SourceNames
 from persona.recommend.ranker import LambdaRanker, RankerConfig, RankerReport
-from persona.recommend.request import History, RequestBlock, source_input
+from persona.recommend.request import Histories, History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, Slot, rerank
 from persona.recommend.scores import NOTHING, Blocked, RowScores, Scores, find_sorted
 from persona.recommend.sources import (
@@ -49,6 +49,9 @@ WHY_LEFT_OUT = {
     "ease": f"dense EASE serves catalogs of up to {EASE_MAX_ITEMS:,} items (its memory grows "
     "with the square of the catalog, its time with the cube)",
 }
+
+
+EMPTY = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class RecommendationPipeline:
         self.facts: ItemFacts | None = None
         self.data: Interactions | None = None
         self.available: npt.NDArray[np.bool_] | None = None
-        self._histories: list[History] = []
+        self._histories = Histories(EMPTY, EMPTY, np.zeros(1, dtype=np.int64))
         self._last_times: IntArray = np.zeros(0, dtype=np.int64)
         self._pools: dict[int, IntArray] = {}  # exploration pools by second, the latest few
 
@@ -143,8 +146,14 @@ class RecommendationPipeline:
         # Cutoffs, latest last: each hides the latest share of what the previous one kept, so
         # the ranker learns from several moments of each history (more examples, less noise).
         cutoffs = [temporal_holdout(data, c.holdout_share)]
-        for _ in range(c.extra_cutoffs):
-            cutoffs.insert(0, temporal_holdout(cutoffs[0][0], c.holdout_share))
+        # Earlier moments add examples where people are few. When the latest moment alone has
+        # as many people as the ranker's examples allow, they would only replace people by
+        # earlier moments of fewer people, at the cost of fitting every source again (a third
+        # of the training at 10M events).
+        enough = min(c.max_ranker_people, c.max_ranker_examples // sum(c.candidates.values()))
+        if sum(len(items) > 0 for items in cutoffs[0][1]) < enough:
+            for _ in range(c.extra_cutoffs):
+                cutoffs.insert(0, temporal_holdout(cutoffs[0][0], c.holdout_share))
         later = cutoffs[-1][1]
         people = np.flatnonzero([len(items) > 0 for items in later])
         rng = np.random.default_rng(c.seed)
@@ -266,7 +275,7 @@ class RecommendationPipeline:
         as_of = int(self._last_times[person])
         return Request(self._histories[person], as_of, int(_hours(np.asarray([as_of]))[0]))
 
-    def histories(self) -> list[History]:
+    def histories(self) -> Histories:
         """Each fitted person's history, by person index."""
         return self._histories
 
@@ -571,12 +580,13 @@ def temporal_holdout(data: Interactions, share: float) -> tuple[Interactions, li
     return data.subset(keep), later
 
 
-def histories_of(data: Interactions) -> list[History]:
+def histories_of(data: Interactions) -> Histories:
+    """Each person's interactions in time order (ties by item)."""
     order = np.lexsort((data.items, data.timestamps_ms, data.users))
-    counts = np.bincount(data.users[order], minlength=data.n_users)
-    items = np.split(data.items[order], np.cumsum(counts)[:-1])
-    times = np.split(data.timestamps_ms[order] // 1000, np.cumsum(counts)[:-1])
-    return [History(i, t) for i, t in zip(items, times, strict=True)]
+    counts = np.bincount(data.users, minlength=data.n_users)
+    offsets = np.zeros(data.n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return Histories(data.items[order], data.timestamps_ms[order] // 1000, offsets)
 
 
 def last_times_s(data: Interactions) -> IntArray:

@@ -8,7 +8,7 @@ on demand, instead of a list of names built for every candidate.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,16 @@ import numpy.typing as npt
 T = TypeVar("T")
 
 MAX_SOURCES = 32  # bits of a uint32
+
+
+def bits_type(sources: int) -> type[np.unsignedinteger[Any]]:
+    """The narrowest unsigned integer type with a bit for each of ``sources`` sources."""
+    for kind in (np.uint8, np.uint16, np.uint32):
+        if sources <= np.iinfo(kind).bits:
+            return kind
+    raise ValueError(f"{sources} sources: at most {MAX_SOURCES}")
+
+
 HEAD = 32  # items searched first for an answer's items: nearly all of them are there
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 from scipy import sparse
@@ -26,6 +27,31 @@ class History:
 
     def recent(self, n: int = RECENT_ITEMS) -> IntArray:
         return self.items[-n:]
+
+
+class Histories(Sequence[History]):
+    """Every person's history, by person index, as two flat arrays in person order and the
+    offset of each person: a history is two views made when asked. (A list of a million
+    histories holds two million arrays: 0.7 GB and seconds to build at 10M events.)"""
+
+    def __init__(self, items: IntArray, times_s: IntArray, offsets: IntArray) -> None:
+        self._items, self._times, self._offsets = items, times_s, offsets
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @overload
+    def __getitem__(self, person: int) -> History: ...
+    @overload
+    def __getitem__(self, person: slice) -> list[History]: ...
+    def __getitem__(self, person: int | slice) -> History | list[History]:
+        if isinstance(person, slice):
+            return [self[i] for i in range(*person.indices(len(self)))]
+        if not -len(self) <= person < len(self):
+            raise IndexError(person)
+        person %= len(self)
+        start, end = self._offsets[person], self._offsets[person + 1]
+        return History(self._items[start:end], self._times[start:end])
 
 
 @dataclass(frozen=True)

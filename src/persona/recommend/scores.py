@@ -156,22 +156,34 @@ class FactorScores:
     items are found by implicit's top-k search, which multiplies and selects in batches
     without a rows x items matrix, skipping what is blocked."""
 
-    def __init__(self, people: np.ndarray, items: np.ndarray) -> None:
+    def __init__(
+        self, people: np.ndarray, items: np.ndarray, proposable: IntArray | None = None
+    ) -> None:
+        """``proposable``: the sorted items the search proposes among (all when None); the
+        scores of any item stay exact."""
         self.people = np.ascontiguousarray(people, dtype=np.float32)
         self.items = np.ascontiguousarray(items, dtype=np.float32)
+        self.proposable = proposable
 
     def top(self, n: int, blocked: Blocked) -> IntArray:
-        n = max(1, min(n, len(self.items)))
-        unavailable = np.flatnonzero(blocked.everyone).astype(np.int32)
+        pool, everyone, own = self.items, blocked.everyone, blocked.own
+        if self.proposable is not None:
+            pool = self.items[self.proposable]
+            everyone = everyone[self.proposable]
+            own = own[:, self.proposable].tocsr()
+        n = max(1, min(n, len(pool)))
+        unavailable = np.flatnonzero(everyone).astype(np.int32)
         ids, scores = topk(
-            self.items,
+            pool,
             self.people,
             n,
-            filter_query_items=blocked.own if blocked.own.nnz else None,
+            filter_query_items=own if own.nnz else None,
             filter_items=unavailable if len(unavailable) else None,
             num_threads=1,
         )
         best = np.asarray(ids, dtype=np.int64)
+        if self.proposable is not None:
+            best = self.proposable[best]
         best[~(np.asarray(scores) > FILTERED)] = NOTHING
         return best
 

@@ -40,6 +40,11 @@ WORD = r"(?u)\b\w[\w-]+\b"  # words of two characters or more, hyphens kept
 # (see each); their scores of a candidate stay exact.
 FULL_CATALOG_ITEMS = 10_000
 NEWEST_ITEMS = 2_000  # content's proposals on a larger catalog: the newest items
+# Matrix factorization's proposals on a larger catalog: the items most interacted with (on the
+# generated 100,000-item shop, the top 20,000 hold 84% of the interactions). Searching every
+# item's factors for each person was a third of the batch ranking at 10M events.
+FACTOR_PROPOSABLE_ITEMS = 20_000
+PROPOSABLE = "proposable"  # the saved array of a source's proposable items
 CATEGORY_LEADERS = 100  # category trending's on a larger catalog: each category's top items
 SIMILARITY_MEMO_MAX = 10_000_000  # catalog x pool similarities kept for exploration (40 MB)
 
@@ -70,9 +75,13 @@ class ScorerSource:
     def __init__(self, name: str, scorer: Scorer) -> None:
         self.name = name
         self.scorer = scorer
+        self._proposable: IntArray | None = None  # factors: the items searched, if not all
 
     def fit(self, data: Interactions) -> None:
         self.scorer.fit(data)
+        self._proposable = None
+        if isinstance(self.scorer, ALS) and data.n_items > FACTOR_PROPOSABLE_ITEMS:
+            self._proposable = np.sort(most_interacted(data, FACTOR_PROPOSABLE_ITEMS))
 
     def score(self, inputs: SourceInput) -> Scores:
         return self.score_rows(inputs.history)
@@ -83,14 +92,21 @@ class ScorerSource:
             return SparseScores(binary(history) @ self.scorer.similarity)
         if isinstance(self.scorer, ALS):
             assert self.scorer.item_factors is not None, "fit first"
-            return FactorScores(self.scorer.user_factors(history), self.scorer.item_factors)
+            return FactorScores(
+                self.scorer.user_factors(history), self.scorer.item_factors, self._proposable
+            )
         return DenseScores(self.scorer.score(history))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return self.scorer.to_arrays()
+        arrays = self.scorer.to_arrays()
+        if self._proposable is not None:
+            arrays[PROPOSABLE] = self._proposable
+        return arrays
 
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.scorer = type(self.scorer).from_arrays(self.scorer.config, arrays)
+        own = {k: v for k, v in arrays.items() if k != PROPOSABLE}
+        self.scorer = type(self.scorer).from_arrays(self.scorer.config, own)
+        self._proposable = arrays.get(PROPOSABLE)
 
 
 class RecentView:
@@ -216,7 +232,7 @@ class ContentSimilarity:
             "shape": np.array(v.shape),
         }
         if self._proposable is not None:
-            arrays["proposable"] = self._proposable
+            arrays[PROPOSABLE] = self._proposable
         return arrays
 
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
@@ -225,7 +241,13 @@ class ContentSimilarity:
             (arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape
         )
         self._similarity_memo = None
-        self._proposable = arrays.get("proposable")
+        self._proposable = arrays.get(PROPOSABLE)
+
+
+def most_interacted(data: Interactions, n: int) -> IntArray:
+    """The ``n`` items with the most interactions, most first (ties: lower index first)."""
+    counts = np.bincount(data.items, minlength=data.n_items)
+    return np.argsort(-counts, kind="stable")[:n].astype(np.int64)
 
 
 def newest_items(data: Interactions, n: int) -> IntArray:
