@@ -85,55 +85,31 @@ def test_sparse_scores_match_the_matrix_on_the_items_they_score(
     np.testing.assert_array_equal(scored.at(every_row, every_item), values.ravel())
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     rows=st.integers(1, 6),
     items=st.integers(1, 60),
     n=st.integers(1, 20),
     share=st.floats(0.0, 1.0),
     seed=st.integers(0, 2**16),
+    pooled=st.booleans(),
 )
 def test_factor_scores_match_their_products(
-    rows: int, items: int, n: int, share: float, seed: int
+    rows: int, items: int, n: int, share: float, seed: int, pooled: bool
 ) -> None:
-    rng = np.random.default_rng(seed)
-    people = rng.standard_normal((rows, 8)).astype(np.float32)
-    catalog = rng.standard_normal((items, 8)).astype(np.float32)
-    blocked = _blocked(rng, rows, items, share)
-    scored = FactorScores(people, catalog)
-    products = people @ catalog.T
-    assert _proposals(scored.top(n, blocked)) == _proposals(DenseScores(products).top(n, blocked))
-    every_row, every_item = _every_pair(rows, items)
-    np.testing.assert_allclose(
-        scored.at(every_row, every_item), products.ravel(), rtol=1e-5, atol=1e-5
-    )
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    rows=st.integers(1, 6),
-    items=st.integers(1, 60),
-    n=st.integers(1, 20),
-    share=st.floats(0.0, 1.0),
-    seed=st.integers(0, 2**16),
-)
-def test_factor_scores_propose_among_their_pool_and_score_every_item(
-    rows: int, items: int, n: int, share: float, seed: int
-) -> None:
-    """A pool of proposable items: the best of the pool, as the products of the pool's
-    columns rank them; the scores of items outside it stay exact."""
+    """Proposals as the products rank them, among a pool of proposable items if given (the
+    rest as if blocked); the score of any item stays exact."""
     rng = np.random.default_rng(seed)
     people = rng.standard_normal((rows, 8)).astype(np.float32)
     catalog = rng.standard_normal((items, 8)).astype(np.float32)
     blocked = _blocked(rng, rows, items, share)
     pool = np.sort(rng.choice(items, rng.integers(1, items + 1), replace=False))
-    scored = FactorScores(people, catalog, pool)
+    scored = FactorScores(people, catalog, pool if pooled else None)
     products = people @ catalog.T
     outside = np.ones(items, dtype=bool)
-    outside[pool] = False
-    only_pool = Blocked(blocked.everyone | outside, blocked.own)
-    expected = _proposals(DenseScores(products).top(n, only_pool))
-    assert _proposals(scored.top(n, blocked)) == expected
+    outside[pool if pooled else np.arange(items)] = False
+    as_dense = Blocked(blocked.everyone | outside, blocked.own)
+    assert _proposals(scored.top(n, blocked)) == _proposals(DenseScores(products).top(n, as_dense))
     every_row, every_item = _every_pair(rows, items)
     np.testing.assert_allclose(
         scored.at(every_row, every_item), products.ravel(), rtol=1e-5, atol=1e-5
