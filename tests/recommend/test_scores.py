@@ -15,6 +15,7 @@ from persona.recommend.scores import (
     FactorScores,
     SharedScores,
     SparseScores,
+    row_sum,
 )
 
 
@@ -150,3 +151,20 @@ def test_a_row_with_everything_blocked_proposes_nothing() -> None:
         SharedScores(values[0], 2),
     ):
         assert _proposals(scores.top(5, blocked)) == [[], [0, 2]], type(scores).__name__
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 20),
+    columns=st.integers(1, 30),
+    density=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_a_sum_of_sparse_rows_is_the_sum_of_the_dense_rows(
+    rows: int, columns: int, density: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.random((rows, columns)) * (rng.random((rows, columns)) < density)
+    chosen = rng.choice(rows, rng.integers(0, rows + 1))  # repeats included
+    summed = row_sum(sparse.csr_matrix(values), chosen)
+    np.testing.assert_allclose(summed, values[chosen].sum(axis=0), rtol=1e-5, atol=1e-6)

@@ -40,6 +40,19 @@ def entry_rows(matrix: sparse.csr_matrix) -> IntArray:
     return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
 
 
+def row_sum(matrix: sparse.csr_matrix, rows: IntArray) -> FloatArray:
+    """The sum of some rows of a sparse matrix, as a dense vector: its stored entries gathered
+    in numpy (scipy's row selection costs a tenth of a millisecond per call)."""
+    starts, ends = matrix.indptr[rows], matrix.indptr[np.asarray(rows) + 1]
+    lengths = ends - starts
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    entries = np.arange(int(lengths.sum())) + offsets
+    summed = np.bincount(
+        matrix.indices[entries], weights=matrix.data[entries], minlength=matrix.shape[1]
+    )
+    return summed.astype(np.float32)
+
+
 def find_sorted(sorted_keys: IntArray, wanted: IntArray) -> tuple[IntArray, BoolMatrix]:
     """Where each wanted key is among ``sorted_keys``, and whether it is there. A (row, item)
     pair kept as the key ``row * n_items + item`` is then found with one search."""

@@ -32,6 +32,7 @@ from persona.recommend.scores import (
     SparseScores,
     entry_rows,
     row_dots,
+    row_sum,
 )
 from persona.recommend.timeline import ItemTimeline
 
@@ -150,7 +151,7 @@ class ContentSimilarity:
     def __init__(self, config: ContentConfig | None = None) -> None:
         self.config = config or ContentConfig()
         self._vectors: sparse.csr_matrix | None = None
-        self._similarity_memo: tuple[bytes, np.ndarray] | None = None
+        self._similarity_memo: tuple[bytes, np.ndarray | sparse.csr_matrix] | None = None
         self._proposable: IntArray | None = None  # None: every item
 
     def fit(self, data: Interactions) -> None:
@@ -198,27 +199,29 @@ class ContentSimilarity:
         """How much each of a few ``items`` resembles the history: ``score``'s cosine times
         the norm of the history's summed vectors, a factor the same for every item, so the
         order is ``score``'s. Serving asks this on every request for the same exploration
-        pool: where the catalog allows, the pool's similarity to every item is computed once
-        and a request sums a few of its rows."""
+        pool: the pool's similarity to every item is computed once, and a request sums a few
+        of its rows."""
         assert self._vectors is not None, "fit first"
         seen = np.unique(history)
-        v = self._vectors
-        if v.shape[0] * len(items) > SIMILARITY_MEMO_MAX:
-            summed = sparse.csr_matrix(v[seen].sum(axis=0))
-            return np.asarray((summed @ v[items].T).toarray(), dtype=np.float32).ravel()
         similar = self._similarity_to_all(items)
-        return np.asarray(similar[seen].sum(axis=0), dtype=np.float32)
+        if isinstance(similar, np.ndarray):
+            return np.asarray(similar[seen].sum(axis=0), dtype=np.float32)
+        return row_sum(similar, seen)
 
-    def _similarity_to_all(self, items: IntArray) -> np.ndarray:
+    def _similarity_to_all(self, items: IntArray) -> np.ndarray | sparse.csr_matrix:
         """Catalog x ``items`` cosine similarities, kept for the latest ``items`` asked (a
-        history's items are then a few contiguous rows, not a column of every row)."""
+        history's items are then a few rows): dense while the catalog allows
+        (``SIMILARITY_MEMO_MAX``), sparse beyond (an item shares words with few others)."""
         assert self._vectors is not None, "fit first"
         key = np.asarray(items, dtype=np.int64).tobytes()
         memo = self._similarity_memo
         if memo is not None and memo[0] == key:
             return memo[1]
         v = self._vectors
-        similar = np.ascontiguousarray((v @ v[items].T).toarray(), dtype=np.float32)
+        product = sparse.csr_matrix(v @ v[items].T, dtype=np.float32)
+        similar: np.ndarray | sparse.csr_matrix = product
+        if v.shape[0] * len(items) <= SIMILARITY_MEMO_MAX:
+            similar = np.ascontiguousarray(product.toarray(), dtype=np.float32)
         self._similarity_memo = (key, similar)
         return similar
 
