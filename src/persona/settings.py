@@ -265,11 +265,16 @@ FORMER_NAMES: dict[str, str] = {
 }
 
 
+# Not a setting: `persona serve` tells its workers which process supervises them.
+SUPERVISOR_PID = f"{ENV_PREFIX}SUPERVISOR_PID"
+
+
 def unknown_environment_keys(environ: dict[str, str] | None = None) -> list[str]:
     """``PERSONA_*`` variables that name no setting, each with its new name if it moved."""
     env = os.environ if environ is None else environ
     names = environment_names()
     known = set(names.values()) | {f"{ENV_PREFIX}{group}".upper() for group, _ in _groups()}
+    known.add(SUPERVISOR_PID)
     unknown = []
     for key in sorted(env):
         upper = key.upper()

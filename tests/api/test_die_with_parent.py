@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from persona.api.server import SUPERVISOR_PID
+from persona.settings import SUPERVISOR_PID
 
 
 def test_a_worker_whose_supervisor_died_before_it_started_stops_at_once() -> None:

@@ -30,7 +30,7 @@ from persona.engine import Engine
 from persona.errors import HeadersTooLargeError
 from persona.observability.logging import configure_logging
 from persona.runtime import tune_collector
-from persona.settings import load_settings
+from persona.settings import SUPERVISOR_PID, load_settings
 
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
 
@@ -126,7 +126,6 @@ def worker_app() -> FastAPI:
     return create_app(Engine.open(settings), background_jobs=True)
 
 
-SUPERVISOR_PID = "PERSONA_SUPERVISOR_PID"  # set by `persona serve` for its workers
 ORPHAN_GRACE_SECONDS = 15.0  # past uvicorn's graceful stop (10 s)
 
 

@@ -35,7 +35,7 @@ from persona.ingest.importer import (
     import_events,
     import_items,
 )
-from persona.settings import effective, environment_names, reference
+from persona.settings import SUPERVISOR_PID, effective, environment_names, reference
 
 if TYPE_CHECKING:
     from persona.recommend.training import TrainingOutcome
@@ -162,7 +162,7 @@ def run_workers(engine: Engine, workers: int) -> None:
     environment, which gets this command's own options."""
     import uvicorn
 
-    from persona.api.server import SUPERVISOR_PID, HeadLimitsProtocol
+    from persona.api.server import HeadLimitsProtocol
 
     settings = engine.settings
     engine.close()  # each worker opens its own; this process only supervises
