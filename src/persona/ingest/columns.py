@@ -30,6 +30,7 @@ from persona.documents import (
     check_json_document,
 )
 from persona.ids import uuid4
+from persona.ingest.importer import normalize_row
 from persona.ingest.schema import MAX_TIMESTAMP_MS, MAX_VALUE, MIN_TIMESTAMP_MS
 from persona.ingest.service import (
     PLAIN_EVENT_MAX_BYTES,
@@ -67,8 +68,6 @@ class TableRows(Sequence[Any]):
     @overload
     def __getitem__(self, index: slice) -> list[Any]: ...
     def __getitem__(self, index: int | slice) -> Any:
-        from persona.ingest.importer import normalize_row  # the importer imports this module
-
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         if not -len(self) <= index < len(self):
@@ -91,12 +90,13 @@ def validate_table(
     """Each row of ``table`` checked against the contract, as ``validate_event`` would check
     ``rows[i]`` (the same row as a dictionary); the rows Arrow vouches for without a Python
     call each."""
+
+    def by_row(i: int) -> ValidEvent | Rejection:
+        return validate_event(rows[i], i, now_ms=now_ms, limits=limits, scrub=scrub, hasher=hasher)
+
     columns = _Columns.of(table, now_ms, limits)
     if columns is None:  # a column of another kind: the row path decides every row
-        return [
-            validate_event(rows[i], i, now_ms=now_ms, limits=limits, scrub=scrub, hasher=hasher)
-            for i in range(table.num_rows)
-        ]
+        return [by_row(i) for i in range(table.num_rows)]
     properties, context = (
         _Documents(columns.documents[n], table.num_rows, scrub) for n in DOCUMENT_COLUMNS
     )
@@ -106,9 +106,7 @@ def validate_table(
     values = columns.python_values()
     for i, ok in enumerate(vouched.tolist()):
         if not ok:
-            checked.append(
-                validate_event(rows[i], i, now_ms=now_ms, limits=limits, scrub=scrub, hasher=hasher)
-            )
+            checked.append(by_row(i))
             continue
         event_id, kind, user, anonymous, item, timestamp, value, decision = values[i]
         props, ctx = properties.row(i), context.row(i)

@@ -438,9 +438,7 @@ class IngestService:
 
         ``limit`` overrides the batch limit for callers that are not clients (bulk imports:
         a transaction costs about as much as a few hundred events, so they take more)."""
-        limit = limit or self._limits.max_batch_events
-        if len(raw_events) > limit:
-            raise BatchTooLargeError(f"{len(raw_events)} events in one batch; the limit is {limit}")
+        self._check_size(len(raw_events), limit)
         now_ms = self._clock.now_ms()
         batch = _Batch(raw_events)
         self._validate(batch, now_ms)
@@ -454,9 +452,7 @@ class IngestService:
         the time."""
         from persona.ingest.columns import TableRows, validate_table
 
-        limit = limit or self._limits.max_batch_events
-        if table.num_rows > limit:
-            raise BatchTooLargeError(f"{table.num_rows} events in one batch; the limit is {limit}")
+        self._check_size(table.num_rows, limit)
         now_ms = self._clock.now_ms()
         rows = TableRows(table)
         batch = _Batch(rows)
@@ -465,6 +461,11 @@ class IngestService:
         )
         self._admit(batch, checked)
         return self._commit(batch, now_ms, source)
+
+    def _check_size(self, events: int, limit: int | None) -> None:
+        limit = limit or self._limits.max_batch_events
+        if events > limit:
+            raise BatchTooLargeError(f"{events} events in one batch; the limit is {limit}")
 
     def _commit(self, batch: _Batch, now_ms: int, source: str) -> IngestResult:
         with self._storage.write() as uow:
