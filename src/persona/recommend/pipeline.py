@@ -145,20 +145,19 @@ class RecommendationPipeline:
         c = self.config
         # Cutoffs, latest last: each hides the latest share of what the previous one kept, so
         # the ranker learns from several moments of each history (more examples, less noise).
-        cutoffs = [temporal_holdout(data, c.holdout_share)]
+        latest = temporal_holdout(data, c.holdout_share)
+        people = np.flatnonzero([len(items) > 0 for items in latest[1]])
+        cutoffs = [latest]
         # Earlier moments add examples where people are few. When the latest moment alone has
         # as many people as the ranker's examples allow, they would only replace people by
         # earlier moments of fewer people, at the cost of fitting every source again (a third
         # of the training at 10M events).
-        enough = min(c.max_ranker_people, c.max_ranker_examples // sum(c.candidates.values()))
-        if sum(len(items) > 0 for items in cutoffs[0][1]) < enough:
+        if len(people) < self._ranker_people(1):
             for _ in range(c.extra_cutoffs):
                 cutoffs.insert(0, temporal_holdout(cutoffs[0][0], c.holdout_share))
-        later = cutoffs[-1][1]
-        people = np.flatnonzero([len(items) > 0 for items in later])
+        later = latest[1]
         rng = np.random.default_rng(c.seed)
-        per_person = len(cutoffs) * sum(c.candidates.values())
-        most = min(c.max_ranker_people, max(1, c.max_ranker_examples // per_person))
+        most = self._ranker_people(len(cutoffs))
         if len(people) > most:
             people = np.sort(rng.choice(people, most, replace=False))
         validation = rng.random(len(people)) < c.validation_share
@@ -190,6 +189,14 @@ class RecommendationPipeline:
                 if name not in {s.name for s in self.sources}
             },
         )
+
+    def _ranker_people(self, moments: int) -> int:
+        """How many people the ranker learns from when each gives examples at ``moments``
+        moments: its bound on people, and its bound on examples (people x moments x
+        candidates)."""
+        c = self.config
+        per_person = moments * sum(c.candidates.values())
+        return min(c.max_ranker_people, max(1, c.max_ranker_examples // per_person))
 
     def _fit_sources(self, data: Interactions) -> None:
         self.sources = [
