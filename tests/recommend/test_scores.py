@@ -12,6 +12,7 @@ from persona.recommend.scores import (
     NOTHING,
     Blocked,
     DenseScores,
+    FactorPool,
     FactorScores,
     SharedScores,
     SparseScores,
@@ -105,7 +106,7 @@ def test_factor_scores_match_their_products(
     catalog = rng.standard_normal((items, 8)).astype(np.float32)
     blocked = _blocked(rng, rows, items, share)
     pool = np.sort(rng.choice(items, rng.integers(1, items + 1), replace=False))
-    scored = FactorScores(people, catalog, pool if pooled else None)
+    scored = FactorScores(people, catalog, FactorPool.of(pool, catalog) if pooled else None)
     products = people @ catalog.T
     outside = np.ones(items, dtype=bool)
     outside[pool if pooled else np.arange(items)] = False

@@ -19,6 +19,7 @@ here on numpy and scipy rather than taken from a library.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
 
@@ -164,30 +165,43 @@ class SparseScores:
         return np.where(hit, self.matrix.data[found], np.float32(0)).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class FactorPool:
+    """The sorted items a factor search proposes among, with their factors: taken from the
+    catalog's once per fitted model, not for every block of requests."""
+
+    items: IntArray
+    factors: np.ndarray
+
+    @classmethod
+    def of(cls, items: IntArray, catalog_factors: np.ndarray) -> FactorPool:
+        return cls(items, np.ascontiguousarray(catalog_factors[items], dtype=np.float32))
+
+
 class FactorScores:
     """Dot products of person factors with item factors (matrix factorization): the best
     items are found by implicit's top-k search, which multiplies and selects in batches
     without a rows x items matrix, skipping what is blocked."""
 
     def __init__(
-        self, people: np.ndarray, items: np.ndarray, proposable: IntArray | None = None
+        self, people: np.ndarray, items: np.ndarray, pool: FactorPool | None = None
     ) -> None:
-        """``proposable``: the sorted items the search proposes among (all when None); the
-        scores of any item stay exact."""
+        """``pool``: the items the search proposes among (all when None); the scores of any
+        item stay exact."""
         self.people = np.ascontiguousarray(people, dtype=np.float32)
         self.items = np.ascontiguousarray(items, dtype=np.float32)
-        self.proposable = proposable
+        self.pool = pool
 
     def top(self, n: int, blocked: Blocked) -> IntArray:
-        pool, everyone, own = self.items, blocked.everyone, blocked.own
-        if self.proposable is not None:
-            pool = self.items[self.proposable]
-            everyone = everyone[self.proposable]
-            own = own[:, self.proposable].tocsr()
-        n = max(1, min(n, len(pool)))
+        searched, everyone, own = self.items, blocked.everyone, blocked.own
+        if self.pool is not None:
+            searched = self.pool.factors
+            everyone = everyone[self.pool.items]
+            own = own[:, self.pool.items].tocsr()
+        n = max(1, min(n, len(searched)))
         unavailable = np.flatnonzero(everyone).astype(np.int32)
         ids, scores = topk(
-            pool,
+            searched,
             self.people,
             n,
             filter_query_items=own if own.nnz else None,
@@ -195,8 +209,8 @@ class FactorScores:
             num_threads=1,
         )
         best = np.asarray(ids, dtype=np.int64)
-        if self.proposable is not None:
-            best = self.proposable[best]
+        if self.pool is not None:
+            best = self.pool.items[best]
         best[~(np.asarray(scores) > FILTERED)] = NOTHING
         return best
 

@@ -24,6 +24,7 @@ from persona.recommend.dataset import IntArray, Interactions
 from persona.recommend.request import SourceInput
 from persona.recommend.scores import (
     DenseScores,
+    FactorPool,
     FactorScores,
     FloatArray,
     PairScores,
@@ -76,13 +77,20 @@ class ScorerSource:
     def __init__(self, name: str, scorer: Scorer) -> None:
         self.name = name
         self.scorer = scorer
-        self._proposable: IntArray | None = None  # factors: the items searched, if not all
+        self._pool: FactorPool | None = None  # factors: the items searched, if not all
 
     def fit(self, data: Interactions) -> None:
         self.scorer.fit(data)
-        self._proposable = None
+        proposable = None
         if isinstance(self.scorer, ALS) and data.n_items > FACTOR_PROPOSABLE_ITEMS:
-            self._proposable = np.sort(most_interacted(data, FACTOR_PROPOSABLE_ITEMS))
+            proposable = np.sort(most_interacted(data, FACTOR_PROPOSABLE_ITEMS))
+        self._set_pool(proposable)
+
+    def _set_pool(self, proposable: IntArray | None) -> None:
+        self._pool = None
+        factors = getattr(self.scorer, "item_factors", None)
+        if proposable is not None and factors is not None:
+            self._pool = FactorPool.of(proposable, factors)
 
     def score(self, inputs: SourceInput) -> Scores:
         return self.score_rows(inputs.history)
@@ -94,20 +102,20 @@ class ScorerSource:
         if isinstance(self.scorer, ALS):
             assert self.scorer.item_factors is not None, "fit first"
             return FactorScores(
-                self.scorer.user_factors(history), self.scorer.item_factors, self._proposable
+                self.scorer.user_factors(history), self.scorer.item_factors, self._pool
             )
         return DenseScores(self.scorer.score(history))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = self.scorer.to_arrays()
-        if self._proposable is not None:
-            arrays[PROPOSABLE] = self._proposable
+        if self._pool is not None:
+            arrays[PROPOSABLE] = self._pool.items
         return arrays
 
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         own = {k: v for k, v in arrays.items() if k != PROPOSABLE}
         self.scorer = type(self.scorer).from_arrays(self.scorer.config, own)
-        self._proposable = arrays.get(PROPOSABLE)
+        self._set_pool(arrays.get(PROPOSABLE))
 
 
 class RecentView:
