@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from persona.clock import utc
+from persona.durable import fsync_path
 from persona.recommend.dataset import Interactions, ItemTable
 from persona.recommend.shortlists import ShortlistTable
 
@@ -249,10 +250,5 @@ def _item_table_from_json(raw: dict[str, Any]) -> ItemTable:
 
 def _fsync_tree(directory: Path) -> None:
     for path in directory.iterdir():
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        fsync_path(path)
+    fsync_path(directory)

@@ -53,6 +53,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from persona.clock import DAY_MS
+from persona.durable import fsync_path
 from persona.identity import split_key
 from persona.storage.protocols import (
     EVENT_COLUMNS,
@@ -326,7 +327,7 @@ class _Work:
             path = self.root / name
             path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, path, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
-            _fsync(path)
+            fsync_path(path)
             times = table["occurred_at_ms"]
             first, last = int(times[0].as_py()), int(times[-1].as_py())
             self.manifest.days[day] = DayFile(name, table.num_rows, first, last)
@@ -373,7 +374,7 @@ class _Work:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-        _fsync(self.root)
+        fsync_path(self.root)
 
     def commit(self) -> None:
         """Make the files written so far the lake's, and delete the ones they replace."""
@@ -381,7 +382,7 @@ class _Work:
             return
         directories = {p.parent for p in self._new_files()}
         for directory in [*directories, *({self.root / EVENTS} if directories else ())]:
-            _fsync(directory)  # the new files' names are on disk before the manifest names them
+            fsync_path(directory)  # the new files' names are on disk before the manifest names them
         self.manifest.generation = self.generation
         self.save_manifest()
         for path in self.replaced:
@@ -466,14 +467,6 @@ def _read(path: Path) -> pa.Table:
 
 def _day_name(day: int) -> str:
     return (_EPOCH + timedelta(days=day)).isoformat()
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _remove_if_empty(directory: Path) -> None:
