@@ -25,6 +25,7 @@ from persona.settings import Settings
 from persona.storage import ParquetEventLake
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.sql import SqlStorage
+from persona.storage.sql.checkpoints import BACKSTOP_PAGES
 
 
 @dataclass
@@ -54,7 +55,9 @@ class Engine:
         clock = clock or SystemClock()
         settings.home.mkdir(parents=True, exist_ok=True)
         db = create_database_engine(
-            settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
+            settings.resolved_database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_autocheckpoint_pages=BACKSTOP_PAGES,  # SqlStorage checkpoints after commits
         )
         migrate(db)
         storage = SqlStorage(db)

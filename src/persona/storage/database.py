@@ -43,9 +43,18 @@ def sqlite_module() -> Any | None:
 
 
 def create_database_engine(
-    url: str, *, sqlite_synchronous: str = "FULL", connections: int = 48
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    connections: int = 48,
+    sqlite_autocheckpoint_pages: int = 1000,
 ) -> Engine:
-    """An engine whose pool holds up to ``connections`` (a third kept open)."""
+    """An engine whose pool holds up to ``connections`` (a third kept open).
+
+    SQLite: a commit that finds its write-ahead log longer than
+    ``sqlite_autocheckpoint_pages`` copies the log into the database file before it returns
+    (1,000 pages is SQLite's own default; ``SqlStorage`` checkpoints on a thread of its own
+    and raises it, see ``storage.sql.checkpoints``)."""
     url = normalize_url(url)
     kept_open = max(1, connections // 3)
     options: dict[str, Any] = {
@@ -64,11 +73,11 @@ def create_database_engine(
             options["module"] = module
     engine = create_engine(url, **options)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine, sqlite_synchronous)
+        _configure_sqlite(engine, sqlite_synchronous, sqlite_autocheckpoint_pages)
     return engine
 
 
-def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str, autocheckpoint_pages: int) -> None:
     """WAL, durable commits, and write transactions that take the lock up front.
 
     The stdlib driver opens transactions lazily and never as IMMEDIATE, so two writers could both
@@ -82,6 +91,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint_pages)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         # Deleted rows are overwritten, not just unlinked: erasure must not leave them readable.

@@ -23,6 +23,7 @@ from persona.storage.sql import coordination, decisions
 from persona.storage.sql.audit import SqlAuditTrail
 from persona.storage.sql.bulk import events_after, interaction_columns
 from persona.storage.sql.catalog import SqlCatalog
+from persona.storage.sql.checkpoints import Checkpointer
 from persona.storage.sql.common import driver_connection
 from persona.storage.sql.consents import SqlConsentLog
 from persona.storage.sql.events import SqlEventLog
@@ -125,6 +126,7 @@ class SqlStorage:
         self._own_changes: set[int] = set()  # changes this process wrote, not yet followed
         self._followed: int | None = None  # the last change of the feed this process saw
         self._reset_listeners: list[Callable[[], None]] = []
+        self._checkpointer = Checkpointer(engine) if self.dialect == "sqlite" else None
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._commit_listeners.append(listener)
@@ -183,6 +185,8 @@ class SqlStorage:
             yield uow
             self._publish(connection, uow)
         # Committed (an exception would have left above): readers can now see the change.
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
         for listener in self._commit_listeners:
             listener(uow.changed_profiles)
 
@@ -219,6 +223,8 @@ class SqlStorage:
             connection.driver_connection.execute(statement, parameters)  # type: ignore[union-attr]
         finally:
             connection.close()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
         for listener in self._commit_listeners:
             listener(set())
 
@@ -277,6 +283,8 @@ class SqlStorage:
             connection.execute(text("SELECT 1"))
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()
         if self._beside is not None:
             self._beside.dispose()
