@@ -89,6 +89,34 @@ def test_sparse_scores_match_the_matrix_on_the_items_they_score(
 
 @settings(max_examples=80, deadline=None)
 @given(
+    rows=st.integers(1, 8),
+    items=st.integers(1, 300),
+    n=st.integers(1, 12),
+    density=st.floats(0.0, 1.0),
+    share=st.floats(0.0, 1.0),
+    levels=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_sparse_scores_break_ties_by_item(
+    rows: int, items: int, n: int, density: float, share: float, levels: int, seed: int
+) -> None:
+    """With few distinct scores (many ties, rows long and short), each row's proposals are
+    its best allowed entries by score, then by item."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-levels, levels + 1, (rows, items)).astype(np.float32)
+    values *= rng.random((rows, items)) < density
+    blocked = _blocked(rng, rows, items, share)
+    allowed = ~blocked.dense
+    expected = [
+        sorted(np.flatnonzero((values[r] != 0) & allowed[r]), key=lambda i: (-values[r, i], i))[:n]
+        for r in range(rows)
+    ]
+    top = SparseScores(sparse.csr_matrix(values)).top(n, blocked)
+    assert _proposals(top) == [[int(i) for i in row] for row in expected]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
     rows=st.integers(1, 6),
     items=st.integers(1, 60),
     n=st.integers(1, 20),

@@ -71,7 +71,7 @@ class Blocked:
         self.everyone = everyone
         self.own = sparse.csr_matrix(own, dtype=np.float32)
         self.own.sort_indices()
-        self._own_keys = entry_rows(self.own) * len(everyone) + self.own.indices
+        self.own_keys = entry_rows(self.own) * len(everyone) + self.own.indices
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -88,7 +88,7 @@ class Blocked:
     def at(self, rows: IntArray, items: IntArray) -> BoolMatrix:
         """Whether each (row, item) pair is blocked."""
         wanted = np.asarray(rows, dtype=np.int64) * len(self.everyone) + items
-        _, own = find_sorted(self._own_keys, wanted)
+        _, own = find_sorted(self.own_keys, wanted)
         return own | self.everyone[items]
 
     def columns(self, items: IntArray) -> BoolMatrix:
@@ -131,30 +131,24 @@ class SparseScores:
         self._keys = entry_rows(m) * m.shape[1] + m.indices
 
     def top(self, n: int, blocked: Blocked) -> IntArray:
-        """Row by row: each row's best ``n`` plus as many as it has blocked are selected (a
-        partial sort of its scores alone), then what is blocked is dropped. Sorting every
-        stored score of the block by row and value instead costs 10 to 30 times more."""
+        """Each row's best ``n`` (score, then item, ascending, among equal scores) of what
+        it may be proposed, for the whole block at once: blocked entries are dropped, each
+        row's ``n``-th best score is found (``_nth_best``), and only the entries at or above
+        it are sorted. A loop over rows costs a dozen numpy calls per row, each holding the
+        interpreter lock: 4 to 8 times slower on one thread, and no faster on two."""
         m = self.matrix
-        allowed = ~blocked.everyone[m.indices]
-        own = blocked.own
+        keep = ~blocked.everyone[m.indices]
+        if blocked.own.nnz:
+            keep &= ~find_sorted(blocked.own_keys, self._keys)[1]
+        rows, items, values = entry_rows(m)[keep], m.indices[keep], m.data[keep]
+        kept = values >= _nth_best(rows, values, m.shape[0], n)[rows]
+        rows, items, values = rows[kept], items[kept], values[kept]
+        order = np.lexsort((items, -values, rows))
+        rows, items = rows[order], items[order]
+        rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(m.shape[0]))[rows]
         best = np.full((m.shape[0], n), NOTHING, dtype=np.int64)
-        for row in range(m.shape[0]):
-            start, end = m.indptr[row], m.indptr[row + 1]
-            items, values = m.indices[start:end], m.data[start:end]
-            ok = allowed[start:end]
-            if not ok.all():
-                items, values = items[ok], values[ok]
-            row_blocked = own.indices[own.indptr[row] : own.indptr[row + 1]]
-            k = min(n + len(row_blocked), len(values))
-            if k == 0:
-                continue
-            part = np.argpartition(-values, k - 1)[:k] if k < len(values) else np.arange(k)
-            part = part[np.lexsort((items[part], -values[part]))]  # best first, ties by item
-            chosen = items[part]
-            if len(row_blocked):
-                chosen = chosen[~np.isin(chosen, row_blocked, assume_unique=True)]
-            chosen = chosen[:n]
-            best[row, : len(chosen)] = chosen
+        take = rank < n
+        best[rows[take], rank[take]] = items[take]
         return best
 
     def at(self, rows: IntArray, items: IntArray) -> FloatArray:
@@ -163,6 +157,30 @@ class SparseScores:
         if not hit.any():
             return np.zeros(len(wanted), dtype=np.float32)
         return np.where(hit, self.matrix.data[found], np.float32(0)).astype(np.float32)
+
+
+def _nth_best(rows: IntArray, values: FloatArray, n_rows: int, n: int) -> FloatArray:
+    """The ``n``-th greatest value of each row's entries (``rows`` ascending), -inf for a row
+    with fewer. Rows of similar length (within a factor of two) are laid out as one dense
+    matrix and partitioned together: a few numpy calls per length class, none per row."""
+    lengths = np.bincount(rows, minlength=n_rows)
+    nth = np.full(n_rows, -np.inf, dtype=np.float32)
+    long_rows = np.flatnonzero(lengths > n)
+    if not len(long_rows):
+        return nth
+    position = np.arange(len(rows)) - (np.cumsum(lengths) - lengths)[rows]
+    length_class = np.log2(lengths[long_rows]).astype(np.int64)
+    slot = np.full(n_rows, -1, dtype=np.int64)  # a row's line in the class's matrix
+    for each in np.unique(length_class):
+        members = long_rows[length_class == each]
+        width = int(lengths[members].max())
+        slot[members] = np.arange(len(members))
+        inside = slot[rows] >= 0
+        dense = np.full((len(members), width), -np.inf, dtype=np.float32)
+        dense[slot[rows[inside]], position[inside]] = values[inside]
+        nth[members] = np.partition(dense, width - n, axis=1)[:, width - n]
+        slot[members] = -1
+    return nth
 
 
 @dataclass(frozen=True)
