@@ -118,13 +118,14 @@ class RequestBuilder:
         else:
             known = freshness.known(query.person_id)
             if known is None:
+                read_at = freshness.now()
                 found = self.signature(query.person_id)
                 if found is None or freshness.is_stale(found[0]):
                     return None
                 known, now = found
                 if not table.matches(known, now):
                     return None
-                freshness.verified(query.person_id, known)
+                freshness.verified(query.person_id, known, read_at)
             batch = table.get(known)
             person = data.user_index(known)
             if batch is None or person is None:

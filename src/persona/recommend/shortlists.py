@@ -33,6 +33,7 @@ from persona.recommend.request import History, known_candidates
 SHORTLIST_SIZE = 100  # candidates kept per person: n is at most 100, and filters remove some
 MAX_VERIFIED = 1_000_000  # people known unchanged, kept in memory (about 150 MB at most)
 MAX_LIVE = 20_000  # live-ranked shortlists kept (a few kB each)
+MAX_CHANGED = 200_000  # people changed since the batch, remembered (about 30 MB at most)
 RANKING_SLICE = 2_048  # people the batch ranking hands to a thread at a time
 
 ExtraCandidates = Callable[[str], Mapping[str, list[str]]]
@@ -183,8 +184,11 @@ class Freshness:
         self._resets = 0  # times this process may have missed changes (``unknown``)
         self._lock = threading.Lock()  # ``unknown`` against ``verified_in_bulk``
         self._clock = 0  # counts the changes heard
-        # Profile key -> ``_clock`` at its last change: the keys changed since the batch.
+        # Profile key -> ``_clock`` at its last change: the keys changed since the batch, at
+        # most MAX_CHANGED. Past that they are forgotten at ``_forgot_at`` together with
+        # everything that relied on them: people are compared with the store again.
         self._last_change: dict[str, int] = {}
+        self._forgot_at = 0
         self._live: dict[str, LiveShortlist] = {}  # person id -> shortlist ranked live
 
     def known(self, person_id: str) -> str | None:
@@ -192,9 +196,13 @@ class Freshness:
         key = self._verified.get(person_id)
         return key if key is not None and key not in self._last_change else None
 
-    def verified(self, person_id: str, profile_key: str) -> None:
-        """The store showed the person unchanged since the batch. A commit listener that ran
-        meanwhile has marked the key stale already, and stale wins (``known``)."""
+    def verified(self, person_id: str, profile_key: str, read_at: int) -> None:
+        """The store showed the person unchanged since the batch, in a read that started at
+        ``read_at`` (``now``). A commit listener that ran meanwhile has marked the key stale
+        already, and stale wins (``known``), unless the changes were forgotten since: then
+        the read is not trusted."""
+        if read_at < self._forgot_at:
+            return
         if len(self._verified) >= MAX_VERIFIED:
             self._verified.clear()  # back to one read per person: correct, only slower
         self._verified[person_id] = profile_key
@@ -225,8 +233,10 @@ class Freshness:
 
     def keep_live(self, person_id: str, live: LiveShortlist) -> None:
         """Serve ``live`` to the person until a change of theirs heard after ``read_at``."""
-        if self._last_change.get(live.profile_key, 0) > live.read_at:
-            return  # they changed while being ranked
+        if self._last_change.get(live.profile_key, 0) > live.read_at or (
+            live.read_at < self._forgot_at
+        ):
+            return  # they changed while being ranked (or may have: the changes were forgotten)
         if len(self._live) >= MAX_LIVE:
             self._live.clear()
         self._live[person_id] = live
@@ -239,6 +249,16 @@ class Freshness:
 
     def changed(self, profile_keys: Iterable[str]) -> None:
         self._clock += 1
+        if len(self._last_change) >= MAX_CHANGED:
+            # Everyone is compared with the store again, as after ``unknown``; reads begun
+            # before this moment are not trusted (``verified``, ``keep_live``, and bulk
+            # reads through ``resets``).
+            with self._lock:
+                self._resets += 1
+                self._forgot_at = self._clock
+                self._last_change = {}
+                self._verified = {}
+                self._live = {}
         for key in profile_keys:
             self._last_change[key] = self._clock
             if key.startswith((USER, ANONYMOUS)):
