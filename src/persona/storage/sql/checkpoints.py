@@ -8,8 +8,10 @@ of thousands of pages, so every one of its commits also wrote them all a second 
 synced the database file: 8.5% of the time of a 10M-event import, on the only thread doing
 the work.
 
-``Checkpointer`` does that copy after each commit on a thread of its own (SQLite releases the
-interpreter lock while it copies), so the next transaction is prepared meanwhile. It is a
+``Checkpointer`` does that copy after commits on a thread of its own (SQLite releases the
+interpreter lock while it copies), so the next transaction is prepared meanwhile; at most once
+a second (``INTERVAL_SECONDS``), so that a server's many small commits share one copy and one
+sync of the database file instead of paying one each. It is a
 ``PASSIVE`` checkpoint: it waits for no reader or writer and copies what it can, the same
 kind SQLite's automatic one is. The engine's own automatic checkpoint is kept as a backstop
 (``BACKSTOP_PAGES``, about 400 MB of log): if this thread ever falls behind, a commit
@@ -27,6 +29,7 @@ from sqlalchemy.engine import Engine
 from persona.storage.sql.common import driver_connection
 
 BACKSTOP_PAGES = 100_000  # wal_autocheckpoint of engines whose storage runs a Checkpointer
+INTERVAL_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +40,17 @@ class Checkpointer:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._wake = threading.Event()
-        self._closing = False
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="persona-checkpoint", daemon=True)
         self._thread.start()
 
     def committed(self) -> None:
-        """A write transaction committed: checkpoint soon (commits that come while one runs
-        are covered by the next)."""
+        """A write transaction committed: checkpoint soon (commits that come while one runs,
+        or within the interval after it, are covered by the next)."""
         self._wake.set()
 
     def close(self) -> None:
-        self._closing = True
+        self._closing.set()
         self._wake.set()
         self._thread.join()
 
@@ -57,9 +60,11 @@ class Checkpointer:
             while True:
                 self._wake.wait()
                 self._wake.clear()
-                if self._closing:
+                if self._closing.is_set():
                     return
                 try:
                     driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except Exception:  # the next commit tries again; commits checkpoint if need be
                     log.exception("checkpoint of the write-ahead log failed")
+                if self._closing.wait(INTERVAL_SECONDS):
+                    return
