@@ -22,10 +22,9 @@ from persona.recommend.registry import ModelRegistry
 from persona.recommend.service import RecommendationService
 from persona.segments.service import SegmentService
 from persona.settings import Settings
-from persona.storage import ParquetEventLake
+from persona.storage import CHECKPOINT_BACKSTOP_PAGES, ParquetEventLake
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.sql import SqlStorage
-from persona.storage.sql.checkpoints import BACKSTOP_PAGES
 
 
 @dataclass
@@ -57,7 +56,8 @@ class Engine:
         db = create_database_engine(
             settings.resolved_database_url,
             sqlite_synchronous=settings.sqlite_synchronous,
-            sqlite_autocheckpoint_pages=BACKSTOP_PAGES,  # SqlStorage checkpoints after commits
+            # SqlStorage checkpoints after its commits (storage.sql.checkpoints)
+            sqlite_autocheckpoint_pages=CHECKPOINT_BACKSTOP_PAGES,
         )
         migrate(db)
         storage = SqlStorage(db)

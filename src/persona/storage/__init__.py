@@ -2,7 +2,8 @@
 (``records``), and their SQLAlchemy implementation for SQLite and PostgreSQL (``sql``, with the
 tables and migrations), and the event lake kept from the store in Parquet files (``lake``). The
 domains use the protocols and records; only the composition root picks an implementation
-(``SqlStorage``, ``ParquetEventLake``, ``create_database_engine``, ``migrate``)."""
+(``SqlStorage``, ``ParquetEventLake``, ``create_database_engine``, ``migrate``,
+``CHECKPOINT_BACKSTOP_PAGES``)."""
 
 from __future__ import annotations
 
@@ -51,8 +52,10 @@ from persona.storage.records import (
     VersionRecord,
 )
 from persona.storage.sql import SqlStorage
+from persona.storage.sql.checkpoints import BACKSTOP_PAGES as CHECKPOINT_BACKSTOP_PAGES
 
 __all__ = [
+    "CHECKPOINT_BACKSTOP_PAGES",
     "ApiKeyRecord",
     "Appended",
     "AuditEntry",

@@ -23,9 +23,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from persona.storage.database import create_database_engine
 from persona.storage.sql.common import driver_connection
 
 BACKSTOP_PAGES = 100_000  # wal_autocheckpoint of engines whose storage runs a Checkpointer
@@ -35,10 +40,14 @@ log = logging.getLogger(__name__)
 
 
 class Checkpointer:
-    """One thread that checkpoints ``engine``'s database after commits (``committed``)."""
+    """One thread that checkpoints ``engine``'s database after commits (``committed``), on a
+    connection of its own (not one of the shared pool's, which writers may hold entirely), and
+    that keeps out of the way of a checkpoint that must complete (``paused``)."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        url = engine.url.render_as_string(hide_password=False)
+        self._engine = create_database_engine(url, connections=1)
+        self._running = threading.Lock()  # held while this thread checkpoints
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="persona-checkpoint", daemon=True)
@@ -53,6 +62,14 @@ class Checkpointer:
         self._closing.set()
         self._wake.set()
         self._thread.join()
+        self._engine.dispose()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No checkpoint of this thread runs in the block (SQLite runs one checkpoint at a
+        time and refuses a second)."""
+        with self._running:
+            yield
 
     def _run(self) -> None:
         with self._engine.connect() as connection:
@@ -63,8 +80,29 @@ class Checkpointer:
                 if self._closing.is_set():
                     return
                 try:
-                    driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with self._running:
+                        driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except Exception:  # the next commit tries again; commits checkpoint if need be
                     log.exception("checkpoint of the write-ahead log failed")
                 if self._closing.wait(INTERVAL_SECONDS):
                     return
+
+
+def truncate_wal(driver: Any, checkpointer: Checkpointer | None, patience_s: float = 30.0) -> None:
+    """Copy the whole write-ahead log into the database file and truncate it to nothing (what
+    erasure needs: no old page image of a deleted row left in the log). SQLite refuses while
+    another connection checkpoints (this process's thread is paused; another process's is
+    waited for) or a reader still uses the log: tried again for ``patience_s``."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        if checkpointer is None:
+            busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        else:
+            with checkpointer.paused():
+                busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            log.error("the write-ahead log could not be truncated within %.0f s", patience_s)
+            return
+        time.sleep(0.05)

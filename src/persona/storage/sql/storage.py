@@ -23,7 +23,7 @@ from persona.storage.sql import coordination, decisions
 from persona.storage.sql.audit import SqlAuditTrail
 from persona.storage.sql.bulk import events_after, interaction_columns
 from persona.storage.sql.catalog import SqlCatalog
-from persona.storage.sql.checkpoints import Checkpointer
+from persona.storage.sql.checkpoints import Checkpointer, truncate_wal
 from persona.storage.sql.common import driver_connection
 from persona.storage.sql.consents import SqlConsentLog
 from persona.storage.sql.events import SqlEventLog
@@ -271,7 +271,7 @@ class SqlStorage:
         file): checkpoint its write-ahead log and truncate it. PostgreSQL: vacuum the tables."""
         if self.dialect == "sqlite":
             with self.engine.connect() as connection:
-                driver_connection(connection).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                truncate_wal(driver_connection(connection), self._checkpointer)
             return
         names = [name for name in table_names if name in metadata.tables]  # never other text
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
