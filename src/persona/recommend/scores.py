@@ -146,7 +146,7 @@ class SparseScores:
         rows, items, values = rows[kept], items[kept], values[kept]
         order = np.lexsort((items, -values, rows))
         rows, items = rows[order], items[order]
-        rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(m.shape[0]))[rows]
+        rank = _positions_in_rows(rows, m.shape[0])
         best = np.full((m.shape[0], n), NOTHING, dtype=np.int64)
         take = rank < n
         best[rows[take], rank[take]] = items[take]
@@ -160,6 +160,12 @@ class SparseScores:
         return np.where(hit, self.matrix.data[found], np.float32(0)).astype(np.float32)
 
 
+def _positions_in_rows(rows: IntArray, n_rows: int) -> IntArray:
+    """Each entry's place within its row (0 for the row's first), ``rows`` ascending."""
+    lengths = np.bincount(rows, minlength=n_rows)
+    return np.arange(len(rows)) - (np.cumsum(lengths) - lengths)[rows]
+
+
 def _nth_best(rows: IntArray, values: FloatArray, n_rows: int, n: int) -> FloatArray:
     """The ``n``-th greatest value of each row's entries (``rows`` ascending), -inf for a row
     with fewer. Rows of similar length (within a factor of two) are laid out as one dense
@@ -169,7 +175,7 @@ def _nth_best(rows: IntArray, values: FloatArray, n_rows: int, n: int) -> FloatA
     long_rows = np.flatnonzero(lengths > n)
     if not len(long_rows):
         return nth
-    position = np.arange(len(rows)) - (np.cumsum(lengths) - lengths)[rows]
+    position = _positions_in_rows(rows, n_rows)
     length_class = np.log2(lengths[long_rows]).astype(np.int64)
     slot = np.full(n_rows, -1, dtype=np.int64)  # a row's line in the class's matrix
     for each in np.unique(length_class):

@@ -250,15 +250,12 @@ class Freshness:
     def changed(self, profile_keys: Iterable[str]) -> None:
         self._clock += 1
         if len(self._last_change) >= MAX_CHANGED:
-            # Everyone is compared with the store again, as after ``unknown``; reads begun
-            # before this moment are not trusted (``verified``, ``keep_live``, and bulk
-            # reads through ``resets``).
-            with self._lock:
-                self._resets += 1
-                self._forgot_at = self._clock
-                self._last_change = {}
-                self._verified = {}
-                self._live = {}
+            # Reads begun before this moment are not trusted (``verified``, ``keep_live``);
+            # then everyone is compared with the store again (``unknown``, which also turns
+            # away bulk reads begun before, through ``resets``).
+            self._forgot_at = self._clock
+            self._last_change = {}
+            self.unknown()
         for key in profile_keys:
             self._last_change[key] = self._clock
             if key.startswith((USER, ANONYMOUS)):

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -95,11 +95,8 @@ def truncate_wal(driver: Any, checkpointer: Checkpointer | None, patience_s: flo
     waited for) or a reader still uses the log: tried again for ``patience_s``."""
     deadline = time.monotonic() + patience_s
     while True:
-        if checkpointer is None:
+        with checkpointer.paused() if checkpointer is not None else nullcontext():
             busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        else:
-            with checkpointer.paused():
-                busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if not busy:
             return
         if time.monotonic() > deadline:

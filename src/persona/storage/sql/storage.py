@@ -185,10 +185,13 @@ class SqlStorage:
             yield uow
             self._publish(connection, uow)
         # Committed (an exception would have left above): readers can now see the change.
+        self._committed(uow.changed_profiles)
+
+    def _committed(self, changed_profiles: set[str] | None) -> None:
         if self._checkpointer is not None:
             self._checkpointer.committed()
         for listener in self._commit_listeners:
-            listener(uow.changed_profiles)
+            listener(changed_profiles)
 
     def _publish(self, connection: Connection, uow: SqlUnitOfWork) -> None:
         """Tell other processes, in the write's transaction, which people it changed (an
@@ -223,10 +226,7 @@ class SqlStorage:
             connection.driver_connection.execute(statement, parameters)  # type: ignore[union-attr]
         finally:
             connection.close()
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
-        for listener in self._commit_listeners:
-            listener(set())
+        self._committed(set())
 
     def log_decisions(self, records: Sequence[DecisionRecord]) -> None:
         if not records:
