@@ -14,7 +14,9 @@ worker, the rate limit off so the load is not refused) takes 16 connections of `
 - 5% profile reads.
 
 Every 5 s the benchmark samples the server's memory: the proportional set size of the process
-and its children (shared pages counted once) and the main process's resident set. The caches
+and its children (shared pages counted once) and the main process's resident set, and the
+entries of each in-memory cache and table (`persona_memory_entries`, printed at half-time and
+at the end, so a growth can be traced to a table, or to none of them). The caches
 fill during the first minutes; after that a server whose every table has a cap holds its
 memory. The bar: the memory at the end is at most 5% above the memory at the half-way point
 (the median of the samples in the minute around it), with no transport error or non-2xx answer.
@@ -35,8 +37,11 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+import httpx
 import orjson
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -135,7 +140,18 @@ def resident_mb(pid: int) -> float:
     return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
-def sample(pid: int, stop: threading.Event, samples: list[dict[str, float]]) -> None:
+_TABLE = re.compile(r'persona_memory_entries\{table="([^"]+)"\} ([\d.e+]+)')
+
+
+def memory_tables(base_url: str, key: str) -> dict[str, float]:
+    """Entries of each in-memory cache and table, from the server's metrics."""
+    text = httpx.get(f"{base_url}/metrics", headers={"Authorization": f"Bearer {key}"}).text
+    return {name: float(value) for name, value in _TABLE.findall(text)}
+
+
+def sample(
+    pid: int, tables: Callable[[], dict[str, float]], stop: threading.Event, samples: list[dict]
+) -> None:
     started = time.monotonic()
     while not stop.wait(SAMPLE_SECONDS):
         samples.append(
@@ -143,6 +159,7 @@ def sample(pid: int, stop: threading.Event, samples: list[dict[str, float]]) -> 
                 "s": time.monotonic() - started,
                 "pss_mb": proportional_gb(pid) * 1024,
                 "rss_mb": resident_mb(pid),
+                "tables": tables(),
             }
         )
 
@@ -193,7 +210,8 @@ def soak(
         }
     with serving(home, settings) as server:
         stop = threading.Event()
-        sampler = threading.Thread(target=sample, args=(server.process.pid, stop, samples))
+        tables = partial(memory_tables, server.base_url, key)
+        sampler = threading.Thread(target=sample, args=(server.process.pid, tables, stop, samples))
         sampler.start()
         try:
             completed = subprocess.run(
@@ -231,6 +249,16 @@ def around(samples: list[dict[str, float]], at: float, field: str) -> float:
     return statistics.median(near)
 
 
+def print_tables(samples: list[dict], half_s: float) -> None:
+    """Each in-memory table's entries at half-time and at the end (the ones that changed)."""
+    middle = min(samples, key=lambda s: abs(s["s"] - half_s))["tables"]
+    last = samples[-1]["tables"]
+    print(f"{'in-memory table':<40} {'half-time':>10} {'end':>10}")
+    for name in sorted(last):
+        if last[name] or middle.get(name):
+            print(f"{name:<40} {middle.get(name, 0):>10,.0f} {last[name]:>10,.0f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=600.0)
@@ -265,6 +293,7 @@ def main() -> int:
         print(f"{minute:>6} {pss:>8.0f} {rss:>8.0f}")
     half = around(samples, options.seconds / 2, "pss_mb")
     end = statistics.median(s["pss_mb"] for s in samples[-6:])
+    print_tables(samples, options.seconds / 2)
     growth = end / half - 1
     rate = result["requests"] / result["seconds"]
     print(

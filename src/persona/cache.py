@@ -88,6 +88,15 @@ class AnswerCache(Generic[V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def sizes(self) -> dict[str, int]:
+        """Entries of each in-memory table: answers, the profile keys they belong to, and the
+        people invalidated recently (kept to refuse answers computed before)."""
+        return {
+            "answers": len(self._entries),
+            "profile_keys": len(self._by_profile),
+            "invalidated": len(self._invalidated_at),
+        }
+
     def ticket(self) -> int:
         """Take before reading anything the answer depends on."""
         with self._lock:

@@ -132,6 +132,17 @@ class Engine:
         decisions.set_erasure_check(privacy.erasure.is_erased)
         decisions.set_context_scrub(privacy.personal.scrub)
         access = settings.access
+        rate_limits = RateLimiter(access.rate_limit_per_second, access.rate_limit_burst)
+        failed_auth = RateLimiter(access.failed_auth_per_second, access.failed_auth_burst)
+        for prefix, sizes in [
+            ("profiles", profiles.sizes),
+            ("recommendations", recommendations.sizes),
+            ("consent", privacy.consent.sizes),
+            ("keys", keys.sizes),
+            ("rate_limits", rate_limits.sizes),
+            ("failed_auth", failed_auth.sizes),
+        ]:
+            metrics.watch_tables(prefix, sizes)
         return cls(
             settings=settings,
             clock=clock,
@@ -151,8 +162,8 @@ class Engine:
             clusters=clusters,
             predictions=predictions,
             privacy=privacy,
-            rate_limits=RateLimiter(access.rate_limit_per_second, access.rate_limit_burst),
-            failed_auth=RateLimiter(access.failed_auth_per_second, access.failed_auth_burst),
+            rate_limits=rate_limits,
+            failed_auth=failed_auth,
         )
 
     def close(self) -> None:

@@ -102,6 +102,9 @@ class ApiKeyService:
         self._lock = threading.Lock()
         self._audit: KeyAudit | None = None
 
+    def sizes(self) -> dict[str, int]:
+        return {"cached": len(self._cache)}
+
     def set_audit(self, audit: KeyAudit) -> None:
         """Report key creations and revocations to the audit log."""
         self._audit = audit

@@ -36,6 +36,9 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.rate > 0
 
+    def sizes(self) -> dict[str, int]:
+        return {"buckets": len(self._buckets)}
+
     def check(self, key_id: str) -> None:
         """Take a token for ``key_id`` or raise RateLimitedError."""
         self._take(key_id, f"this key is limited to {self.rate:g} requests per second")

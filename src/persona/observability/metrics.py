@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+TableSizes = Callable[[], Mapping[str, int]]
+"""Entries of a component's in-memory tables, by table name."""
+
+
+class _MemoryTables(Collector):
+    """``persona_memory_entries{table}``: how full each cache and in-memory table of the
+    process is, read when scraped. Every one of them has a cap; this shows which one grows."""
+
+    def __init__(self) -> None:
+        self.sources: list[tuple[str, TableSizes]] = []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "persona_memory_entries",
+            "Entries held by each in-memory cache or table of this process.",
+            labels=["table"],
+        )
+        for prefix, sizes in self.sources:
+            for name, count in sizes().items():
+                family.add_metric([f"{prefix}.{name}"], count)
+        yield family
+
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -46,10 +72,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._tables = _MemoryTables()
+        self.registry.register(self._tables)
+
         # Labelled children, resolved once: ``labels()`` locks and hashes on every call, and
         # these two run on every request.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._answer_children: dict[tuple[str, str, bool], Any] = {}
+
+    def watch_tables(self, prefix: str, sizes: TableSizes) -> None:
+        """Export the entry counts ``sizes`` returns as ``persona_memory_entries``, each table
+        named ``prefix.name``."""
+        self._tables.sources.append((prefix, sizes))
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)

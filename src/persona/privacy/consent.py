@@ -283,6 +283,15 @@ class ConsentService:
         self._decisions.put((person_id, purpose), (user, anonymous), ticket, granted)
         return granted
 
+    def sizes(self) -> dict[str, int]:
+        """Entries of this service's in-memory tables (``Metrics.watch_tables``)."""
+        holders = self._holders
+        return {
+            **{f"decisions.{name}": count for name, count in self._decisions.sizes().items()},
+            "changed": len(self._changed),
+            "holders": 0 if holders is None else len(holders.keys),
+        }
+
     def refresh_holders(self) -> int:
         """Read who has any consent record, in bulk (``persona serve`` does every
         ``HOLDERS_SECONDS / 2``): a person without any is answered by the default with no read

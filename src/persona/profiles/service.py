@@ -127,6 +127,10 @@ class ProfileService:
             storage.add_commit_listener(self._committed)
             storage.add_reset_listener(self._cache.clear)
 
+    def sizes(self) -> dict[str, int]:
+        """Entries of the profile read cache (``Metrics.watch_tables``)."""
+        return {f"cache.{name}": count for name, count in self._cache.sizes().items()}
+
     def add_facet(self, facet: ProfileFacet) -> None:
         """Let ``facet`` add fields to every profile read, inside the read's transaction."""
         self._facets.append(facet)

@@ -437,6 +437,17 @@ class RecommendationService:
             return pipeline.rank([request], query.n)[0]
         return pipeline.finish(request, kept, query.n)
 
+    def sizes(self) -> dict[str, int]:
+        """Entries of this service's in-memory tables (``Metrics.watch_tables``)."""
+        sizes = {f"cache.{name}": count for name, count in self.cache.sizes().items()}
+        sizes["refreshing"] = len(self._refreshing)
+        served = self._served
+        if served is not None:
+            sizes.update(
+                (f"shortlists.{name}", count) for name, count in served.freshness.sizes().items()
+            )
+        return sizes
+
     def catalog_changed(self) -> None:
         """Forget the cached unavailable items and answers (this process changed the catalog)."""
         self.requests.catalog_changed()

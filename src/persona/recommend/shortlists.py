@@ -274,6 +274,13 @@ class Freshness:
     def is_stale(self, profile_key: str) -> bool:
         return profile_key in self._last_change
 
+    def sizes(self) -> dict[str, int]:
+        return {
+            "verified": len(self._verified),
+            "changed": len(self._last_change),
+            "live": len(self._live),
+        }
+
 
 def rank_everyone(
     pipeline: RecommendationPipeline,
