@@ -135,9 +135,13 @@ end
 _RESULT = re.compile(r"SOAK n=(\d+) p99=(\d+) errors=(\d+) status=(\d+)")
 
 
-def resident_mb(pid: int) -> float:
+def resident_mb(pid: int) -> dict[str, float]:
+    """The resident set and its parts: the heap and other anonymous memory, mapped files (the
+    model set's arrays, the database's shared memory), shared memory."""
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+    parts = dict(re.findall(r"^(VmRSS|RssAnon|RssFile|RssShmem):\s+(\d+) kB", status, re.M))
+    names = {"VmRSS": "rss_mb", "RssAnon": "anon_mb", "RssFile": "file_mb", "RssShmem": "shm_mb"}
+    return {names[name]: int(kb) / 1024 for name, kb in parts.items()}
 
 
 _TABLE = re.compile(r'persona_memory_entries\{table="([^"]+)"\} ([\d.e+]+)')
@@ -158,7 +162,7 @@ def sample(
             {
                 "s": time.monotonic() - started,
                 "pss_mb": proportional_gb(pid) * 1024,
-                "rss_mb": resident_mb(pid),
+                **resident_mb(pid),
                 "tables": tables(),
             }
         )
@@ -286,11 +290,12 @@ def main() -> int:
             people, items = prepare(home, shop, options.shop)
         result = soak(home, work, people, items, options.seconds, options.cache_entries)
     samples = result["samples"]
-    print(f"{'minute':>6} {'PSS MB':>8} {'RSS MB':>8}")
+    fields = {"PSS": "pss_mb", "RSS": "rss_mb", "anon": "anon_mb", "file": "file_mb"}
+    print(f"{'minute':>6}" + "".join(f"{name + ' MB':>10}" for name in fields))
     for minute in range(0, int(options.seconds // 60) + 1):
         at = min(minute * 60.0, samples[-1]["s"])
-        pss, rss = around(samples, at, "pss_mb"), around(samples, at, "rss_mb")
-        print(f"{minute:>6} {pss:>8.0f} {rss:>8.0f}")
+        values = "".join(f"{around(samples, at, field):>10.0f}" for field in fields.values())
+        print(f"{minute:>6}{values}")
     half = around(samples, options.seconds / 2, "pss_mb")
     end = statistics.median(s["pss_mb"] for s in samples[-6:])
     print_tables(samples, options.seconds / 2)

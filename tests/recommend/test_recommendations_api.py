@@ -216,6 +216,25 @@ def test_someone_never_seen_gets_a_list(trained: TestClient) -> None:
     assert body["source"] == "pipeline" and len(body["items"]) == 8
 
 
+def test_people_never_seen_share_one_answer_until_they_act(trained: TestClient) -> None:
+    """Nothing in a stranger's answer depends on who asks: one ranking serves them all, per
+    question; their first event gives them an answer of their own."""
+    first = recommendations(trained, "visitor-1", n=6)
+    second = recommendations(trained, "visitor-2", n=6)
+    assert (first["source"], first["cached"]) == ("pipeline", False)
+    assert second["cached"] is True and second["items"] == first["items"]
+    other = recommendations(trained, "visitor-3", n=6, category="comedy")
+    assert other["cached"] is False  # another question
+    assert all(int(i["item_id"][1:]) % 4 == 1 for i in other["items"])
+
+    shown = first["items"][0]["item_id"]
+    viewed = {"type": "view", "anonymous_id": "visitor-2", "item_id": shown}
+    assert trained.post("/v1/events", json=viewed).status_code == 200
+    own = recommendations(trained, "visitor-2", n=6)
+    assert own["cached"] is False and shown not in {i["item_id"] for i in own["items"]}
+    assert recommendations(trained, "visitor-4", n=6)["items"] == first["items"]
+
+
 def test_filters_category_and_exclude(trained: TestClient) -> None:
     body = recommendations(trained, "p0", n=5, category="comedy", exclude=["i1", "i5"])
     ids = {i["item_id"] for i in body["items"]}

@@ -53,6 +53,12 @@ def _cache_key(served: ServedModel, query: RecommendationQuery) -> _CacheKey:
     return served.version.version, query
 
 
+def _anyone(key: _CacheKey) -> _CacheKey:
+    """The key of the answer shared by everyone without a profile (no person id is empty)."""
+    version, query = key
+    return version, replace(query, person_id="")
+
+
 def answer_bytes(key: _CacheKey, result: RecommendationResult) -> int:
     """What a cached answer takes in memory, estimated from CPython's object sizes: the key's
     texts (the person, the excluded ids ...) and each item with its sources."""
@@ -259,7 +265,8 @@ class RecommendationService:
     def _refresh(self, cache_key: _CacheKey, query: RecommendationQuery) -> None:
         started = time.perf_counter()
         try:
-            self._recommend(query, reuse=False)  # stores the new answer (late ones included)
+            # Stores the new answer (late ones included).
+            self._recommend(query, reuse=False, shared=False)
         except Exception:
             log.exception("refreshing an aged answer failed; it is served until it is dropped")
         finally:
@@ -278,8 +285,15 @@ class RecommendationService:
         return self._recommend(query, reuse=not looked_up, shortlist=not looked_up)
 
     def _recommend(
-        self, query: RecommendationQuery, *, reuse: bool, shortlist: bool = True
+        self,
+        query: RecommendationQuery,
+        *,
+        reuse: bool,
+        shortlist: bool = True,
+        shared: bool = True,
     ) -> RecommendationResult:
+        """``reuse``: look in the cache for the person's answer; ``shortlist``: try their
+        batch shortlist; ``shared``: for a stranger, look for the answer strangers share."""
         started = time.perf_counter()
         if self._served is None:
             try:
@@ -304,7 +318,7 @@ class RecommendationService:
         read_at = served.freshness.now()  # before the history: see ``Freshness.keep_live``
         profile_key, history_ids = self.requests.history(query.person_id)
         # Someone not seen yet gets a profile under one of these keys with their first event.
-        people = (
+        people: tuple[str, ...] = (
             (profile_key,)
             if profile_key
             else (user_key(query.person_id), anonymous_key(query.person_id))
@@ -314,6 +328,14 @@ class RecommendationService:
             if newcomer is not None:
                 self.cache.put(cache_key, people, ticket, newcomer)
                 return newcomer
+        if profile_key is None:
+            # Someone never seen: nothing of the answer depends on who asks, so every stranger
+            # asking the same shares it (a new visitor's first page would otherwise cost a
+            # whole ranking). Their first event gives them a profile and an answer of their own.
+            cache_key, people = _anyone(cache_key), ()
+            cached = self._from_cache(cache_key, query, started) if shared else None
+            if cached is not None:
+                return cached
 
         def answer(ranked: Ranked) -> RecommendationResult:
             return RecommendationResult(
