@@ -4,6 +4,7 @@ refreshed values (read again when old or forgotten)."""
 from __future__ import annotations
 
 import threading
+import time
 
 from persona.cache import BULK_INVALIDATION, AnswerCache, Refreshed
 
@@ -162,6 +163,24 @@ def test_a_refreshed_value_is_read_again_only_when_old_or_forgotten() -> None:
     source.version = 2
     value.forget()
     assert value.get() == 2 and source.reads == 3
+
+
+def test_a_use_late_in_a_values_lifetime_reads_it_again_aside() -> None:
+    """Past half its lifetime, a use gets the value at once and a thread reads the new one,
+    which the next uses get without reading."""
+    clock, source = Clock(), Source()
+    value = Refreshed(source, max_age_seconds=1.0, now=clock)
+    assert value.get() == 0
+    source.version = 1
+    clock.now = 0.75
+    assert value.get() == 0  # at once: the read runs aside
+    deadline = time.monotonic() + 5
+    while value.get() != 1:  # the new value, once the thread has it
+        assert time.monotonic() < deadline, "not read aside"
+        time.sleep(0.01)
+    assert source.reads == 2
+    clock.now = 1.1  # past the first value's lifetime, within the new one's
+    assert value.get() == 1 and source.reads == 2
 
 
 def test_a_value_read_before_a_forget_is_not_kept() -> None:

@@ -28,6 +28,7 @@ when one of the person's keys was invalidated (or everything cleared) after the 
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -35,6 +36,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+log = logging.getLogger(__name__)
 
 V = TypeVar("V")
 T = TypeVar("T")
@@ -205,13 +208,20 @@ class AnswerCache(Generic[V]):
                     del self._by_profile[profile_key]
 
 
+REFRESH_AHEAD = 0.5  # share of a value's lifetime after which a use reads it again aside
+
+
 class Refreshed(Generic[T]):
     """A value many requests use and few writes change, read again once it is
     ``max_age_seconds`` old or was forgotten, not at every use (unavailable items, popular
     items, what is trending per context or per segment).
 
-    One thread reads at a time while the others wait for its value. A value read before a
-    ``forget`` is returned to its reader but not kept: the next use reads again.
+    A use past half its lifetime still gets the value and starts a read on a thread of its
+    own, so under steady use no request waits for one (a scan of a large catalog, once a
+    second, stalled every request behind it); a value past its whole lifetime, or forgotten,
+    is read by the use itself. One thread reads at a time while the others wait for its value.
+    A value read before a ``forget`` is returned to its reader but not kept: the next use reads
+    again.
     """
 
     def __init__(
@@ -226,14 +236,22 @@ class Refreshed(Generic[T]):
         self._lock = threading.Lock()
         self._entry: tuple[float, T] | None = None  # (read at, value)
         self._generation = 0
+        self._reading_aside = False
 
     def get(self) -> T:
         entry = self._entry
-        if entry is not None and self._now() - entry[0] < self.max_age_seconds:
-            return entry[1]
+        if entry is not None:
+            age = self._now() - entry[0]
+            if age < self.max_age_seconds:
+                if age > REFRESH_AHEAD * self.max_age_seconds:
+                    self._read_aside()
+                return entry[1]
+        return self._read_if_old(self.max_age_seconds)
+
+    def _read_if_old(self, max_age: float) -> T:
         with self._lock:
             entry = self._entry
-            if entry is not None and self._now() - entry[0] < self.max_age_seconds:
+            if entry is not None and self._now() - entry[0] < max_age:
                 return entry[1]
             generation = self._generation
             started = self._now()
@@ -241,6 +259,20 @@ class Refreshed(Generic[T]):
             if generation == self._generation:
                 self._entry = (started, value)
             return value
+
+    def _read_aside(self) -> None:
+        if self._reading_aside:
+            return
+        self._reading_aside = True  # a second thread started by a race reads nothing new
+        threading.Thread(target=self._aside, name="refresh", daemon=True).start()
+
+    def _aside(self) -> None:
+        try:
+            self._read_if_old(REFRESH_AHEAD * self.max_age_seconds)
+        except Exception:
+            log.exception("reading a value again failed; the next use past its lifetime retries")
+        finally:
+            self._reading_aside = False
 
     def forget(self) -> None:
         """Read again at the next use (this process changed what the value comes from)."""
