@@ -255,6 +255,65 @@ def test_ranking_everyone_gives_each_person_their_own_ranking_on_any_number_of_t
 
 def test_a_row_with_empty_slots_gives_no_rank_to_another_row_s_items() -> None:
     """An empty slot (``NOTHING``) of one row is not the last item of the row before."""
-    top = np.array([[1, 2], [0, NOTHING]])
-    ranks = pipeline_module._ranks_at(top, np.array([0, 0, 1, 1]), np.array([3, 2, 0, 3]), 4)
-    np.testing.assert_array_equal(ranks, [np.nan, 2.0, 1.0, np.nan])
+    proposals = pipeline_module._Proposals(2)
+    proposals.add(np.array([[1, 2], [0, NOTHING]]), 1, ranked=True)
+    proposals.add(np.array([[3], [3]]), 2)
+    nothing_blocked = Blocked(np.zeros(4, dtype=bool), sparse.csr_matrix((2, 4)))
+    row, item, _, ranks = proposals.merged(nothing_blocked)
+    assert list(zip(row.tolist(), item.tolist(), strict=True)) == [
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (1, 0),
+        (1, 3),
+    ]
+    np.testing.assert_array_equal(ranks[0], [1.0, 2.0, np.nan, 1.0, np.nan])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_merged_proposals_keep_the_first_proposal_and_every_position(seed: int) -> None:
+    """Each row's distinct, unblocked proposals in the order first proposed, with every
+    proposer's bit and each ranked proposer's 1-based position (NaN where it did not)."""
+    rng = np.random.default_rng(seed)
+    rows, n_items = 6, 30
+    added = []
+    for bit in range(4):
+        width = int(rng.integers(0, 9))
+        items = np.stack([rng.permutation(n_items)[:width] for _ in range(rows)])
+        items[rng.random(items.shape) < 0.2] = NOTHING
+        added.append((items.reshape(rows, width), 1 << bit, bit != 2))  # bit 2: an extra
+    blocked = Blocked(
+        rng.random(n_items) < 0.1, sparse.csr_matrix(rng.random((rows, n_items)) < 0.1)
+    )
+    proposals = pipeline_module._Proposals(rows)
+    for items, bit, ranked in added:
+        proposals.add(items, bit, ranked=ranked)
+    row, item, bits, ranks = proposals.merged(blocked)
+
+    dense = blocked.dense
+    expected: list[tuple[int, int, int, list[float]]] = []
+    for r in range(rows):
+        seen: dict[int, int] = {}
+        for items, bit, _ in added:
+            for i in items[r]:
+                if i == NOTHING or dense[r, i]:
+                    continue
+                if int(i) not in seen:
+                    seen[int(i)] = len(expected)
+                    expected.append((r, int(i), 0, []))
+                found = expected[seen[int(i)]]
+                expected[seen[int(i)]] = (r, int(i), found[2] | bit, [])
+        for at, (r_, i, b, _) in enumerate(expected):
+            if r_ == r:
+                positions = [
+                    float(list(items[r]).index(i) + 1) if i in items[r] else np.nan
+                    for items, _, ranked in added
+                    if ranked
+                ]
+                expected[at] = (r_, i, b, positions)
+    assert row.tolist() == [e[0] for e in expected]
+    assert item.tolist() == [e[1] for e in expected]
+    assert bits.tolist() == [e[2] for e in expected]
+    assert len(ranks) == 3
+    got = np.column_stack(ranks) if len(expected) else np.zeros((0, 3))
+    np.testing.assert_array_equal(got, np.array([e[3] for e in expected]).reshape(-1, 3))

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
+from persona.recommend import scores as scores_module
 from persona.recommend.scores import (
     NOTHING,
     Blocked,
@@ -16,6 +17,7 @@ from persona.recommend.scores import (
     FactorScores,
     SharedScores,
     SparseScores,
+    row_dots,
     row_sum,
 )
 
@@ -197,3 +199,30 @@ def test_a_sum_of_sparse_rows_is_the_sum_of_the_dense_rows(
     chosen = rng.choice(rows, rng.integers(0, rows + 1))  # repeats included
     summed = row_sum(sparse.csr_matrix(values), chosen)
     np.testing.assert_allclose(summed, values[chosen].sum(axis=0), rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 12),
+    items=st.integers(1, 25),
+    words=st.integers(1, 30),
+    density=st.floats(0.0, 1.0),
+    dense_left=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_pair_dots_are_the_dense_products(
+    rows: int, items: int, words: int, density: float, dense_left: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    left = rng.random((rows, words)) * (rng.random((rows, words)) < density)
+    right = rng.random((items, words)) * (rng.random((items, words)) < density)
+    pairs = int(rng.integers(0, 3 * rows * items))
+    row, item = rng.integers(0, rows, pairs), rng.integers(0, items, pairs)
+    maximum = scores_module.DENSE_LEFT_MAX
+    scores_module.DENSE_LEFT_MAX = rows * words if dense_left else 0  # both ways of computing them
+    try:
+        dots = row_dots(sparse.csr_matrix(left), sparse.csr_matrix(right), row, item)
+    finally:
+        scores_module.DENSE_LEFT_MAX = maximum
+    expected = (left[row] * right[item]).sum(axis=1)
+    np.testing.assert_allclose(dots, expected, rtol=1e-5, atol=1e-6)

@@ -26,7 +26,7 @@ from persona.recommend.proposers import SourceBits, SourceNames
 from persona.recommend.ranker import LambdaRanker, RankerConfig, RankerReport
 from persona.recommend.request import Histories, History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, Slot, rerank
-from persona.recommend.scores import NOTHING, Blocked, RowScores, Scores, find_sorted
+from persona.recommend.scores import NOTHING, Blocked, RowScores, Scores
 from persona.recommend.sources import (
     CandidateSource,
     CategoryTrending,
@@ -463,8 +463,9 @@ class RecommendationPipeline:
         recent = ((first_age >= 0) & (first_age <= c.new_item_days)) | (
             (self.facts.created_s > 0) & (created_age >= 0) & (created_age <= c.new_item_days)
         )
-        few = timeline.window_counts(as_of_s, 1e6) <= c.new_item_max_interactions
-        eligible = np.flatnonzero(recent & few)
+        recent_items = np.flatnonzero(recent)  # a small share of a large catalog: count those
+        interactions = timeline.count_between(recent_items, 0, as_of_s)
+        eligible = recent_items[interactions <= c.new_item_max_interactions]
         newest = eligible[np.argsort(-appeared[eligible], kind="stable")][:EXPLORATION_POOL]
         pool = np.sort(newest)  # in item order, as before the pool was bounded
         if len(self._pools) >= 4:
@@ -526,20 +527,18 @@ class RecommendationPipeline:
         blocked = self._blocked(block, excludes)
         names = SourceNames([s.name for s in self.sources])
         all_scores: dict[str, Scores] = {}
-        tops: dict[str, IntArray] = {}
         proposals = _Proposals(len(block))
         for source in self.sources:
             scores = source.score(inputs)
             top = scores.top(self.config.candidates[source.name], blocked)
-            proposals.add(top, names.bit(source.name))
+            proposals.add(top, names.bit(source.name), ranked=True)
             all_scores[source.name] = scores
-            tops[source.name] = top
         for name, items in _extra_columns(extras, self.config.candidates).items():
             proposals.add(items, names.bit(name))
-        rows, items, bits = proposals.merged(blocked)
+        rows, items, bits, ranks = proposals.merged(blocked)
         splits = np.cumsum(np.bincount(rows, minlength=len(block)))[:-1]
         candidates = np.split(items, splits)
-        by_source = {name: _ranks_at(top, rows, items, n_items) for name, top in tops.items()}
+        by_source = dict(zip(all_scores, ranks, strict=True))
         features = build_features(self.facts, block, inputs, candidates, all_scores, by_source)
         proposers = [
             SourceBits(c, b, names) for c, b in zip(candidates, np.split(bits, splits), strict=True)
@@ -612,33 +611,55 @@ def _hours(times_s: IntArray) -> IntArray:
 
 
 class _Proposals:
-    """Items proposed for each row of a block, in the order proposed, with the proposer's bit."""
+    """Items proposed for each row of a block, in the order proposed, with the proposer's bit
+    and, for the ranked proposers (the sources), each item's position in their proposal."""
 
     def __init__(self, rows: int) -> None:
         self._items: list[IntArray] = []  # rows x n each, -1 for nothing
         self._bits: list[npt.NDArray[np.uint32]] = []
+        self._ranked: list[bool] = []
         self._rows = rows
 
-    def add(self, items: IntArray, bit: int) -> None:
+    def add(self, items: IntArray, bit: int, *, ranked: bool = False) -> None:
+        """``items``: rows x n, each row's best first, each item at most once in a row."""
         self._items.append(items)
         self._bits.append(np.full(items.shape, bit, dtype=np.uint32))
+        self._ranked.append(ranked)
 
-    def merged(self, blocked: Blocked) -> tuple[IntArray, IntArray, npt.NDArray[np.uint32]]:
+    def merged(
+        self, blocked: Blocked
+    ) -> tuple[IntArray, IntArray, npt.NDArray[np.uint32], list[FloatArray]]:
         """(row, item, bits) of every distinct proposal that is not blocked, by row, each
-        row's in the order first proposed; bits are every proposer's, or-ed together."""
+        row's in the order first proposed; bits are every proposer's, or-ed together. And for
+        each ranked proposer, in the order added, each merged proposal's 1-based position in
+        its row of that proposer's items (NaN where it did not propose it)."""
         items = np.concatenate(self._items, axis=1) if self._items else np.zeros((self._rows, 0))
         items = items.astype(np.int64)
         bits = np.concatenate(self._bits, axis=1) if self._bits else np.zeros(items.shape)
+        widths = [added.shape[1] for added in self._items]
+        proposer = np.repeat(np.arange(len(widths)), widths)  # of each column
+        position = np.concatenate([np.arange(1, w + 1) for w in widths]) if widths else proposer
         rows = np.broadcast_to(np.arange(self._rows)[:, None], items.shape)
         valid = items >= 0
         valid[valid] = ~blocked.at(rows[valid], items[valid])
         row, item, bit = rows[valid], items[valid], bits[valid].astype(np.uint32)
+        column = np.broadcast_to(np.arange(items.shape[1]), items.shape)[valid]
         keys = row * blocked.shape[1] + item
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         merged = np.zeros(len(first), dtype=np.uint32)
         np.bitwise_or.at(merged, inverse.reshape(-1), bit)
         order = np.argsort(first, kind="stable")  # row-major: rows stay grouped
-        return row[first[order]], item[first[order]], merged[order]
+        place = np.empty_like(order)
+        place[order] = np.arange(len(order))  # each distinct proposal's place in the result
+        at = place[inverse.reshape(-1)]
+        ranks = []
+        for index, ranked in enumerate(self._ranked):
+            if ranked:
+                mine = proposer[column] == index
+                rank = np.full(len(order), np.nan, dtype=np.float32)
+                rank[at[mine]] = position[column[mine]]
+                ranks.append(rank)
+        return row[first[order]], item[first[order]], merged[order], ranks
 
 
 def _extra_columns(
@@ -656,18 +677,6 @@ def _extra_columns(
             matrix[row, : len(items)] = items
         columns[name] = matrix
     return columns
-
-
-def _ranks_at(top: IntArray, rows: IntArray, items: IntArray, n_items: int) -> FloatArray:
-    """Each (row, item)'s 1-based position in its row of ``top``; NaN where absent (and
-    where ``top`` holds ``NOTHING``: a row's empty slots name no item)."""
-    keys = (np.arange(len(top))[:, None] * n_items + top).ravel()
-    keys[top.ravel() == NOTHING] = -1  # below every real key: never found
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    found, hit = find_sorted(sorted_keys, rows * n_items + items)
-    position = (order[found] % max(top.shape[1], 1) + 1).astype(np.float32)
-    return np.where(hit, position, np.float32(np.nan)).astype(np.float32)
 
 
 def default_sources(n_items: int) -> list[CandidateSource]:
