@@ -176,7 +176,7 @@ class RecommendationPipeline:
             say("measuring the pipeline on people the ranker did not learn from")
             metrics = self._validate(later, people[validation])
         say("fitting candidate sources on all events")
-        self._fit_sources(data)
+        self._fit_sources(data, warm=report is not None)  # from the last cutoff's, if fitted
         return FitReport(
             ranker=report,
             metrics=metrics,
@@ -199,12 +199,18 @@ class RecommendationPipeline:
         per_person = moments * sum(c.candidates.values())
         return min(c.max_ranker_people, max(1, c.max_ranker_examples // per_person))
 
-    def _fit_sources(self, data: Interactions) -> None:
+    def _fit_sources(self, data: Interactions, *, warm: bool = False) -> None:
+        """Fit every source on ``data``; ``warm``: those that can start from the sources fitted
+        before (on an earlier part of the same data) do."""
+        earlier = {s.name: s for s in self.sources} if warm else {}
         self.sources = [
             s for s in self._source_factory(data.n_items) if s.name in self.config.candidates
         ]
         for source in self.sources:
-            source.fit(data)
+            if isinstance(source, ScorerSource):
+                source.fit(data, earlier.get(source.name))
+            else:
+                source.fit(data)
         self._attach(data)
 
     def _attach(self, data: Interactions) -> None:

@@ -79,8 +79,17 @@ class ScorerSource:
         self.scorer = scorer
         self._pool: FactorPool | None = None  # factors: the items searched, if not all
 
-    def fit(self, data: Interactions) -> None:
-        self.scorer.fit(data)
+    def fit(self, data: Interactions, earlier: CandidateSource | None = None) -> None:
+        """``earlier``: this source fitted on an earlier part of the same data, which a
+        factor model starts from (see ``ALS.fit``)."""
+        if (
+            isinstance(self.scorer, ALS)
+            and isinstance(earlier, ScorerSource)
+            and isinstance(earlier.scorer, ALS)
+        ):
+            self.scorer.fit(data, start=earlier.scorer)
+        else:
+            self.scorer.fit(data)
         proposable = None
         if isinstance(self.scorer, ALS) and data.n_items > FACTOR_PROPOSABLE_ITEMS:
             proposable = np.sort(most_interacted(data, FACTOR_PROPOSABLE_ITEMS))

@@ -34,6 +34,10 @@ class ALSConfig:
     regularization: float = 0.05
     alpha: float = 2.0
     iterations: int = 15
+    # A fit that starts from the item factors of one on an earlier part of the same people
+    # and items (the pipeline fits its sources twice: for the ranker's examples, then on
+    # everything) needs fewer sweeps.
+    warm_iterations: int = 5
     seed: int = 7
 
 
@@ -47,20 +51,27 @@ class ALS:
         self.item_factors: np.ndarray | None = None
         self._model: AlternatingLeastSquares | None = None
 
-    def fit(self, data: Interactions) -> None:
+    def fit(self, data: Interactions, start: ALS | None = None) -> None:
+        """Fit on ``data``; from ``start``'s item factors when it was fitted on the same items
+        (then ``warm_iterations`` sweeps). Only the item factors are kept: a person's factors
+        are solved from their history when asked (``user_factors``)."""
         c = self.config
+        begin = start.item_factors if start is not None else None
+        warm = begin is not None and begin.shape == (data.n_items, c.factors)
         with _one_blas_thread():  # implicit parallelizes itself; BLAS threads fight it
             model = AlternatingLeastSquares(
                 factors=c.factors,
                 regularization=c.regularization,
                 alpha=c.alpha,
-                iterations=c.iterations,
+                iterations=c.warm_iterations if warm else c.iterations,
                 random_state=c.seed,
                 num_threads=0,  # every core: fitting is a batch job (solving a user, not)
             )
+            if warm:
+                model.item_factors = np.array(begin, dtype=np.float32)
             model.fit(binary(data.matrix()), show_progress=False)
-        self._model = model
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
+        self._model = None  # the fitted people's factors (256 MB a million) are not kept
 
     def score(self, history: sparse.csr_matrix) -> np.ndarray:
         factors = self.user_factors(history)

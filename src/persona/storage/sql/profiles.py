@@ -35,6 +35,7 @@ _SQLITE_ALIAS_LINKS = (
     "SELECT alias_key, profile_key FROM aliases WHERE alias_key IN (SELECT value FROM json_each(?))"
 )
 _SQLITE_ALIASES_OF = "SELECT alias_key FROM aliases WHERE profile_key = ? ORDER BY alias_key"
+_SQLITE_ALL_STATES = "SELECT profile_key, state FROM profiles ORDER BY profile_key"
 
 
 class SqlProfileStore:
@@ -136,6 +137,13 @@ class SqlProfileStore:
         return int(self._c.execute(select(func.count()).select_from(tables.profiles)).scalar_one())
 
     def all_states(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        if is_sqlite(self._c):
+            # Every profile, for a training: the driver's rows and orjson (SQLAlchemy's row
+            # and JSON processing took half of reading a million states).
+            cursor = driver_connection(self._c).execute(_SQLITE_ALL_STATES)
+            while rows := cursor.fetchmany(10_000):
+                yield from ((key, orjson.loads(state)) for key, state in rows)
+            return
         p = tables.profiles
         query = select(p.c.profile_key, p.c.state).order_by(p.c.profile_key)
         rows = self._c.execution_options(yield_per=10_000).execute(query)
