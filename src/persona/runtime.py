@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
-import sys
 
 # CPython collects its youngest generation of containers after every 700 net allocations. An
 # ingest batch of 1000 events makes thousands of objects (a few per event) that live until the
@@ -30,25 +28,3 @@ def settle_heap() -> None:
     and collect less often from now on."""
     gc.freeze()
     tune_collector()
-
-
-M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
-MALLOC_ARENAS = 2
-
-
-def limit_allocator_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Let the C allocator keep at most ``arenas`` heaps (glibc; elsewhere nothing is done).
-
-    glibc gives each thread that allocates while another does a heap of its own, up to eight
-    a core, and what one heap frees serves only the threads allocating from it. A server's
-    request, ranking and refresh threads allocate arrays of every size, and its memory kept
-    growing: in the 10-minute soak of BENCHMARKS.md, +7.5% in the second five minutes, all of
-    it heap, none of it in any cache; with two heaps +3.8%, and 260 MB less at the end.
-    Returns whether the limit is set."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_ARENA_MAX, arenas))

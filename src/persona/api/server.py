@@ -29,7 +29,7 @@ from persona.api.problems import error_problem
 from persona.engine import Engine
 from persona.errors import HeadersTooLargeError
 from persona.observability.logging import configure_logging
-from persona.runtime import limit_allocator_arenas, tune_collector
+from persona.runtime import tune_collector
 from persona.settings import SUPERVISOR_PID, load_settings
 
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
@@ -116,7 +116,6 @@ def protocol_with_head_limits(
 def worker_app() -> FastAPI:
     """The application of one of the processes of `persona serve --workers N` (uvicorn calls
     this in each new process; the settings come from the environment the parent set)."""
-    limit_allocator_arenas()
     settings = load_settings()
     configure_logging(settings.server.log_level)
     HeadLimitsProtocol.configure(

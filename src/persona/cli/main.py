@@ -117,9 +117,7 @@ def run_server(engine: Engine) -> None:
     from persona.api.app import create_app
     from persona.api.server import protocol_with_head_limits
     from persona.observability.logging import configure_logging
-    from persona.runtime import limit_allocator_arenas
 
-    limit_allocator_arenas()  # before the server's threads start allocating
     settings = engine.settings
     configure_logging(settings.server.log_level)
     if settings.dev_mode:
