@@ -658,12 +658,13 @@ class _Proposals:
         place = np.empty_like(order)
         place[order] = np.arange(len(order))  # each distinct proposal's place in the result
         at = place[inverse.reshape(-1)]
+        by, rank_of = proposer[column], position[column]  # of each kept proposal
         ranks = []
         for index, ranked in enumerate(self._ranked):
             if ranked:
-                mine = proposer[column] == index
+                mine = by == index
                 rank = np.full(len(order), np.nan, dtype=np.float32)
-                rank[at[mine]] = position[column[mine]]
+                rank[at[mine]] = rank_of[mine]
                 ranks.append(rank)
         return row[first[order]], item[first[order]], merged[order], ranks
 
