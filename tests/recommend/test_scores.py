@@ -1,5 +1,5 @@
-"""Sparse, factor and shared scores propose and score exactly what the same scores as a matrix
-do, whatever is blocked."""
+"""Sparse, nonzero, factor and shared scores propose and score exactly what the same scores as
+a matrix do, whatever is blocked."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from persona.recommend.scores import (
     DenseScores,
     FactorPool,
     FactorScores,
+    NonzeroScores,
     SharedScores,
     SparseScores,
     row_dots,
     row_sum,
+    sparse_product,
 )
 
 
@@ -99,11 +101,11 @@ def test_sparse_scores_match_the_matrix_on_the_items_they_score(
     levels=st.integers(1, 6),
     seed=st.integers(0, 2**16),
 )
-def test_sparse_scores_break_ties_by_item(
+def test_sparse_and_nonzero_scores_break_ties_by_item(
     rows: int, items: int, n: int, density: float, share: float, levels: int, seed: int
 ) -> None:
     """With few distinct scores (many ties, rows long and short), each row's proposals are
-    its best allowed entries by score, then by item."""
+    its best allowed entries by score, then by item, whether held sparse or dense."""
     rng = np.random.default_rng(seed)
     values = rng.integers(-levels, levels + 1, (rows, items)).astype(np.float32)
     values *= rng.random((rows, items)) < density
@@ -113,8 +115,44 @@ def test_sparse_scores_break_ties_by_item(
         sorted(np.flatnonzero((values[r] != 0) & allowed[r]), key=lambda i: (-values[r, i], i))[:n]
         for r in range(rows)
     ]
-    top = SparseScores(sparse.csr_matrix(values)).top(n, blocked)
-    assert _proposals(top) == [[int(i) for i in row] for row in expected]
+    wanted = [[int(i) for i in row] for row in expected]
+    assert _proposals(SparseScores(sparse.csr_matrix(values)).top(n, blocked)) == wanted
+    assert _proposals(NonzeroScores(values).top(n, blocked)) == wanted
+    every_row, every_item = _every_pair(rows, items)
+    np.testing.assert_array_equal(NonzeroScores(values).at(every_row, every_item), values.ravel())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 8),
+    items=st.integers(1, 60),
+    features=st.integers(1, 6),
+    n=st.integers(1, 12),
+    weighted=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_a_product_dense_or_sparse_proposes_and_scores_alike(
+    rows: int, items: int, features: int, n: int, weighted: bool, seed: int
+) -> None:
+    """Small integer entries: products are exact in either order of summation, with ties."""
+    rng = np.random.default_rng(seed)
+    left = sparse.csr_matrix(rng.integers(0, 3, (rows, features)) * (rng.random((rows, 1)) < 0.9))
+    right = sparse.csr_matrix(rng.integers(0, 3, (items, features)).astype(np.float32))
+    weights = rng.integers(0, 3, items).astype(np.float32) if weighted else None
+    blocked = _blocked(rng, rows, items, 0.3)
+    dense = sparse_product(left, right, weights)
+    assert isinstance(dense, NonzeroScores)
+    try:
+        scores_module.DENSE_PRODUCT_MAX, limit = 0, scores_module.DENSE_PRODUCT_MAX
+        kept_sparse = sparse_product(left, right, weights)
+    finally:
+        scores_module.DENSE_PRODUCT_MAX = limit
+    assert isinstance(kept_sparse, SparseScores)
+    assert _proposals(dense.top(n, blocked)) == _proposals(kept_sparse.top(n, blocked))
+    every_row, every_item = _every_pair(rows, items)
+    expected = (left @ right.T).toarray() * (1 if weights is None else weights[None, :])
+    np.testing.assert_array_equal(dense.at(every_row, every_item), expected.ravel())
+    np.testing.assert_array_equal(kept_sparse.at(every_row, every_item), expected.ravel())
 
 
 @settings(max_examples=80, deadline=None)

@@ -33,10 +33,12 @@ class CategoryIndex:
         """Rows x categories: the history's category counts, unit length."""
         return sparse.csr_matrix(normalize(history @ self.matrix), dtype=np.float32)
 
-    def affinity(self, history: sparse.csr_matrix) -> sparse.csr_matrix:
+    def affinity(self, history: sparse.csr_matrix) -> np.ndarray:
         """Rows x items: cosine between the person's category mix and each item's categories
-        (stored only for the items sharing a category with the history)."""
-        return sparse.csr_matrix(self.mix(history) @ self.item_norm.T, dtype=np.float32)
+        (zero for the items sharing no category with the history). Multiplied dense: nearly
+        every item shares a category with a history, and the categories are few."""
+        mix = np.asarray(self.mix(history).toarray(), dtype=np.float32)
+        return np.ascontiguousarray(np.asarray(self.item_norm @ mix.T, dtype=np.float32).T)
 
     def leaders(self, scores: np.ndarray, n: int) -> sparse.csr_matrix:
         """Categories x items: 1 for each category's ``n`` best items by ``scores``."""

@@ -9,6 +9,9 @@ sources do not need it:
 - ``DenseScores``: a matrix, for sources that score every item (matrix factorization, EASE);
 - ``SparseScores``: a sparse matrix, for sources that score only some items (item neighbours of
   the history, items sharing a word or a category with it): unscored items are never proposed;
+- ``NonzeroScores``: the same answers from a dense matrix whose zeros are the unscored items,
+  for such sources on a small catalog, where nearly every item shares a word or a category
+  with a history: the product is cheaper dense, and so is the search of its best items;
 - ``SharedScores``: one row for every request (trending at one moment, the moment of a batch
   ranking or of requests served within the same second): the catalog is sorted once.
 
@@ -168,6 +171,59 @@ class SparseScores:
         if not hit.any():
             return np.zeros(len(wanted), dtype=np.float32)
         return np.where(hit, self.matrix.data[found], np.float32(0)).astype(np.float32)
+
+
+# Past this many rows x items, a product of sparse matrices is kept sparse (``sparse_product``).
+DENSE_PRODUCT_MAX = 4_000_000
+
+
+class NonzeroScores:
+    """``SparseScores`` held dense: a zero (or non-finite) entry is an unscored item, never
+    proposed; among equal scores, the lower item comes first."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        finite = np.nan_to_num(np.asarray(matrix, dtype=np.float32), nan=0, posinf=0, neginf=0)
+        self.matrix: FloatArray = finite
+
+    def top(self, n: int, blocked: Blocked) -> IntArray:
+        """Each row's ``n``-th best score is found by partitioning, then the entries above it,
+        and as many of those equal to it as there is room for, in item order."""
+        m = self.matrix
+        masked = np.where(blocked.dense | (m == 0), np.float32(-np.inf), m)
+        n = max(1, min(n, m.shape[1]))
+        nth = -np.partition(-masked, n - 1, axis=1)[:, n - 1]
+        above = masked > nth[:, None]
+        tied = masked == nth[:, None]
+        room = n - above.sum(axis=1)
+        take = (above | (tied & (np.cumsum(tied, axis=1) <= room[:, None]))) & (masked > -np.inf)
+        rows, items = np.nonzero(take)
+        order = np.lexsort((items, -masked[rows, items], rows))
+        rows, items = rows[order], items[order]
+        best = np.full((m.shape[0], n), NOTHING, dtype=np.int64)
+        best[rows, _positions_in_rows(rows, m.shape[0])] = items
+        return best
+
+    def at(self, rows: IntArray, items: IntArray) -> FloatArray:
+        return self.matrix[rows, items]
+
+
+def sparse_product(
+    left: sparse.csr_matrix, right: sparse.csr_matrix, weights: FloatArray | None = None
+) -> Scores:
+    """The scores ``left @ right.T`` (rows x items, for ``right`` items x features), each
+    item's times its ``weights`` if given; zero for an unscored item. Dense when the block is
+    small enough (``NonzeroScores``), else sparse."""
+    rows, items = left.shape[0], right.shape[0]
+    if rows * items > DENSE_PRODUCT_MAX:
+        product = sparse.csr_matrix(left @ right.T, dtype=np.float32)
+        if weights is not None:
+            product.data *= weights[product.indices]
+        return SparseScores(product)
+    dense_left = np.asarray(left.toarray(), dtype=np.float32)
+    dense = np.ascontiguousarray(np.asarray(right @ dense_left.T, dtype=np.float32).T)
+    if weights is not None:
+        dense *= weights[None, :]
+    return NonzeroScores(dense)
 
 
 def _positions_in_rows(rows: IntArray, n_rows: int) -> IntArray:

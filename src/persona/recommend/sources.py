@@ -34,6 +34,7 @@ from persona.recommend.scores import (
     entry_rows,
     row_dots,
     row_sum,
+    sparse_product,
 )
 from persona.recommend.timeline import ItemTimeline
 
@@ -204,7 +205,7 @@ class ContentSimilarity:
         assert v is not None, "fit first"
         profile = sparse.csr_matrix(normalize(inputs.history @ v))
         if self._proposable is None:
-            return SparseScores(profile @ v.T)
+            return sparse_product(profile, v)
         among = sparse.csr_matrix(profile @ v[self._proposable].T)
         candidates = sparse.csr_matrix(
             (among.data, self._proposable[among.indices], among.indptr),
@@ -366,12 +367,11 @@ class CategoryTrending:
         if not isinstance(trend, SharedScores):
             assert isinstance(trend, DenseScores)
             affinity = categories.affinity(inputs.history)  # rows x items, in [0, 1]
-            return DenseScores(affinity.multiply(trend.matrix).toarray())
+            return DenseScores(affinity * trend.matrix)
         vector = trend.vector
         if categories.matrix.shape[0] <= FULL_CATALOG_ITEMS:
-            affinity = categories.affinity(inputs.history)
-            affinity.data *= vector[affinity.indices]
-            return SparseScores(affinity)
+            # the affinity (``CategoryIndex.affinity``) times the trend
+            return sparse_product(categories.mix(inputs.history), categories.item_norm, vector)
         mix = categories.mix(inputs.history)
         moment = int(inputs.as_of_s[0])
         leaders = self._leaders.get(moment)
