@@ -185,8 +185,14 @@ class ParquetEventLake:
         with self._work() as work:
             work.settle(self._storage)
             work.commit()
+            # A first sync copies every day: what training reads is then what it wrote, kept
+            # as it goes rather than read back from thousands of files.
+            if not work.manifest.days:
+                work.written = []
             self._copy(work, LakeSync(), rebuild=False)
             work.commit()
+            if work.written is not None:
+                return _interaction_table(work.written, before_ms)
             days = sorted(work.manifest.days.items())
             if before_ms is not None:
                 days = [(day, f) for day, f in days if f.first_ms < before_ms]
@@ -199,10 +205,9 @@ class ParquetEventLake:
                 partitioning=PARTITIONING,
                 partition_base_dir=str(self.root / EVENTS),
             )
-            condition = ds.field("item_id").is_valid()
-            if before_ms is not None:
-                condition &= ds.field("occurred_at_ms") < before_ms
-            table = dataset.to_table(columns=INTERACTION_COLUMNS.names, filter=condition)
+            table = dataset.to_table(
+                columns=INTERACTION_COLUMNS.names, filter=_interactions(before_ms)
+            )
         return table.cast(INTERACTION_COLUMNS)
 
     def files(self) -> list[Path]:
@@ -309,6 +314,9 @@ class _Work:
         self.generation = manifest.generation + 1
         self.replaced: list[Path] = []
         self.changed = False
+        # When a list: the training columns of every day written, in day order (only a sync
+        # that writes every day keeps them, so that they are the whole lake).
+        self.written: list[pa.Table] | None = None
 
     def merge_day(self, day: str, fresh: pa.Table, report: LakeSync) -> None:
         """The day's rows with ``fresh`` (which replace the rows of the same event ids)."""
@@ -337,6 +345,8 @@ class _Work:
             times = table["occurred_at_ms"]
             first, last = int(times[0].as_py()), int(times[-1].as_py())
             self.manifest.days[day] = DayFile(name, table.num_rows, first, last)
+            if self.written is not None:
+                self.written.append(table.select(INTERACTION_COLUMNS.names))
         self.changed = True
 
     def settle(self, storage: Storage) -> int:
@@ -453,6 +463,22 @@ def _doomed(table: pa.Table, keys: set[str], expiring: dict[str, int]) -> pa.Chu
         old = pc.and_(pc.equal(table["type"], kind), pc.less(table["occurred_at_ms"], before_ms))
         doomed = pc.or_(doomed, old)
     return doomed
+
+
+def _interactions(before_ms: int | None) -> ds.Expression:
+    """The rows training reads: those naming an item (before ``before_ms`` if given)."""
+    condition = ds.field("item_id").is_valid()
+    if before_ms is not None:
+        condition &= ds.field("occurred_at_ms") < before_ms
+    return condition
+
+
+def _interaction_table(days: list[pa.Table], before_ms: int | None) -> pa.Table:
+    """The training columns of days held in memory, as a read of their files gives them."""
+    if not days:
+        return INTERACTION_COLUMNS.empty_table()
+    table = ds.dataset(days).to_table(filter=_interactions(before_ms))
+    return table.cast(INTERACTION_COLUMNS)
 
 
 def _read_ahead(chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:
