@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from persona.recommend.algorithms import ease as ease_module
 from persona.recommend.algorithms.base import Scorer
 from persona.recommend.algorithms.ease import EASE, CatalogTooLargeError, EASEConfig
 from persona.recommend.algorithms.factorization import ALS, BPR, ALSConfig, BPRConfig
@@ -100,7 +101,12 @@ def test_ease_refuses_a_catalog_over_its_limit() -> None:
         EASE(EASEConfig(max_items=10)).fit(interactions())
 
 
-def test_ease_matches_the_closed_form_and_leaves_unseen_items_at_zero() -> None:
+@pytest.mark.parametrize("gram", ["dense", "sparse"])
+def test_ease_matches_the_closed_form_and_leaves_unseen_items_at_zero(
+    gram: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if gram == "sparse":
+        monkeypatch.setattr(ease_module, "DENSE_GRAM_MAX", 0)
     data = interactions()
     data = data.subset(np.flatnonzero(data.items != 3))  # item 3 never seen
     model = EASE(EASEConfig(l2=50.0))

@@ -53,7 +53,7 @@ class EASE:
         x = x[:, active]
         # Single precision: the l2 term keeps the matrix well conditioned, the weights are
         # kept in float32 anyway, and the factorization runs about twice as fast.
-        gram = (x.T @ x).toarray().astype(np.float32)
+        gram = _gram(x)
         gram[np.diag_indices_from(gram)] += self.config.l2
         weights = _symmetric_positive_inverse(gram) if len(active) else gram
         weights /= -np.diag(weights).copy()
@@ -91,6 +91,19 @@ class EASE:
         model.active = arrays.get("active", every_item)
         model.n_items = int(arrays["n_items"]) if "n_items" in arrays else len(every_item)
         return model
+
+
+# Up to this many people x items, the Gram matrix is multiplied dense (BLAS, both cores; the
+# counts are exact in float32): on MovieLens, 0.13 s against 0.40 s for the sparse product.
+DENSE_GRAM_MAX = 10_000_000
+
+
+def _gram(x: sparse.csc_matrix) -> np.ndarray:
+    """``x.T @ x`` as a dense float32 matrix."""
+    if x.shape[0] * x.shape[1] <= DENSE_GRAM_MAX:
+        dense = np.asarray(x.toarray(), dtype=np.float32)
+        return np.asarray(dense.T @ dense, dtype=np.float32)
+    return np.asarray((x.T @ x).toarray(), dtype=np.float32)
 
 
 def _symmetric_positive_inverse(matrix: np.ndarray, block: int = 1024) -> np.ndarray:
