@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -11,8 +12,9 @@ from typer.testing import CliRunner
 from persona.cli.main import app
 from persona.engine import Engine
 from persona.errors import ConflictError
-from persona.predictions.clustering import ClusterConfig
+from persona.predictions.clustering import ClusterConfig, FeatureSchema, StoredFacts
 from persona.predictions.clusters import RETIRED
+from persona.profiles.aggregate import ProfileState
 from persona.settings import Settings
 from tests.conftest import NOW_MS
 from tests.predictions.synthetic import behaviour_groups, ingest_all
@@ -142,3 +144,17 @@ def test_the_command_line_refuses_to_delete_a_cluster(tmp_path: Path) -> None:
         ]
     finally:
         engine.close()
+
+
+def test_a_training_reads_the_same_features_as_whole_states_give(engine: Engine) -> None:
+    """A training reads cut-down states (``StoredFacts``); every feature equals the one a
+    whole ``ProfileState`` gives."""
+    ingest_all(engine, behaviour_groups())
+    with engine.storage.read() as uow:
+        whole = [ProfileState.from_dict(s) for _, s in uow.profiles.all_states()]
+        cut = [StoredFacts.of(s) for _, s in uow.profiles.all_states(StoredFacts.FIELDS)]
+    assert len(whole) == len(cut) == 36
+    assert any(s.purchases for s in whole) and any(s.session_count > 1 for s in whole)
+    schema = FeatureSchema.from_states(whole, ClusterConfig())
+    assert schema == FeatureSchema.from_states(cut, ClusterConfig())
+    np.testing.assert_array_equal(schema.matrix(cut, NOW_MS), schema.matrix(whole, NOW_MS))

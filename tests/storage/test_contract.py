@@ -287,6 +287,22 @@ class TestProfileStore:
         with engine.storage.read() as uow:
             assert list(uow.profiles.all_states()) == [("u:1", {"n": 1}), ("u:2", {"n": 2})]
 
+    def test_all_states_cut_to_some_fields(self, engine: Engine) -> None:
+        states = {
+            "u:1": {"n": 1, "counts": {"view": 2}, "recent": [["i1", 5, "e1"]], "f": 0.5},
+            "u:2": {"n": 2, "counts": {}, "sessions": [[1, 2, 3], [4, 5, 6]], "f": None},
+        }
+        with engine.storage.write() as uow:
+            uow.profiles.save_states(states, 1)
+        with engine.storage.read() as uow:
+            cut = list(uow.profiles.all_states(["counts", "sessions", "f"]))
+            with pytest.raises(ValueError, match="field names"):
+                list(uow.profiles.all_states(["n') FROM profiles --"]))
+        assert cut == [
+            ("u:1", {"counts": {"view": 2}, "sessions": None, "f": 0.5}),
+            ("u:2", {"counts": {}, "sessions": [[1, 2, 3], [4, 5, 6]], "f": None}),
+        ]
+
 
 class TestReadBesideWrite:
     def test_it_sees_what_is_committed_while_a_write_is_open(self, engine: Engine) -> None:

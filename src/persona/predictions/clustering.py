@@ -1,6 +1,7 @@
 """Behavioural clusters: profile features, scaled, grouped by MiniBatchKMeans.
 
-- features come from a profile state (``ProfileState``) at a moment: event volume, recency,
+- features come from a profile state (``ProfileState``, or the ``StoredFacts`` a training reads
+  of every stored state) at a moment: event volume, recency,
   tenure, purchases and revenue, sessions, counts of the most common event types and the share
   of interest in the most common categories; heavy-tailed quantities are taken as ``log1p``;
 - ``StandardScaler`` puts every feature on one scale; k is chosen from a range by the
@@ -23,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -33,7 +34,7 @@ from sklearn.metrics import silhouette_score
 from persona.clock import DAY_MS
 from persona.errors import NothingToLearnError
 from persona.predictions.events import FloatArray
-from persona.profiles.aggregate import ProfileState
+from persona.profiles import MICROS
 
 BASE_FEATURES = (
     "events",
@@ -45,6 +46,67 @@ BASE_FEATURES = (
     "events_per_session",
 )
 MODEL_VERSION = 1
+
+
+class ProfileFacts(Protocol):
+    """What clustering reads of a profile: a ``ProfileState`` has it all."""
+
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+    @property
+    def event_count(self) -> int: ...
+    @property
+    def first_seen_ms(self) -> int | None: ...
+    @property
+    def last_seen_ms(self) -> int | None: ...
+    @property
+    def purchases(self) -> int: ...
+    @property
+    def revenue(self) -> float: ...
+    @property
+    def session_count(self) -> int: ...
+    @property
+    def affinity(self) -> Mapping[str, float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFacts:
+    """``ProfileFacts`` of a stored state cut down to ``FIELDS`` (``all_states(FIELDS)``): a
+    training reads every profile, and decoding whole states (their recent items above all)
+    was most of clustering a million people."""
+
+    FIELDS = (
+        "counts",
+        "event_count",
+        "first_seen_ms",
+        "last_seen_ms",
+        "purchases",
+        "revenue_micros",
+        "sessions",
+        "affinity",
+    )
+
+    counts: Mapping[str, int]
+    event_count: int
+    first_seen_ms: int | None
+    last_seen_ms: int | None
+    purchases: int
+    revenue: float
+    session_count: int
+    affinity: Mapping[str, float]
+
+    @classmethod
+    def of(cls, state: Mapping[str, Any]) -> StoredFacts:
+        return cls(
+            state.get("counts") or {},
+            int(state.get("event_count") or 0),
+            state.get("first_seen_ms"),
+            state.get("last_seen_ms"),
+            int(state.get("purchases") or 0),
+            int(state.get("revenue_micros") or 0) / MICROS,
+            len(state.get("sessions") or ()),
+            state.get("affinity") or {},
+        )
 
 
 class NotEnoughPeopleError(NothingToLearnError):
@@ -80,7 +142,7 @@ class FeatureSchema:
         ]
 
     @classmethod
-    def from_states(cls, states: Iterable[ProfileState], config: ClusterConfig) -> FeatureSchema:
+    def from_states(cls, states: Iterable[ProfileFacts], config: ClusterConfig) -> FeatureSchema:
         types: Counter[str] = Counter()
         categories: Counter[str] = Counter()
         for state in states:
@@ -93,7 +155,7 @@ class FeatureSchema:
             tuple(sorted(c for c, _ in categories.most_common(config.top_categories))),
         )
 
-    def vector(self, state: ProfileState, now_ms: int) -> list[float]:
+    def vector(self, state: ProfileFacts, now_ms: int) -> list[float]:
         last = state.last_seen_ms if state.last_seen_ms is not None else now_ms
         first = state.first_seen_ms if state.first_seen_ms is not None else now_ms
         sessions = max(state.session_count, 1)
@@ -113,7 +175,7 @@ class FeatureSchema:
             ),
         ]
 
-    def matrix(self, states: Sequence[ProfileState], now_ms: int) -> FloatArray:
+    def matrix(self, states: Sequence[ProfileFacts], now_ms: int) -> FloatArray:
         width = len(self.names)
         if not states:
             return np.empty((0, width))
@@ -298,7 +360,7 @@ def describe(
 
 
 def train_clusters(
-    states: Sequence[ProfileState],
+    states: Sequence[ProfileFacts],
     now_ms: int,
     config: ClusterConfig,
     previous: ClusterModel | None = None,

@@ -26,11 +26,13 @@ from persona.ingest.service import AppliedBatch
 from persona.predictions.clustering import (
     ClusterConfig,
     ClusterModel,
+    ProfileFacts,
+    StoredFacts,
     segment_name,
     train_clusters,
 )
 from persona.predictions.events import states_as_of
-from persona.profiles.aggregate import AggregateRules, ProfileState
+from persona.profiles.aggregate import AggregateRules
 from persona.storage.protocols import SegmentStore, Storage, UnitOfWork
 from persona.storage.records import SegmentRecord
 
@@ -95,11 +97,12 @@ class ClusterService:
         """Fit on every profile (as of ``as_of_ms`` when given) and reassign everyone."""
         started = time.perf_counter()
         now = self._clock.now_ms() if as_of_ms is None else as_of_ms
+        states: Mapping[str, ProfileFacts]
         with self._storage.read() as uow:
             if as_of_ms is None:
                 states = {
-                    key: ProfileState.from_dict(state)
-                    for key, state in uow.profiles.all_states()
+                    key: StoredFacts.of(state)
+                    for key, state in uow.profiles.all_states(StoredFacts.FIELDS)
                     if state.get("event_count")
                 }
             else:

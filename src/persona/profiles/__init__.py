@@ -6,6 +6,7 @@ rest of the package is its own business."""
 from __future__ import annotations
 
 from persona.profiles.aggregate import (
+    MICROS,
     AggregateRules,
     FoldEvent,
     ProfileState,
@@ -22,6 +23,7 @@ from persona.profiles.settings import DEFAULT_EVENT_WEIGHTS, ProfileSettings
 
 __all__ = [
     "DEFAULT_EVENT_WEIGHTS",
+    "MICROS",
     "AggregateRules",
     "FoldEvent",
     "Profile",

@@ -199,8 +199,11 @@ class ProfileStore(Protocol):
 
     def count(self) -> int: ...
 
-    def all_states(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``(profile_key, aggregate state)`` of every profile."""
+    def all_states(
+        self, fields: Sequence[str] | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(profile_key, aggregate state)`` of every profile, in key order; with ``fields``,
+        each state holds only those top-level fields (None where it has none)."""
         ...
 
 
