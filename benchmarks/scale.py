@@ -1,6 +1,7 @@
 """What a growing store costs on one machine: a synthetic shop of 1M, 3M and 10M events
 (people a tenth of the events, items a hundredth) generated, imported, trained and served,
 with each stage's wall time and peak memory, then recommendations with the answer cache off.
+"reference s" is the machine's speed around the training (``reference_s``).
 
     .venv/bin/python benchmarks/scale.py                      # --sizes 1000000 3000000 10000000
     .venv/bin/python benchmarks/scale.py --sizes 1000000 --keep /tmp/shop
@@ -26,6 +27,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -47,6 +49,16 @@ BAR_SERVE_GB = 4.0
 BAR_P99_MS = 25.0
 BAR_PERSONALIZED = 0.99
 PEOPLE = 20_000  # known people the requests are drawn from
+REFERENCE = "s = 0\nfor i in range(20_000_000):\n    s += i\n"
+
+
+def reference_s() -> float:
+    """The machine's speed just then: a pure-Python loop of 20 million additions in a process
+    of its own (1.1 to 1.2 s when this machine runs at its usual speed; it drifts by up to a
+    factor of two, so each size reports it beside its times)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", REFERENCE], check=True)
+    return time.perf_counter() - started
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,9 @@ def one_size(events: int, work: Path) -> dict[str, float]:
     imported = measured(
         [*PERSONA, "--home", str(home), "import", "events", str(shop / "events.parquet")]
     )
+    reference_before = reference_s()
     trained = measured([*PERSONA, "--home", str(home), "train"])
+    reference_after = reference_s()
     key = create_key(home, "read")
     paths = [f"/v1/users/{p}/recommendations?n=10" for p in known_people(shop / "events.parquet")]
     uncached = {"PERSONA_RECOMMEND__CACHE_SECONDS": "0"}
@@ -125,6 +139,7 @@ def one_size(events: int, work: Path) -> dict[str, float]:
         "p99 ms": load.p99_ms,
         "req/s": load.rate,
         "personalized": personalized_share(served),
+        "reference s": (reference_before + reference_after) / 2,
     }
 
 
