@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
+
+from persona import libc
 
 # Past this many paths, one flush of the whole file system is cheaper than a flush of each: a
 # first training writes the lake's thousands of day files, and each fsync is a journal commit.
@@ -38,19 +39,6 @@ def fsync_paths(paths: Collection[Path]) -> None:
         fsync_path(path)
 
 
-def _find_syncfs() -> Callable[[int], int] | None:
-    """Linux's ``syncfs(2)`` (which reports write-back errors since 5.8); the os module has
-    only ``sync``, which flushes every file system of the machine."""
-    library = ctypes.util.find_library("c")
-    if library is None:
-        return None
-    function = getattr(ctypes.CDLL(library, use_errno=True), "syncfs", None)
-    if function is None:
-        return None
-    function.argtypes = [ctypes.c_int]
-    function.restype = ctypes.c_int
-    syncfs: Callable[[int], int] = function
-    return syncfs
-
-
-_syncfs = _find_syncfs()
+# Linux's syncfs(2) (which reports write-back errors since 5.8); the os module has only
+# ``sync``, which flushes every file system of the machine.
+_syncfs = libc.function("syncfs", ctypes.c_int)

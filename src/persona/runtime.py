@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
-from collections.abc import Callable
+
+from persona import libc
 
 # CPython collects its youngest generation of containers after every 700 net allocations. An
 # ingest batch of 1000 events makes thousands of objects (a few per event) that live until the
@@ -37,21 +37,8 @@ def settle_heap() -> None:
 TRIM_SECONDS = 30.0
 
 
-def _find_malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``; None elsewhere (musl, macOS), where there is nothing to do."""
-    library = ctypes.util.find_library("c")
-    if library is None:
-        return None
-    function = getattr(ctypes.CDLL(library), "malloc_trim", None)
-    if function is None:
-        return None
-    function.argtypes = [ctypes.c_size_t]
-    function.restype = ctypes.c_int
-    trim: Callable[[int], int] = function
-    return trim
-
-
-_malloc_trim = _find_malloc_trim()
+# glibc's; None elsewhere (musl, macOS), where there is nothing to trim.
+_malloc_trim = libc.function("malloc_trim", ctypes.c_size_t)
 
 
 def trim_heap() -> None:

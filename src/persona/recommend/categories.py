@@ -7,6 +7,7 @@ from scipy import sparse
 from sklearn.preprocessing import normalize
 
 from persona.recommend.dataset import Interactions
+from persona.recommend.scores import dense_product
 
 
 class CategoryIndex:
@@ -37,8 +38,7 @@ class CategoryIndex:
         """Rows x items: cosine between the person's category mix and each item's categories
         (zero for the items sharing no category with the history). Multiplied dense: nearly
         every item shares a category with a history, and the categories are few."""
-        mix = np.asarray(self.mix(history).toarray(), dtype=np.float32)
-        return np.ascontiguousarray(np.asarray(self.item_norm @ mix.T, dtype=np.float32).T)
+        return dense_product(self.mix(history), self.item_norm)
 
     def leaders(self, scores: np.ndarray, n: int) -> sparse.csr_matrix:
         """Categories x items: 1 for each category's ``n`` best items by ``scores``."""

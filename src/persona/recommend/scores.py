@@ -177,13 +177,9 @@ class SparseScores:
 DENSE_PRODUCT_MAX = 4_000_000
 
 
-class NonzeroScores:
+class NonzeroScores(DenseScores):
     """``SparseScores`` held dense: a zero (or non-finite) entry is an unscored item, never
     proposed; among equal scores, the lower item comes first."""
-
-    def __init__(self, matrix: np.ndarray) -> None:
-        finite = np.nan_to_num(np.asarray(matrix, dtype=np.float32), nan=0, posinf=0, neginf=0)
-        self.matrix: FloatArray = finite
 
     def top(self, n: int, blocked: Blocked) -> IntArray:
         """Each row's ``n``-th best score is found by partitioning, then the entries above it,
@@ -203,8 +199,12 @@ class NonzeroScores:
         best[rows, _positions_in_rows(rows, m.shape[0])] = items
         return best
 
-    def at(self, rows: IntArray, items: IntArray) -> FloatArray:
-        return self.matrix[rows, items]
+
+def dense_product(left: sparse.csr_matrix, right: sparse.csr_matrix) -> FloatArray:
+    """``left @ right.T`` as a dense, row-major float32 matrix, for a ``left`` of few rows: the
+    sparse ``right`` multiplies the dense ``left`` (one pass over ``right``'s entries)."""
+    dense_left = np.asarray(left.toarray(), dtype=np.float32)
+    return np.ascontiguousarray(np.asarray(right @ dense_left.T, dtype=np.float32).T)
 
 
 def sparse_product(
@@ -219,8 +219,7 @@ def sparse_product(
         if weights is not None:
             product.data *= weights[product.indices]
         return SparseScores(product)
-    dense_left = np.asarray(left.toarray(), dtype=np.float32)
-    dense = np.ascontiguousarray(np.asarray(right @ dense_left.T, dtype=np.float32).T)
+    dense = dense_product(left, right)
     if weights is not None:
         dense *= weights[None, :]
     return NonzeroScores(dense)
