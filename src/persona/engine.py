@@ -167,6 +167,7 @@ class Engine:
         )
 
     def close(self) -> None:
+        self.lake.wait()
         self.decisions.close()
         self.recommendations.close()
         self.storage.close()

@@ -3,6 +3,7 @@ missed, none twice), in step through merges, crashes and a change of store."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
@@ -28,7 +29,10 @@ def at(day: int, ms: int = 0) -> int:
 
 def lake_rows(engine: Engine) -> pa.Table:
     """Every row of the files the lake names, in file order."""
-    files = engine.lake.files()
+    return files_rows(engine.lake.files())
+
+
+def files_rows(files: list[Path]) -> pa.Table:
     if not files:
         return EVENT_COLUMNS.empty_table()
     return pa.concat_tables([lake_module._read(path) for path in files])
@@ -54,7 +58,8 @@ def assert_same_as_the_store(engine: Engine, *moments: int | None) -> None:
         # A first sync gives what it wrote, not what it reads back from the files.
         first = ParquetEventLake(engine.lake.root.with_name(f"first-lake-{n}"), engine.storage)
         assert first.interaction_columns(before_ms).equals(from_store), before_ms
-        assert len(first.files()) == len(engine.lake.files())
+        # ... and its files, written on their own thread, hold the same rows as a sync's
+        assert files_rows(first.files()).equals(lake_rows(engine))
 
 
 def append(engine: Engine, *records: object) -> None:
@@ -74,8 +79,8 @@ def test_a_sync_writes_a_file_per_day_that_pyarrow_reads_with_its_date(engine: E
     root = engine.settings.home / "lake"
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet"))
     assert files == [
-        "events/date=2025-12-22/part-00000001.parquet",
-        "events/date=2025-12-24/part-00000001.parquet",
+        "events/date=2025-12-22/part-00000001-0.parquet",
+        "events/date=2025-12-24/part-00000001-0.parquet",
     ]
     dataset = ds.dataset(root / "events", format="parquet", partitioning="hive")
     table = dataset.to_table().sort_by("event_id")
@@ -132,6 +137,98 @@ def test_the_lake_reads_what_the_store_reads_chunk_by_chunk_over_many_days(
             small.sync()
     moments = [at(day, ms) for day in range(10) for ms in (0, 3)]
     assert_same_as_the_store(engine, *moments)
+
+
+def test_a_first_copy_waits_for_its_files_beyond_a_bound_of_rows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first sync hands the days' files to its writer thread; when more than
+    ``PENDING_ROWS`` rows wait (a slow disk), it waits for the oldest before going on."""
+    append(engine, *(event(f"e{n}", f"u:{n % 3}", at(n % 8, n)) for n in range(40)))
+    handed, written, most_waiting = [0], [0], [0]
+    write, write_days = lake_module._DayFiles.write, lake_module._write_days
+
+    def hand(files: lake_module._DayFiles, day: lake_module._DayTable) -> None:
+        write(files, day)
+        handed[0] += day.table.num_rows
+        most_waiting[0] = max(most_waiting[0], handed[0] - written[0])
+
+    def slow_write(days: list[lake_module._DayTable]) -> None:
+        time.sleep(0.02)
+        write_days(days)
+        written[0] += sum(day.table.num_rows for day in days)
+
+    monkeypatch.setattr(lake_module, "PENDING_ROWS", 6)
+    monkeypatch.setattr(lake_module, "GATHER_ROWS", 5)  # a day (5 rows) at a time
+    monkeypatch.setattr(lake_module._DayFiles, "write", hand)
+    monkeypatch.setattr(lake_module, "_write_days", slow_write)
+    columns = engine.lake.interaction_columns()
+    assert written[0] < 40  # training's columns came back before every file was written
+    assert columns.equals(engine.storage.interaction_columns())
+    engine.lake.wait()
+    assert written[0] == 40
+    assert 5 <= most_waiting[0] <= 6 + 5  # the bound, plus the day handed over (5 rows a day)
+    assert lake_rows(engine).equals(store_rows(engine))
+
+
+def test_a_first_copy_writes_small_days_together_and_large_ones_alone(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Days of fewer than ``PLAIN_DAY_ROWS`` rows go to the dataset writer in groups (at most
+    ``GATHER_DAYS`` days), each day still a file of its own, in the days' order."""
+    # days 0-6 small (2 rows), day 7 large (4 rows), days 8-9 small
+    sizes = [2, 2, 2, 2, 2, 2, 2, 4, 2, 2]
+    append(
+        engine,
+        *(
+            event(f"d{day}-{n}", f"u:{n}", at(day, 10 - n))
+            for day, size in enumerate(sizes)
+            for n in range(size)
+        ),
+    )
+    batches: list[list[int]] = []
+    write_days = lake_module._write_days
+
+    def seen(days: list[lake_module._DayTable]) -> None:
+        batches.append([day.table.num_rows for day in days])
+        write_days(days)
+
+    monkeypatch.setattr(lake_module, "PLAIN_DAY_ROWS", 3)
+    monkeypatch.setattr(lake_module, "GATHER_DAYS", 3)
+    monkeypatch.setattr(lake_module, "_write_days", seen)
+    assert engine.lake.interaction_columns().equals(engine.storage.interaction_columns())
+    engine.lake.wait()
+    assert batches == [[2, 2, 2], [2, 2, 2], [2], [4], [2, 2]]
+    files = engine.lake.files()
+    assert [path.name for path in files] == ["part-00000001-0.parquet"] * 10
+    assert len(list(engine.lake.root.rglob("*.parquet"))) == 10
+    assert lake_rows(engine).equals(store_rows(engine))  # each file sorted by (time, id)
+
+
+def test_a_first_copy_that_fails_to_write_leaves_no_lake_and_the_next_sync_copies_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    append(engine, *(event(f"e{n}", "u:1", at(n)) for n in range(6)))
+    calls, write_days = [0], lake_module._write_days
+
+    def full_disk(days: list[lake_module._DayTable]) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError(28, "No space left on device")
+        write_days(days)
+
+    monkeypatch.setattr(lake_module, "GATHER_DAYS", 1)
+    monkeypatch.setattr(lake_module, "_write_days", full_disk)
+    # training still gets its columns: the store keeps every event, the lake is a copy
+    assert engine.lake.interaction_columns().equals(engine.storage.interaction_columns())
+    engine.lake.wait()
+    assert "the lake's first copy failed" in caplog.text
+    assert not (engine.lake.root / "manifest.json").exists()
+    assert engine.lake.files() == []
+    monkeypatch.undo()
+    assert engine.lake.sync().copied == 6
+    assert len(list(engine.lake.root.rglob("*.parquet"))) == 6  # the failed copy's are gone
+    assert_same_as_the_store(engine)
 
 
 def test_a_merge_after_a_sync_moves_the_copied_events_to_the_persons_key(
@@ -211,7 +308,7 @@ def test_a_crash_after_the_manifest_leaves_old_files_the_next_sync_deletes(
     root = engine.lake.root
     assert len(list(root.rglob("*.parquet"))) == 2
     engine.lake.sync()
-    assert [p.name for p in root.rglob("*.parquet")] == ["part-00000002.parquet"]
+    assert [p.name for p in root.rglob("*.parquet")] == ["part-00000002-0.parquet"]
     assert_same_as_the_store(engine)
 
 

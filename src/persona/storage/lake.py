@@ -2,7 +2,7 @@
 
 Layout of the lake's directory (``<home>/lake``)::
 
-    events/date=2026-01-31/part-00000042.parquet   the day's events (UTC), sorted by time, id
+    events/date=2026-01-31/part-00000042-0.parquet  the day's events (UTC), sorted by time, id
     manifest.json                                   the file of each day, the store's last write
                                                     copied, deletions noted and not yet done
     .lock                                           held by each operation on the lake
@@ -24,6 +24,13 @@ are deleted after it. A crash leaves the previous manifest, which names whole fi
 files it does not name are deleted by the next operation, before anything reads. Training reads
 only the files the manifest names, holding the lock.
 
+A first sync. Training reads the columns a first sync copies as it copies them, and the files
+are written on a thread of their own (most of their cost is the file system's: MovieLens
+spreads its events over 3,840 days), which also makes them durable and writes the manifest. The
+lock is held until then, so the next operation on the lake, in this process or another, waits
+for it; ``wait`` does too (``Engine.close`` calls it). A failure is logged and leaves no
+manifest: the next operation deletes the files and the next sync copies everything again.
+
 Deletions. An erasure or a retention run notes the deletion in the manifest before the store
 commits it (``deleting``) and rewrites the files that hold such rows once it has. If the process
 dies in between, the next sync or read does the rewrite before anything else. An erasure is done
@@ -37,9 +44,10 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from collections import deque
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -78,6 +86,16 @@ DICTIONARY_COLUMNS = [name for name in EVENT_COLUMNS.names if name != "event_id"
 # encoders' set-up, which is a third of writing such a file (MovieLens spreads 100,000 events
 # over 3,840 days of 26 rows on average; the first sync writes them all).
 PLAIN_DAY_ROWS = 1_000
+# A first sync's files are written on a thread of their own (``_DayFiles``); at most this many
+# rows wait for it, so memory stays bounded when the store reads faster than files are written.
+PENDING_ROWS = 1_000_000
+# There, days written plain are gathered, up to these bounds, and written by one call of
+# pyarrow's dataset writer, which creates their directories and files on its own threads, not
+# holding the interpreter's lock that training needs (a file each: fewer days than the files
+# it keeps open, so none is split).
+GATHER_ROWS = 100_000
+GATHER_DAYS = 512
+_PLAIN = ds.ParquetFileFormat().make_write_options(compression="none", use_dictionary=False)
 _EPOCH = date(1970, 1, 1)
 
 
@@ -166,6 +184,7 @@ class ParquetEventLake:
         self.root = root
         self._storage = storage
         self._chunk_rows = chunk_rows
+        self._finishing: Future[None] | None = None  # a first sync's files being written
 
     def sync(self, *, rebuild: bool = False) -> LakeSync:
         """Do the deletions noted, then copy the events the store's writes added or changed
@@ -182,17 +201,24 @@ class ParquetEventLake:
     def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
         """``Storage.interaction_columns`` read from the lake, synced first: the same columns,
         rows and order. Days that begin at or after ``before_ms`` are not opened."""
-        with self._work() as work:
+        with ExitStack() as held:
+            work = held.enter_context(self._work())
             work.settle(self._storage)
             work.commit()
-            # A first sync copies every day: what training reads is then what it wrote, kept
-            # as it goes rather than read back from thousands of files.
             if not work.manifest.days:
-                work.written = []
+                # A first sync copies every day: what training reads is then what it wrote,
+                # kept as it goes rather than read back from thousands of files, while the
+                # files are written and committed on their own thread (see the module).
+                work.written, work.files = [], _DayFiles()
+                try:
+                    self._copy(work, LakeSync(), rebuild=False)
+                except BaseException:
+                    work.files.abandon()
+                    raise
+                self._finishing = work.files.then(work.commit, held.pop_all().close)
+                return _interaction_table(work.written, before_ms)
             self._copy(work, LakeSync(), rebuild=False)
             work.commit()
-            if work.written is not None:
-                return _interaction_table(work.written, before_ms)
             days = sorted(work.manifest.days.items())
             if before_ms is not None:
                 days = [(day, f) for day, f in days if f.first_ms < before_ms]
@@ -209,6 +235,13 @@ class ParquetEventLake:
                 columns=INTERACTION_COLUMNS.names, filter=_interactions(before_ms)
             )
         return table.cast(INTERACTION_COLUMNS)
+
+    def wait(self) -> None:
+        """Until a first sync's files are written and committed (a failure was logged)."""
+        if self._finishing is not None:
+            with suppress(Exception):
+                self._finishing.result()
+            self._finishing = None
 
     def files(self) -> list[Path]:
         """The files of the lake, one per day in day order (what a reader should read)."""
@@ -285,6 +318,9 @@ class ParquetEventLake:
         current: int | None = None  # the day being gathered, in days since 1970-01-01
         parts: list[pa.Table] = []
         for chunk in _read_ahead(written.chunks):
+            # In time order from the store; sorted once by (time, id) here rather than a day
+            # at a time (a day's rows stay together; MovieLens has 3,840 days of 26 rows).
+            chunk = chunk.sort_by(ORDER)
             days = np.floor_divide(chunk["occurred_at_ms"].to_numpy(), DAY_MS)
             cuts = (np.flatnonzero(np.diff(days)) + 1).tolist()
             for start, end in zip([0, *cuts], [*cuts, len(days)], strict=True):
@@ -292,12 +328,12 @@ class ParquetEventLake:
                 if current is not None and day != current:
                     if day < current:
                         raise ValueError("the store gave events out of time order")
-                    work.merge_day(_day_name(current), pa.concat_tables(parts), report)
+                    work.merge_day(_day_name(current), parts, report)
                     parts = []
                 current = day
                 parts.append(chunk.slice(start, end - start))
         if current is not None:
-            work.merge_day(_day_name(current), pa.concat_tables(parts), report)
+            work.merge_day(_day_name(current), parts, report)
         if written.log_id != work.manifest.log_id or written.write_seq != work.manifest.write_seq:
             work.manifest.log_id, work.manifest.write_seq = written.log_id, written.write_seq
             work.changed = True
@@ -317,9 +353,13 @@ class _Work:
         # When a list: the training columns of every day written, in day order (only a sync
         # that writes every day keeps them, so that they are the whole lake).
         self.written: list[pa.Table] | None = None
+        # When set: writes the day files on its own thread (a first sync), else written here.
+        self.files: _DayFiles | None = None
 
-    def merge_day(self, day: str, fresh: pa.Table, report: LakeSync) -> None:
-        """The day's rows with ``fresh`` (which replace the rows of the same event ids)."""
+    def merge_day(self, day: str, parts: list[pa.Table], report: LakeSync) -> None:
+        """The day's rows with the rows of ``parts`` (each sorted; they replace the rows of
+        the same event ids)."""
+        fresh = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         report.copied += fresh.num_rows
         report.days.append(day)
         old = self.manifest.days.get(day)
@@ -327,21 +367,22 @@ class _Work:
             kept = _read(self.root / old.file)
             again = pc.is_in(kept["event_id"], value_set=fresh["event_id"].combine_chunks())
             fresh = pa.concat_tables([kept.filter(pc.invert(again)), fresh])
-        self.write_day(day, fresh.sort_by(ORDER))
+        self.write_day(day, fresh if old is None and len(parts) == 1 else fresh.sort_by(ORDER))
 
     def write_day(self, day: str, table: pa.Table) -> None:
         """The day's file becomes ``table``, already in order (none when it is empty)."""
         old = self.manifest.days.pop(day, None)
-        name = f"{EVENTS}/date={day}/part-{self.generation:08d}.parquet"
+        # "-0": the first file of the generation in the day's directory, as pyarrow's dataset
+        # writer numbers them (see ``_write_days``)
+        name = f"{EVENTS}/date={day}/part-{self.generation:08d}-0.parquet"
         if old is not None and old.file != name:
             self.replaced.append(self.root / old.file)
         if table.num_rows:
             path = self.root / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if table.num_rows < PLAIN_DAY_ROWS:
-                pq.write_table(table, path, compression="none", use_dictionary=False)
+            if self.files is not None:
+                self.files.write(_DayTable(day, path, table))
             else:
-                pq.write_table(table, path, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
+                _write_file(path, table)
             times = table["occurred_at_ms"]
             first, last = int(times[0].as_py()), int(times[-1].as_py())
             self.manifest.days[day] = DayFile(name, table.num_rows, first, last)
@@ -431,8 +472,112 @@ class _Work:
         return [
             self.root / f.file
             for f in self.manifest.days.values()
-            if f.file.endswith(f"part-{self.generation:08d}.parquet")
+            if f.file.endswith(f"part-{self.generation:08d}-0.parquet")
         ]
+
+
+def _write_file(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if table.num_rows < PLAIN_DAY_ROWS:
+        pq.write_table(table, path, compression="none", use_dictionary=False)
+    else:
+        pq.write_table(table, path, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class _DayTable:
+    day: str
+    path: Path
+    table: pa.Table
+
+
+def _write_days(days: list[_DayTable]) -> None:
+    """The days' files: one by ``_write_file``; several small ones (written plain, all of one
+    generation) by one call of pyarrow's dataset writer."""
+    if len(days) == 1:
+        _write_file(days[0].path, days[0].table)
+        return
+    numbers = [(date.fromisoformat(d.day) - _EPOCH).days for d in days]
+    dates = np.repeat(np.asarray(numbers, dtype=np.int32), [d.table.num_rows for d in days])
+    table = pa.concat_tables([d.table for d in days])
+    table = table.append_column("date", pa.array(dates).cast(pa.date32()))
+    made: list[str] = []
+    ds.write_dataset(
+        table,
+        str(days[0].path.parent.parent),
+        basename_template=days[0].path.name.replace("-0.parquet", "-{i}.parquet"),
+        format="parquet",
+        partitioning=PARTITIONING,
+        file_options=_PLAIN,
+        preserve_order=True,
+        max_partitions=len(days),
+        max_open_files=len(days) + 1,
+        existing_data_behavior="overwrite_or_ignore",
+        file_visitor=lambda file: made.append(file.path),
+    )
+    if sorted(made) != sorted(str(d.path) for d in days):
+        raise RuntimeError(f"the dataset writer made {len(made)} files for {len(days)} days")
+
+
+class _DayFiles:
+    """Day files written in order on one thread of their own (small days gathered, see
+    ``GATHER_ROWS``), at most ``PENDING_ROWS`` rows waiting: ``write`` waits for the oldest
+    beyond that, and raises its failure."""
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="persona-lake-files")
+        self._pending: deque[tuple[Future[None], int]] = deque()
+        self._gathered: list[_DayTable] = []
+        self._rows = 0  # gathered or pending
+
+    def write(self, day: _DayTable) -> None:
+        rows = day.table.num_rows
+        while self._pending and self._rows + rows > PENDING_ROWS:
+            future, done = self._pending.popleft()
+            self._rows -= done
+            future.result()
+        if rows >= PLAIN_DAY_ROWS:
+            self._submit()
+            self._gathered = [day]
+            self._rows += rows
+            self._submit()
+            return
+        self._gathered.append(day)
+        self._rows += rows
+        gathered = sum(d.table.num_rows for d in self._gathered)
+        if gathered >= GATHER_ROWS or len(self._gathered) >= GATHER_DAYS:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self._gathered:
+            rows = sum(d.table.num_rows for d in self._gathered)
+            self._pending.append((self._thread.submit(_write_days, self._gathered), rows))
+            self._gathered = []
+
+    def abandon(self) -> None:
+        """Write nothing more; return once the files being written are."""
+        self._thread.shutdown(wait=True, cancel_futures=True)
+
+    def then(self, commit: Callable[[], None], release: Callable[[], None]) -> Future[None]:
+        """``commit`` on the same thread once every file is written (not if one failed), then
+        ``release`` in any case; a failure is logged."""
+        self._submit()
+        written = [future for future, _ in self._pending]
+
+        def finish() -> None:
+            try:
+                for future in written:  # done already: one thread, in order
+                    future.result()
+                commit()
+            except Exception:
+                log.exception("the lake's first copy failed; the next sync copies it again")
+                raise
+            finally:
+                release()
+
+        finishing = self._thread.submit(finish)
+        self._thread.shutdown(wait=False)
+        return finishing
 
 
 _DELETION_COLUMNS = ["profile_key", "user_id", "anonymous_id", "type", "occurred_at_ms"]
