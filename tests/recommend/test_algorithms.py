@@ -152,6 +152,21 @@ def test_ease_weights_are_row_major_after_fitting_and_after_loading() -> None:
     assert EASE.from_arrays(EASEConfig(), arrays).weights.flags.c_contiguous  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_the_symmetric_inverse_works_in_place_in_either_memory_order(order: str) -> None:
+    """LAPACK wants column-major order: a row-major matrix is inverted through its transposed
+    view (the same matrix, being symmetric), in its own memory, and comes back row-major."""
+    rng = np.random.default_rng(7)
+    a = rng.random((300, 300), dtype=np.float32)
+    gram = np.asarray(a @ a.T + 300 * np.eye(300), dtype=np.float32, order=order)  # type: ignore[call-overload]
+    expected = np.linalg.inv(gram.astype(np.float64))
+    inverse = ease_module._symmetric_positive_inverse(gram, block=64)
+    np.testing.assert_allclose(inverse, expected, rtol=1e-3, atol=1e-7)
+    assert inverse.dtype == np.float32
+    assert np.shares_memory(inverse, gram)  # no copy of a real catalog's matrix
+    assert inverse.flags.c_contiguous == (order == "C")
+
+
 def test_item_knn_candidate_neighbourhood_is_the_transposed_history_one() -> None:
     data = interactions()
     by_history = ItemKNN(ItemKNNConfig(neighbours=5))
