@@ -528,6 +528,7 @@ class _DayFiles:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="persona-lake-files")
         self._pending: deque[tuple[Future[None], int]] = deque()
         self._gathered: list[_DayTable] = []
+        self._gathered_rows = 0
         self._rows = 0  # gathered or pending
 
     def write(self, day: _DayTable) -> None:
@@ -536,23 +537,21 @@ class _DayFiles:
             future, done = self._pending.popleft()
             self._rows -= done
             future.result()
-        if rows >= PLAIN_DAY_ROWS:
+        self._rows += rows
+        if rows >= PLAIN_DAY_ROWS:  # alone, after the small days gathered before it
             self._submit()
-            self._gathered = [day]
-            self._rows += rows
-            self._submit()
+            self._pending.append((self._thread.submit(_write_days, [day]), rows))
             return
         self._gathered.append(day)
-        self._rows += rows
-        gathered = sum(d.table.num_rows for d in self._gathered)
-        if gathered >= GATHER_ROWS or len(self._gathered) >= GATHER_DAYS:
+        self._gathered_rows += rows
+        if self._gathered_rows >= GATHER_ROWS or len(self._gathered) >= GATHER_DAYS:
             self._submit()
 
     def _submit(self) -> None:
         if self._gathered:
-            rows = sum(d.table.num_rows for d in self._gathered)
-            self._pending.append((self._thread.submit(_write_days, self._gathered), rows))
-            self._gathered = []
+            written = self._thread.submit(_write_days, self._gathered)
+            self._pending.append((written, self._gathered_rows))
+            self._gathered, self._gathered_rows = [], 0
 
     def abandon(self) -> None:
         """Write nothing more; return once the files being written are."""
