@@ -47,3 +47,36 @@ def test_close_stops_the_thread(tmp_path: Path) -> None:
     assert checkpointer is not None
     storage.close()
     assert not checkpointer._thread.is_alive()
+
+
+def test_a_fork_waits_until_the_thread_is_out_of_sqlite(tmp_path: Path) -> None:
+    """A child forked while the thread checkpoints would inherit SQLite's global mutexes
+    locked, and hang on its first connection: the fork waits for the checkpoint to end."""
+    import os
+    import threading
+
+    storage = _storage(tmp_path / "p.db")
+    checkpointer = storage._checkpointer
+    assert checkpointer is not None
+    inside, leaving = threading.Event(), threading.Event()
+
+    def checkpoint() -> None:  # stands for the thread inside SQLite (it holds the same lock)
+        with checkpointer.paused():
+            inside.set()
+            time.sleep(0.2)
+            leaving.set()
+
+    holder = threading.Thread(target=checkpoint)
+    holder.start()
+    try:
+        inside.wait()
+        pid = os.fork()
+        if pid == 0:  # the child: a connection of its own opens, and the lock is free
+            with sqlite3.connect(tmp_path / "child.db") as connection:
+                connection.execute("SELECT 1").fetchall()
+            os._exit(0 if checkpointer._running.acquire(timeout=5) else 1)
+        assert leaving.is_set()  # the fork returned only after the checkpoint had ended
+        assert os.waitpid(pid, 0)[1] == 0
+    finally:
+        holder.join()
+        storage.close()

@@ -17,13 +17,21 @@ kind SQLite's automatic one is. The engine's own automatic checkpoint is kept as
 (``BACKSTOP_PAGES``, about 400 MB of log): if this thread ever falls behind, a commit
 checkpoints as before. Durability is unchanged: a commit is durable once its log pages are
 synced, which the commit still does itself.
+
+A process that forks while this thread is inside SQLite would hand the child SQLite's global
+mutexes (its memory allocator's, its file locks' table) locked by a thread the child does not
+have, and the child's first connection would wait for them forever. So a fork waits until every
+checkpointer of the process is between checkpoints (``os.register_at_fork``), as it does for
+the interpreter's own locks.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -47,11 +55,12 @@ class Checkpointer:
     def __init__(self, engine: Engine) -> None:
         url = engine.url.render_as_string(hide_password=False)
         self._engine = create_database_engine(url, connections=1)
-        self._running = threading.Lock()  # held while this thread checkpoints
+        self._running = threading.Lock()  # held while this thread is inside SQLite
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="persona-checkpoint", daemon=True)
         self._thread.start()
+        _LIVE.add(self)
 
     def committed(self) -> None:
         """A write transaction committed: checkpoint soon (commits that come while one runs,
@@ -72,7 +81,9 @@ class Checkpointer:
             yield
 
     def _run(self) -> None:
-        with self._engine.connect() as connection:
+        with self._running:
+            connection = self._engine.connect()
+        try:
             driver = driver_connection(connection)
             while True:
                 self._wake.wait()
@@ -86,6 +97,34 @@ class Checkpointer:
                     log.exception("checkpoint of the write-ahead log failed")
                 if self._closing.wait(INTERVAL_SECONDS):
                     return
+        finally:
+            with self._running:
+                connection.close()
+
+
+_LIVE: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
+_held: list[Checkpointer] = []  # the checkpointers a fork in progress holds still
+
+
+def _hold_before_fork() -> None:
+    _held[:] = list(_LIVE)
+    for checkpointer in _held:
+        checkpointer._running.acquire()
+
+
+def _release_after_fork() -> None:
+    """In the parent: the checkpointers go on. In the child, which has none of their threads,
+    their locks are released too, so that ``truncate_wal`` there does not wait on them."""
+    for checkpointer in _held:
+        checkpointer._running.release()
+    _held.clear()
+
+
+os.register_at_fork(
+    before=_hold_before_fork,
+    after_in_parent=_release_after_fork,
+    after_in_child=_release_after_fork,
+)
 
 
 def truncate_wal(driver: Any, checkpointer: Checkpointer | None, patience_s: float = 30.0) -> None:
