@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from persona import libc
 
@@ -31,6 +34,46 @@ def settle_heap() -> None:
     and collect less often from now on."""
     gc.freeze()
     tune_collector()
+
+
+class _Pauses:
+    """How many ``collector_paused`` blocks are open, in any thread, and whether the collector
+    ran before the first of them opened."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open = 0
+        self.was_enabled = False
+
+
+_pauses = _Pauses()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic collection inside the block: for a batch whose objects live together until it
+    ends and die by reference counting (an ingest batch: its events, and the states of the
+    profiles it changes).
+
+    Even at ``YOUNG_GENERATION_THRESHOLD``, a bulk import's batch of 50,000 events keeps
+    millions of containers alive at once (15,000 profile states, their lists of recent items
+    and sessions), so the young pass ran 46 times a batch, each promoting what it traversed
+    into a middle generation traversed again: 9 s of a 41 s import of a million events into a
+    10M store, for about 300 objects of cyclic garbage a batch. The collector resumes when the
+    last open block ends (blocks may overlap across threads), and its counts then hold only
+    what the batch left alive, so the first pass after it is short."""
+    with _pauses.lock:
+        if _pauses.open == 0:
+            _pauses.was_enabled = gc.isenabled()
+            gc.disable()
+        _pauses.open += 1
+    try:
+        yield
+    finally:
+        with _pauses.lock:
+            _pauses.open -= 1
+            if _pauses.open == 0 and _pauses.was_enabled:
+                gc.enable()
 
 
 # How often a server hands the allocator's free memory back to the system (``trim_heap``).

@@ -34,6 +34,7 @@ from persona.ingest.settings import IngestSettings
 from persona.observability.metrics import Metrics
 from persona.profiles.aggregate import ProfileState
 from persona.profiles.service import ProfileService
+from persona.runtime import collector_paused
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import EventRecord, QuarantineRecord
 
@@ -440,9 +441,10 @@ class IngestService:
         a transaction costs about as much as a few hundred events, so they take more)."""
         self._check_size(len(raw_events), limit)
         now_ms = self._clock.now_ms()
-        batch = _Batch(raw_events)
-        self._validate(batch, now_ms)
-        return self._commit(batch, now_ms, source)
+        with collector_paused():
+            batch = _Batch(raw_events)
+            self._validate(batch, now_ms)
+            return self._commit(batch, now_ms, source)
 
     def ingest_table(
         self, table: pa.Table, *, source: str, limit: int | None = None
@@ -454,13 +456,19 @@ class IngestService:
 
         self._check_size(table.num_rows, limit)
         now_ms = self._clock.now_ms()
-        rows = TableRows(table)
-        batch = _Batch(rows)
-        checked = validate_table(
-            table, rows, now_ms=now_ms, limits=self._limits, scrub=self._scrub, hasher=self._hasher
-        )
-        self._admit(batch, checked)
-        return self._commit(batch, now_ms, source)
+        with collector_paused():
+            rows = TableRows(table)
+            batch = _Batch(rows)
+            checked = validate_table(
+                table,
+                rows,
+                now_ms=now_ms,
+                limits=self._limits,
+                scrub=self._scrub,
+                hasher=self._hasher,
+            )
+            self._admit(batch, checked)
+            return self._commit(batch, now_ms, source)
 
     def _check_size(self, events: int, limit: int | None) -> None:
         limit = limit or self._limits.max_batch_events
