@@ -6,6 +6,7 @@ and a stream of HTTP calls give the same stored state.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 from collections.abc import Callable, Iterator
@@ -15,8 +16,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from pydantic import ValidationError
@@ -45,6 +48,16 @@ Progress = Callable[[int], None]
 # generated events: 10,000 a batch import 24,000 events/s, 50,000 30,000/s, 100,000 no more.
 # The import holds the write lock for a batch (about 1.5 s) at a time.
 IMPORT_BATCH_EVENTS = 50_000
+# Events of a Parquet file read ahead and regrouped by person (user id, else anonymous id)
+# before they are cut into batches, each person's own events kept in the file's order. Most
+# people act a few times a month, so a batch in the file's order (about a day of a shop) holds
+# one or two events of each of its people, and its cost is mostly reading and writing their
+# profiles. Regrouped a million events at a time, the 10M-event generated shop reads and writes
+# a profile 2.1 million times instead of 3.1 million: its import took 242 s instead of 347 to
+# 381 s, and 1.3 GB instead of 0.8 (two million at a time: 1.76 million, the same time, 1.7 GB).
+# The stored state is the same in any order (a profile folds its events in any order:
+# ``ProfileState.apply_many``; the 10M import's million states compared equal).
+IMPORT_WINDOW_EVENTS = 1_000_000
 
 
 class ImportFormatError(ValueError):
@@ -58,11 +71,15 @@ class ImportSummary:
     duplicates: int = 0
     rejected: int = 0
     held: int = 0  # stored aside for lack of consent
-    examples: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)  # the first few problems, by row
+    _noted: list[tuple[int, str]] = field(default_factory=list, repr=False)
 
-    def note(self, message: str) -> None:
-        if len(self.examples) < 5:
-            self.examples.append(message)
+    def note(self, message: str, row: int | None = None) -> None:
+        """Keep ``message`` if it is among the five first problems: by ``row`` when given
+        (an import need not meet its rows in order), else as they come."""
+        bisect.insort(self._noted, (len(self._noted) if row is None else row, message))
+        del self._noted[5:]
+        self.examples = [text for _, text in self._noted]
 
 
 def file_format(path: Path) -> str:
@@ -164,18 +181,17 @@ def import_events(
 ) -> ImportSummary:
     summary = ImportSummary()
     label = source or f"import:{path.name}"[:64]
-    for batch in _event_batches(service, path, label):
+    for batch, rows in _event_batches(service, path, label):
         result = batch()
         summary.rows += len(result.events)
         summary.accepted += result.accepted
         summary.held += result.held
         summary.duplicates += result.duplicates
         summary.rejected += result.rejected
-        first_row = summary.rows - len(result.events) + 1
         for outcome in result.events:
             if outcome["status"] == "rejected":
-                row = first_row + outcome["index"]
-                summary.note(f"row {row}: {outcome['code']}: {outcome['message']}")
+                row = int(rows[outcome["index"]]) + 1
+                summary.note(f"row {row}: {outcome['code']}: {outcome['message']}", row)
         if progress:
             progress(len(result.events))
     return summary
@@ -183,17 +199,47 @@ def import_events(
 
 def _event_batches(
     service: IngestService, path: Path, source: str
-) -> Iterator[Callable[[], IngestResult]]:
-    """The ingest of each batch of the file, to call in turn: a Parquet file's batches as
-    tables, validated column by column (``IngestService.ingest_table``), the others' as rows."""
+) -> Iterator[tuple[Callable[[], IngestResult], np.ndarray]]:
+    """The ingest of each batch of the file, to call in turn, with the file's row (from 0) of
+    each of its events: a Parquet file's batches as tables, regrouped by person
+    (``IMPORT_WINDOW_EVENTS``) and validated column by column (``IngestService.ingest_table``),
+    the others' as rows, in the file's order."""
     if file_format(path) == "parquet":
-        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=IMPORT_BATCH_EVENTS):
-            table = pa.Table.from_batches([record_batch])
-            yield partial(service.ingest_table, table, source=source, limit=IMPORT_BATCH_EVENTS)
+        first = 0
+        for window in pq.ParquetFile(path).iter_batches(batch_size=IMPORT_WINDOW_EVENTS):
+            order = _by_person(window)
+            table = pa.Table.from_batches([window]).take(order)
+            del window  # the regrouped copy is what the batches hold
+            for start in range(0, table.num_rows, IMPORT_BATCH_EVENTS):
+                batch = table.slice(start, IMPORT_BATCH_EVENTS)
+                rows = first + order[start : start + IMPORT_BATCH_EVENTS]
+                yield (
+                    partial(service.ingest_table, batch, source=source, limit=IMPORT_BATCH_EVENTS),
+                    rows,
+                )
+            first += len(order)
         return
+    first = 0
     for batch in read_batches(path, IMPORT_BATCH_EVENTS):
-        rows = [normalize_row(row) for row in batch]
-        yield partial(service.ingest, rows, source=source, limit=IMPORT_BATCH_EVENTS)
+        normalized = [normalize_row(row) for row in batch]
+        rows = np.arange(first, first + len(batch))
+        yield partial(service.ingest, normalized, source=source, limit=IMPORT_BATCH_EVENTS), rows
+        first += len(batch)
+
+
+def _by_person(window: pa.RecordBatch) -> np.ndarray:
+    """The order of ``window``'s rows grouped by person (user id, else anonymous id), each
+    person's rows in the file's order (a stable sort); rows naming neither last. The file's
+    order if its id columns cannot be read as text (validation reports their rows)."""
+    ids = [window.column(n) for n in ("user_id", "anonymous_id") if n in window.schema.names]
+    try:
+        texts = [pc.cast(column, pa.string()) for column in ids]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        texts = []
+    if not texts:
+        return np.arange(window.num_rows)
+    person = pc.coalesce(*texts) if len(texts) > 1 else texts[0]
+    return np.asarray(pc.array_sort_indices(person, null_placement="at_end"), dtype=np.int64)
 
 
 def import_items(
