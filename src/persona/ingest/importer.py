@@ -71,15 +71,18 @@ class ImportSummary:
     duplicates: int = 0
     rejected: int = 0
     held: int = 0  # stored aside for lack of consent
-    examples: list[str] = field(default_factory=list)  # the first few problems, by row
     _noted: list[tuple[int, str]] = field(default_factory=list, repr=False)
 
-    def note(self, message: str, row: int | None = None) -> None:
-        """Keep ``message`` if it is among the five first problems: by ``row`` when given
-        (an import need not meet its rows in order), else as they come."""
-        bisect.insort(self._noted, (len(self._noted) if row is None else row, message))
+    def note(self, row: int, message: str) -> None:
+        """Keep ``message`` if it is among the five problems of the lowest rows (an import
+        need not meet its rows in order)."""
+        bisect.insort(self._noted, (row, message))
         del self._noted[5:]
-        self.examples = [text for _, text in self._noted]
+
+    @property
+    def examples(self) -> list[str]:
+        """The problems of the first few rows, in row order."""
+        return [message for _, message in self._noted]
 
 
 def file_format(path: Path) -> str:
@@ -191,7 +194,7 @@ def import_events(
         for outcome in result.events:
             if outcome["status"] == "rejected":
                 row = int(rows[outcome["index"]]) + 1
-                summary.note(f"row {row}: {outcome['code']}: {outcome['message']}", row)
+                summary.note(row, f"row {row}: {outcome['code']}: {outcome['message']}")
         if progress:
             progress(len(result.events))
     return summary
@@ -255,7 +258,8 @@ def import_items(
                 summary.rejected += 1
                 first = exc.errors(include_url=False, include_input=False)[0]
                 where = ".".join(str(p) for p in first["loc"])
-                summary.note(f"row {summary.rows + offset + 1}: {where}: {first['msg']}")
+                number = summary.rows + offset + 1
+                summary.note(number, f"row {number}: {where}: {first['msg']}")
         summary.accepted += catalog.upsert(valid) if valid else 0
         summary.rows += len(batch)
         if progress:
