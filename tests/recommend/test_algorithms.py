@@ -101,16 +101,34 @@ def test_ease_refuses_a_catalog_over_its_limit() -> None:
         EASE(EASEConfig(max_items=10)).fit(interactions())
 
 
-@pytest.mark.parametrize("gram", ["dense", "sparse"])
+@pytest.mark.parametrize(
+    "side", ["items, dense gram", "items, sparse gram", "people (more items than people)"]
+)
 def test_ease_matches_the_closed_form_and_leaves_unseen_items_at_zero(
-    gram: str, monkeypatch: pytest.MonkeyPatch
+    side: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if gram == "sparse":
+    """The inverse is taken items x items, or through the people when they are fewer (the
+    Woodbury identity): the weights are the closed form's either way."""
+    if side == "items, sparse gram":
         monkeypatch.setattr(ease_module, "DENSE_GRAM_MAX", 0)
-    data = interactions()
-    data = data.subset(np.flatnonzero(data.items != 3))  # item 3 never seen
+    taken = []
+    for name in ("_symmetric_positive_inverse", "_inverse_through_people"):
+        inverse = getattr(ease_module, name)
+        monkeypatch.setattr(
+            ease_module,
+            name,
+            lambda *args, _name=name, _inverse=inverse: taken.append(_name) or _inverse(*args),
+        )
+    data = interactions()  # 60 people, 80 items
+    kept = data.items != 3  # item 3 never seen
+    if side.startswith("items"):
+        kept &= data.items < 40
+    data = data.subset(np.flatnonzero(kept))
     model = EASE(EASEConfig(l2=50.0))
     model.fit(data)
+    people_side = side.startswith("people")
+    assert taken == ["_inverse_through_people" if people_side else "_symmetric_positive_inverse"]
+    assert model.weights is not None and model.weights.flags.c_contiguous
     x = (data.matrix().toarray() > 0).astype(np.float64)
     active = np.flatnonzero(x.sum(axis=0))
     gram = x[:, active].T @ x[:, active] + 50.0 * np.eye(len(active))

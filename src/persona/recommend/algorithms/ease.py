@@ -7,7 +7,7 @@ from typing import Self
 
 import numpy as np
 from scipy import sparse
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 
 from persona.recommend.algorithms.base import binary
 from persona.recommend.dataset import Interactions
@@ -50,12 +50,9 @@ class EASE:
                 f"{len(active)} items with interactions; EASE is configured for at most "
                 f"{self.config.max_items}"
             )
-        x = x[:, active]
         # Single precision: the l2 term keeps the matrix well conditioned, the weights are
-        # kept in float32 anyway, and the factorization runs about twice as fast.
-        gram = _gram(x)
-        gram[np.diag_indices_from(gram)] += self.config.l2
-        weights = _symmetric_positive_inverse(gram) if len(active) else gram
+        # kept in float32 anyway, and the factorizations run about twice as fast.
+        weights = _precision(x[:, active], self.config.l2)
         weights /= -np.diag(weights).copy()
         weights[np.diag_indices_from(weights)] = 0.0
         # Row-major: scoring multiplies rows of it, and a sparse product with a column-major
@@ -98,6 +95,46 @@ class EASE:
 DENSE_GRAM_MAX = 10_000_000
 
 
+def _precision(x: sparse.csc_matrix, l2: float) -> np.ndarray:
+    """``(x.T @ x + l2 I)^-1``, items x items in float32 and row-major, by the cheaper side.
+
+    Inverted as it stands, the matrix costs the cube of the items. Through the people instead
+    (the Woodbury identity), it is ``(I - Y^T Y) / l2`` with ``Y = L^-1 x`` and ``L L^T = x x^T
+    + l2 I``, which costs people x items^2: less whenever the people are fewer than the items
+    (MovieLens: 671 people, 4,801 items; 0.2 s instead of 0.9 s), and the people x items
+    matrix it holds is then smaller than the result. The two differ by rounding only.
+    """
+    if not x.shape[1]:
+        return np.zeros((0, 0), dtype=np.float32)
+    rows = x.tocsr()
+    rows = rows[np.diff(rows.indptr) > 0]  # people with none of the items change nothing
+    if rows.shape[0] < rows.shape[1]:
+        return _inverse_through_people(np.asarray(rows.toarray(), dtype=np.float32), l2)
+    gram = _gram(x)
+    gram[np.diag_indices_from(gram)] += l2
+    return _symmetric_positive_inverse(gram)
+
+
+def _inverse_through_people(x: np.ndarray, l2: float) -> np.ndarray:
+    """``(x.T @ x + l2 I)^-1`` from the Cholesky factor of the people x people ``x x^T + l2 I``
+    (see ``_precision``); ``x`` is dense, people x items."""
+    kernel = x @ x.T
+    kernel[np.diag_indices_from(kernel)] += l2
+    potrf, trtrs = lapack.get_lapack_funcs(("potrf", "trtrs"), (kernel,))
+    factor, info = potrf(kernel, lower=True, overwrite_a=True, clean=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"x x^T + l2 I is not positive definite (potrf info {info})")
+    solved, info = trtrs(factor, x, lower=True)  # Y = L^-1 x
+    if info != 0:
+        raise np.linalg.LinAlgError(f"triangular solve failed (trtrs info {info})")
+    (syrk,) = blas.get_blas_funcs(("syrk",), (solved,))
+    # BLAS's symmetric product fills the upper triangle of -(Y^T Y) / l2, in column-major order.
+    precision: np.ndarray = syrk(-1.0 / l2, solved, trans=1, lower=False)
+    precision[np.diag_indices_from(precision)] += 1.0 / l2
+    _mirror_upper(precision)
+    return precision.T  # the same symmetric matrix, row-major, without a copy
+
+
 def _gram(x: sparse.csc_matrix) -> np.ndarray:
     """``x.T @ x`` as a dense float32 matrix."""
     if x.shape[0] * x.shape[1] <= DENSE_GRAM_MAX:
@@ -128,10 +165,15 @@ def _symmetric_positive_inverse(matrix: np.ndarray, block: int = 1024) -> np.nda
     inverse, info = potri(factor, lower=False, overwrite_c=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"Gram matrix could not be inverted (potri info {info})")
-    # potri fills the upper triangle only; mirror it block by block to keep memory flat.
-    for start in range(0, inverse.shape[0], block):
-        stop = min(start + block, inverse.shape[0])
-        inverse[start:stop, :start] = inverse[:start, start:stop].T
-        diagonal = inverse[start:stop, start:stop]
-        diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
+    _mirror_upper(inverse, block)  # potri fills the upper triangle only
     return inverse.T if row_major else inverse
+
+
+def _mirror_upper(matrix: np.ndarray, block: int = 1024) -> None:
+    """Copy a square matrix's upper triangle onto its lower one, in place, block by block to
+    keep memory flat."""
+    for start in range(0, matrix.shape[0], block):
+        stop = min(start + block, matrix.shape[0])
+        matrix[start:stop, :start] = matrix[:start, start:stop].T
+        diagonal = matrix[start:stop, start:stop]
+        diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
