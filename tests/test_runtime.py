@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
+from threadpoolctl import threadpool_info
 
 from persona import runtime
 from persona.api.app import background_jobs_of, create_app
@@ -100,6 +101,9 @@ def test_no_collection_runs_while_paused_and_the_collector_resumes(
 
 
 def test_overlapping_pauses_in_two_threads_resume_when_the_last_ends() -> None:
+    """The first pause ends while the second is open: the collector stays off until the second
+    ends (a pause that restored what it found on entry would leave it off: the second found it
+    off)."""
     first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
     enabled_after_first: list[bool] = []
 
@@ -123,6 +127,24 @@ def test_overlapping_pauses_in_two_threads_resume_when_the_last_ends() -> None:
         thread.join()
     assert enabled_after_first == [False]
     assert gc.isenabled()
+
+
+def _blas_threads() -> list[int]:
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_blas_runs_on_one_thread_inside_nested_blocks_and_gets_its_threads_back() -> None:
+    """Checked from the main thread: OpenBLAS (0.3.31) ignores a thread count set from another
+    thread once the main thread has set one, so a worker's view of it proves nothing. The
+    blocks count their openings as the collector's pauses do (the test above)."""
+    before = _blas_threads()
+    if max(before) == 1:
+        pytest.skip("BLAS runs on one thread already here: nothing to tell apart")
+    with runtime.blas_single_threaded():
+        with runtime.blas_single_threaded():
+            assert set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {1}
+    assert _blas_threads() == before
 
 
 def test_a_pause_leaves_a_disabled_collector_disabled() -> None:

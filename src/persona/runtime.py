@@ -5,8 +5,11 @@ from __future__ import annotations
 import ctypes
 import gc
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from functools import cache
+
+from threadpoolctl import ThreadpoolController
 
 from persona import libc
 
@@ -36,21 +39,44 @@ def settle_heap() -> None:
     tune_collector()
 
 
-class _Pauses:
-    """How many ``collector_paused`` blocks are open, in any thread, and whether the collector
-    ran before the first of them opened."""
+class _WhileAnyBlockIsOpen:
+    """A process-wide setting held while any block that asks for it is open, in any thread: made
+    when the first block opens, undone when the last one closes. (A setting each block made and
+    undid itself would be undone under the other blocks' feet, or left behind: two overlapping
+    blocks that each restore what they found leave the setting of the inner one.)"""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.open = 0
-        self.was_enabled = False
+    def __init__(self, make: Callable[[], Callable[[], None]]) -> None:
+        self._make = make  # makes the setting, returns how to undo it
+        self._lock = threading.Lock()
+        self._open = 0
+        self._undo: Callable[[], None] | None = None
+
+    @contextmanager
+    def block(self) -> Iterator[None]:
+        with self._lock:
+            if self._open == 0:
+                self._undo = self._make()
+            self._open += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open -= 1
+                if self._open == 0 and self._undo is not None:
+                    self._undo()
+                    self._undo = None
 
 
-_pauses = _Pauses()
+def _pause_collector() -> Callable[[], None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    return gc.enable if was_enabled else lambda: None
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
+_collector_pauses = _WhileAnyBlockIsOpen(_pause_collector)
+
+
+def collector_paused() -> AbstractContextManager[None]:
     """No cyclic collection inside the block: for a batch whose objects live together until it
     ends and die by reference counting (an ingest batch: its events, and the states of the
     profiles it changes).
@@ -62,18 +88,31 @@ def collector_paused() -> Iterator[None]:
     10M store, for about 300 objects of cyclic garbage a batch. The collector resumes when the
     last open block ends (blocks may overlap across threads), and its counts then hold only
     what the batch left alive, so the first pass after it is short."""
-    with _pauses.lock:
-        if _pauses.open == 0:
-            _pauses.was_enabled = gc.isenabled()
-            gc.disable()
-        _pauses.open += 1
-    try:
-        yield
-    finally:
-        with _pauses.lock:
-            _pauses.open -= 1
-            if _pauses.open == 0 and _pauses.was_enabled:
-                gc.enable()
+    return _collector_pauses.block()
+
+
+@cache
+def _blas_libraries() -> ThreadpoolController:
+    # Finding the loaded BLAS libraries scans the process's shared objects (milliseconds):
+    # once, not on every scored request.
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> Callable[[], None]:
+    limiter = _blas_libraries().limit(limits=1, user_api="blas")
+    return lambda: limiter.restore_original_limits()
+
+
+_blas_single_threaded = _WhileAnyBlockIsOpen(_one_blas_thread)
+
+
+def blas_single_threaded() -> AbstractContextManager[None]:
+    """BLAS on one thread inside the block, for code that parallelizes itself (implicit's ALS),
+    whose own threads would otherwise fight BLAS's for the cores. Blocks may overlap across
+    threads (the batch ranking scores on a thread per core): BLAS gets its threads back when
+    the last one ends. (OpenBLAS 0.3.31 ignores a count set from a thread other than the main
+    one once the main thread has set one: there, only the main thread's blocks limit it.)"""
+    return _blas_single_threaded.block()
 
 
 # How often a server hands the allocator's free memory back to the system (``trim_heap``).

@@ -9,7 +9,9 @@ then on everything, to serve.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,21 +230,32 @@ class RecommendationPipeline:
         people: IntArray,
         validation: npt.NDArray[np.bool_],
     ) -> None:
-        """Candidates of the fitted sources for each person, labelled by what came next."""
-        for start in range(0, len(people), self.config.block_size):
-            chunk = people[start : start + self.config.block_size]
+        """Candidates of the fitted sources for each person, labelled by what came next.
+
+        Blocks are scored on a thread per core (as in the batch ranking, the heavy steps run
+        outside the interpreter's lock) and taken in order, so the examples do not depend on
+        which thread finished first."""
+        size = self.config.block_size
+
+        def scored(start: int) -> tuple[int, IntArray, list[IntArray], np.ndarray]:
+            chunk = people[start : start + size]
             candidates, features, _, _ = self._candidates_and_features(
                 self._block(chunk), [None] * len(chunk)
             )
-            offsets = np.cumsum([0] + [len(c) for c in candidates])
-            for row, person in enumerate(chunk):
-                relevant = np.isin(candidates[row], later[person])
-                # A person whose next items no source found teaches the ranker nothing.
-                if relevant.any():
-                    examples.features.append(features[offsets[row] : offsets[row + 1]])
-                    examples.labels.append(relevant.astype(np.int8))
-                    examples.sizes.append(len(relevant))
-                    examples.held_out.append(bool(validation[start + row]))
+            return start, chunk, candidates, features
+
+        with ThreadPoolExecutor(os.cpu_count() or 1, "persona-examples") as pool:
+            blocks = pool.map(scored, range(0, len(people), size))
+            for start, chunk, candidates, features in blocks:
+                offsets = np.cumsum([0] + [len(c) for c in candidates])
+                for row, person in enumerate(chunk):
+                    relevant = np.isin(candidates[row], later[person])
+                    # A person whose next items no source found teaches the ranker nothing.
+                    if relevant.any():
+                        examples.features.append(features[offsets[row] : offsets[row + 1]])
+                        examples.labels.append(relevant.astype(np.int8))
+                        examples.sizes.append(len(relevant))
+                        examples.held_out.append(bool(validation[start + row]))
 
     def _fit_ranker(self, examples: _Examples) -> RankerReport | None:
         if not any(examples.held_out) or all(examples.held_out):

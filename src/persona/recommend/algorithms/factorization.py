@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from scipy import sparse
-from threadpoolctl import ThreadpoolController
 
 from persona.recommend.algorithms.base import binary
 from persona.recommend.dataset import Interactions
-
-
-@cache
-def _blas_controller() -> ThreadpoolController:
-    # Finding the loaded BLAS libraries scans the process's shared objects (milliseconds);
-    # do it once, not on every scored request.
-    return ThreadpoolController()
-
-
-def _one_blas_thread() -> Any:
-    """A context in which BLAS runs on one thread (implicit parallelizes itself)."""
-    return _blas_controller().limit(limits=1, user_api="blas")
+from persona.runtime import blas_single_threaded
 
 
 @dataclass(frozen=True)
@@ -58,7 +45,7 @@ class ALS:
         c = self.config
         begin = start.item_factors if start is not None else None
         warm = begin is not None and begin.shape == (data.n_items, c.factors)
-        with _one_blas_thread():  # implicit parallelizes itself; BLAS threads fight it
+        with blas_single_threaded():  # implicit parallelizes itself; BLAS threads fight it
             model = AlternatingLeastSquares(
                 factors=c.factors,
                 regularization=c.regularization,
@@ -81,7 +68,7 @@ class ALS:
         """Factors solved for each history row against the item factors."""
         model = self._solver()
         users = np.arange(history.shape[0])
-        with _one_blas_thread():
+        with blas_single_threaded():
             return np.asarray(model.recalculate_user(users, binary(history)), dtype=np.float32)
 
     def _solver(self) -> AlternatingLeastSquares:
@@ -89,7 +76,7 @@ class ALS:
         if self._model is None:
             assert self.item_factors is not None, "fit first"
             c = self.config
-            with _one_blas_thread():
+            with blas_single_threaded():
                 model = AlternatingLeastSquares(
                     factors=c.factors,
                     regularization=c.regularization,
