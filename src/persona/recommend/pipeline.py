@@ -59,16 +59,19 @@ EMPTY = np.zeros(0, dtype=np.int64)
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    # How many candidates each source proposes per request, by source name.
+    # How many candidates each source proposes per request, by source name. Two thirds of
+    # the earlier 100/60/60/60/30/40/40 rank as well (NDCG@10 over pipeline seeds 1-14 on
+    # MovieLens 0.1620 vs 0.1625; generator's shop, seeds 1-3, 0.1734 vs 0.1698) for less work
+    # in every stage after the sources, training and serving.
     candidates: dict[str, int] = field(
         default_factory=lambda: {
-            "ease": 100,
-            "als": 60,
-            "itemknn": 60,
-            "recent_neighbours": 60,
-            "content": 30,
-            "trending": 40,
-            "category_trending": 40,
+            "ease": 60,
+            "als": 40,
+            "itemknn": 40,
+            "recent_neighbours": 40,
+            "content": 20,
+            "trending": 20,
+            "category_trending": 20,
         }
     )
     holdout_share: float = 0.2  # the latest share of each history that trains the ranker
