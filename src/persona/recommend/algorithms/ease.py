@@ -106,9 +106,10 @@ def _precision(x: sparse.csc_matrix, l2: float) -> np.ndarray:
     """
     if not x.shape[1]:
         return np.zeros((0, 0), dtype=np.float32)
-    rows = x.tocsr()
-    rows = rows[np.diff(rows.indptr) > 0]  # people with none of the items change nothing
-    if rows.shape[0] < rows.shape[1]:
+    # People with none of the items change nothing (the column-major indices are the rows).
+    people = np.bincount(x.indices, minlength=x.shape[0]) > 0
+    if people.sum() < x.shape[1]:
+        rows = x.tocsr()[people]
         return _inverse_through_people(np.asarray(rows.toarray(), dtype=np.float32), l2)
     gram = _gram(x)
     gram[np.diag_indices_from(gram)] += l2
