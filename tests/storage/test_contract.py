@@ -10,7 +10,13 @@ from sqlalchemy import inspect, select
 
 from persona.clock import FakeClock
 from persona.engine import Engine
-from persona.storage.database import create_database_engine, migrate
+from persona.storage.database import (
+    HEADS,
+    MIGRATIONS,
+    create_database_engine,
+    migrate,
+    revisions,
+)
 from persona.storage.records import (
     ApiKeyRecord,
     EventRecord,
@@ -501,6 +507,22 @@ def test_migrating_twice_changes_nothing(engine: Engine) -> None:
         "catalog_version",
         "alembic_version",
     } <= tables
+
+
+def test_a_migrated_database_is_at_alembics_heads(tmp_path: Path) -> None:
+    """``migrate`` skips Alembic for a database at ``HEADS``: they must be Alembic's heads, so
+    that a new migration cannot be skipped."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert frozenset(ScriptDirectory.from_config(config).get_heads()) == HEADS
+    db = create_database_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    assert revisions(db) == frozenset()
+    migrate(db)
+    assert revisions(db) == HEADS
+    db.dispose()
 
 
 def test_sqlite_runs_in_wal_mode_with_durable_commits(tmp_path: Path) -> None:

@@ -146,22 +146,21 @@ def test_a_first_copy_waits_for_its_files_beyond_a_bound_of_rows(
     ``PENDING_ROWS`` rows wait (a slow disk), it waits for the oldest before going on."""
     append(engine, *(event(f"e{n}", f"u:{n % 3}", at(n % 8, n)) for n in range(40)))
     handed, written, most_waiting = [0], [0], [0]
-    write, write_days = lake_module._DayFiles.write, lake_module._write_days
+    write, write_file = lake_module._DayFiles.write, lake_module._write_file
 
-    def hand(files: lake_module._DayFiles, day: lake_module._DayTable) -> None:
-        write(files, day)
-        handed[0] += day.table.num_rows
+    def hand(files: lake_module._DayFiles, path: Path, table: pa.Table) -> None:
+        write(files, path, table)
+        handed[0] += table.num_rows
         most_waiting[0] = max(most_waiting[0], handed[0] - written[0])
 
-    def slow_write(days: list[lake_module._DayTable]) -> None:
+    def slow_write(path: Path, table: pa.Table) -> None:
         time.sleep(0.02)
-        write_days(days)
-        written[0] += sum(day.table.num_rows for day in days)
+        write_file(path, table)
+        written[0] += table.num_rows
 
     monkeypatch.setattr(lake_module, "PENDING_ROWS", 6)
-    monkeypatch.setattr(lake_module, "GATHER_ROWS", 5)  # a day (5 rows) at a time
     monkeypatch.setattr(lake_module._DayFiles, "write", hand)
-    monkeypatch.setattr(lake_module, "_write_days", slow_write)
+    monkeypatch.setattr(lake_module, "_write_file", slow_write)
     columns = engine.lake.interaction_columns()
     assert written[0] < 40  # training's columns came back before every file was written
     assert columns.equals(engine.storage.interaction_columns())
@@ -171,54 +170,19 @@ def test_a_first_copy_waits_for_its_files_beyond_a_bound_of_rows(
     assert lake_rows(engine).equals(store_rows(engine))
 
 
-def test_a_first_copy_writes_small_days_together_and_large_ones_alone(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Days of fewer than ``PLAIN_DAY_ROWS`` rows go to the dataset writer in groups (at most
-    ``GATHER_DAYS`` days), each day still a file of its own, in the days' order."""
-    # days 0-6 small (2 rows), day 7 large (4 rows), days 8-9 small
-    sizes = [2, 2, 2, 2, 2, 2, 2, 4, 2, 2]
-    append(
-        engine,
-        *(
-            event(f"d{day}-{n}", f"u:{n}", at(day, 10 - n))
-            for day, size in enumerate(sizes)
-            for n in range(size)
-        ),
-    )
-    batches: list[list[int]] = []
-    write_days = lake_module._write_days
-
-    def seen(days: list[lake_module._DayTable]) -> None:
-        batches.append([day.table.num_rows for day in days])
-        write_days(days)
-
-    monkeypatch.setattr(lake_module, "PLAIN_DAY_ROWS", 3)
-    monkeypatch.setattr(lake_module, "GATHER_DAYS", 3)
-    monkeypatch.setattr(lake_module, "_write_days", seen)
-    assert engine.lake.interaction_columns().equals(engine.storage.interaction_columns())
-    engine.lake.wait()
-    assert batches == [[2, 2, 2], [2, 2, 2], [2], [4], [2, 2]]
-    files = engine.lake.files()
-    assert [path.name for path in files] == ["part-00000001-0.parquet"] * 10
-    assert len(list(engine.lake.root.rglob("*.parquet"))) == 10
-    assert lake_rows(engine).equals(store_rows(engine))  # each file sorted by (time, id)
-
-
 def test_a_first_copy_that_fails_to_write_leaves_no_lake_and_the_next_sync_copies_it(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     append(engine, *(event(f"e{n}", "u:1", at(n)) for n in range(6)))
-    calls, write_days = [0], lake_module._write_days
+    calls, write_file = [0], lake_module._write_file
 
-    def full_disk(days: list[lake_module._DayTable]) -> None:
+    def full_disk(path: Path, table: pa.Table) -> None:
         calls[0] += 1
         if calls[0] == 3:
             raise OSError(28, "No space left on device")
-        write_days(days)
+        write_file(path, table)
 
-    monkeypatch.setattr(lake_module, "GATHER_DAYS", 1)
-    monkeypatch.setattr(lake_module, "_write_days", full_disk)
+    monkeypatch.setattr(lake_module, "_write_file", full_disk)
     # training still gets its columns: the store keeps every event, the lake is a copy
     assert engine.lake.interaction_columns().equals(engine.storage.interaction_columns())
     engine.lake.wait()
