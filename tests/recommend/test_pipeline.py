@@ -12,6 +12,7 @@ from persona.recommend.pipeline import (
     PipelineConfig,
     RecommendationPipeline,
     Request,
+    Shortlist,
     default_sources,
     histories_of,
     last_times_s,
@@ -251,6 +252,25 @@ def test_ranking_everyone_gives_each_person_their_own_ranking_on_any_number_of_t
         assert kept is not None
         np.testing.assert_array_equal(kept.items, alone.items)
         np.testing.assert_allclose(kept.scores, alone.scores, rtol=1e-6)
+
+
+def test_ranking_everyone_shares_fewer_people_than_a_slice_among_the_threads(
+    fitted: RecommendationPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert fitted.data is not None
+    assert len(fitted.data.user_ids) < shortlists.RANKING_SLICE
+    asked: list[int] = []
+    shortlists_of = fitted.shortlists
+
+    def counted(requests: list[Request], size: int) -> list[Shortlist]:
+        asked.append(len(requests))
+        return shortlists_of(requests, size)
+
+    monkeypatch.setattr(fitted, "shortlists", counted)
+    moment = int(fitted.data.timestamps_ms.max() // 1000)
+    shortlists.rank_everyone(fitted, moment, threads=3)
+    people = len(fitted.data.user_ids)
+    assert sorted(asked) == sorted([-(-people // 3)] * 2 + [people - 2 * -(-people // 3)])
 
 
 def test_a_row_with_empty_slots_gives_no_rank_to_another_row_s_items() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import overload
+from dataclasses import dataclass, field
+from typing import Any, overload
 
 import numpy as np
 from scipy import sparse
@@ -73,6 +73,9 @@ class SourceInput:
     history: sparse.csr_matrix  # rows x items, 1 where the person interacted
     recent: sparse.csr_matrix  # the same for the latest RECENT_ITEMS items only
     as_of_s: IntArray
+    # What a source computed for this block that another source reuses, by the source that
+    # computed it (the trend at each row's moment, which category trending weighs).
+    shared: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def source_input(block: RequestBlock, n_items: int) -> SourceInput:

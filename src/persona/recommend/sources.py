@@ -315,8 +315,14 @@ class Trending:
         if len(moments) and (moments == moments[0]).all():
             vector, order = self.at_moment(int(moments[0]))
             return SharedScores(vector, len(moments), order)
-        recent = self.timeline.trending(moments, self.config.windows_days)
-        return DenseScores(recent + self._tie_breaker()[None, :])
+        # Rows at many moments (the ranker's examples) cost a search per item and window;
+        # category trending asks for the same block's again.
+        scores = inputs.shared.get(self)
+        if scores is None:
+            recent = self.timeline.trending(moments, self.config.windows_days)
+            scores = inputs.shared[self] = DenseScores(recent + self._tie_breaker()[None, :])
+        assert isinstance(scores, DenseScores)
+        return scores
 
     def at_moment(self, as_of_s: int) -> tuple[FloatArray, IntArray]:
         """Every item's score at one moment and the catalog in that order (memoized: the
