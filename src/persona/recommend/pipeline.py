@@ -244,9 +244,9 @@ class RecommendationPipeline:
         # Blocks of at most ``block_size``, as many as a multiple of the threads so that none
         # waits for the others at the end (MovieLens's 628 people a cutoff: 4 of 157, not
         # 256, 256 and 116 on two threads).
-        blocks = -(-len(people) // self.config.block_size)
-        blocks = -(-blocks // threads) * threads
-        size = max(1, -(-len(people) // blocks))
+        count = -(-len(people) // self.config.block_size)
+        count = -(-count // threads) * threads
+        size = max(1, -(-len(people) // count))
 
         def scored(start: int) -> tuple[int, IntArray, list[IntArray], np.ndarray]:
             chunk = people[start : start + size]
