@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Literal, TypeAlias
 
 from lark import Lark, Token, Transformer_NonRecursive, v_args
@@ -281,7 +282,14 @@ def references(rule: Rule) -> set[str]:
 
 
 # -- parsing -------------------------------------------------------------------------------------
-_PARSER = Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+@cache
+def _parser() -> Lark:
+    """The grammar compiled when first needed: a twentieth of a second of every command's
+    start."""
+    return Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
 
 _TERMINAL_NAMES = {
     "NAME": "a name",
@@ -491,7 +499,7 @@ def parse_rule(text: str) -> Rule:
     if not text.strip():
         raise RuleSyntaxError("the rule is empty", extra=_where(text, Position(1, 1)))
     try:
-        tree = _PARSER.parse(text)
+        tree = _parser().parse(text)
         rule: Rule = _ToTree().transform(tree)
     except UnexpectedInput as exc:
         position = Position(exc.line if exc.line > 0 else 1, exc.column if exc.column > 0 else 1)
@@ -540,7 +548,7 @@ def _terminal_text(name: str) -> str:
     if name in _TERMINAL_NAMES:
         return _TERMINAL_NAMES[name]
     try:
-        pattern = _PARSER.get_terminal(name).pattern
+        pattern = _parser().get_terminal(name).pattern
     except KeyError:  # pragma: no cover - every expected terminal is in the grammar
         return name
     return repr(pattern.value) if pattern.type == "str" else name
