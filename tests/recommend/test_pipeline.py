@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy import sparse
 
 from persona.recommend import pipeline as pipeline_module
 from persona.recommend import shortlists, sources
+from persona.recommend.algorithms.factorization import ALS
 from persona.recommend.pipeline import (
     PipelineConfig,
     RecommendationPipeline,
@@ -21,7 +25,8 @@ from persona.recommend.pipeline import (
 from persona.recommend.request import History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, rerank
 from persona.recommend.scores import NOTHING, Blocked
-from persona.recommend.sources import ContentSimilarity
+from persona.recommend.sources import ContentSimilarity, PersistentSource
+from persona.runtime import blas_single_threaded
 from tests.recommend.synthetic import interactions
 
 
@@ -271,6 +276,37 @@ def test_ranking_everyone_shares_fewer_people_than_a_slice_among_the_threads(
     shortlists.rank_everyone(fitted, moment, threads=3)
     people = len(fitted.data.user_ids)
     assert sorted(asked) == sorted([-(-people // 3)] * 2 + [people - 2 * -(-people // 3)])
+
+
+def test_sources_fitted_side_by_side_are_the_sources_fitted_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ALS fits on a thread beside the others (BLAS on one thread meanwhile): each source's
+    fitted state is what it gets fitted alone, and the fits did overlap."""
+    data = interactions()
+    alone = {}
+    with blas_single_threaded():
+        for source in default_sources(data.n_items):
+            source.fit(data)
+            if isinstance(source, PersistentSource):
+                alone[source.name] = source.to_arrays()
+    threads: dict[str, str] = {}
+    fit_als = ALS.fit
+
+    def watched(self: ALS, *args: Any, **kwargs: Any) -> None:
+        threads["als"] = threading.current_thread().name
+        fit_als(self, *args, **kwargs)
+
+    monkeypatch.setattr(ALS, "fit", watched)
+    pipeline = RecommendationPipeline()
+    pipeline._fit_sources(data)
+    assert threads["als"].startswith("persona-fit")
+    together = pipeline.source_arrays()
+    assert together.keys() == alone.keys() and "als" in together
+    for name, arrays in alone.items():
+        assert together[name].keys() == arrays.keys()
+        for key, array in arrays.items():
+            np.testing.assert_array_equal(together[name][key], array, err_msg=f"{name} {key}")
 
 
 def test_a_row_with_empty_slots_gives_no_rank_to_another_row_s_items() -> None:
