@@ -32,7 +32,7 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
-        if key.upper().startswith("PERSONA_") and key != "PERSONA_TEST_POSTGRES_URL":
+        if key.upper().startswith("PERSONA_") and not key.upper().startswith("PERSONA_TEST_"):
             monkeypatch.delenv(key)
 
 
@@ -75,6 +75,30 @@ def postgres_schema_url() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+REDIS_URL = os.environ.get("PERSONA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database for the test (``PERSONA_TEST_REDIS_URL``), emptied after it. In CI an
+    unreachable server fails the test; elsewhere it is skipped with the reason."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2.0)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        problem = f"Redis not reachable at {REDIS_URL}: {exc.__class__.__name__}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem} (mandatory in CI)")
+        pytest.skip(f"{problem}; set PERSONA_TEST_REDIS_URL to run the Redis tests")
+    try:
+        yield REDIS_URL
+    finally:
+        client.flushdb()
+        client.close()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from persona.access.keys import ApiKeyService
-from persona.access.ratelimit import RateLimiter
+from persona.access.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from persona.cache import AnswerCache
 from persona.catalog.service import CatalogService
 from persona.clock import Clock, SystemClock
@@ -45,8 +45,8 @@ class Engine:
     clusters: ClusterService
     predictions: PredictionService
     privacy: PrivacyServices
-    rate_limits: RateLimiter
-    failed_auth: RateLimiter  # per client address, of requests without a valid key
+    rate_limits: Limiter
+    failed_auth: Limiter  # per client address, of requests without a valid key
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Engine:
@@ -131,9 +131,7 @@ class Engine:
         )
         decisions.set_erasure_check(privacy.erasure.is_erased)
         decisions.set_context_scrub(privacy.personal.scrub)
-        access = settings.access
-        rate_limits = RateLimiter(access.rate_limit_per_second, access.rate_limit_burst)
-        failed_auth = RateLimiter(access.failed_auth_per_second, access.failed_auth_burst)
+        rate_limits, failed_auth = _rate_limiters(settings)
         for prefix, sizes in [
             ("profiles", profiles.sizes),
             ("recommendations", recommendations.sizes),
@@ -171,3 +169,23 @@ class Engine:
         self.decisions.close()
         self.recommendations.close()
         self.storage.close()
+
+
+def _rate_limiters(settings: Settings) -> tuple[Limiter, Limiter]:
+    """Per key, and per client address for requests without a valid key: in Redis when
+    ``redis_url`` is set (shared by every process), else in this process."""
+    access = settings.access
+    if settings.redis_url is None:
+        return (
+            RateLimiter(access.rate_limit_per_second, access.rate_limit_burst),
+            RateLimiter(access.failed_auth_per_second, access.failed_auth_burst),
+        )
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0)
+    return (
+        RedisRateLimiter(client, "keys", access.rate_limit_per_second, access.rate_limit_burst),
+        RedisRateLimiter(
+            client, "failed-auth", access.failed_auth_per_second, access.failed_auth_burst
+        ),
+    )

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         default="FULL",
         description="FULL survives a power cut; NORMAL survives a process crash only.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://… shares fast state among the API processes: per-key rate limits"
+        " then hold across them (default: each process keeps its own).",
+    )
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)

@@ -13,7 +13,9 @@ from persona.access.keys import (
     Scope,
 )
 from persona.access.ratelimit import (
+    Limiter,
     RateLimiter,
+    RedisRateLimiter,
 )
 from persona.access.settings import AccessSettings
 
@@ -22,7 +24,9 @@ __all__ = [
     "AccessSettings",
     "AnyScope",
     "ApiKeyService",
+    "Limiter",
     "Principal",
     "RateLimiter",
+    "RedisRateLimiter",
     "Scope",
 ]
