@@ -122,3 +122,15 @@ def test_the_settings_command_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> 
     assert shown["PERSONA_PRIVACY__PSEUDONYM_KEY"] == "(secret)"
     assert shown["PERSONA_INGEST__MAX_BATCH_EVENTS"] == "1000"
     assert len(shown) == len(environment_names())
+
+
+def test_the_settings_command_masks_the_passwords_of_urls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PERSONA_DATABASE_URL", "postgresql://app:hunter2@db.internal:5432/p")
+    monkeypatch.setenv("PERSONA_REDIS_URL", "redis://:hunter2@cache.internal:6379/0")
+    shown = dict(effective(load_settings()))
+    assert shown["PERSONA_DATABASE_URL"] == "postgresql://app:(secret)@db.internal:5432/p"
+    assert shown["PERSONA_REDIS_URL"] == "redis://:(secret)@cache.internal:6379/0"
+    monkeypatch.setenv("PERSONA_REDIS_URL", "redis://cache.internal:6379/0")
+    assert dict(effective(load_settings()))["PERSONA_REDIS_URL"] == "redis://cache.internal:6379/0"

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -172,7 +173,16 @@ def _shown(value: object) -> str:
         return ""
     if isinstance(value, Path):
         return str(value)
-    return json.dumps(value, default=list) if not isinstance(value, str) else value
+    return json.dumps(value, default=list) if not isinstance(value, str) else _unsecret(value)
+
+
+def _unsecret(value: str) -> str:
+    """A URL with its password masked (the database's and Redis's may carry one)."""
+    parts = urlsplit(value)
+    if not parts.password:
+        return value
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:(secret)@{host}"))
 
 
 def _rows(model: BaseModel, prefix: str) -> Iterator[tuple[str, str, str]]:
