@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from persona.access import Scope
 from persona.catalog.schema import ItemIn
 from persona.engine import Engine
 from persona.recommend.registry import ModelRegistry
@@ -62,13 +63,14 @@ def _load(engine: Engine) -> None:
 
 @contextmanager
 def _servers(
-    home: Path, env: dict[str, str], count: int, *args: str
+    home: Path, env: dict[str, str], count: int, *args: str, dev: bool = True
 ) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
     started = []
     try:
         for _ in range(count):
             port = free_port()
-            process = start_server(home, port, "--dev", "--workers", "1", *args, env=env)
+            mode = ["--dev"] if dev else []
+            process = start_server(home, port, *mode, "--workers", "1", *args, env=env)
             started.append((f"http://127.0.0.1:{port}", process))
         yield started
     finally:
@@ -130,6 +132,33 @@ def test_a_commit_in_one_process_changes_the_answers_of_another_within_a_second(
         assert httpx.delete(f"{first}/v1/subjects/p2").status_code == 200
         took = within_deadline(lambda: items("p2") == items("never-seen"), started)
         assert took < DEADLINE_S
+
+
+def test_with_redis_a_key_s_rate_limit_holds_across_processes(
+    tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    """Two real servers on one store and one Redis: a key with a burst of 3 (and next to no
+    refill) is answered three times in all, then refused by both. Each server alone would
+    answer it three times."""
+    engine = Engine.open(Settings(home=tmp_path, database_url=database_url))
+    try:
+        secret = engine.keys.create("busy", [Scope.READ]).secret
+    finally:
+        engine.close()
+    env = {
+        "PERSONA_DATABASE_URL": database_url,
+        "PERSONA_REDIS_URL": redis_url,
+        "PERSONA_ACCESS__RATE_LIMIT_PER_SECOND": "0.001",
+        "PERSONA_ACCESS__RATE_LIMIT_BURST": "3",
+    }
+    headers = {"Authorization": f"Bearer {secret}"}
+    with _servers(tmp_path, env, 2, dev=False) as servers:
+        (first, _), (second, _) = servers
+        answered = [
+            httpx.get(f"{url}/v1/items", headers=headers, timeout=10).status_code
+            for url in (first, second, first, second, first, second)
+        ]
+    assert answered == [200, 200, 200, 429, 429, 429]
 
 
 def test_one_process_runs_the_jobs_and_another_takes_over_when_it_dies(
