@@ -282,7 +282,7 @@ def test_sources_fitted_side_by_side_are_the_sources_fitted_one_at_a_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """ALS fits on a thread beside the others (BLAS on one thread meanwhile): each source's
-    fitted state is what it gets fitted alone, and the fits did overlap."""
+    fitted state is what it gets fitted alone, and ALS fitted on the helper thread."""
     data = interactions()
     alone = {}
     with blas_single_threaded():

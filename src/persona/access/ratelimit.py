@@ -136,7 +136,10 @@ class RedisRateLimiter(Limiter):
     warning is logged."""
 
     def __init__(self, client: Any, name: str, rate_per_second: float, burst: int = 0) -> None:
+        from redis.exceptions import RedisError  # not imported by processes without Redis
+
         super().__init__(rate_per_second, burst)
+        self._unreachable = RedisError
         self._prefix = f"persona:rate:{name}:"
         self._take_script = client.register_script(_TAKE)
         self._warned_at = -math.inf
@@ -147,14 +150,12 @@ class RedisRateLimiter(Limiter):
     def _take(self, key: str, refusal: str | None, *, spend: bool = True) -> None:
         if self.rate <= 0:
             return
-        from redis.exceptions import RedisError
-
         try:
             allowed, tokens = self._take_script(
                 keys=[self._prefix + key],
                 args=[repr(self.rate), repr(self.burst), int(spend), int(refusal is not None)],
             )
-        except RedisError as exc:
+        except self._unreachable as exc:
             now = time.monotonic()
             if now - self._warned_at >= UNREACHABLE_WARNING_S:
                 self._warned_at = now
