@@ -47,6 +47,7 @@ def test_an_unknown_variable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     [
         {"server": {"port": 0}},
         {"database_url": "mysql://x"},
+        {"redis_url": "localhost:6379"},
         {"ingest": {"max_batch_events": 0}},
         {"server": {"log_level": "loud"}},
         {"nonsense": 1},

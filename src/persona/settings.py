@@ -128,10 +128,13 @@ class Settings(BaseSettings):
         return value.expanduser()
 
     @model_validator(mode="after")
-    def _check_database_url(self) -> Settings:
+    def _check_urls(self) -> Settings:
         url = self.database_url
         if url is not None and not url.startswith(("sqlite://", "postgresql://", "postgresql+")):
             raise ValueError("database_url must start with sqlite:// or postgresql://")
+        redis = self.redis_url
+        if redis is not None and not redis.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
         return self
 
     @property
