@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from functools import cache
 
@@ -113,6 +115,21 @@ def blas_single_threaded() -> AbstractContextManager[None]:
     the last one ends. (OpenBLAS 0.3.31 ignores a count set from a thread other than the main
     one once the main thread has set one: there, only the main thread's blocks limit it.)"""
     return _blas_single_threaded.block()
+
+
+@contextmanager
+def scoring_threads(name: str, threads: int | None = None) -> Iterator[ThreadPoolExecutor]:
+    """``threads`` threads (default: one per core) for blocks of scoring (the batch ranking,
+    the ranker's examples), with BLAS on one thread while it is open: the blocks are the
+    parallelism.
+
+    The limit is set here, by the thread that opens the pool, not by each block on its own
+    thread: once the main thread has set a limit (a training's fit does), OpenBLAS ignores
+    those the other threads set, and each block's BLAS calls would take both cores with
+    threads of their own. Measured on the 10M shop: a batch ranking of 20,000 people after a
+    fit, 8.6 to 9.0 s and 16.6 to 17.3 s of processor, against 6.7 s and 11.9 s in this pool."""
+    with blas_single_threaded(), ThreadPoolExecutor(threads or os.cpu_count(), name) as pool:
+        yield pool
 
 
 # How often a server hands the allocator's free memory back to the system (``trim_heap``).

@@ -38,7 +38,7 @@ from persona.recommend.sources import (
     ScorerSource,
     Trending,
 )
-from persona.runtime import blas_single_threaded
+from persona.runtime import blas_single_threaded, scoring_threads
 
 Progress = Callable[[str], None]
 SourceFactory = Callable[[int], list[CandidateSource]]
@@ -270,7 +270,7 @@ class RecommendationPipeline:
             )
             return start, chunk, candidates, features
 
-        with ThreadPoolExecutor(threads, "persona-examples") as pool:
+        with scoring_threads("persona-examples", threads) as pool:
             blocks = pool.map(scored, range(0, len(people), size))
             for start, chunk, candidates, features in blocks:
                 offsets = np.cumsum([0] + [len(c) for c in candidates])

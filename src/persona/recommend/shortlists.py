@@ -18,7 +18,6 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,7 @@ from persona.identity import ANONYMOUS, USER, split_key
 from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
 from persona.recommend.proposers import SourceBits, SourceNames, bits_type
 from persona.recommend.request import History, known_candidates
+from persona.runtime import scoring_threads
 
 SHORTLIST_SIZE = 100  # candidates kept per person: n is at most 100, and filters remove some
 MAX_VERIFIED = 1_000_000  # people known unchanged, kept in memory (about 150 MB at most)
@@ -324,7 +324,7 @@ def rank_everyone(
             scores[row, :n] = shortlist.scores
             sources[row, :n] = names.recode(shortlist.proposers.bits, shortlist.proposers.names)
 
-    with ThreadPoolExecutor(threads, "persona-rank") as pool:
+    with scoring_threads("persona-rank", threads) as pool:
         for _ in pool.map(rank_slice, range(0, len(people), slice_)):
             pass  # re-raises a slice's failure
     interactions = np.bincount(data.users, minlength=data.n_users).astype(np.int64)
