@@ -138,6 +138,13 @@ class BusyError(PersonaError):
         self.headers = {"retry-after": str(retry_after)}
 
 
+class WriteConflictError(BusyError):
+    """Writes in parallel met on the same data and the database gave up one of them (a deadlock
+    among their locks): nothing of it was stored, and sending it again is safe."""
+
+    code, title = "write_conflict", "Concurrent write conflict"
+
+
 class KAnonymityError(PersonaError):
     """An export of fewer people than the k-anonymity threshold."""
 

@@ -433,6 +433,28 @@ class TestStorage:
     def test_ping_answers(self, engine: Engine) -> None:
         engine.storage.ping()
 
+    def test_a_parallel_write_locks_its_people_where_writes_run_side_by_side(
+        self, engine: Engine, database_url: str
+    ) -> None:
+        """PostgreSQL runs parallel writes side by side, each locking the people it changes;
+        SQLite runs every write alone, so there is nothing to lock. Either way the write
+        commits, declared changes heard and feed written as for any write."""
+        heard: list[set[str] | None] = []
+        engine.storage.add_commit_listener(heard.append)
+        with engine.storage.write(parallel=True) as uow:
+            assert uow.locks_profiles == database_url.startswith("postgresql")
+            uow.lock_profiles(["u:1", "a:x", "u:1"])
+            uow.lock_profiles(["u:1"])  # held already
+            uow.events.append([event("e1", "u:1")])
+            uow.profiles.save_states({"u:1": {}}, 1)
+            uow.changes_profiles(["u:1"])
+        with engine.storage.write() as uow:
+            assert not uow.locks_profiles  # it runs alone
+        assert heard == [{"u:1"}, None]
+        with engine.storage.read() as uow:
+            assert set(uow.events.payload_hashes(["e1"])) == {"e1"}
+            assert set(uow.profiles.load(["u:1"])) == {"u:1"}
+
     def test_other_processes_hear_declared_changes_through_the_feed(
         self, engine: Engine, database_url: str
     ) -> None:

@@ -17,7 +17,9 @@ def _stores() -> dict[str, type]:
     found: dict[str, type] = {}
     for name, member in vars(UnitOfWork).items():
         if isinstance(member, property) and member.fget is not None:
-            found[name] = typing.get_type_hints(member.fget)["return"]
+            returned = typing.get_type_hints(member.fget)["return"]
+            if getattr(returned, "_is_protocol", False):  # a store, not a flag
+                found[name] = returned
     return found
 
 

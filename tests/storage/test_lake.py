@@ -12,11 +12,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
+from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.storage import lake as lake_module
 from persona.storage.lake import ParquetEventLake
 from persona.storage.protocols import EVENT_COLUMNS
-from tests.conftest import NOW_MS
+from tests.conftest import NOW_MS, open_engine
 from tests.storage.test_contract import event
 
 DAY_MS = 86_400_000
@@ -299,3 +300,26 @@ def test_an_empty_store_gives_an_empty_lake_with_training_columns(engine: Engine
     append(engine, event("a", "u:1", at(0), item_id=None))  # no item: nothing to learn from
     assert engine.lake.interaction_columns().num_rows == 0
     assert pc.sum(pc.is_null(lake_rows(engine)["item_id"])).as_py() == 1
+
+
+@pytest.mark.postgres
+def test_a_write_that_commits_after_a_younger_one_still_reaches_the_lake(
+    tmp_path: Path, postgres_schema_url: str, clock: FakeClock
+) -> None:
+    """PostgreSQL's parallel writes commit in any order: a sync while an older write is open
+    copies nothing past it, and the next one copies both writes, each event once."""
+    engine = open_engine(tmp_path, postgres_schema_url, clock)
+    try:
+        with engine.storage.write(parallel=True) as older:
+            older.events.append([event("e1", "u:1", at(0, 5))])
+            with engine.storage.write(parallel=True) as younger:
+                younger.events.append([event("e2", "u:2", at(0, 9))])
+            with engine.storage.read() as uow:  # committed, and younger
+                assert set(uow.events.payload_hashes(["e1", "e2"])) == {"e2"}
+            engine.lake.sync()
+            assert lake_rows(engine).num_rows == 0  # the older write may still commit
+        engine.lake.sync()
+        assert sorted(lake_rows(engine)["event_id"].to_pylist()) == ["e1", "e2"]
+        assert_same_as_the_store(engine)
+    finally:
+        engine.close()

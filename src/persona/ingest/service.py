@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from persona.clock import Clock
 from persona.documents import Identifier
-from persona.errors import BatchTooLargeError, ConflictError, NotFoundError
+from persona.errors import BatchTooLargeError, ConflictError, NotFoundError, WriteConflictError
 from persona.identity import anonymous_key, user_key
 from persona.ids import uuid4
 from persona.ingest.schema import (
@@ -224,6 +224,7 @@ class PayloadHasher:
         return not stored.startswith(cls.PREFIX)
 
 
+WRITE_ATTEMPTS = 5  # a batch given up for another is stored again, up to this many times in all
 _UNKEYED = hashlib.blake2b(digest_size=16)
 UNKEYED = PayloadHasher(None)  # without privacy's key (tests, tools); the engine keys it
 
@@ -476,15 +477,27 @@ class IngestService:
             raise BatchTooLargeError(f"{events} events in one batch; the limit is {limit}")
 
     def _commit(self, batch: _Batch, now_ms: int, source: str) -> IngestResult:
-        with self._storage.write() as uow:
-            self._store(uow, batch, now_ms, source)
-            uow.quarantine.add(
-                [
-                    _quarantine_record(r, now_ms, source, self._gate)
-                    for r in batch.rejections
-                    if r.quarantine
-                ]
-            )
+        """Store the batch in one write, beside other batches where the store allows it
+        (each locks the profiles it changes); one the database gave up for another is run
+        again from its validated events."""
+        validated = batch.checkpoint()
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self._storage.write(parallel=True) as uow:
+                    self._store(uow, batch, now_ms, source)
+                    uow.quarantine.add(
+                        [
+                            _quarantine_record(r, now_ms, source, self._gate)
+                            for r in batch.rejections
+                            if r.quarantine
+                        ]
+                    )
+                break
+            except WriteConflictError:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                self._metrics.write_conflicts.inc()
+                batch.restart(validated)
         return self._finish(batch)
 
     def replay(self, quarantine_id: int, fixed_event: Any | None = None) -> IngestResult:
@@ -549,6 +562,7 @@ class IngestService:
         return not isinstance(fields, Rejection) and PayloadHasher.legacy(fields) == stored
 
     def _store(self, uow: UnitOfWork, batch: _Batch, now_ms: int, source: str) -> None:
+        self._profiles.hold(uow, list(batch.candidates.values()))
         stored = uow.events.payload_hashes(list(batch.candidates))
         for event in list(batch.candidates.values()):
             known = stored.get(event.event_id)
@@ -576,6 +590,8 @@ class IngestService:
             update.fold()
             batch.settle(profile_keys.values())
         if len(appended.ids) != len(records):
+            if uow.locks_profiles:  # a write beside this one stored an id of it first
+                raise WriteConflictError("an event id was stored meanwhile by another write")
             # Cannot happen under the write lock; refuse to acknowledge rather than guess.
             raise RuntimeError("the event log refused events that passed the duplicate check")
         update.save(uow, now_ms)
@@ -624,6 +640,17 @@ class _Batch:
 
     def __post_init__(self) -> None:
         self.outcomes = [{} for _ in range(len(self.raw_events))]
+
+    def checkpoint(self) -> tuple[list[dict[str, Any]], list[Rejection]]:
+        """The state after validation (outcomes are replaced, never changed in place)."""
+        return list(self.outcomes), list(self.rejections)
+
+    def restart(self, validated: tuple[list[dict[str, Any]], list[Rejection]]) -> None:
+        """Back to ``checkpoint``'s state, for another attempt at storing the batch."""
+        outcomes, rejections = validated
+        self.outcomes, self.rejections = list(outcomes), list(rejections)
+        self.fresh, self.kept, self.held = [], [], []
+        self.profiles_updated, self.touched = 0, set()
 
     def duplicate(self, event: ValidEvent) -> None:
         self.outcomes[event.index] = {

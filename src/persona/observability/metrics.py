@@ -62,6 +62,12 @@ class Metrics:
             "Profiles updated by ingest (one per profile per batch).",
             registry=self.registry,
         )
+        self.write_conflicts = Counter(
+            "persona_write_conflicts",
+            "Ingest batches the database gave up for a batch beside them (PostgreSQL), each"
+            " stored again.",
+            registry=self.registry,
+        )
 
         self.recommendations = Counter(
             "persona_recommendations",

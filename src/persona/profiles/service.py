@@ -148,6 +148,21 @@ class ProfileService:
         update.save(uow, now_ms)
         return update.keys
 
+    def hold(self, uow: UnitOfWork, events: Sequence[IdentifiedEvent]) -> None:
+        """In a write beside others (``UnitOfWork.locks_profiles``), lock every profile the
+        events may change before anything is read: the ids they name and the people their
+        anonymous ids are linked to, all at once (in one order, so that two writes never wait
+        for each other). A link made between the read of the links and the locks is found by
+        reading them again; its person is locked then (a rare second step, the one that may
+        meet another write's locks the other way round: the database then refuses one)."""
+        if not uow.locks_profiles or not events:
+            return
+        anon_keys = [anonymous_key(e.anonymous_id) for e in events if e.anonymous_id]
+        named = {user_key(e.user_id) for e in events if e.user_id}.union(anon_keys)
+        links = uow.profiles.resolve_aliases(anon_keys)
+        uow.lock_profiles(named.union(links.values()))
+        uow.lock_profiles(uow.profiles.resolve_aliases(anon_keys).values())
+
     def prepare(self, uow: UnitOfWork, events: Sequence[IdentifiedEvent]) -> ProfileUpdate:
         """Find each event's profile (``keys``), following identity links.
 

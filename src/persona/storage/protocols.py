@@ -548,6 +548,18 @@ class UnitOfWork(Protocol):
     @property
     def subjects(self) -> SubjectData: ...
 
+    @property
+    def locks_profiles(self) -> bool:
+        """Whether this write runs beside others and must lock the profiles it changes
+        (a parallel write on PostgreSQL); other writes run alone and hold everything."""
+        ...
+
+    def lock_profiles(self, profile_keys: Iterable[str]) -> None:
+        """In a write that ``locks_profiles``, hold these profiles until the commit (another
+        such write locking one of them waits); call it before reading what will change.
+        Elsewhere it does nothing."""
+        ...
+
     def changes_profiles(self, profile_keys: Iterable[str]) -> None:
         """Declare that this write changes what reads show of these profiles, and of no other.
 
@@ -568,8 +580,14 @@ CommitListener = Callable[[set[str] | None], None]
 
 
 class Storage(Protocol):
-    def write(self) -> AbstractContextManager[UnitOfWork]:
-        """A transaction that holds the write lock; commits on normal exit."""
+    def write(self, *, parallel: bool = False) -> AbstractContextManager[UnitOfWork]:
+        """A transaction that holds the write lock; commits on normal exit.
+
+        A ``parallel`` write may run beside other parallel writes (on a store that allows it,
+        PostgreSQL): it changes only the profiles it locks (``UnitOfWork.lock_profiles``) and
+        rows of its own (appends), and may be refused with ``WriteConflictError`` when the
+        database had to give up one of two such writes (nothing of it is stored). Any other
+        write runs alone."""
         ...
 
     def add_commit_listener(self, listener: CommitListener) -> None:
@@ -612,7 +630,9 @@ class Storage(Protocol):
         """The events that writes numbered after ``write_seq`` inserted or changed (-1: every
         event), as tables of at most ``chunk_rows`` rows in event-time order, all from one
         snapshot held while the block runs: what the lake copies. Each write transaction that
-        inserts or changes events takes the next number, in commit order."""
+        inserts or changes events has a number; the snapshot's (``WrittenEvents.write_seq``)
+        is one that every write numbered up to it is in the snapshot, and none numbered up to
+        it can commit later. Only the writes numbered up to it are read."""
         ...
 
     def log_decisions(self, records: Sequence[DecisionRecord]) -> None:

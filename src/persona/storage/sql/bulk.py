@@ -113,12 +113,20 @@ def _postgres_interactions(engine: Engine, before_ms: int) -> pa.Table:
 
 
 _SEQUENCE = "SELECT log_id, last FROM event_sequence WHERE id = 1"
+# PostgreSQL numbers a write by its transaction id (``SqlEventLog._next_write``), and writes
+# commit side by side, not in the order of their ids. Every transaction older than the
+# snapshot's oldest running one has ended: the writes up to just below it are all in the
+# snapshot, and a later copy finds none older. The rows of younger writes wait for that copy.
+_POSTGRES_SEQUENCE = """
+SELECT log_id, pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1
+FROM event_sequence WHERE id = 1
+"""
 _POSTGRES_EVENTS = """
 SELECT event_id, type, profile_key, user_id, anonymous_id, item_id, occurred_at_ms,
     received_at_ms, value, nullif(properties::text, 'null') AS properties,
     nullif(context::text, 'null') AS context, decision_id, source
 FROM events
-WHERE write_seq > $1
+WHERE write_seq > $1 AND write_seq <= $2
 ORDER BY occurred_at_ms
 """
 # SQLite: how many rows a read of the writes after a number finds (the covering index on
@@ -181,9 +189,9 @@ def events_after(engine: Engine, write_seq: int, chunk_rows: int) -> Iterator[Wr
         return
     with _postgres_connection(engine) as connection, connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
-        cursor.execute(_SEQUENCE)
+        cursor.execute(_POSTGRES_SEQUENCE)
         log_id, last = cursor.fetchone()
-        cursor.execute(_POSTGRES_EVENTS, (write_seq,))
+        cursor.execute(_POSTGRES_EVENTS, (write_seq, last))
         reader = cursor.fetch_record_batch()
         yield WrittenEvents(str(log_id), int(last), _postgres_written(reader, chunk_rows))
         connection.rollback()  # it only read

@@ -4,10 +4,10 @@ Several processes serve one store (``persona serve --workers N``, or a command-l
 beside a server), each with caches of profiles and answers. A commit in one must drop what the
 others hold of the people it changed: each write that changes profiles appends their keys to
 ``changes`` in its own transaction, and every process reads the rows after the last one it saw
-a few times a second. Writers hold one lock (SQLite's, or the advisory lock on PostgreSQL), so
-sequence numbers grow in commit order and a follower never skips a row that commits late. Writers
-that commit in parallel (PostgreSQL without that lock) would break this order: they need the
-database's notifications or a message broker instead.
+a few times a second. The rows are numbered in commit order, so a follower never skips one that
+commits late: on SQLite every writer holds the one write lock; on PostgreSQL, where ingest writes
+run side by side, each takes a lock of the feed as its last step before the commit
+(``storage.PG_FEED_LOCK``), held through the commit.
 """
 
 from __future__ import annotations

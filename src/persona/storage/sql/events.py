@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection, Row
 
 from persona.storage import tables
@@ -56,6 +56,7 @@ FROM jsonb_each(jsonb(?1)) WHERE true
 ON CONFLICT (event_id) DO NOTHING
 """
 _SQLITE_NEXT_WRITE = "UPDATE event_sequence SET last = last + 1 WHERE id = 1 RETURNING last"
+_POSTGRES_WRITE_NUMBER = "SELECT pg_current_xact_id()::text::bigint"
 _SQLITE_PAYLOAD_HASHES = (
     "SELECT event_id, payload_hash FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
 )
@@ -123,16 +124,17 @@ class SqlEventLog:
         self._write_seq: int | None = None
 
     def _next_write(self) -> int:
-        """This transaction's number in ``event_sequence``, taken on its first change of an
-        event (one statement per write transaction, under the write lock)."""
+        """This transaction's write number, taken on its first change of an event.
+
+        SQLite: the next in ``event_sequence`` (one statement per write transaction, under the
+        write lock, so the numbers follow the commit order). PostgreSQL, whose writes may
+        commit side by side: the transaction's own id, which needs no lock; the lake copies
+        only the writes older than every transaction still running (``bulk.events_after``)."""
         if self._write_seq is None:
             if is_sqlite(self._c):
                 rows = driver_connection(self._c).execute(_SQLITE_NEXT_WRITE).fetchall()
             else:
-                t = tables.event_sequence
-                rows = self._c.execute(
-                    update(t).where(t.c.id == 1).values(last=t.c.last + 1).returning(t.c.last)
-                ).all()
+                rows = self._c.execute(text(_POSTGRES_WRITE_NUMBER)).all()
             self._write_seq = int(rows[0][0])
         return self._write_seq
 

@@ -14,7 +14,9 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
+from persona.errors import WriteConflictError
 from persona.storage.database import WRITE_OPTION, create_database_engine
 from persona.storage.item_cache import CategoryCache
 from persona.storage.protocols import CommitListener, WrittenEvents
@@ -37,18 +39,42 @@ from persona.storage.sql.subjects import SqlSubjectData
 from persona.storage.sql.tombstones import SqlTombstones
 from persona.storage.tables import metadata
 
-# PostgreSQL: writers that read-modify-write profiles take this transaction-level advisory lock,
-# which gives them the same one-writer-at-a-time guarantee SQLite's BEGIN IMMEDIATE gives.
+# PostgreSQL's transaction-level advisory locks. Every write holds PG_WRITE_LOCK: a parallel
+# write (ingest, the decision log) in shared mode, beside other parallel writes, and locking the
+# profiles it changes itself (``lock_profiles``); every other write in exclusive mode, alone, as
+# SQLite's BEGIN IMMEDIATE has every write. PG_FEED_LOCK is taken by the write's last statement
+# before the commit that appends to the change feed: its rows commit in the order numbered.
 PG_WRITE_LOCK = 0x70657273
+PG_FEED_LOCK = 0x70657274
+# What PostgreSQL answers when parallel writes met: a deadlock among their locks (found after
+# ``deadlock_timeout``), or a serialization failure. The write is rolled back; its caller may
+# run it again (``WriteConflictError``).
+_RETRYABLE = {"40P01", "40001"}
+BESIDE_CONNECTIONS = 4  # PostgreSQL: reads beside parallel writes at once (read_beside_write)
+# A profile's lock is its key's 64-bit hash; the keys of a write are locked in one statement, in
+# the order of their hashes, so two writes never each wait for a lock the other holds.
+_PG_LOCK_PROFILES = """
+SELECT count(pg_advisory_xact_lock(h)) FROM (
+    SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h
+) AS wanted
+"""
 
 
 class SqlUnitOfWork:
     """The stores of one transaction, each made on first use: a transaction pays only for the
     stores it touches (a profile read uses three of thirteen)."""
 
-    def __init__(self, connection: Connection, categories: CategoryCache | None = None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        categories: CategoryCache | None = None,
+        *,
+        locks_profiles: bool = False,
+    ) -> None:
         self.connection = connection
         self._categories = categories
+        self._locks_profiles = locks_profiles  # a parallel write on PostgreSQL
+        self._locked: set[str] = set()
         self.changed_profiles: set[str] | None = None  # None: not declared, so any
         self.erased_profiles: set[str] = set()
 
@@ -103,6 +129,16 @@ class SqlUnitOfWork:
     @cached_property
     def subjects(self) -> SqlSubjectData:
         return SqlSubjectData(self.connection)
+
+    @property
+    def locks_profiles(self) -> bool:
+        return self._locks_profiles
+
+    def lock_profiles(self, profile_keys: Iterable[str]) -> None:
+        wanted = set(profile_keys) - self._locked
+        if self._locks_profiles and wanted:
+            self.connection.execute(text(_PG_LOCK_PROFILES), {"keys": list(wanted)})
+            self._locked |= wanted
 
     def changes_profiles(self, profile_keys: Iterable[str]) -> None:
         if self.changed_profiles is None:
@@ -176,14 +212,26 @@ class SqlStorage:
             return coordination.holders(connection, names)
 
     @contextmanager
-    def write(self) -> Iterator[SqlUnitOfWork]:
+    def write(self, *, parallel: bool = False) -> Iterator[SqlUnitOfWork]:
         options = {WRITE_OPTION: True}
-        with self.engine.connect().execution_options(**options) as connection, connection.begin():
-            if self.dialect == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
-            uow = SqlUnitOfWork(connection, self._categories)
-            yield uow
-            self._publish(connection, uow)
+        postgres = self.dialect == "postgresql"
+        try:
+            with (
+                self.engine.connect().execution_options(**options) as connection,
+                connection.begin(),
+            ):
+                if postgres:
+                    lock = "pg_advisory_xact_lock_shared" if parallel else "pg_advisory_xact_lock"
+                    connection.execute(text(f"SELECT {lock}(:k)"), {"k": PG_WRITE_LOCK})
+                uow = SqlUnitOfWork(
+                    connection, self._categories, locks_profiles=postgres and parallel
+                )
+                yield uow
+                self._publish(connection, uow)
+        except DBAPIError as exc:
+            if postgres and getattr(exc.orig, "sqlstate", None) in _RETRYABLE:
+                raise WriteConflictError("a concurrent write held what this one needed") from exc
+            raise
         # Committed (an exception would have left above): readers can now see the change.
         self._committed(uow.changed_profiles)
 
@@ -196,6 +244,9 @@ class SqlStorage:
     def _publish(self, connection: Connection, uow: SqlUnitOfWork) -> None:
         """Tell other processes, in the write's transaction, which people it changed (an
         undeclared write tells nothing: it changed no profile they cache, or says so itself)."""
+        if self.dialect == "postgresql" and (uow.erased_profiles or uow.changed_profiles):
+            # Held to the commit, just after: the feed's numbers follow the commit order.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_FEED_LOCK})
         if uow.erased_profiles:
             # The feed must not keep an erased person's ids: their rows go, and a reset
             # (no keys) takes their place.
@@ -236,7 +287,7 @@ class SqlStorage:
             # as the ingest fast paths do (tests/decide checks both paths read back alike).
             self.write_statement(decisions.SQLITE_LOG, (decisions.log_rows(records),))
             return
-        with self.write() as uow:
+        with self.write(parallel=True) as uow:  # appends only
             uow.decisions.log(records)
             uow.changes_profiles(())  # the log is not part of any profile
 
@@ -257,11 +308,13 @@ class SqlStorage:
     def read_beside_write(self) -> Iterator[SqlUnitOfWork]:
         """A read transaction for the thread that holds the write lock, on a connection of its
         own: it never waits for the shared pool, which writers queued for the lock may hold
-        entirely. One writer at a time, so one connection."""
+        entirely. On SQLite one writer at a time, so one connection; on PostgreSQL one for
+        each parallel writer the pool lets in."""
         with self._beside_lock:
             if self._beside is None:
                 url = self.engine.url.render_as_string(hide_password=False)
-                self._beside = create_database_engine(url, connections=1)
+                size = 1 if self.dialect == "sqlite" else BESIDE_CONNECTIONS
+                self._beside = create_database_engine(url, connections=size)
             beside = self._beside
         with beside.connect() as connection, connection.begin():
             yield SqlUnitOfWork(connection, self._categories)

@@ -50,10 +50,11 @@ events = Table(
     Index("ix_events_write_seq", "write_seq"),
 )
 
-# One row: the number of the last write that inserted or changed events, and a random id of
-# this event log. Writers take one lock (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock),
-# so the numbers grow in commit order: a snapshot that holds write n holds every write before it.
-# The id tells a lake copied from another store (or from a restored one) from this one's.
+# One row: a random id of this event log, and on SQLite the number of the last write that
+# inserted or changed events. SQLite's writers take one lock (BEGIN IMMEDIATE), so the numbers
+# grow in commit order: a snapshot that holds write n holds every write before it. PostgreSQL
+# numbers a write by its transaction id instead (``SqlEventLog._next_write``). The id tells a
+# lake copied from another store (or from a restored one) from this one's.
 event_sequence = Table(
     "event_sequence",
     metadata,

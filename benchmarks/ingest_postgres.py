@@ -1,0 +1,239 @@
+"""HTTP ingest on PostgreSQL: one API process against two on the same database, and against a
+bare `executemany` of the same rows.
+
+A synthetic shop's first 40,000 events (`persona generate`, 10,000 people: views, clicks,
+carts, purchases, anonymous visitors who identify), in time order, in batches of 1000, are
+posted by 4 clients over persistent HTTP connections (`http.client`):
+- to one `persona serve` process (all 4 clients);
+- to two, each with a home of its own on the same database, as on two hosts (2 clients each).
+Each run starts on a fresh schema holding the shop's items and a key. The rate counts every
+event from the first request to the last answer, and only those the answers report accepted.
+
+The baseline writes the same rows (as the server stores them: ids, keys, times, documents,
+hash) into a fresh copy of the `events` table with psycopg's `executemany` (pipeline mode), one
+transaction per 1000 rows on one connection: the bare database's speed for this work.
+
+The three alternate within each round, in a rotating order (the machine's speed drifts); the
+median round counts. PostgreSQL shares the machine's two cores with the servers and clients.
+
+Bars: two processes at least 1.3x the events/s of one; one process at least 30% of the bare
+`executemany`.
+
+    .venv/bin/python benchmarks/ingest_postgres.py [--rounds 3] [--url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest_http import post_all
+from persona.engine import Engine
+from persona.settings import load_settings
+from server_process import PERSONA, create_key, running_server
+
+EVENTS = 40_000
+PEOPLE = 10_000
+BATCH = 1000
+CLIENTS = 4
+MIN_SPEEDUP = 1.3
+MIN_RATIO = 0.30
+DEFAULT_URL = os.environ.get(
+    "PERSONA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@dataclass(frozen=True)
+class Round:
+    one: float  # events/s through one process
+    two: float  # ... through two
+    bare: float  # rows/s of the bare executemany
+
+    @property
+    def speedup(self) -> float:
+        return self.two / self.one
+
+    @property
+    def ratio(self) -> float:
+        return self.one / self.bare
+
+
+def shop(directory: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """The generator's shop (JSON Lines), and its first ``EVENTS`` events."""
+    out = directory / "shop"
+    subprocess.run(
+        [
+            *PERSONA,
+            "generate",
+            *("--out", str(out), "--people", str(PEOPLE), "--items", "2000"),
+            *("--events", str(EVENTS), "--days", "30", "--seed", "3", "--format", "jsonl"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    lines = (out / "events.jsonl").read_bytes().splitlines()
+    return out / "items.jsonl", [orjson.loads(line) for line in lines[:EVENTS]]
+
+
+@contextlib.contextmanager
+def schema(url: str) -> Iterator[str]:
+    """A fresh, empty schema; yields a URL whose search_path is it."""
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {name}")
+    separator = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{separator}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def prepared_homes(directory: Path, url: str, items: Path, count: int) -> tuple[list[Path], str]:
+    """``count`` homes on the database at ``url`` (migrated, the shop's items, a key)."""
+    homes = [directory / f"home-{n}" for n in range(count)]
+    env = {**os.environ, "PERSONA_DATABASE_URL": url}
+    subprocess.run(
+        [*PERSONA, "--home", str(homes[0]), "import", "items", str(items)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    os.environ["PERSONA_DATABASE_URL"] = url  # create_key's command reads it
+    try:
+        key = create_key(homes[0], "ingest", "read")
+    finally:
+        del os.environ["PERSONA_DATABASE_URL"]
+    return homes, key
+
+
+def through_servers(
+    directory: Path, url: str, items: Path, bodies: list[bytes], processes: int
+) -> float:
+    with schema(url) as fresh:
+        homes, key = prepared_homes(directory, fresh, items, processes)
+        env = {"PERSONA_DATABASE_URL": fresh}
+        with contextlib.ExitStack() as servers:
+            urls = [servers.enter_context(running_server(home, env)) for home in homes]
+            accepted, seconds = post_all(urls, key, bodies, CLIENTS)
+    if accepted != EVENTS:
+        raise RuntimeError(f"{accepted} of {EVENTS} events accepted")
+    return accepted / seconds
+
+
+def stored_rows(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The rows the server stores for these events, in the columns of ``BARE_INSERT``."""
+    now_ms = int(time.time() * 1000)
+    rows = []
+    for e in events:
+        user, anonymous = e.get("user_id"), e.get("anonymous_id")
+        key = f"u:{user}" if user else f"a:{anonymous}"
+        properties, context = e.get("properties"), e.get("context")
+        rows.append(
+            (
+                e["event_id"],
+                e["type"],
+                key,
+                user,
+                anonymous,
+                e.get("item_id"),
+                int(datetime.fromisoformat(e["timestamp"]).timestamp() * 1000),
+                now_ms,
+                e.get("value"),
+                None if properties is None else Jsonb(properties),
+                None if context is None else Jsonb(context),
+                e.get("decision_id"),
+                hashlib.blake2b(orjson.dumps(e), digest_size=16).hexdigest(),
+                "api",
+                1,
+            )
+        )
+    return rows
+
+
+BARE_INSERT = """
+INSERT INTO events (
+    event_id, type, profile_key, user_id, anonymous_id, item_id, occurred_at_ms, received_at_ms,
+    value, properties, context, decision_id, payload_hash, source, write_seq
+) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+def bare(directory: Path, url: str, rows: list[tuple[Any, ...]]) -> float:
+    """Rows/s of ``executemany`` (pipeline mode) into a fresh, migrated ``events`` table."""
+    with schema(url) as fresh:
+        Engine.open(load_settings(home=directory / "bare", database_url=fresh)).close()
+        with psycopg.connect(fresh) as connection:
+            started = time.perf_counter()
+            for start in range(0, len(rows), BATCH):
+                with connection.transaction(), connection.cursor() as cursor:
+                    cursor.executemany(BARE_INSERT, rows[start : start + BATCH])
+            seconds = time.perf_counter() - started
+    return len(rows) / seconds
+
+
+def run_round(
+    number: int, url: str, items: Path, events: list[dict[str, Any]], rows: list[Any]
+) -> Round:
+    bodies = [orjson.dumps(events[i : i + BATCH]) for i in range(0, len(events), BATCH)]
+    results: dict[str, float] = {}
+    order = ["one", "two", "bare"]
+    shift = (number - 1) % len(order)
+    for name in order[shift:] + order[:shift]:
+        with tempfile.TemporaryDirectory() as tmp:
+            if name == "bare":
+                results[name] = bare(Path(tmp), url, rows)
+            else:
+                processes = 1 if name == "one" else 2
+                results[name] = through_servers(Path(tmp), url, items, bodies, processes)
+    return Round(results["one"], results["two"], results["bare"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median one counts")
+    parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL (a schema per run)")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        items, events = shop(Path(tmp))
+        rows = stored_rows(events)
+        print(f"{len(events):,} events in batches of {BATCH}, {CLIENTS} HTTP clients")
+        print(
+            f"{'round':<6} {'1 process':>10} {'2 processes':>12} {'bare rows/s':>12}"
+            f" {'2 / 1':>6} {'1 / bare':>9}"
+        )
+        rounds = []
+        for number in range(1, options.rounds + 1):
+            result = run_round(number, options.url, items, events, rows)
+            rounds.append(result)
+            print(
+                f"{number:<6} {result.one:>10,.0f} {result.two:>12,.0f} {result.bare:>12,.0f}"
+                f" {result.speedup:>6.2f} {result.ratio:>9.0%}"
+            )
+    speedup = statistics.median(r.speedup for r in rounds)
+    ratio = statistics.median(r.ratio for r in rounds)
+    print(f"median: 2 / 1 = {speedup:.2f}x, 1 / bare = {ratio:.0%}")
+    faster, near = speedup >= MIN_SPEEDUP, ratio >= MIN_RATIO
+    print(f"bar: two processes >= {MIN_SPEEDUP}x one: {'met' if faster else 'MISSED'}")
+    print(f"bar: one process >= {MIN_RATIO:.0%} of bare: {'met' if near else 'MISSED'}")
+    return 0 if faster and near else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
