@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from cryptography.fernet import Fernet
 from psycopg.types.json import Jsonb
 
 from ingest_http import post_all
@@ -105,21 +106,36 @@ def schema(url: str) -> Iterator[str]:
             connection.execute(f"DROP SCHEMA {name} CASCADE")
 
 
-def prepared_homes(directory: Path, url: str, items: Path, count: int) -> tuple[list[Path], str]:
-    """``count`` homes on the database at ``url`` (migrated, the shop's items, a key)."""
+def store_settings(url: str) -> dict[str, str]:
+    """The settings every host of one store shares: the database, and the privacy keys (a
+    payload's hash and a pseudonym must not depend on the host that computes them)."""
+    return {
+        "PERSONA_DATABASE_URL": url,
+        "PERSONA_PRIVACY__PSEUDONYM_KEY": hashlib.sha256(url.encode()).hexdigest(),
+        "PERSONA_PRIVACY__ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+
+
+def prepared_homes(
+    directory: Path, items: Path, count: int, env: dict[str, str]
+) -> tuple[list[Path], str]:
+    """``count`` homes on one store (migrated, the shop's items, a key)."""
     homes = [directory / f"home-{n}" for n in range(count)]
-    env = {**os.environ, "PERSONA_DATABASE_URL": url}
+    for home in homes:
+        home.mkdir(parents=True)
     subprocess.run(
         [*PERSONA, "--home", str(homes[0]), "import", "items", str(items)],
         check=True,
         capture_output=True,
-        env=env,
+        env={**os.environ, **env},
     )
-    os.environ["PERSONA_DATABASE_URL"] = url  # create_key's command reads it
+    saved = dict(os.environ)
+    os.environ.update(env)  # create_key's command reads them
     try:
         key = create_key(homes[0], "ingest", "read")
     finally:
-        del os.environ["PERSONA_DATABASE_URL"]
+        os.environ.clear()
+        os.environ.update(saved)
     return homes, key
 
 
@@ -127,8 +143,8 @@ def through_servers(
     directory: Path, url: str, items: Path, bodies: list[bytes], processes: int
 ) -> float:
     with schema(url) as fresh:
-        homes, key = prepared_homes(directory, fresh, items, processes)
-        env = {"PERSONA_DATABASE_URL": fresh}
+        env = store_settings(fresh)
+        homes, key = prepared_homes(directory, items, processes, env)
         with contextlib.ExitStack() as servers:
             urls = [servers.enter_context(running_server(home, env)) for home in homes]
             accepted, seconds = post_all(urls, key, bodies, CLIENTS)

@@ -28,6 +28,20 @@ INSERT INTO profiles (profile_key, state, updated_at_ms) VALUES (?, ?, ?)
 ON CONFLICT (profile_key) DO UPDATE
 SET state = excluded.state, updated_at_ms = excluded.updated_at_ms
 """
+# PostgreSQL: every state in one JSON array of [key, state] pairs (see events.py's append).
+_POSTGRES_SAVE_STATES = """
+INSERT INTO profiles (profile_key, state, updated_at_ms)
+SELECT p ->> 0, p -> 1, %s FROM jsonb_array_elements(%s::jsonb) AS p
+ON CONFLICT (profile_key) DO UPDATE
+SET state = excluded.state, updated_at_ms = excluded.updated_at_ms
+"""
+# PostgreSQL's reads of a batch's keys: one array parameter (an IN list through SQLAlchemy has
+# the driver parse a statement of as many parameters for every batch), documents as text.
+_POSTGRES_PROFILES = (
+    "SELECT profile_key, state::text, traits::text, updated_at_ms FROM profiles"
+    " WHERE profile_key = ANY(%s)"
+)
+_POSTGRES_ALIAS_LINKS = "SELECT alias_key, profile_key FROM aliases WHERE alias_key = ANY(%s)"
 _SQLITE_PROFILES = (
     "SELECT profile_key, state, traits, updated_at_ms FROM profiles"
     " WHERE profile_key IN (SELECT value FROM json_each(?))"
@@ -53,14 +67,12 @@ class SqlProfileStore:
                 key: ProfileRecord(key, orjson.loads(state), document(traits), updated_at_ms)
                 for key, state, traits, updated_at_ms in rows
             }
-        t = tables.profiles
-        found: dict[str, ProfileRecord] = {}
-        for chunk in chunks(list(profile_keys)):
-            for row in self._c.execute(select(t).where(t.c.profile_key.in_(chunk))):
-                found[row.profile_key] = ProfileRecord(
-                    row.profile_key, row.state, row.traits, row.updated_at_ms
-                )
-        return found
+        with driver_connection(self._c).cursor() as cursor:  # the keys as one array
+            cursor.execute(_POSTGRES_PROFILES, (list(profile_keys),))
+            return {
+                key: ProfileRecord(key, orjson.loads(state), document(traits), updated_at_ms)
+                for key, state, traits, updated_at_ms in cursor
+            }
 
     def save_states(self, states: Mapping[str, dict[str, Any]], at_ms: int) -> None:
         if not states:
@@ -69,17 +81,9 @@ class SqlProfileStore:
             driver_rows = [(key, json_text(state), at_ms) for key, state in states.items()]
             driver_connection(self._c).executemany(_SQLITE_SAVE_STATES, driver_rows)
             return
-        t = tables.profiles
-        statement = upsert_insert(self._c, t)
-        statement = statement.on_conflict_do_update(
-            index_elements=[t.c.profile_key],
-            set_={
-                "state": statement.excluded.state,
-                "updated_at_ms": statement.excluded.updated_at_ms,
-            },
-        )
-        rows = [{"profile_key": k, "state": s, "updated_at_ms": at_ms} for k, s in states.items()]
-        self._c.execute(statement, rows)
+        with driver_connection(self._c).cursor() as cursor:
+            pairs = orjson.dumps(list(states.items())).decode()
+            cursor.execute(_POSTGRES_SAVE_STATES, (at_ms, pairs))
 
     def set_traits(
         self, profile_key: str, traits: dict[str, Any], empty_state: dict[str, Any], at_ms: int
@@ -106,14 +110,9 @@ class SqlProfileStore:
         if is_sqlite(self._c):
             ids = json_text(list(alias_keys))
             return dict(driver_connection(self._c).execute(_SQLITE_ALIAS_LINKS, (ids,)).fetchall())
-        t = tables.aliases
-        found: dict[str, str] = {}
-        for chunk in chunks(list(alias_keys)):
-            rows = self._c.execute(
-                select(t.c.alias_key, t.c.profile_key).where(t.c.alias_key.in_(chunk))
-            )
-            found.update((row.alias_key, row.profile_key) for row in rows)
-        return found
+        with driver_connection(self._c).cursor() as cursor:
+            cursor.execute(_POSTGRES_ALIAS_LINKS, (list(alias_keys),))
+            return dict(cursor.fetchall())
 
     def add_aliases(self, links: Mapping[str, str], at_ms: int) -> None:
         if not links:
