@@ -1,9 +1,15 @@
 """HTTP ingest on PostgreSQL: one API process against two on the same database, and against a
 bare `executemany` of the same rows.
 
-A synthetic shop's first 40,000 events (`persona generate`, 10,000 people: views, clicks,
-carts, purchases, anonymous visitors who identify), in time order, in batches of 1000, are
-posted by 4 clients over persistent HTTP connections (`http.client`):
+40,000 events in batches of 1000 are posted by 4 clients over persistent HTTP connections
+(`http.client`), from one of two sources (`--data`):
+- `shop`: a synthetic shop's first 40,000 events (`persona generate`, 10,000 people: views,
+  clicks, carts, purchases, anonymous visitors who identify) in time order, as a collector
+  forwards a live stream: a batch holds about 470 people, of whom 30 to 70 are also in each
+  batch sent beside it;
+- `movielens`: the first 40,000 MovieLens ratings as `rate` events, person by person, as a
+  history is backfilled: batches beside each other share a person at most.
+They go:
 - to one `persona serve` process (all 4 clients);
 - to two, each with a home of its own on the same database, as on two hosts (2 clients each).
 Each run starts on a fresh schema holding the shop's items and a key. The rate counts every
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import itertools
 import os
 import statistics
 import subprocess
@@ -35,7 +42,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +52,7 @@ from cryptography.fernet import Fernet
 from psycopg.types.json import Jsonb
 
 from ingest_http import post_all
+from persona.demo.movielens import movie_items, rating_events, ratings_frame
 from persona.engine import Engine
 from persona.settings import load_settings
 from server_process import PERSONA, create_key, running_server
@@ -73,6 +81,19 @@ class Round:
     @property
     def ratio(self) -> float:
         return self.one / self.bare
+
+
+def movielens(directory: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """The MovieLens movies as an items file, and the first ``EVENTS`` ratings as events."""
+    frame = ratings_frame()
+    items = directory / "movies.jsonl"
+    items.write_bytes(
+        b"\n".join(orjson.dumps(item.model_dump(mode="json")) for item in movie_items(frame))
+    )
+    events = list(itertools.islice(rating_events(frame), EVENTS))
+    for event in events:  # as the shop's: an ISO 8601 time
+        event["timestamp"] = datetime.fromtimestamp(event["timestamp"], UTC).isoformat()
+    return items, events
 
 
 def shop(directory: Path) -> tuple[Path, list[dict[str, Any]]]:
@@ -225,11 +246,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median one counts")
     parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL (a schema per run)")
+    parser.add_argument("--data", choices=["shop", "movielens"], default="shop")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        items, events = shop(Path(tmp))
+        items, events = (shop if options.data == "shop" else movielens)(Path(tmp))
         rows = stored_rows(events)
-        print(f"{len(events):,} events in batches of {BATCH}, {CLIENTS} HTTP clients")
+        print(f"{options.data}: {len(events):,} events in batches of {BATCH}, {CLIENTS} clients")
         print(
             f"{'round':<6} {'1 process':>10} {'2 processes':>12} {'bare rows/s':>12}"
             f" {'2 / 1':>6} {'1 / bare':>9}"
