@@ -161,18 +161,27 @@ def test_with_redis_a_key_s_rate_limit_holds_across_processes(
     assert answered == [200, 200, 200, 429, 429, 429]
 
 
+@pytest.mark.parametrize("leases", ["store", "redis"])
 def test_one_process_runs_the_jobs_and_another_takes_over_when_it_dies(
-    home: tuple[Path, dict[str, str]],
+    home: tuple[Path, dict[str, str]], leases: str, request: pytest.FixtureRequest
 ) -> None:
     path, env = home
     env = {**env, "PERSONA_SERVER__JOBS_LEASE_SECONDS": "2"}
+    if leases == "redis":
+        env["PERSONA_REDIS_URL"] = request.getfixturevalue("redis_url")
     with _servers(path, env, 2) as started:
-        engine = Engine.open(Settings(home=path, database_url=env["PERSONA_DATABASE_URL"]))
+        engine = Engine.open(
+            Settings(
+                home=path,
+                database_url=env["PERSONA_DATABASE_URL"],
+                redis_url=env.get("PERSONA_REDIS_URL"),
+            )
+        )
         try:
             pids = {process.pid: process for _, process in started}
 
-            def holder() -> int | None:
-                found = engine.storage.lease_holders(["jobs"]).get("jobs")
+            def holder() -> int | None:  # read where the servers keep it
+                found = engine.leases.lease_holders(["jobs"]).get("jobs")
                 return int(found.split(":")[1]) if found else None
 
             deadline = time.monotonic() + 10

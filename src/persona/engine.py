@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from persona.access.keys import ApiKeyService
 from persona.access.ratelimit import Limiter, RateLimiter, RedisRateLimiter
@@ -12,6 +13,7 @@ from persona.clock import Clock, SystemClock
 from persona.decide.service import DecisionService
 from persona.experiments.results import ExperimentService
 from persona.ingest.service import IngestService
+from persona.leases import Leases, RedisLeases
 from persona.observability.metrics import Metrics
 from persona.predictions.clusters import ClusterService
 from persona.predictions.service import PredictionService
@@ -47,6 +49,7 @@ class Engine:
     privacy: PrivacyServices
     rate_limits: Limiter
     failed_auth: Limiter  # per client address, of requests without a valid key
+    leases: Leases  # who runs the background jobs: in Redis when it is set, else in the store
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Engine:
@@ -131,7 +134,8 @@ class Engine:
         )
         decisions.set_erasure_check(privacy.erasure.is_erased)
         decisions.set_context_scrub(privacy.personal.scrub)
-        rate_limits, failed_auth = _rate_limiters(settings)
+        redis_client = _redis_client(settings)
+        rate_limits, failed_auth = _rate_limiters(settings, redis_client)
         for prefix, sizes in [
             ("profiles", profiles.sizes),
             ("recommendations", recommendations.sizes),
@@ -162,6 +166,7 @@ class Engine:
             privacy=privacy,
             rate_limits=rate_limits,
             failed_auth=failed_auth,
+            leases=storage if redis_client is None else RedisLeases(redis_client),
         )
 
     def close(self) -> None:
@@ -171,18 +176,24 @@ class Engine:
         self.storage.close()
 
 
-def _rate_limiters(settings: Settings) -> tuple[Limiter, Limiter]:
+def _redis_client(settings: Settings) -> Any | None:
+    """A client of ``redis_url`` (it connects on first use), or None when it is not set."""
+    if settings.redis_url is None:
+        return None
+    import redis  # not imported by processes without Redis
+
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=1.0)
+
+
+def _rate_limiters(settings: Settings, client: Any | None) -> tuple[Limiter, Limiter]:
     """Per key, and per client address for requests without a valid key: in Redis when
     ``redis_url`` is set (shared by every process), else in this process."""
     access = settings.access
-    if settings.redis_url is None:
+    if client is None:
         return (
             RateLimiter(access.rate_limit_per_second, access.rate_limit_burst),
             RateLimiter(access.failed_auth_per_second, access.failed_auth_burst),
         )
-    import redis
-
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0)
     return (
         RedisRateLimiter(client, "keys", access.rate_limit_per_second, access.rate_limit_burst),
         RedisRateLimiter(

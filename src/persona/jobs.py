@@ -5,7 +5,8 @@ the rule that a failing run is logged and retried at the next tick, never fatal 
 
 Several server processes may share one store; the scheduled work (retraining, segment refresh,
 retention, cluster reassignment) must run in one of them at a time. ``Leadership`` holds a
-lease the store provides and renews it; jobs marked ``leader_only`` run only while it is held.
+lease (``persona.leases``: the store's, or Redis's) and renews it; jobs marked ``leader_only``
+run only while it is held.
 When the holder dies, its lease expires and another process takes it.
 """
 
@@ -19,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from persona.storage.protocols import Storage
+from persona.leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,15 @@ def stop_all(jobs: Iterable[PeriodicJob]) -> None:
 
 
 class Leadership:
-    """Whether this process runs the leader-only jobs: it holds the store's lease ``name``.
+    """Whether this process runs the leader-only jobs: it holds the lease ``name``.
 
     ``renew`` (a job of its own, every process) takes or renews the lease; ``held`` is true
     only while the last successful renewal is recent enough that the lease cannot have
     expired, so two processes never both believe they lead.
     """
 
-    def __init__(self, storage: Storage, name: str = "jobs", ttl_seconds: float = 10.0) -> None:
-        self._storage = storage
+    def __init__(self, leases: Leases, name: str = "jobs", ttl_seconds: float = 10.0) -> None:
+        self._leases = leases
         self.name = name
         self.ttl_seconds = ttl_seconds
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -100,7 +101,7 @@ class Leadership:
     def renew(self) -> None:
         started = time.monotonic()
         try:
-            taken = self._storage.take_lease(self.name, self.holder, self.ttl_seconds)
+            taken = self._leases.take_lease(self.name, self.holder, self.ttl_seconds)
         except Exception:
             log.exception("the jobs lease could not be renewed; this process stops leading")
             taken = False
@@ -120,6 +121,6 @@ class Leadership:
     def release(self) -> None:
         self._held_until = 0.0
         try:
-            self._storage.release_lease(self.name, self.holder)
+            self._leases.release_lease(self.name, self.holder)
         except Exception:
             log.exception("the jobs lease could not be released; it expires on its own")

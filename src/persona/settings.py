@@ -109,7 +109,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description="redis://… shares fast state among the API processes: per-key rate limits"
-        " then hold across them (default: each process keeps its own).",
+        " then hold across them (default: each process keeps its own), and the lease that"
+        " elects the process running the background jobs lives there (default: in the store).",
     )
 
     server: ServerSettings = Field(default_factory=ServerSettings)

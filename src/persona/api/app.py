@@ -125,7 +125,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = engine.settings.server.worker_threads
         leadership = Leadership(
-            engine.storage, ttl_seconds=engine.settings.server.jobs_lease_seconds
+            engine.leases, ttl_seconds=engine.settings.server.jobs_lease_seconds
         )
         jobs: list[PeriodicJob] = []
         if background_jobs:
