@@ -161,6 +161,30 @@ def test_with_redis_a_key_s_rate_limit_holds_across_processes(
     assert answered == [200, 200, 200, 429, 429, 429]
 
 
+def test_with_redis_a_profile_written_through_one_process_is_read_fresh_through_another(
+    home: tuple[Path, dict[str, str]], redis_url: str
+) -> None:
+    """Both processes read profiles through their own memory and Redis: after each write
+    through the first, the second answers the new profile within a second."""
+    path, env = home
+    with _servers(path, {**env, "PERSONA_REDIS_URL": redis_url}, 2) as servers:
+        (first, _), (second, _) = servers
+
+        def count(person: str) -> int:
+            answer = httpx.get(f"{second}/v1/profiles/{person}")
+            assert answer.status_code == 200, answer.text
+            return int(answer.json()["event_count"])
+
+        for n in range(5):
+            before = count("p3")  # cached by the second process, and in Redis
+            assert count("p3") == before
+            event = {"type": "view", "user_id": "p3", "item_id": f"fresh-{n}"}
+            started = time.monotonic()
+            assert httpx.post(f"{first}/v1/events", json=event).status_code == 200
+            took = within_deadline(lambda before=before: count("p3") == before + 1, started)
+            assert took < DEADLINE_S
+
+
 @pytest.mark.parametrize("leases", ["store", "redis"])
 def test_one_process_runs_the_jobs_and_another_takes_over_when_it_dies(
     home: tuple[Path, dict[str, str]], leases: str, request: pytest.FixtureRequest

@@ -18,6 +18,7 @@ from persona.observability.metrics import Metrics
 from persona.predictions.clusters import ClusterService
 from persona.predictions.service import PredictionService
 from persona.privacy.service import PrivacyServices
+from persona.profiles import SharedProfileCache
 from persona.profiles.service import ProfileService
 from persona.recommend import answer_bytes
 from persona.recommend.registry import ModelRegistry
@@ -74,6 +75,9 @@ class Engine:
             rules,
             AnswerCache(settings.profiles.cache_entries, settings.profiles.cache_seconds),
         )
+        redis_client = _redis_client(settings)
+        if redis_client is not None and settings.profiles.cache_seconds > 0:
+            profiles.share_cache(SharedProfileCache(redis_client, settings.profiles.cache_seconds))
         ingest = IngestService(storage, profiles, clock, settings.ingest, metrics)
         segments = SegmentService(storage, clock)
         clusters = ClusterService(
@@ -134,7 +138,6 @@ class Engine:
         )
         decisions.set_erasure_check(privacy.erasure.is_erased)
         decisions.set_context_scrub(privacy.personal.scrub)
-        redis_client = _redis_client(settings)
         rate_limits, failed_auth = _rate_limiters(settings, redis_client)
         for prefix, sizes in [
             ("profiles", profiles.sizes),

@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description="redis://… shares fast state among the API processes: per-key rate limits"
-        " then hold across them (default: each process keeps its own), and the lease that"
-        " elects the process running the background jobs lives there (default: in the store).",
+        " then hold across them (default: each process keeps its own), the lease that elects"
+        " the process running the background jobs lives there (default: in the store), and"
+        " rendered profiles are shared (besides each process's own cache).",
     )
 
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -87,6 +87,7 @@ class PrivacyServices:
         )
         ingest.set_gate(services.gate)
         erasure.add_cache_hook(recommendations.forget)  # cached answers for the person
+        erasure.add_cache_hook(profiles.forget)  # their rendered profile, here and in Redis
         consent.add_change_listener(recommendations.forget)  # answers assumed consent
         keys.set_audit(audit.record)
         profiles.set_traits_filter(services.check_traits)

@@ -20,6 +20,7 @@ from persona.profiles.service import (
     ProfileService,
 )
 from persona.profiles.settings import DEFAULT_EVENT_WEIGHTS, ProfileSettings
+from persona.profiles.shared_cache import SharedProfileCache
 
 __all__ = [
     "DEFAULT_EVENT_WEIGHTS",
@@ -30,6 +31,7 @@ __all__ = [
     "ProfileService",
     "ProfileSettings",
     "ProfileState",
+    "SharedProfileCache",
     "Traits",
     "TraitsWritten",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -14,6 +14,7 @@ from persona.errors import NotFoundError
 from persona.identity import anonymous_key, split_key, user_key
 from persona.profiles.aggregate import AggregateRules, Foldable, ProfileState
 from persona.profiles.schema import Profile
+from persona.profiles.shared_cache import SharedProfileCache
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import ProfileRecord
 
@@ -123,6 +124,7 @@ class ProfileService:
         self._facets: list[ProfileFacet] = []
         self._traits_filter: TraitsFilter | None = None
         self._cache: AnswerCache[_Rendered] = cache if cache is not None else AnswerCache(0, 0)
+        self._shared: SharedProfileCache | None = None  # see share_cache
         if self._cache.enabled:
             storage.add_commit_listener(self._committed)
             storage.add_reset_listener(self._cache.clear)
@@ -244,10 +246,40 @@ class ProfileService:
         cached = self._cache.get(person_id)
         if cached is None:
             ticket = self._cache.ticket()
-            cached = self._read(person_id)
+            cached = self._shared_read(person_id)
             keys = {user_key(person_id), anonymous_key(person_id), cached.profile_key}
             self._cache.put(person_id, keys, ticket, cached)
         return cached
+
+    def _shared_read(self, person_id: str) -> _Rendered:
+        """``_read`` through the cache all processes share, when there is one. A person read
+        through an alias (a visitor since identified) is not kept there: their profile's key
+        is known only after the read, too late to take its version before it."""
+        shared = self._shared
+        if shared is None:
+            return self._read(person_id)
+        found = shared.get(person_id)
+        if found is not None:
+            return _Rendered(**found)
+        own = [user_key(person_id), anonymous_key(person_id)]
+        versions = shared.versions(own)
+        rendered = self._read(person_id)
+        if versions is not None and rendered.profile_key in own:
+            shared.put(person_id, own, versions, asdict(rendered))
+        return rendered
+
+    def forget(self, profile_keys: set[str]) -> None:
+        """Drop every rendered profile of these keys, from this process's memory and from
+        the cache the processes share (an erasure)."""
+        self._cache.invalidate(profile_keys)
+        if self._shared is not None:
+            self._shared.changed(profile_keys)
+
+    def share_cache(self, shared: SharedProfileCache) -> None:
+        """Read through ``shared`` (Redis) too, and outdate its entries after each commit this
+        process makes or hears of."""
+        self._shared = shared
+        self._storage.add_commit_listener(shared.changed)
 
     def _read(self, person_id: str) -> _Rendered:
         with self._storage.read() as uow:
