@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -33,6 +34,7 @@ from persona.segments import SegmentSettings
 
 ENV_PREFIX = "PERSONA_"
 NESTED = "__"
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")  # what a browser sends as Origin
 
 
 class SettingsError(ValueError):
@@ -85,6 +87,19 @@ class ServerSettings(SettingsGroup):
         le=256,
         description="Threads for blocking request work (more than a few per core only queue).",
     )
+    cors_origins: tuple[str, ...] = Field(
+        default=(),
+        description="Web origins (scheme://host[:port], a JSON list) whose pages may call the API"
+        " from a browser; none by default.",
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            if not ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is no origin (scheme://host[:port], no path)")
+        return origins
 
 
 class Settings(BaseSettings):

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 import persona
@@ -188,4 +189,14 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         authenticate=key_check(engine),
     )
     app.add_middleware(RequestContextMiddleware, metrics=engine.metrics)
+    if server.cors_origins:
+        # Outermost: a browser's preflight is answered before anything else looks at it. Keys
+        # travel in the Authorization header, never in cookies: no credentials mode.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(server.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["authorization", "content-type"],
+            max_age=600,
+        )
     return app
