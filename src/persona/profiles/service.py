@@ -154,9 +154,10 @@ class ProfileService:
         """In a write beside others (``UnitOfWork.locks_profiles``), lock every profile the
         events may change before anything is read: the ids they name and the people their
         anonymous ids are linked to, all at once (in one order, so that two writes never wait
-        for each other). A link made between the read of the links and the locks is found by
-        reading them again; its person is locked then (a rare second step, the one that may
-        meet another write's locks the other way round: the database then refuses one)."""
+        for each other in a circle). A link made between the read of the links and the locks
+        is found by reading them again; its person is locked then (a rare second step, the one
+        that may meet another write's locks the other way round: the database then refuses
+        one)."""
         if not uow.locks_profiles or not events:
             return
         anon_keys = [anonymous_key(e.anonymous_id) for e in events if e.anonymous_id]

@@ -117,8 +117,10 @@ def _insert_jsonb(
     return int(driver.execute(_SQLITE_APPEND_JSONB, (text, write_seq)).rowcount)
 
 
-def _event_row(e: EventRecord) -> tuple[Any, ...]:
-    """The parameters of ``_SQLITE_APPEND``, in its column order."""
+def _event_row(e: EventRecord, document: Callable[[Any], Any] = json_text) -> tuple[Any, ...]:
+    """The parameters of ``_SQLITE_APPEND``, in its column order; ``document`` writes the
+    properties and context (JSON text by default; as they are for a JSON array of rows,
+    ``_POSTGRES_APPEND``)."""
     return (
         e.event_id,
         e.type,
@@ -129,32 +131,16 @@ def _event_row(e: EventRecord) -> tuple[Any, ...]:
         e.occurred_at_ms,
         e.received_at_ms,
         e.value,
-        json_text(e.properties),
-        json_text(e.context),
+        document(e.properties),
+        document(e.context),
         e.decision_id,
         e.payload_hash,
         e.source,
     )
 
 
-def _document_row(e: EventRecord) -> tuple[Any, ...]:
-    """``_event_row`` with the documents as they are, for a JSON array (``_POSTGRES_APPEND``)."""
-    return (
-        e.event_id,
-        e.type,
-        e.profile_key,
-        e.user_id,
-        e.anonymous_id,
-        e.item_id,
-        e.occurred_at_ms,
-        e.received_at_ms,
-        e.value,
-        e.properties,
-        e.context,
-        e.decision_id,
-        e.payload_hash,
-        e.source,
-    )
+def _as_is(value: Any) -> Any:
+    return value
 
 
 class SqlEventLog:
@@ -198,7 +184,7 @@ class SqlEventLog:
         if is_sqlite(self._c):
             return self._append_sqlite(events)
         write_seq = self._next_write()
-        rows = orjson.dumps([_document_row(e) for e in events]).decode()
+        rows = orjson.dumps([_event_row(e, _as_is) for e in events]).decode()
         with driver_connection(self._c).cursor() as cursor:
             cursor.execute(_POSTGRES_APPEND, (write_seq, rows))
             return {row[0] for row in cursor.fetchall()}
