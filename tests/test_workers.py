@@ -23,12 +23,10 @@ import httpx
 import pytest
 
 from persona.access import Scope
-from persona.catalog.schema import ItemIn
 from persona.engine import Engine
 from persona.recommend.registry import ModelRegistry
-from persona.recommend.training import train_model_set
 from persona.settings import Settings
-from tests.recommend.synthetic import catalog, events
+from tests.recommend.synthetic import stock
 from tests.server import free_port, start_server
 
 pytestmark = pytest.mark.slow
@@ -41,24 +39,10 @@ def home(tmp_path: Path, database_url: str) -> tuple[Path, dict[str, str]]:
     """A store with the synthetic shop and a trained model set."""
     engine = Engine.open(Settings(home=tmp_path, database_url=database_url))
     try:
-        _load(engine)
-        outcome = train_model_set(
-            engine.storage,
-            engine.recommendations.registry,
-            engine.clock,
-            engine.settings.profiles.event_weights,
-        )
-        assert outcome.promoted
+        stock(engine)
     finally:
         engine.close()
     return tmp_path, {"PERSONA_DATABASE_URL": database_url}
-
-
-def _load(engine: Engine) -> None:
-    engine.catalog.upsert([ItemIn.model_validate(item) for item in catalog()])
-    rows = events()
-    for start in range(0, len(rows), 1000):
-        assert engine.ingest.ingest(rows[start : start + 1000]).rejected == 0
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from persona.settings import Settings
 from persona.storage import CHECKPOINT_BACKSTOP_PAGES, ParquetEventLake
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.sql import SqlStorage
+from persona.stream import RedisStream, WebhookService
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Engine:
     rate_limits: Limiter
     failed_auth: Limiter  # per client address, of requests without a valid key
     leases: Leases  # who runs the background jobs: in Redis when it is set, else in the store
+    webhooks: WebhookService
+    stream: RedisStream | None = None  # the change stream, when ``stream_url`` is set
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Engine:
@@ -65,6 +68,8 @@ class Engine:
         )
         migrate(db)
         storage = SqlStorage(db)
+        stream = _stream(settings)
+        storage.publishes = stream is not None
         lake = ParquetEventLake(settings.home / "lake", storage)
         metrics = Metrics()
         rules = settings.profiles.aggregate_rules()
@@ -148,6 +153,8 @@ class Engine:
             ("failed_auth", failed_auth.sizes),
         ]:
             metrics.watch_tables(prefix, sizes)
+        if stream is not None:
+            metrics.watch_stream(stream.lags)
         return cls(
             settings=settings,
             clock=clock,
@@ -170,6 +177,8 @@ class Engine:
             rate_limits=rate_limits,
             failed_auth=failed_auth,
             leases=storage if redis_client is None else RedisLeases(redis_client),
+            webhooks=WebhookService(storage, clock),
+            stream=stream,
         )
 
     def close(self) -> None:
@@ -186,6 +195,16 @@ def _redis_client(settings: Settings) -> Any | None:
     import redis  # not imported by processes without Redis
 
     return redis.Redis.from_url(settings.redis_url, socket_timeout=1.0)
+
+
+def _stream(settings: Settings) -> RedisStream | None:
+    if settings.stream_url is None:
+        return None
+    import redis
+
+    # Reads block for up to a second (``stream.worker.BLOCK_MS``): the timeout is longer.
+    client = redis.Redis.from_url(settings.stream_url, socket_timeout=5.0)
+    return RedisStream(client, settings.stream.name, settings.stream.max_messages)
 
 
 def _rate_limiters(settings: Settings, client: Any | None) -> tuple[Limiter, Limiter]:

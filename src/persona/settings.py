@@ -31,6 +31,7 @@ from persona.privacy import PrivacySettings
 from persona.profiles import ProfileSettings
 from persona.recommend import RecommendSettings
 from persona.segments import SegmentSettings
+from persona.stream import StreamSettings
 
 ENV_PREFIX = "PERSONA_"
 NESTED = "__"
@@ -128,6 +129,12 @@ class Settings(BaseSettings):
         " the process running the background jobs lives there (default: in the store), and"
         " rendered profiles are shared (besides each process's own cache).",
     )
+    stream_url: str | None = Field(
+        default=None,
+        description="redis://… publishes committed changes (events, segment changes,"
+        " decisions, erasures) on a Redis stream, which `persona worker` consumes (the event"
+        " lake, webhooks); set it on every process of the store.",
+    )
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
@@ -138,6 +145,7 @@ class Settings(BaseSettings):
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
     predictions: PredictionSettings = Field(default_factory=PredictionSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
     @field_validator("home")
     @classmethod
@@ -149,9 +157,10 @@ class Settings(BaseSettings):
         url = self.database_url
         if url is not None and not url.startswith(("sqlite://", "postgresql://", "postgresql+")):
             raise ValueError("database_url must start with sqlite:// or postgresql://")
-        redis = self.redis_url
-        if redis is not None and not redis.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        for name in ("redis_url", "stream_url"):
+            redis = getattr(self, name)
+            if redis is not None and not redis.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError(f"{name} must start with redis://, rediss:// or unix://")
         return self
 
     @property

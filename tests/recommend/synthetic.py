@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from persona.engine import Engine
 from persona.recommend.dataset import Interactions, ItemTable
 
 CATEGORIES = ["drama", "comedy", "action", "horror"]
@@ -70,3 +71,22 @@ def interactions(seed: int = 3) -> Interactions:
         values=np.full(len(rows), np.nan, dtype=np.float32),
         item_table=table,
     )
+
+
+def stock(engine: Engine) -> None:
+    """The synthetic shop stored in ``engine`` (through ingest), and a model set trained on it
+    and promoted: a store ready to serve, for tests that run real servers on it."""
+    from persona.catalog.schema import ItemIn
+    from persona.recommend.training import train_model_set
+
+    engine.catalog.upsert([ItemIn.model_validate(item) for item in catalog()])
+    rows = events()
+    for start in range(0, len(rows), 1000):
+        assert engine.ingest.ingest(rows[start : start + 1000]).rejected == 0
+    outcome = train_model_set(
+        engine.storage,
+        engine.recommendations.registry,
+        engine.clock,
+        engine.settings.profiles.event_weights,
+    )
+    assert outcome.promoted

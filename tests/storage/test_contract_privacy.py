@@ -14,6 +14,7 @@ from persona.storage.records import (
     HeldEventRecord,
     MembershipRecord,
     QuarantineRecord,
+    StreamMessage,
 )
 from persona.storage.sql.subjects import SUBJECT_COLUMNS, tables_holding_people
 from persona.storage.tables import metadata
@@ -294,6 +295,9 @@ class TestSubjectData:
 
     def test_delete_removes_every_row_of_the_person_and_counts_them(self, engine: Engine) -> None:
         _seed_person(engine)
+        engine.storage.publishes = True
+        with engine.storage.write() as uow:  # a message about them not published yet
+            uow.outbox.add([StreamMessage("m1", "segment", {"profile_key": "u:1"}, "u:1")])
         with engine.storage.write() as uow:
             deleted = uow.subjects.delete({"u:1", "a:x"})
         assert list(deleted) == [t.name for t in tables_holding_people()] + ["quarantine"]
@@ -307,6 +311,7 @@ class TestSubjectData:
             "decision_outcomes": 1,
             "consents": 1,
             "held_events": 1,
+            "outbox": 1,
             "quarantine": 1,  # user "1" in the payload; "12" and anonymous "1" are others
         }
         with engine.storage.read() as uow:

@@ -27,6 +27,7 @@ from persona.api.routes import (
     profiles,
     recommend,
     segments,
+    webhooks,
 )
 from persona.engine import Engine
 from persona.jobs import Leadership, PeriodicJob, start_all, stop_all
@@ -36,6 +37,7 @@ from persona.privacy.retention import retention_job
 from persona.recommend.scheduler import retrain_job
 from persona.runtime import TRIM_SECONDS, settle_heap, trim_heap
 from persona.segments.scheduler import segment_refresh_job
+from persona.stream import relay_jobs
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,20 @@ def background_jobs_of(engine: Engine, leadership: Leadership) -> list[PeriodicJ
         PeriodicJob("trim-heap", TRIM_SECONDS, trim_heap),
         *leader_only,
     ]
+
+
+def _stream_jobs(engine: Engine) -> list[PeriodicJob]:
+    """With a change stream: its relay, in one process of the store at a time."""
+    if engine.stream is None:
+        return []
+    _, jobs = relay_jobs(
+        engine.storage,
+        engine.stream,
+        engine.leases,
+        engine.settings.stream,
+        engine.metrics.stream_published.inc,
+    )
+    return jobs
 
 
 def _load_champion(engine: Engine) -> None:
@@ -136,6 +152,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
             await anyio.to_thread.run_sync(_load_champion, engine)
             leadership.renew()
             jobs = start_all(background_jobs_of(engine, leadership))
+            jobs += start_all(_stream_jobs(engine))
         settle_heap()
         try:
             yield
@@ -167,6 +184,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         predictions,
         experiments,
         privacy,
+        webhooks,
     )
     for module in modules:
         # The routes themselves, not ``include_router``: an included router is matched through

@@ -25,6 +25,7 @@ from persona.cli.lake import lake_app
 from persona.cli.predictions import clusters_app, predictions_app, scores_command
 from persona.cli.privacy import privacy_app
 from persona.cli.segments import segments_app
+from persona.cli.worker import worker_command
 from persona.demo.synthetic import FileFormat, Shape, this_hour, write
 from persona.demo.synthetic import generate as generate_workload
 from persona.engine import Engine
@@ -53,6 +54,7 @@ app.add_typer(predictions_app, name="predictions")
 app.add_typer(clusters_app, name="clusters")
 app.add_typer(lake_app, name="lake")
 app.command("scores")(scores_command)
+app.command("worker")(worker_command)
 
 console = Console(stderr=True)
 log = logging.getLogger("persona.cli")

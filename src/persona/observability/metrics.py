@@ -13,6 +13,29 @@ TableSizes = Callable[[], Mapping[str, int]]
 """Entries of a component's in-memory tables, by table name."""
 
 
+class _StreamLag(Collector):
+    """``persona_stream_lag{group}``: messages each consumer group of the change stream has not
+    received yet or not acknowledged, read from the stream when scraped."""
+
+    def __init__(self) -> None:
+        self.lags: Callable[[], Mapping[str, int]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "persona_stream_lag",
+            "Messages of the change stream each consumer group has yet to handle.",
+            labels=["group"],
+        )
+        if self.lags is not None:
+            try:
+                found = self.lags()
+            except Exception:  # the stream unreachable: no samples, the scrape still answers
+                found = {}
+            for group, lag in found.items():
+                family.add_metric([group], lag)
+        yield family
+
+
 class _MemoryTables(Collector):
     """``persona_memory_entries{table}``: how full each cache and in-memory table of the
     process is, read when scraped. Every one of them has a cap; this shows which one grows."""
@@ -68,6 +91,20 @@ class Metrics:
             " stored again.",
             registry=self.registry,
         )
+        self.stream_published = Counter(
+            "persona_stream_published",
+            "Messages published on the change stream by this process (at least once each).",
+            registry=self.registry,
+        )
+        self.webhook_messages = Counter(
+            "persona_webhook_messages",
+            "Webhook messages by outcome: delivered, retried (a request tried again), dead (every"
+            " attempt failed) or skipped (delivered before).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._stream_lag = _StreamLag()
+        self.registry.register(self._stream_lag)
 
         self.recommendations = Counter(
             "persona_recommendations",
@@ -90,6 +127,13 @@ class Metrics:
         """Export the entry counts ``sizes`` returns as ``persona_memory_entries``, each table
         named ``prefix.name``."""
         self._tables.sources.append((prefix, sizes))
+
+    def watch_stream(self, lags: Callable[[], Mapping[str, int]]) -> None:
+        """Export each consumer group's lag (``lags`` is read when scraped)."""
+        self._stream_lag.lags = lags
+
+    def webhook_counted(self, outcome: str, messages: int) -> None:
+        self.webhook_messages.labels(outcome).inc(messages)
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)

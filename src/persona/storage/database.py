@@ -23,6 +23,7 @@ HEADS = frozenset(
         "0006_catalog_version",
         "0007_coordination",
         "0008_event_sequence",
+        "0009_stream",
     }
 )
 WRITE_OPTION = "persona_write"

@@ -19,6 +19,7 @@ from persona.storage.records import (
     AuditEntry,
     ConsentChange,
     ConsentEntry,
+    DeadLetter,
     DecisionRecord,
     EventRecord,
     HeldEventRecord,
@@ -31,8 +32,10 @@ from persona.storage.records import (
     QuarantineRecord,
     RecentEvent,
     SegmentRecord,
+    StreamMessage,
     SubjectRecords,
     VersionRecord,
+    WebhookRecord,
 )
 
 
@@ -81,6 +84,7 @@ class WrittenEvents:
     log_id: str  # names the event log: another store (or a new one) has another
     write_seq: int  # the last write the snapshot holds
     chunks: Iterator[pa.Table]  # ``EVENT_COLUMNS``, in event-time order (ties in any order)
+    messages: list[StreamMessage] = field(default_factory=list)  # the outbox's, when asked
 
 
 class EventLog(Protocol):
@@ -520,6 +524,54 @@ class SubjectData(Protocol):
         ...
 
 
+class Outbox(Protocol):
+    """The messages a write announces on the change stream, published after it commits."""
+
+    enabled: bool  # False without a stream: ``add`` keeps nothing
+
+    def add(self, messages: Sequence[StreamMessage]) -> None:
+        """Add messages in this write's transaction (they are published if it commits)."""
+        ...
+
+
+class WebhookStore(Protocol):
+    def add(self, record: WebhookRecord) -> None: ...
+
+    def all(self) -> list[WebhookRecord]:
+        """Every webhook, deactivated ones included, oldest first."""
+        ...
+
+    def get(self, webhook_id: str) -> WebhookRecord | None: ...
+
+    def deactivate(self, webhook_id: str) -> bool:
+        """Stop deliveries to it; False when it is unknown or stopped already."""
+        ...
+
+    def handled(self, webhook_id: str, message_ids: Collection[str]) -> set[str]:
+        """Which of these messages the webhook was given already, or gave up on."""
+        ...
+
+    def record(
+        self,
+        webhook_id: str,
+        message_ids: Sequence[str],
+        *,
+        status: str,
+        attempts: int,
+        at_ms: int,
+        error: str | None = None,
+        bodies: Sequence[str] | None = None,
+    ) -> None:
+        """Note messages as ``delivered`` or ``dead`` (with their bodies, for a replay)."""
+        ...
+
+    def dead_letters(self, webhook_id: str, limit: int) -> list[DeadLetter]: ...
+
+    def prune(self, before_ms: int) -> int:
+        """Forget deliveries older than ``before_ms``; dead letters stay."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def events(self) -> EventLog: ...
@@ -547,6 +599,10 @@ class UnitOfWork(Protocol):
     def held_events(self) -> HeldEvents: ...
     @property
     def subjects(self) -> SubjectData: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def webhooks(self) -> WebhookStore: ...
 
     @property
     def locks_profiles(self) -> bool:
@@ -580,6 +636,8 @@ CommitListener = Callable[[set[str] | None], None]
 
 
 class Storage(Protocol):
+    publishes: bool  # writes add their messages to the outbox (a change stream reads it)
+
     def write(self, *, parallel: bool = False) -> AbstractContextManager[UnitOfWork]:
         """A transaction that holds the write lock; commits on normal exit.
 
@@ -625,14 +683,23 @@ class Storage(Protocol):
         ...
 
     def events_after(
-        self, write_seq: int, chunk_rows: int = 250_000
+        self, write_seq: int, chunk_rows: int = 250_000, *, messages: bool = False
     ) -> AbstractContextManager[WrittenEvents]:
         """The events that writes numbered after ``write_seq`` inserted or changed (-1: every
         event), as tables of at most ``chunk_rows`` rows in event-time order, all from one
         snapshot held while the block runs: what the lake copies. Each write transaction that
         inserts or changes events has a number; the snapshot's (``WrittenEvents.write_seq``)
         is one that every write numbered up to it is in the snapshot, and none numbered up to
-        it can commit later. Only the writes numbered up to it are read."""
+        it can commit later. Only the writes numbered up to it are read. With ``messages``,
+        also the outbox's messages of the same writes (``WrittenEvents.messages``)."""
+        ...
+
+    def stream_position(self, name: str) -> int | None:
+        """The last write number the relay ``name`` published (None: it never ran)."""
+        ...
+
+    def set_stream_position(self, name: str, value: int) -> None:
+        """Note writes up to ``value`` as published; their outbox rows are deleted."""
         ...
 
     def log_decisions(self, records: Sequence[DecisionRecord]) -> None:

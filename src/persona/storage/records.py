@@ -234,3 +234,36 @@ class SubjectRecords:
     memberships: list[MembershipRecord] = field(default_factory=list)  # in entry order
     scores: list[tuple[str, float]] = field(default_factory=list)  # (prediction, probability)
     decisions: list[DecisionRecord] = field(default_factory=list)  # by decision time
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMessage:
+    """One message of the change stream: ``message_id`` is the same each time the message is
+    published again (consumers drop the ones they have seen), ``body`` its JSON document."""
+
+    message_id: str
+    kind: str  # "event", "segment", "decision" or "erasure"
+    body: dict[str, Any]
+    profile_key: str | None = None  # whose change it is
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    webhook_id: str
+    url: str
+    kinds: tuple[str, ...]
+    secret: str
+    created_at_ms: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message a webhook could not be given after every attempt."""
+
+    webhook_id: str
+    message_id: str
+    attempts: int
+    at_ms: int
+    error: str
+    body: str  # the message as it was posted, JSON

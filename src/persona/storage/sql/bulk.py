@@ -22,12 +22,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Engine
 
 from persona.storage.protocols import EVENT_COLUMNS, INTERACTION_COLUMNS, WrittenEvents
+from persona.storage.records import StreamMessage
 from persona.storage.sql.common import driver_connection
+from persona.storage.sql.stream import outbox_after
 
 END_OF_TIME_MS = 1 << 62
 CHUNK_ROWS = 1_000_000  # SQLite builds each chunk as one string: well below its 1 GB limit
@@ -113,7 +116,7 @@ def _postgres_interactions(engine: Engine, before_ms: int) -> pa.Table:
 
 
 _SEQUENCE = "SELECT log_id, last FROM event_sequence WHERE id = 1"
-# PostgreSQL numbers a write by its transaction id (``SqlEventLog._next_write``), and writes
+# PostgreSQL numbers a write by its transaction id (``SqlEventLog.write_number``), and writes
 # commit side by side, not in the order of their ids. Every transaction older than the
 # snapshot's oldest running one has ended: the writes up to just below it are all in the
 # snapshot, and a later copy finds none older. The rows of younger writes wait for that copy.
@@ -176,24 +179,42 @@ def _sqlite_row_text(version: tuple[int, ...]) -> str:
 _WRITTEN_FIELDS = pa.schema([*EVENT_COLUMNS, ("row_id", pa.int64())])
 
 
+_POSTGRES_MESSAGES = """
+SELECT message_id, kind, body, profile_key FROM outbox
+WHERE write_seq > $1 AND write_seq <= $2
+ORDER BY write_seq, seq
+"""
+
+
 @contextmanager
-def events_after(engine: Engine, write_seq: int, chunk_rows: int) -> Iterator[WrittenEvents]:
-    """The events of the writes after ``write_seq`` (see ``Storage.events_after``)."""
+def events_after(
+    engine: Engine, write_seq: int, chunk_rows: int, *, messages: bool = False
+) -> Iterator[WrittenEvents]:
+    """The events of the writes after ``write_seq`` (see ``Storage.events_after``), and with
+    ``messages`` the outbox's messages of the same writes, read first from the same snapshot."""
     if engine.dialect.name == "sqlite":
         with engine.connect() as connection, connection.begin():  # one snapshot throughout
             cursor = driver_connection(connection).cursor()
             log_id, last = cursor.execute(_SEQUENCE).fetchone()
+            found = outbox_after(connection, write_seq, last) if messages else []
             version = engine.dialect.dbapi.sqlite_version_info  # type: ignore[union-attr]
             chunks = _sqlite_written(cursor, _sqlite_row_text(version), write_seq, chunk_rows)
-            yield WrittenEvents(str(log_id), int(last), chunks)
+            yield WrittenEvents(str(log_id), int(last), chunks, found)
         return
     with _postgres_connection(engine) as connection, connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
         cursor.execute(_POSTGRES_SEQUENCE)
         log_id, last = cursor.fetchone()
+        found = []
+        if messages:
+            cursor.execute(_POSTGRES_MESSAGES, (write_seq, last))
+            found = [
+                StreamMessage(str(i), str(k), orjson.loads(b), p)
+                for i, k, b, p in cursor.fetchall()
+            ]
         cursor.execute(_POSTGRES_EVENTS, (write_seq, last))
         reader = cursor.fetch_record_batch()
-        yield WrittenEvents(str(log_id), int(last), _postgres_written(reader, chunk_rows))
+        yield WrittenEvents(str(log_id), int(last), _postgres_written(reader, chunk_rows), found)
         connection.rollback()  # it only read
 
 

@@ -15,8 +15,15 @@ import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from persona.storage.records import DecisionRecord, OutcomeRecord, PlacementRecord, VersionRecord
+from persona.storage.records import (
+    DecisionRecord,
+    OutcomeRecord,
+    PlacementRecord,
+    StreamMessage,
+    VersionRecord,
+)
 from persona.storage.sql.common import chunks, upsert_insert
+from persona.storage.sql.stream import SqlOutbox
 from persona.storage.tables.decide import (
     bandit_arms,
     bandit_rewards,
@@ -68,8 +75,9 @@ def log_rows(records: Sequence[DecisionRecord]) -> str:
 
 
 class SqlDecisionStore:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, outbox: SqlOutbox | None = None) -> None:
         self._c = connection
+        self._outbox = outbox
 
     def _placement_query(self) -> Any:
         p, v = placements, placement_versions
@@ -143,6 +151,15 @@ class SqlDecisionStore:
     def log(self, records: Sequence[DecisionRecord]) -> None:
         if records:
             self._c.execute(decisions.insert(), [asdict(r) for r in records])
+        if records and self._outbox is not None:
+            self._outbox.add(
+                [
+                    StreamMessage(
+                        f"decision:{r.decision_id}", "decision", _announced(r), r.profile_key
+                    )
+                    for r in records
+                ]
+            )
 
     def decisions(self, decision_ids: Collection[str]) -> dict[str, DecisionRecord]:
         found: dict[str, DecisionRecord] = {}
@@ -286,3 +303,19 @@ class SqlDecisionStore:
                 },
             )
             self._c.execute(statement)
+
+
+def _announced(record: DecisionRecord) -> dict[str, Any]:
+    """A decision as the change stream tells it (its context stays in the store)."""
+    return {
+        "decision_id": record.decision_id,
+        "placement": record.placement,
+        "version": record.version,
+        "variant": record.variant,
+        "profile_key": record.profile_key,
+        "policy": record.policy,
+        "cohort": record.cohort,
+        "holdout": record.holdout,
+        "reason": record.reason,
+        "decided_at_ms": record.decided_at_ms,
+    }

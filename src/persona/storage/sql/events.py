@@ -151,7 +151,7 @@ class SqlEventLog:
         self._absent: set[str] = set()
         self._write_seq: int | None = None
 
-    def _next_write(self) -> int:
+    def write_number(self) -> int:
         """This transaction's write number, taken on its first change of an event.
 
         SQLite: the next in ``event_sequence`` (one statement per write transaction, under the
@@ -183,7 +183,7 @@ class SqlEventLog:
             return set()
         if is_sqlite(self._c):
             return self._append_sqlite(events)
-        write_seq = self._next_write()
+        write_seq = self.write_number()
         rows = orjson.dumps([_event_row(e, _as_is) for e in events]).decode()
         with driver_connection(self._c).cursor() as cursor:
             cursor.execute(_POSTGRES_APPEND, (write_seq, rows))
@@ -194,7 +194,7 @@ class SqlEventLog:
         if not rows:
             return fresh_ids
         driver = driver_connection(self._c)
-        write_seq = self._next_write()
+        write_seq = self.write_number()
         if has_jsonb(self._c):
             stored = _insert_jsonb(driver, rows, write_seq)
         else:
@@ -219,7 +219,7 @@ class SqlEventLog:
             yield appended
             return
         rows, fresh_ids = self._new_rows(events)
-        write_seq = self._next_write() if rows else 0  # no number for a write of nothing
+        write_seq = self.write_number() if rows else 0  # no number for a write of nothing
         started = threading.Event()
         stored = _HELPER.submit(_insert_jsonb, driver_connection(self._c), rows, write_seq, started)
         # Wait for the helper to hold the interpreter lock: were this thread to go straight on
@@ -255,7 +255,7 @@ class SqlEventLog:
     def reassign_profiles(self, moves: Mapping[str, str]) -> int:
         if not moves:
             return 0
-        write_seq = self._next_write()  # the lake copies them again
+        write_seq = self.write_number()  # the lake copies them again
         if is_sqlite(self._c):  # one statement run per move by the driver, as ingest's others
             rows = [(to_key, write_seq, from_key) for from_key, to_key in moves.items()]
             return int(driver_connection(self._c).executemany(_SQLITE_REASSIGN, rows).rowcount)

@@ -13,9 +13,10 @@ from sqlalchemy.engine import Connection
 
 from persona.rules import Rule
 from persona.storage import tables
-from persona.storage.records import MembershipRecord, SegmentRecord
+from persona.storage.records import MembershipRecord, SegmentRecord, StreamMessage
 from persona.storage.sql.common import chunks, driver_connection, is_sqlite, statement_deadline
 from persona.storage.sql.segment_rules import select_members
+from persona.storage.sql.stream import SqlOutbox
 from persona.storage.tables.segments import segment_memberships, segments
 
 _OPEN_SEGMENTS = (
@@ -28,8 +29,25 @@ _OPEN_SEGMENTS_QMARK = _OPEN_SEGMENTS.replace("%s", "?")
 class SqlSegmentStore:
     """Segment tables on the connection of one unit of work."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, outbox: SqlOutbox | None = None) -> None:
         self._c = connection
+        self._outbox = outbox
+
+    def _announce(self, changes: Collection[tuple[str, str]], change: str, at_ms: int) -> None:
+        """Segment changes (segment, profile key) as messages of the change stream."""
+        if self._outbox is None or not self._outbox.enabled:
+            return
+        self._outbox.add(
+            [
+                StreamMessage(
+                    f"segment:{segment}:{key}:{change}:{at_ms}",
+                    "segment",
+                    {"segment": segment, "profile_key": key, "change": change, "at_ms": at_ms},
+                    key,
+                )
+                for segment, key in sorted(changes)
+            ]
+        )
 
     def definitions(self) -> list[SegmentRecord]:
         rows = self._c.execute(select(segments).order_by(segments.c.name))
@@ -108,9 +126,15 @@ class SqlSegmentStore:
                     for k in sorted(profile_keys)
                 ],
             )
+            self._announce([(segment, k) for k in profile_keys], "enter", at_ms)
 
     def exit(self, segment: str, profile_keys: Collection[str], at_ms: int) -> None:
         m = segment_memberships
+        if self._outbox is not None and self._outbox.enabled:
+            leaving = self.open_memberships_of(profile_keys)
+            self._announce(
+                [(segment, k) for k, held in leaving.items() if segment in held], "exit", at_ms
+            )
         for chunk in chunks(profile_keys):
             self._c.execute(
                 update(m)
@@ -123,6 +147,9 @@ class SqlSegmentStore:
     def exit_all(self, profile_keys: Collection[str], at_ms: int) -> None:
         """Close every open membership of these profiles (profiles merged into another)."""
         m = segment_memberships
+        if self._outbox is not None and self._outbox.enabled:
+            leaving = self.open_memberships_of(profile_keys)
+            self._announce([(s, k) for k, held in leaving.items() for s in held], "exit", at_ms)
         for chunk in chunks(profile_keys):
             self._c.execute(
                 update(m)

@@ -6,6 +6,7 @@ the write lock); those are named where they happen.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
@@ -20,8 +21,8 @@ from persona.errors import WriteConflictError
 from persona.storage.database import WRITE_OPTION, create_database_engine
 from persona.storage.item_cache import CategoryCache
 from persona.storage.protocols import CommitListener, WrittenEvents
-from persona.storage.records import DecisionRecord
-from persona.storage.sql import coordination, decisions
+from persona.storage.records import DecisionRecord, StreamMessage
+from persona.storage.sql import coordination, decisions, stream
 from persona.storage.sql.audit import SqlAuditTrail
 from persona.storage.sql.bulk import events_after, interaction_columns
 from persona.storage.sql.catalog import SqlCatalog
@@ -35,6 +36,7 @@ from persona.storage.sql.predictions import SqlPredictionStore
 from persona.storage.sql.profiles import SqlProfileStore
 from persona.storage.sql.quarantine import SqlQuarantineLog
 from persona.storage.sql.segments import SqlSegmentStore
+from persona.storage.sql.stream import SqlOutbox, SqlWebhookStore
 from persona.storage.sql.subjects import SqlSubjectData
 from persona.storage.sql.tombstones import SqlTombstones
 from persona.storage.tables import metadata
@@ -70,10 +72,12 @@ class SqlUnitOfWork:
         categories: CategoryCache | None = None,
         *,
         locks_profiles: bool = False,
+        publishes: bool = False,
     ) -> None:
         self.connection = connection
         self._categories = categories
         self._locks_profiles = locks_profiles  # a parallel write on PostgreSQL
+        self._publishes = publishes  # a change stream reads the outbox
         self._locked: set[str] = set()
         self.changed_profiles: set[str] | None = None  # None: not declared, so any
         self.erased_profiles: set[str] = set()
@@ -100,7 +104,7 @@ class SqlUnitOfWork:
 
     @cached_property
     def segments(self) -> SqlSegmentStore:
-        return SqlSegmentStore(self.connection)
+        return SqlSegmentStore(self.connection, self.outbox)
 
     @cached_property
     def predictions(self) -> SqlPredictionStore:
@@ -108,7 +112,15 @@ class SqlUnitOfWork:
 
     @cached_property
     def decisions(self) -> decisions.SqlDecisionStore:
-        return decisions.SqlDecisionStore(self.connection)
+        return decisions.SqlDecisionStore(self.connection, self.outbox)
+
+    @cached_property
+    def outbox(self) -> SqlOutbox:
+        return SqlOutbox(self.connection, self.events.write_number, self._publishes)
+
+    @cached_property
+    def webhooks(self) -> SqlWebhookStore:
+        return SqlWebhookStore(self.connection)
 
     @cached_property
     def audit(self) -> SqlAuditTrail:
@@ -163,6 +175,9 @@ class SqlStorage:
         self._followed: int | None = None  # the last change of the feed this process saw
         self._reset_listeners: list[Callable[[], None]] = []
         self._checkpointer = Checkpointer(engine) if self.dialect == "sqlite" else None
+        # Whether writes add their messages to the outbox (a change stream publishes it:
+        # ``persona.stream``); off, no write pays for rows no one would read.
+        self.publishes = False
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._commit_listeners.append(listener)
@@ -224,7 +239,10 @@ class SqlStorage:
                     lock = "pg_advisory_xact_lock_shared" if parallel else "pg_advisory_xact_lock"
                     connection.execute(text(f"SELECT {lock}(:k)"), {"k": PG_WRITE_LOCK})
                 uow = SqlUnitOfWork(
-                    connection, self._categories, locks_profiles=postgres and parallel
+                    connection,
+                    self._categories,
+                    locks_profiles=postgres and parallel,
+                    publishes=self.publishes,
                 )
                 yield uow
                 self._publish(connection, uow)
@@ -249,7 +267,17 @@ class SqlStorage:
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_FEED_LOCK})
         if uow.erased_profiles:
             # The feed must not keep an erased person's ids: their rows go, and a reset
-            # (no keys) takes their place.
+            # (no keys) takes their place. The erasure deleted the person's unpublished messages
+            # (the outbox is among the tables holding people); the stream hears of the erasure.
+            uow.outbox.add(
+                [
+                    StreamMessage(
+                        f"erasure:{key}:{now}", "erasure", {"profile_key": key, "at_ms": now}
+                    )
+                    for now in [int(time.time() * 1000)]
+                    for key in sorted(uow.erased_profiles)
+                ]
+            )
             coordination.forget(connection, uow.erased_profiles)
             seq = coordination.record(connection, None)
         elif uow.changed_profiles:
@@ -282,7 +310,7 @@ class SqlStorage:
     def log_decisions(self, records: Sequence[DecisionRecord]) -> None:
         if not records:
             return
-        if self.dialect == "sqlite":
+        if self.dialect == "sqlite" and not self.publishes:
             # The hot path of every decisions request: one statement straight to the driver,
             # as the ingest fast paths do (tests/decide checks both paths read back alike).
             self.write_statement(decisions.SQLITE_LOG, (decisions.log_rows(records),))
@@ -300,9 +328,17 @@ class SqlStorage:
         return interaction_columns(self.engine, before_ms)
 
     def events_after(
-        self, write_seq: int, chunk_rows: int = 250_000
+        self, write_seq: int, chunk_rows: int = 250_000, *, messages: bool = False
     ) -> AbstractContextManager[WrittenEvents]:
-        return events_after(self.engine, write_seq, chunk_rows)
+        return events_after(self.engine, write_seq, chunk_rows, messages=messages)
+
+    def stream_position(self, name: str) -> int | None:
+        with self.engine.connect() as connection:
+            return stream.position(connection, name)
+
+    def set_stream_position(self, name: str, value: int) -> None:
+        with self.engine.connect() as connection, connection.begin():
+            stream.set_position(connection, name, value)
 
     @contextmanager
     def read_beside_write(self) -> Iterator[SqlUnitOfWork]:

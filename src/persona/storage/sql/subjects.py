@@ -33,7 +33,7 @@ from persona.storage.records import (
 )
 from persona.storage.sql.common import chunks, is_sqlite
 from persona.storage.sql.consents import SqlConsentLog
-from persona.storage.tables import decide, predictions, privacy, segments
+from persona.storage.tables import decide, predictions, privacy, segments, stream
 
 Holds = Literal["key", "user", "anonymous"]
 
@@ -65,6 +65,8 @@ SUBJECT_COLUMNS: tuple[SubjectColumn, ...] = (
     SubjectColumn(privacy.held_events, "profile_key"),
     SubjectColumn(privacy.held_events, "user_id", "user"),
     SubjectColumn(privacy.held_events, "anonymous_id", "anonymous"),
+    # the change stream's messages not yet published
+    SubjectColumn(stream.outbox, "profile_key"),
 )
 
 

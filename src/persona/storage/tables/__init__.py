@@ -6,7 +6,7 @@ Importing this package registers every table, so ``metadata`` is always the whol
 
 from __future__ import annotations
 
-from persona.storage.tables import decide, predictions, privacy, segments
+from persona.storage.tables import decide, predictions, privacy, segments, stream
 from persona.storage.tables.core import (
     ID,
     Document,
@@ -41,4 +41,5 @@ __all__ = [
     "profiles",
     "quarantine",
     "segments",
+    "stream",
 ]

@@ -53,7 +53,7 @@ events = Table(
 # One row: a random id of this event log, and on SQLite the number of the last write that
 # inserted or changed events. SQLite's writers take one lock (BEGIN IMMEDIATE), so the numbers
 # grow in commit order: a snapshot that holds write n holds every write before it. PostgreSQL
-# numbers a write by its transaction id instead (``SqlEventLog._next_write``). The id tells a
+# numbers a write by its transaction id instead (``SqlEventLog.write_number``). The id tells a
 # lake copied from another store (or from a restored one) from this one's.
 event_sequence = Table(
     "event_sequence",
