@@ -4,6 +4,7 @@ server in this process.
 
     .venv/bin/python benchmarks/stream_webhooks.py               # 1,000 events/s for 30 s
     .venv/bin/python benchmarks/stream_webhooks.py --rate 2000 --seconds 20
+    .venv/bin/python benchmarks/stream_webhooks.py --postgres postgresql://postgres@127.0.0.1/test
 
 Every event is a new person's purchase, and a segment (``did(purchase)``) takes each of them in:
 the ``event`` webhook receives each event, the ``segment`` webhook each entry. An event carries
@@ -19,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ import httpx
 import numpy as np
 import orjson
 
+from ingest_postgres import schema
 from server_process import PERSONA, create_key, serving
 
 BAR_P99_S = 1.0
@@ -36,6 +39,8 @@ BATCH = 100  # events per request: a site's collector sends a batch every few mi
 class Receiver:
     def __init__(self) -> None:
         self.latencies: dict[str, list[float]] = {"event": [], "segment": []}
+        self.after_receipt: list[float] = []  # event webhook: from the server's receipt
+        self.posts: list[float] = []  # each batch's request
         self.sent: dict[str, float] = {}  # profile key -> when its event was sent
         self.lock = threading.Lock()
         receiver = self
@@ -61,6 +66,7 @@ class Receiver:
                 data = message["data"]
                 if message["kind"] == "event":
                     self.latencies["event"].append(now - data["properties"]["sent_at"])
+                    self.after_receipt.append(now - data["received_at_ms"] / 1000)
                 elif message["kind"] == "segment":
                     sent = self.sent.get(data["profile_key"])
                     if sent is not None:
@@ -91,8 +97,10 @@ def post_at_rate(base_url: str, key: str, rate: int, seconds: float, receiver: R
             with receiver.lock:
                 for i in range(BATCH):
                     receiver.sent[f"u:p{sent + i}"] = now
+            posted = time.perf_counter()
             answer = client.post("/v1/events", content=orjson.dumps({"events": events}))
             answer.raise_for_status()
+            receiver.posts.append(time.perf_counter() - posted)
             sent += BATCH
     return sent
 
@@ -102,10 +110,11 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=1000, help="events per second")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--postgres", help="store on PostgreSQL (a fresh schema) at this URL")
     options = parser.parse_args()
     receiver = Receiver()
-    with tempfile.TemporaryDirectory(prefix="persona-stream-") as work:
-        home = Path(work)
+    with ExitStack() as stack:
+        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="persona-stream-")))
         stream = f"bench:{os.getpid()}"
         env = {
             "PERSONA_STREAM_URL": options.redis,
@@ -113,6 +122,9 @@ def main() -> int:
             "PERSONA_SEGMENTS__REFRESH_SECONDS": "0",
             "PERSONA_RECOMMEND__RETRAIN_INTERVAL_SECONDS": "0",
         }
+        if options.postgres:
+            env["PERSONA_DATABASE_URL"] = stack.enter_context(schema(options.postgres))
+            os.environ["PERSONA_DATABASE_URL"] = env["PERSONA_DATABASE_URL"]  # for the key
         key = create_key(home, "admin")
         with serving(home, env) as server:
             headers = {"Authorization": f"Bearer {key}"}
@@ -164,6 +176,11 @@ def main() -> int:
             f" p99 {p99:.0f} ms, max {top:.0f} ms (bar p99 < {BAR_P99_S * 1000:.0f} ms:"
             f" {'met' if met else 'MISSED'})"
         )
+    p50, p99, top = np.percentile(np.array(receiver.posts) * 1000, [50, 99, 100])
+    print(f"posting a batch of {BATCH}: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {top:.0f} ms")
+    if receiver.after_receipt:
+        p50, p99 = np.percentile(np.array(receiver.after_receipt) * 1000, [50, 99])
+        print(f"event webhook from the server's receipt: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     return 1 if failed else 0
 
 

@@ -142,33 +142,31 @@ class Deliveries:
         if len(fresh) < len(wanted):
             self._counted("skipped", len(wanted) - len(fresh))
         size = self._settings.webhook_batch
+        posted: list[tuple[list[str], int, str | None, list[str]]] = []
         for start in range(0, len(fresh), size):
             batch = fresh[start : start + size]
             documents = [{"id": m.message_id, "kind": m.kind, "data": m.body} for m in batch]
             body = orjson.dumps({"webhook_id": hook.webhook_id, "messages": documents})
             attempts, error = self._post(hook, body)
-            ids = [m.message_id for m in batch]
-            with self._storage.write() as uow:
-                if error is None:
-                    uow.webhooks.record(
-                        hook.webhook_id,
-                        ids,
-                        status="delivered",
-                        attempts=attempts,
-                        at_ms=self._clock.now_ms(),
-                    )
-                else:
-                    uow.webhooks.record(
-                        hook.webhook_id,
-                        ids,
-                        status="dead",
-                        attempts=attempts,
-                        at_ms=self._clock.now_ms(),
-                        error=error,
-                        bodies=[orjson.dumps(d).decode() for d in documents],
-                    )
-                uow.changes_profiles(())
+            kept = [] if error is None else [orjson.dumps(d).decode() for d in documents]
+            posted.append(([m.message_id for m in batch], attempts, error, kept))
             self._counted("delivered" if error is None else "dead", len(batch))
+        # Noted once for the whole read (a worker that dies first posts them again, with their
+        # ids); rows of its own only: beside the ingest batches on PostgreSQL, not after them.
+        now = self._clock.now_ms()
+        with self._storage.write(parallel=True) as uow:
+            for ids, attempts, error, bodies in posted:
+                status = "delivered" if error is None else "dead"
+                uow.webhooks.record(
+                    hook.webhook_id,
+                    ids,
+                    status=status,
+                    attempts=attempts,
+                    at_ms=now,
+                    error=error,
+                    bodies=bodies or None,
+                )
+            uow.changes_profiles(())
 
     def _post(self, hook: WebhookRecord, body: bytes) -> tuple[int, str | None]:
         """Post until a 2xx answer or the last attempt; (attempts made, last error or None)."""

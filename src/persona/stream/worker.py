@@ -139,7 +139,8 @@ class Worker:
             group,
             handle,
             name=self.name,
-            count=self._settings.webhook_batch if group.startswith(WEBHOOK_GROUP) else 10_000,
+            # A webhook's read is posted in requests of ``webhook_batch``, noted in one write.
+            count=self._settings.webhook_batch * 10 if group.startswith(WEBHOOK_GROUP) else 10_000,
             claim_idle_ms=int(self._settings.claim_idle_seconds * 1000),
         )
 
