@@ -87,12 +87,13 @@ def test_the_openapi_document_names_the_scopes_each_route_admits(
 
 
 def test_every_read_only_route_admits_a_read_key(secured: tuple[Engine, TestClient]) -> None:
-    """The README: `read` covers reads. The privacy and quarantine reads are admin's, and who
-    is in a segment is the `members` scope's."""
+    """The README: `read` covers reads. The privacy, quarantine and webhook reads are admin's,
+    and who is in a segment is the `members` scope's."""
     engine, client = secured
     reader = {"X-API-Key": engine.keys.create("reader", [Scope.READ]).secret}
     admin_only = {"/v1/quarantine", "/v1/audit", "/v1/subjects/", "/v1/segments/{name}/export"}
     admin_only.add("/v1/segments/{name}/members")  # the members scope (or admin)
+    admin_only.add("/v1/webhooks")  # where people's data is sent, and the dead letters' data
     document = client.get("/openapi.json").json()
     checked = []
     for path, operations in document["paths"].items():

@@ -39,7 +39,9 @@ from persona.ingest.importer import (
 from persona.settings import SUPERVISOR_PID, effective, environment_names, reference
 
 if TYPE_CHECKING:
+    from persona.recommend import SourceFactory
     from persona.recommend.training import TrainingOutcome
+    from persona.storage import InteractionSource
 
 app = typer.Typer(help="persona: self-hosted personalization engine.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk import from CSV, JSON Lines or Parquet.", no_args_is_help=True)
@@ -376,6 +378,18 @@ def train(
         str | None,
         typer.Option("--as-of", help="Train only on events before this time (ISO 8601 or Unix s)."),
     ] = None,
+    training_engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local, or spark: Spark reads the event lake and fits ALS and the item"
+            " neighbours (pip install 'persona[spark]').",
+        ),
+    ] = "local",
+    master: Annotated[
+        str | None,
+        typer.Option(help="Spark's master URL (default local[*]); with --engine spark."),
+    ] = None,
 ) -> None:
     """Train every model from the stored events and register a new version (recommenders
     read them from the event lake, synced first)."""
@@ -389,10 +403,24 @@ def train(
         except ValueError as exc:
             console.print(f"[red]--as-of: {exc}[/red]")
             raise typer.Exit(2) from None
+    if training_engine not in ("local", "spark"):
+        console.print(f"[red]--engine: {training_engine!r} is neither local nor spark[/red]")
+        raise typer.Exit(2)
+    if training_engine == "spark":
+        from persona.recommend import lake_source, spark_session, spark_sources
+
+        with spark_session(master) as spark:
+            _train(engine, before_ms, lake_source(spark, engine.lake), spark_sources(spark))
+        return
     _train(engine, before_ms)
 
 
-def _train(engine: Engine, before_ms: int | None) -> None:
+def _train(
+    engine: Engine,
+    before_ms: int | None,
+    events: InteractionSource | None = None,
+    sources: SourceFactory | None = None,
+) -> None:
     """Recommendation models, then clusters and every prediction, all before ``before_ms``.
 
     A model with nothing to learn from is reported and skipped; the command fails (exit 1)
@@ -415,7 +443,8 @@ def _train(engine: Engine, before_ms: int | None) -> None:
                 engine.settings.profiles.event_weights,
                 before_ms=before_ms,
                 say=say,
-                events=engine.lake,
+                events=engine.lake if events is None else events,
+                sources=sources,
             )
         except NothingToLearnError as exc:
             outcome, skipped = None, exc.detail

@@ -16,6 +16,7 @@ from persona.recommend.evaluation import (
     registered_candidates,
     run_protocol,
 )
+from persona.recommend.pipeline import SourceFactory
 from persona.recommend.registry import (
     ModelRegistry,
 )
@@ -33,6 +34,7 @@ from persona.recommend.service import (
     answer_bytes,
 )
 from persona.recommend.settings import RecommendSettings
+from persona.recommend.spark import lake_source, spark_session, spark_sources
 from persona.recommend.training import (
     NotEnoughDataError,
     TrainingOutcome,
@@ -51,11 +53,15 @@ __all__ = [
     "RecommendationService",
     "RecommendationsOut",
     "Report",
+    "SourceFactory",
     "TrainingOutcome",
     "answer_bytes",
+    "lake_source",
     "read_workload",
     "registered_candidates",
     "retrain_job",
     "run_protocol",
+    "spark_session",
+    "spark_sources",
     "train_model_set",
 ]

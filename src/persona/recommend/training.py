@@ -14,7 +14,12 @@ import pyarrow.compute as pc
 from persona.clock import Clock, utc
 from persona.errors import NothingToLearnError
 from persona.recommend.dataset import Interactions, ItemTable
-from persona.recommend.pipeline import FitReport, PipelineConfig, RecommendationPipeline
+from persona.recommend.pipeline import (
+    FitReport,
+    PipelineConfig,
+    RecommendationPipeline,
+    SourceFactory,
+)
 from persona.recommend.registry import ModelRegistry, ModelVersion
 from persona.recommend.shortlists import ExtraCandidates, rank_everyone
 from persona.storage.protocols import InteractionSource, Storage
@@ -119,10 +124,12 @@ def train_model_set(
     extra_candidates: ExtraCandidates | None = None,
     say: Callable[[str], None] | None = None,
     events: InteractionSource | None = None,
+    sources: SourceFactory | None = None,
 ) -> TrainingOutcome:
     """Train the pipeline on the stored events, save it as a new version, promote if not worse.
 
-    The events are read from ``events`` when given (the lake), else from the store. The
+    The events are read from ``events`` when given (the lake), else from the store; the
+    candidate sources are made by ``sources`` (``spark.spark_sources``), else the local ones. The
     comparison is champion/challenger on validation NDCG@10: the challenger is promoted
     when it is at least as good as the serving version, or when nothing serves yet.
     """
@@ -132,7 +139,7 @@ def train_model_set(
     data = load_training_data(storage, weights, before_ms=before_ms, events=events).interactions
     if not len(data.users):
         raise NotEnoughDataError("no events with an item to learn from")
-    pipeline = RecommendationPipeline(config)
+    pipeline = RecommendationPipeline(config, sources)
     report = pipeline.fit(data, say)
     now_ms = clock.now_ms()
     say("ranking everyone (the shortlists requests start from)")

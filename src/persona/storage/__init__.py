@@ -10,6 +10,7 @@ from __future__ import annotations
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.lake import ParquetEventLake
 from persona.storage.protocols import (
+    INTERACTION_COLUMNS,
     Appended,
     AuditTrail,
     Catalog,
@@ -61,6 +62,7 @@ from persona.storage.sql.checkpoints import BACKSTOP_PAGES as CHECKPOINT_BACKSTO
 
 __all__ = [
     "CHECKPOINT_BACKSTOP_PAGES",
+    "INTERACTION_COLUMNS",
     "ApiKeyRecord",
     "Appended",
     "AuditEntry",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -761,6 +762,10 @@ class EventLake(InteractionSource, Protocol):
 
     def sync(self, *, rebuild: bool = False) -> LakeSync:
         """Copy what the store's writes added or changed since the last sync."""
+        ...
+
+    def files(self) -> list[Path]:
+        """The lake's files, one per day in day order: what another reader (Spark) reads."""
         ...
 
     def deleting(self) -> AbstractContextManager[LakeDeletions]:

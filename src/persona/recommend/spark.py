@@ -1,0 +1,208 @@
+"""Training on Spark: `persona train --engine spark [--master URL]` (the extra ``persona[spark]``).
+
+Spark reads the event lake (the files its manifest names) and does the steps whose cost grows
+with the data fastest: the matrix factorization (MLlib's ALS, implicit feedback) and the
+item-item neighbours (co-occurrence counts, cosine, the top ``neighbours`` of each item, in
+Spark SQL). The rest of the pipeline (the other sources, the ranker's examples, the ranker)
+runs on the driver as in local training, and the model set is written in the same format: the
+server cannot tell the two apart, and loads either with the local classes.
+
+``local[*]`` by default: Spark in this process's machine, which is how the tests and CI run it;
+``--master spark://host:7077`` (or ``yarn``, ``k8s://…``) sends the work to a cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+from scipy import sparse
+
+from persona.recommend.algorithms.base import binary
+from persona.recommend.algorithms.factorization import ALS, ALSConfig
+from persona.recommend.algorithms.neighbours import ItemKNN, ItemKNNConfig
+from persona.recommend.dataset import Interactions
+from persona.recommend.pipeline import SourceFactory, default_sources
+from persona.recommend.sources import CandidateSource, ScorerSource
+from persona.storage import INTERACTION_COLUMNS, EventLake
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+# MLlib scales the regularization by each row's count of ratings (ALS-WR); implicit does not.
+# This value gives MLlib's factors the quality of the local ALS on MovieLens (BENCHMARKS.md).
+SPARK_REGULARIZATION = 0.01
+
+
+@contextmanager
+def spark_session(master: str | None = None) -> Iterator[SparkSession]:
+    """A Spark session for one training, stopped after it (one this process had already
+    started is used as it is, and left running)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # the optional extra is missing
+        raise RuntimeError(
+            "training on Spark needs PySpark: pip install 'persona[spark]' (and Java 17)"
+        ) from exc
+    running = SparkSession.getActiveSession()
+    if running is not None:
+        yield running
+        return
+    builder = (
+        SparkSession.builder.appName("persona-train")
+        .master(master or os.environ.get("PERSONA_SPARK_MASTER", "local[*]"))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    )
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+class SparkLake:
+    """The lake's interaction columns as Spark reads them (``InteractionSource``): the same
+    rows and order as the lake's own reader."""
+
+    def __init__(self, spark: SparkSession, lake: EventLake, files: list[Path]) -> None:
+        self._spark = spark
+        self._lake = lake
+        self._files = files
+
+    def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
+        from pyspark.sql import functions as f
+
+        if not self._files:
+            return INTERACTION_COLUMNS.empty_table()
+        frame = self._spark.read.parquet(*[str(p) for p in self._files])
+        frame = frame.where(f.col("item_id").isNotNull())
+        if before_ms is not None:
+            frame = frame.where(f.col("occurred_at_ms") < before_ms)
+        ordered = frame.orderBy("occurred_at_ms", "event_id").select(*INTERACTION_COLUMNS.names)
+        return ordered.toArrow().cast(INTERACTION_COLUMNS)
+
+
+def lake_source(spark: SparkSession, lake: EventLake) -> SparkLake:
+    """The lake brought up to date with the store, read by Spark."""
+    lake.sync()
+    return SparkLake(spark, lake, lake.files())
+
+
+def _pairs(spark: SparkSession, data: Interactions) -> DataFrame:
+    """Each (user, item) that interacted, once: what the local sources learn from too (they
+    fit on the binary matrix)."""
+    matrix = binary(data.matrix()).tocoo()
+    table = pa.table(
+        {
+            "user": pa.array(matrix.row.astype(np.int32)),
+            "item": pa.array(matrix.col.astype(np.int32)),
+            "rating": pa.array(np.ones(matrix.nnz, dtype=np.float32)),
+        }
+    )
+    return spark.createDataFrame(table)
+
+
+class SparkALS(ALS):
+    """ALS whose item factors MLlib fits; people's factors are solved locally as before."""
+
+    def __init__(self, spark: SparkSession, config: ALSConfig | None = None) -> None:
+        super().__init__(config)
+        self._spark = spark
+
+    def fit(self, data: Interactions, start: ALS | None = None) -> None:
+        from pyspark.ml.recommendation import ALS as MLlibALS
+
+        c = self.config
+        model = MLlibALS(
+            rank=c.factors,
+            maxIter=c.iterations,
+            regParam=SPARK_REGULARIZATION,
+            alpha=c.alpha,
+            implicitPrefs=True,
+            userCol="user",
+            itemCol="item",
+            ratingCol="rating",
+            seed=c.seed,
+        ).fit(_pairs(self._spark, data))
+        factors = np.zeros((data.n_items, c.factors), dtype=np.float32)
+        found = model.itemFactors.toArrow()
+        ids = np.asarray(found["id"], dtype=np.int64)
+        if len(ids):
+            factors[ids] = np.asarray(found["features"].to_pylist(), dtype=np.float32)
+        self.item_factors = factors
+        self._model = None
+
+
+class SparkItemKNN(ItemKNN):
+    """Cosine item-item neighbours counted by Spark: the co-occurrences of every pair of items
+    (one row per person and pair), divided by the square roots of the two items' counts, the
+    top ``neighbours`` of each item kept (itself included, as the local one keeps it)."""
+
+    def __init__(self, spark: SparkSession, config: ItemKNNConfig | None = None) -> None:
+        super().__init__(config)
+        self._spark = spark
+
+    def fit(self, data: Interactions) -> None:
+        from pyspark.sql import Window
+        from pyspark.sql import functions as f
+
+        pairs = _pairs(self._spark, data).select("user", "item")
+        counts = pairs.groupBy("item").count().withColumnRenamed("count", "n")
+        together = (
+            pairs.alias("a")
+            .join(pairs.alias("b"), "user")
+            .groupBy(f.col("a.item").alias("i"), f.col("b.item").alias("j"))
+            .count()
+        )
+        cosine = (
+            together.join(counts.withColumnRenamed("item", "i").withColumnRenamed("n", "ni"), "i")
+            .join(counts.withColumnRenamed("item", "j").withColumnRenamed("n", "nj"), "j")
+            .select("i", "j", (f.col("count") / f.sqrt(f.col("ni") * f.col("nj"))).alias("s"))
+        )
+        best = Window.partitionBy("i").orderBy(f.col("s").desc(), f.col("j"))
+        top = (
+            cosine.withColumn("rank", f.row_number().over(best))
+            .where(f.col("rank") <= self.config.neighbours)
+            .select("i", "j", "s")
+            .toArrow()
+        )
+        shape = (data.n_items, data.n_items)
+        similarity = sparse.csr_matrix(
+            (
+                np.asarray(top["s"], dtype=np.float32),
+                (np.asarray(top["i"], dtype=np.int64), np.asarray(top["j"], dtype=np.int64)),
+            ),
+            shape=shape,
+        )
+        if self.config.neighbourhood == "candidate":
+            similarity = similarity.T.tocsr()
+        self.similarity = similarity
+
+
+def spark_sources(spark: SparkSession) -> SourceFactory:
+    """The served pipeline's sources, with Spark fitting ALS and the item neighbours (the
+    sources that use the neighbours keep using the same source object)."""
+
+    def sources(n_items: int) -> list[CandidateSource]:
+        made = default_sources(n_items)
+        for source in made:
+            if isinstance(source, ScorerSource) and type(source.scorer) is ALS:
+                source.scorer = SparkALS(spark, source.scorer.config)
+            elif isinstance(source, ScorerSource) and type(source.scorer) is ItemKNN:
+                source.scorer = SparkItemKNN(spark, source.scorer.config)
+        return made
+
+    return sources
