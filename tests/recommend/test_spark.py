@@ -30,8 +30,8 @@ from persona.recommend.spark import (
     SparkALS,
     SparkItemKNN,
     lake_source,
-    spark_session,
 )
+from persona.spark import spark_session
 from tests.conftest import open_engine
 from tests.recommend.synthetic import interactions, stock
 

@@ -94,3 +94,22 @@ class TestWebhookStore:
             ]
             assert uow.webhooks.prune(before_ms=15) == 2  # delivered ones only
             assert uow.webhooks.handled("wh_a", ["m1", "m2", "m3"]) == {"m3"}
+
+
+class TestSnapshot:
+    def test_tables_as_arrow_with_documents_as_json_text(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.profiles.save_states({"u:1": {"n": 1, "nested": {"a": [1, "x"]}}}, 5)
+        found = engine.storage.snapshot(["profiles", "profile_scores"])
+        profiles = found["profiles"].to_pylist()
+        assert profiles == [
+            {
+                "profile_key": "u:1",
+                "state": '{"n":1,"nested":{"a":[1,"x"]}}',
+                "traits": None,
+                "updated_at_ms": 5,
+            }
+        ]
+        empty = found["profile_scores"]
+        assert empty.num_rows == 0 and "probability" in empty.column_names
+        assert str(empty.schema.field("probability").type) == "double"

@@ -407,7 +407,8 @@ def train(
         console.print(f"[red]--engine: {training_engine!r} is neither local nor spark[/red]")
         raise typer.Exit(2)
     if training_engine == "spark":
-        from persona.recommend import lake_source, spark_session, spark_sources
+        from persona.recommend import lake_source, spark_sources
+        from persona.spark import spark_session
 
         with spark_session(master) as spark:
             _train(engine, before_ms, lake_source(spark, engine.lake), spark_sources(spark))

@@ -97,8 +97,36 @@ def list_members(
 
 
 @segments_app.command("refresh")
-def refresh_segments(ctx: typer.Context) -> None:
+def refresh_segments(
+    ctx: typer.Context,
+    engine_name: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="store (its own query), or spark: Spark SQL over the event lake and a"
+            " snapshot of the store (pip install 'persona[spark]').",
+        ),
+    ] = "store",
+    master: Annotated[
+        str | None, typer.Option(help="Spark's master URL (default local[*]); with --engine spark.")
+    ] = None,
+) -> None:
     """Re-evaluate every segment for everyone now (what `persona serve` does on a schedule)."""
-    summary = _open(ctx).segments.refresh()
+    if engine_name not in ("store", "spark"):
+        console.print(f"[red]--engine: {engine_name!r} is neither store nor spark[/red]")
+        raise typer.Exit(2)
+    engine = _open(ctx)
+    try:
+        if engine_name == "spark":
+            from persona.segments import SparkMatching
+            from persona.spark import spark_session
+
+            with spark_session(master) as spark:
+                matching = SparkMatching(spark, engine.storage, engine.lake)
+                summary = engine.segments.refresh(matching=matching)
+        else:
+            summary = engine.segments.refresh()
+    finally:
+        engine.close()
     for name, (entered, exited) in summary.changes.items():
         console.print(f"{name}: {entered:,} entered, {exited:,} left")

@@ -34,7 +34,7 @@ from persona.recommend.service import (
     answer_bytes,
 )
 from persona.recommend.settings import RecommendSettings
-from persona.recommend.spark import lake_source, spark_session, spark_sources
+from persona.recommend.spark import lake_source, spark_sources
 from persona.recommend.training import (
     NotEnoughDataError,
     TrainingOutcome,
@@ -61,7 +61,6 @@ __all__ = [
     "registered_candidates",
     "retrain_job",
     "run_protocol",
-    "spark_session",
     "spark_sources",
     "train_model_set",
 ]

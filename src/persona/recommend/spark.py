@@ -7,16 +7,12 @@ Spark SQL). The rest of the pipeline (the other sources, the ranker's examples, 
 runs on the driver as in local training, and the model set is written in the same format: the
 server cannot tell the two apart, and loads either with the local classes.
 
-``local[*]`` by default: Spark in this process's machine, which is how the tests and CI run it;
-``--master spark://host:7077`` (or ``yarn``, ``k8s://…``) sends the work to a cluster.
+The session: ``persona.spark.spark_session`` (``local[*]`` unless a master URL is given).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,37 +36,6 @@ log = logging.getLogger(__name__)
 # MLlib scales the regularization by each row's count of ratings (ALS-WR); implicit does not.
 # This value gives MLlib's factors the quality of the local ALS on MovieLens (BENCHMARKS.md).
 SPARK_REGULARIZATION = 0.01
-
-
-@contextmanager
-def spark_session(master: str | None = None) -> Iterator[SparkSession]:
-    """A Spark session for one training, stopped after it (one this process had already
-    started is used as it is, and left running)."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:  # the optional extra is missing
-        raise RuntimeError(
-            "training on Spark needs PySpark: pip install 'persona[spark]' (and Java 17)"
-        ) from exc
-    running = SparkSession.getActiveSession()
-    if running is not None:
-        yield running
-        return
-    builder = (
-        SparkSession.builder.appName("persona-train")
-        .master(master or os.environ.get("PERSONA_SPARK_MASTER", "local[*]"))
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "8")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    )
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
-    try:
-        yield session
-    finally:
-        session.stop()
 
 
 class SparkLake:

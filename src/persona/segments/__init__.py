@@ -27,6 +27,7 @@ from persona.segments.service import (
     SegmentService,
 )
 from persona.segments.settings import SegmentSettings
+from persona.segments.spark import SparkMatching
 
 __all__ = [
     "NAME_PATTERN",
@@ -41,6 +42,7 @@ __all__ = [
     "SegmentList",
     "SegmentService",
     "SegmentSettings",
+    "SparkMatching",
     "Stay",
     "person",
     "segment_refresh_job",

@@ -13,7 +13,7 @@ membership decided just before it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,9 @@ from persona.segments.realtime import RealTimeSegments
 from persona.segments.slots import Slots
 from persona.storage.protocols import Storage, UnitOfWork
 from persona.storage.records import MembershipRecord, SegmentRecord
+
+Matching = Callable[[Rule, int], set[str]]
+"""Who matches a rule at a moment (profile keys): the store's query, or another engine's."""
 
 PREVIEW_SLOTS = 2  # of the server's worker threads (8 by default)
 PREVIEW_TIMEOUT_MS = 2_000
@@ -213,10 +216,14 @@ class SegmentService:
             return uow.segments.history(profile_key)
 
     # -- batch ---------------------------------------------------------------------------------
-    def refresh(self, now_ms: int | None = None) -> RefreshSummary:
+    def refresh(
+        self, now_ms: int | None = None, matching: Matching | None = None
+    ) -> RefreshSummary:
         """Re-evaluate every rule segment for everyone, in dependency order; apply the changes.
 
         Each segment is one write transaction, so ingest waits at most for one rule's query.
+        ``matching`` finds who matches a rule elsewhere than in the store (``SparkMatching``);
+        the store applies the difference either way.
         """
         now = self._clock.now_ms() if now_ms is None else now_ms
         summary = RefreshSummary(now)
@@ -224,12 +231,18 @@ class SegmentService:
             definitions = {d.name: d for d in uow.segments.definitions()}
         rules = rules_of(definitions)
         for name in dependency_order(rules):
+            # Another engine's matches are found before the write (it may take seconds),
+            # from the rule as read then; the write applies them unless the rule changed.
+            matched = None if matching is None else matching(rules[name], now)
             with self._storage.write() as uow:
                 store = uow.segments
                 record = store.get(name)
                 if record is None or record.rule is None:
                     continue  # deleted meanwhile
-                summary.changes[name] = self._apply_batch(uow, name, parse_rule(record.rule), now)
+                rule = parse_rule(record.rule)
+                if rule != rules[name]:
+                    matched = None  # changed meanwhile: the store's own query, now
+                summary.changes[name] = self._apply_batch(uow, name, rule, now, matched)
         return summary
 
     def _recompute(
@@ -245,9 +258,12 @@ class SegmentService:
             if name in wanted:
                 self._apply_batch(uow, name, rules[name], now)
 
-    def _apply_batch(self, uow: UnitOfWork, name: str, rule: Rule, now: int) -> tuple[int, int]:
+    def _apply_batch(
+        self, uow: UnitOfWork, name: str, rule: Rule, now: int, matched: set[str] | None = None
+    ) -> tuple[int, int]:
         store = uow.segments
-        matched = store.matching(rule, now)
+        if matched is None:
+            matched = store.matching(rule, now)
         current = store.open_members(name)
         entered, exited = matched - current, current - matched
         store.enter(name, entered, now)

@@ -59,6 +59,7 @@ from persona.storage.records import (
 )
 from persona.storage.sql import SqlStorage
 from persona.storage.sql.checkpoints import BACKSTOP_PAGES as CHECKPOINT_BACKSTOP_PAGES
+from persona.storage.sql.segment_rules import spark_rule_sql
 
 __all__ = [
     "CHECKPOINT_BACKSTOP_PAGES",
@@ -110,4 +111,5 @@ __all__ = [
     "WebhookStore",
     "create_database_engine",
     "migrate",
+    "spark_rule_sql",
 ]

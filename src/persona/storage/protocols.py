@@ -695,6 +695,11 @@ class Storage(Protocol):
         also the outbox's messages of the same writes (``WrittenEvents.messages``)."""
         ...
 
+    def snapshot(self, table_names: Sequence[str]) -> dict[str, pa.Table]:
+        """Every row of these tables from one snapshot, as Arrow tables with the tables'
+        columns, JSON documents as JSON text: what another engine (Spark) reads of the store."""
+        ...
+
     def stream_position(self, name: str) -> int | None:
         """The last write number the relay ``name`` published (None: it never ran)."""
         ...

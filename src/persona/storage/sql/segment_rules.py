@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy.engine.default import DefaultDialect
 
 from persona import clock
 from persona.rules import (
@@ -148,12 +149,56 @@ class PostgresJson:
         return column.op("@>")(wanted)  # type: ignore[no-any-return]
 
 
+class SparkJson:
+    """Spark SQL: the document parsed as a VARIANT (Spark 4), whose ``schema_of_variant`` names
+    the JSON type of a value (``BIGINT``, ``DECIMAL(2,1)``, ``STRING``, ``ARRAY<...>`` ...)."""
+
+    NUMBER = "^(TINYINT|SMALLINT|INT|BIGINT|FLOAT|DOUBLE|DECIMAL)"
+
+    @staticmethod
+    def _path(path: Sequence[str]) -> str:
+        # Keys are checked by the parser to hold no quote or backslash.
+        return "$" + "".join(f'["{key}"]' for key in path)
+
+    def _get(self, column: Any, path: Sequence[str], kind: str | None = None) -> Any:
+        arguments = [func.parse_json(column), self._path(path)]
+        return func.variant_get(*arguments, *([kind] if kind else []))
+
+    def _type(self, column: Any, path: Sequence[str]) -> ColumnElement[Any]:
+        return func.schema_of_variant(self._get(column, path))
+
+    def aggregate(self, column: Any, path: Sequence[str]) -> ColumnElement[Any]:
+        return type_coerce(self._get(column, path, "double"), Float)
+
+    def number(self, column: Any, path: Sequence[str]) -> ColumnElement[Any]:
+        is_number = func.rlike(self._type(column, path), self.NUMBER)
+        return case((is_number, type_coerce(self._get(column, path, "double"), Float)))
+
+    def string(self, column: Any, path: Sequence[str]) -> ColumnElement[Any]:
+        value = type_coerce(self._get(column, path, "string"), String)
+        return case((self._type(column, path) == "STRING", value))
+
+    def boolean(self, column: Any, path: Sequence[str]) -> ColumnElement[Any]:
+        is_true = case((self._get(column, path, "string") == "true", 1), else_=0)
+        return case((self._type(column, path) == "BOOLEAN", is_true))
+
+    def array_length(self, column: Any, path: Sequence[str]) -> ColumnElement[Any]:
+        length = func.size(self._get(column, path, "array<variant>"))
+        return case((func.rlike(self._type(column, path), "^ARRAY"), length))
+
+    def list_contains(self, column: Any, value: str) -> ColumnElement[bool]:
+        # Item categories: a list of text (the catalog's schema), as Spark's array of strings.
+        return func.array_contains(func.from_json(column, "array<string>"), value)
+
+
 def json_access(dialect: str) -> JsonAccess:
     if dialect == "postgresql":
         return PostgresJson()
     if dialect == "sqlite":
         return SqliteJson()
-    raise ValueError(f"segments support SQLite and PostgreSQL, not {dialect}")
+    if dialect == "spark":
+        return SparkJson()
+    raise ValueError(f"segments support SQLite, PostgreSQL and Spark, not {dialect}")
 
 
 class RuleCompiler:
@@ -162,6 +207,7 @@ class RuleCompiler:
     def __init__(self, dialect: str, now_ms: int) -> None:
         self._json = json_access(dialect)
         self._sqlite = dialect == "sqlite"
+        self._spark = dialect == "spark"
         self._now = now_ms
         self._profiles = tables.profiles
 
@@ -269,8 +315,11 @@ class RuleCompiler:
         if head == "affinity":
             return func.coalesce(j.aggregate(state, ["affinity", key]), 0.0)
         scores = profile_scores
+        probability: ColumnElement[Any] = cast(scores.c.probability, Float)
+        if self._spark:  # Spark takes a correlated scalar subquery only aggregated (one row)
+            probability = func.max(probability)
         return (
-            select(cast(scores.c.probability, Float))
+            select(probability)
             .where(scores.c.profile_key == p.c.profile_key, scores.c.name == key)
             .scalar_subquery()
         )
@@ -310,4 +359,28 @@ def select_members(rule: Rule, dialect: str, now_ms: int) -> Select[str]:
     return RuleCompiler(dialect, now_ms).select_members(rule)
 
 
-__all__ = ["JsonAccess", "PostgresJson", "RuleCompiler", "SqliteJson", "select_members"]
+class _SparkDialect(DefaultDialect):
+    name = "spark"
+    paramstyle = "named"  # Spark SQL binds :name markers itself (no literal is quoted here)
+    supports_native_boolean = True
+
+
+def spark_rule_sql(rule: Rule, now_ms: int) -> tuple[str, dict[str, Any]]:
+    """The same SELECT as Spark SQL, and its parameters (``spark.sql(text, args=...)``): over
+    the views ``profiles``, ``events``, ``items``, ``segment_memberships`` and
+    ``profile_scores``, with the tables' columns."""
+    compiled = select_members(rule, "spark", now_ms).compile(
+        dialect=_SparkDialect(), compile_kwargs={"render_postcompile": True}
+    )
+    return str(compiled), dict(compiled.params)
+
+
+__all__ = [
+    "JsonAccess",
+    "PostgresJson",
+    "RuleCompiler",
+    "SparkJson",
+    "SqliteJson",
+    "select_members",
+    "spark_rule_sql",
+]

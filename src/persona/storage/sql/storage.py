@@ -12,8 +12,9 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from typing import Any
 
+import orjson
 import pyarrow as pa
-from sqlalchemy import text
+from sqlalchemy import JSON, Boolean, Float, Integer, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -332,6 +333,23 @@ class SqlStorage:
     ) -> AbstractContextManager[WrittenEvents]:
         return events_after(self.engine, write_seq, chunk_rows, messages=messages)
 
+    def snapshot(self, table_names: Sequence[str]) -> dict[str, pa.Table]:
+        """Every row of these tables from one snapshot, as Arrow tables with the tables'
+        columns; JSON documents as their JSON text (what another engine, Spark, reads)."""
+        found: dict[str, pa.Table] = {}
+        with self.read() as uow:
+            for name in table_names:
+                table = metadata.tables[name]
+                rows = uow.connection.execute(table.select()).all()
+                columns: dict[str, list[Any]] = {}
+                for position, column in enumerate(table.columns):
+                    values = [row[position] for row in rows]
+                    if isinstance(column.type, JSON):
+                        values = [None if v is None else orjson.dumps(v).decode() for v in values]
+                    columns[column.name] = pa.array(values, _arrow_type(column.type))
+                found[name] = pa.table(columns)
+        return found
+
     def stream_position(self, name: str) -> int | None:
         with self.engine.connect() as connection:
             return stream.position(connection, name)
@@ -377,3 +395,14 @@ class SqlStorage:
         self.engine.dispose()
         if self._beside is not None:
             self._beside.dispose()
+
+
+def _arrow_type(column_type: Any) -> pa.DataType:
+    """The Arrow type of a column of the schema (its rows may all be null, or be none)."""
+    if isinstance(column_type, Boolean):
+        return pa.bool_()
+    if isinstance(column_type, Integer):  # BigInteger too
+        return pa.int64()
+    if isinstance(column_type, Float):
+        return pa.float64()
+    return pa.string()  # text, and JSON documents as their text
