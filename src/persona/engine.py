@@ -28,7 +28,7 @@ from persona.settings import Settings
 from persona.storage import CHECKPOINT_BACKSTOP_PAGES, ParquetEventLake
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.sql import SqlStorage
-from persona.stream import RedisStream, WebhookService
+from persona.stream import RedisStream, Relay, WebhookService
 
 
 @dataclass
@@ -70,6 +70,8 @@ class Engine:
         storage = SqlStorage(db)
         stream = _stream(settings)
         storage.publishes = stream is not None
+        if stream is not None:
+            Relay(storage, stream).start()  # the stream holds every write from here on
         lake = ParquetEventLake(settings.home / "lake", storage)
         metrics = Metrics()
         rules = settings.profiles.aggregate_rules()

@@ -77,12 +77,18 @@ def stock(engine: Engine) -> None:
     """The synthetic shop stored in ``engine`` (through ingest), and a model set trained on it
     and promoted: a store ready to serve, for tests that run real servers on it."""
     from persona.catalog.schema import ItemIn
-    from persona.recommend.training import train_model_set
 
     engine.catalog.upsert([ItemIn.model_validate(item) for item in catalog()])
     rows = events()
     for start in range(0, len(rows), 1000):
         assert engine.ingest.ingest(rows[start : start + 1000]).rejected == 0
+    train(engine)
+
+
+def train(engine: Engine) -> None:
+    """A model set trained on what ``engine`` stores, promoted (the first always is)."""
+    from persona.recommend.training import train_model_set
+
     outcome = train_model_set(
         engine.storage,
         engine.recommendations.registry,

@@ -20,6 +20,7 @@ from persona.recommend.settings import RecommendSettings
 from persona.recommend.training import train_model_set
 from tests.conftest import NOW_MS, open_engine
 from tests.recommend.synthetic import START_S, catalog, events
+from tests.recommend.synthetic import train as train_and_promote
 
 
 def load(client: TestClient) -> None:
@@ -32,13 +33,7 @@ def load(client: TestClient) -> None:
 
 
 def train(engine: Engine) -> None:
-    outcome = train_model_set(
-        engine.storage,
-        engine.recommendations.registry,
-        engine.clock,
-        engine.settings.profiles.event_weights,
-    )
-    assert outcome.promoted
+    train_and_promote(engine)
     engine.recommendations.reload()
 
 

@@ -247,12 +247,8 @@ def _sql_members(engine: Engine, rule: Rule, now: int) -> set[str]:
         return uow.segments.matching(rule, now)
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
+# A rule and a store's contents to evaluate it on, at a moment after they were stored.
+cases = given(
     rule=rules,
     history=events,
     people=traits,
@@ -260,6 +256,14 @@ def _sql_members(engine: Engine, rule: Rule, now: int) -> set[str]:
     people_scores=scores,
     later_minutes=st.integers(0, 10 * 24 * 60),
 )
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@cases
 def test_real_time_and_batch_evaluators_agree(
     engine: Engine,
     clock: FakeClock,

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings
 from pyspark.sql import SparkSession
 from typer.testing import CliRunner
 
@@ -27,11 +26,7 @@ from tests.segments.test_agreement import (
     _load,
     _reset,
     _sql_members,
-    events,
-    memberships,
-    rules,
-    scores,
-    traits,
+    cases,
 )
 
 pytestmark = pytest.mark.slow
@@ -55,14 +50,7 @@ def engine(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[Engi
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(
-    rule=rules,
-    history=events,
-    people=traits,
-    members=memberships,
-    people_scores=scores,
-    later_minutes=st.integers(0, 10 * 24 * 60),
-)
+@cases
 def test_spark_and_the_store_select_the_same_people(
     spark: SparkSession,
     engine: Engine,

@@ -46,7 +46,6 @@ def streamed(
     )
     assert engine.stream is not None
     engine.stream.join(GROUP)
-    Relay(engine.storage, engine.stream).run_once()  # the stream starts here
     yield engine
     engine.close()
 
@@ -88,6 +87,28 @@ def test_committed_events_and_segment_changes_are_published_with_their_ids(
 
 
 NOW = 1_767_225_600_000
+
+
+def test_a_stream_starts_after_the_writes_made_before_it(
+    tmp_path: Path, database_url: str, redis_url: str, clock: FakeClock
+) -> None:
+    """The store's history is not replayed: a stream enabled on a store with events holds the
+    writes made after the first process with the stream opened it, from the first of them."""
+    before = open_engine(tmp_path, database_url, clock)
+    try:
+        before.ingest.ingest([{"event_id": "old", "type": "view", "user_id": "u1"}])
+    finally:
+        before.close()
+    streamed = open_engine(
+        tmp_path, database_url, clock, stream_url=redis_url, stream={"name": "test:start"}
+    )
+    try:
+        stream_of(streamed).join(GROUP)
+        streamed.ingest.ingest([{"event_id": "new", "type": "view", "user_id": "u1"}])
+        relay(streamed)
+        assert [r.message.message_id for r in received(streamed)] == ["event:new"]
+    finally:
+        streamed.close()
 
 
 def test_a_relay_that_dies_before_noting_its_position_publishes_again_with_the_same_ids(

@@ -704,8 +704,9 @@ class Storage(Protocol):
         """The last write number the relay ``name`` published (None: it never ran)."""
         ...
 
-    def set_stream_position(self, name: str, value: int) -> None:
-        """Note writes up to ``value`` as published; their outbox rows are deleted."""
+    def set_stream_position(self, name: str, value: int, *, if_absent: bool = False) -> None:
+        """Note writes up to ``value`` as published; their outbox rows are deleted. With
+        ``if_absent``, only where nothing is noted yet (the first process wins)."""
         ...
 
     def log_decisions(self, records: Sequence[DecisionRecord]) -> None:

@@ -45,15 +45,21 @@ class Relay:
         self._stream = stream
         self._counted = counted  # messages published (metrics)
 
-    def run_once(self) -> int:
-        """Publish what committed since the last run; returns how many messages. The first run
-        on a store only notes where it stands: the stream starts with the writes after it."""
-        position = self._storage.stream_position(POSITION)
-        if position is None:
+    def start(self) -> None:
+        """Where the stream starts on a store that never had one: after the writes made so far
+        (the store's history is not replayed). Called by every process that publishes as it
+        opens, before it writes; the first one's position holds."""
+        if self._storage.stream_position(POSITION) is None:
             with self._storage.events_after(NOTHING, 1) as written:
                 start = written.write_seq
-            self._storage.set_stream_position(POSITION, start)
+            self._storage.set_stream_position(POSITION, start, if_absent=True)
             log.info("the change stream starts after write %d", start)
+
+    def run_once(self) -> int:
+        """Publish what committed since the last run; returns how many messages."""
+        position = self._storage.stream_position(POSITION)
+        if position is None:
+            self.start()
             return 0
         sent = 0
         with self._storage.events_after(position, CHUNK_ROWS, messages=True) as written:

@@ -354,9 +354,9 @@ class SqlStorage:
         with self.engine.connect() as connection:
             return stream.position(connection, name)
 
-    def set_stream_position(self, name: str, value: int) -> None:
+    def set_stream_position(self, name: str, value: int, *, if_absent: bool = False) -> None:
         with self.engine.connect() as connection, connection.begin():
-            stream.set_position(connection, name, value)
+            stream.set_position(connection, name, value, if_absent=if_absent)
 
     @contextmanager
     def read_beside_write(self) -> Iterator[SqlUnitOfWork]:

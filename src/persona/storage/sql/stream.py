@@ -63,11 +63,14 @@ def position(connection: Connection, name: str) -> int | None:
     return None if found is None else int(found)
 
 
-def set_position(connection: Connection, name: str, value: int) -> None:
+def set_position(connection: Connection, name: str, value: int, *, if_absent: bool) -> None:
     """Note ``value`` as published and delete the outbox rows up to it (they are in the
-    stream now)."""
+    stream now); ``if_absent``: only where no position is noted yet (a stream's start)."""
     dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
     statement = dialect.insert(stream_positions).values(name=name, position=value)
+    if if_absent:
+        connection.execute(statement.on_conflict_do_nothing())
+        return
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=[stream_positions.c.name], set_={"position": value}
