@@ -6,7 +6,7 @@ Events go through both processes, and recommendations and decisions are asked of
 process holding the jobs lease and the worker are killed with SIGKILL and started again. Then:
 every acknowledged event is stored, every person who bought entered the segment and the webhook
 received that change (several times perhaps, always under one id), the jobs lease is held by a
-live process, and the worker's lag drains to nothing.
+live process, the worker's lag drains to nothing, and its export holds each event once.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from persona.engine import Engine
@@ -54,7 +55,8 @@ def topology(
 
 def start_worker(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = (home / f"worker-{time.monotonic_ns()}.log").open("wb")
-    command = [sys.executable, "-m", "persona", "--home", str(home), "worker"]
+    export = ["--export", str(home / "export")]
+    command = [sys.executable, "-m", "persona", "--home", str(home), "worker", *export]
     return subprocess.Popen(
         command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log
     )
@@ -221,7 +223,17 @@ def test_two_servers_a_worker_and_the_stream_survive_sigkill_under_load(
         while any(engine.stream.lags().values()):
             assert time.monotonic() < deadline, f"lag left: {engine.stream.lags()}"
             time.sleep(0.2)
-        assert set(engine.stream.lags()) == {"lake", f"webhook:{hook.json()['webhook_id']}"}
+        webhook = f"webhook:{hook.json()['webhook_id']}"
+        assert set(engine.stream.lags()) == {"lake", "export", webhook}
+
+        # The export holds each acknowledged event once, though its worker was killed.
+        exported = [
+            orjson.loads(line)["id"]
+            for path in sorted((home / "export").glob("date=*/*.jsonl"))
+            for line in path.read_bytes().splitlines()
+        ]
+        events = [i.removeprefix("event:") for i in exported if i.startswith("event:t")]
+        assert len(events) == len(set(events)) and set(events) == load.acknowledged
     finally:
         load.stop.set()
         for server in servers.values():

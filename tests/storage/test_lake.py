@@ -11,13 +11,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
+from sqlalchemy import create_engine, text
 
 from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.storage import lake as lake_module
+from persona.storage.database import normalize_url
 from persona.storage.lake import ParquetEventLake
 from persona.storage.protocols import EVENT_COLUMNS
-from tests.conftest import NOW_MS, open_engine
+from tests.conftest import NOW_MS, POSTGRES_URL, open_engine
 from tests.storage.test_contract import event
 
 DAY_MS = 86_400_000
@@ -322,4 +324,24 @@ def test_a_write_that_commits_after_a_younger_one_still_reaches_the_lake(
         assert sorted(lake_rows(engine)["event_id"].to_pylist()) == ["e1", "e2"]
         assert_same_as_the_store(engine)
     finally:
+        engine.close()
+
+
+@pytest.mark.postgres
+def test_a_transaction_in_another_database_does_not_hold_the_lake_back(
+    tmp_path: Path, postgres_schema_url: str, clock: FakeClock
+) -> None:
+    """Transaction ids are the server's: one running in another database (with an id older
+    than this store's writes) writes nothing here, and the writes after it are copied."""
+    other_database = POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"
+    engine = open_engine(tmp_path, postgres_schema_url, clock)
+    elsewhere = create_engine(normalize_url(other_database))
+    try:
+        with elsewhere.connect() as connection, connection.begin():
+            connection.execute(text("SELECT pg_current_xact_id()"))  # holds an id, stays open
+            append(engine, event("e1", "u:1", at(0, 5)))
+            engine.lake.sync()
+            assert lake_rows(engine)["event_id"].to_pylist() == ["e1"]
+    finally:
+        elsewhere.dispose()
         engine.close()

@@ -22,6 +22,7 @@ from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.storage.records import DecisionRecord
 from persona.stream import Received, RedisStream, Relay, Worker, verify
+from persona.stream.export import Export
 from persona.stream.webhooks import SIGNATURE_HEADER, Deliveries
 from tests.conftest import open_engine
 
@@ -63,8 +64,21 @@ def received(engine: Engine, group: str = GROUP) -> list[Received]:
     return got
 
 
-def relay(engine: Engine) -> int:
-    return Relay(engine.storage, stream_of(engine)).run_once()
+def relay(engine: Engine, *, patience_s: float = 1.0) -> int:
+    """Publish what committed; returns how many messages. PostgreSQL's writes are published once
+    every transaction older than them has ended, in any database of the server: another
+    program's transaction can hold them back a moment, so the relay runs until it has published
+    something and then nothing more, or for ``patience_s``."""
+    relay = Relay(engine.storage, stream_of(engine))
+    sent = relay.run_once()
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        more = relay.run_once()
+        if sent and not more:
+            break
+        sent += more
+        time.sleep(0.02)
+    return sent
 
 
 def test_committed_events_and_segment_changes_are_published_with_their_ids(
@@ -345,3 +359,37 @@ def test_webhooks_through_the_api(streamed: Engine) -> None:
         assert client.get("/v1/webhooks/wh_0000000000000000").status_code == 404
         metrics = client.get("/metrics").text
     assert f'persona_stream_lag{{group="{GROUP}"}}' in metrics
+
+
+def test_the_export_writes_each_message_once_in_stream_order(
+    streamed: Engine, tmp_path: Path
+) -> None:
+    """An exporter that dies after writing its file and before acknowledging: the next one
+    takes the pending messages first, drops what the files hold, and writes the rest."""
+    stream = stream_of(streamed)
+    stream.join("export")
+    streamed.ingest.ingest(
+        [{"event_id": f"e{n}", "type": "view", "user_id": "u1"} for n in range(3)]
+    )
+    relay(streamed)
+    first = Export(tmp_path / "export")
+    got = stream.receive("export", "first", 100, 100, 0)
+    assert first.write(got) == 3  # ... and dies before the acknowledgement
+    streamed.ingest.ingest([{"event_id": "e3", "type": "view", "user_id": "u2"}])
+    relay(streamed)
+    second = Export(tmp_path / "export")  # a new process: it reads what the files hold
+    again = stream.receive("export", "second", 100, 100, 0)  # the pending three first
+    assert [r.message.message_id for r in again] == ["event:e0", "event:e1", "event:e2"]
+    assert second.write(again) == 0
+    stream.ack("export", again)
+    after = stream.receive("export", "second", 100, 100, 0)
+    assert second.write(after) == 1
+    stream.ack("export", after)
+    lines = [
+        orjson.loads(line)
+        for path in sorted((tmp_path / "export").glob("date=*/*.jsonl"))
+        for line in path.read_bytes().splitlines()
+    ]
+    assert [line["id"] for line in lines] == ["event:e0", "event:e1", "event:e2", "event:e3"]
+    assert lines[3]["data"]["user_id"] is not None and lines[3]["kind"] == "event"
+    assert stream.lags()["export"] == 0

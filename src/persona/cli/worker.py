@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -21,6 +22,13 @@ def worker_command(
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Serve this process's Prometheus metrics on this port (/metrics)."),
+    ] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write every message to JSON Lines files under this directory (one"
+            " file per read, each message once; one worker of the store at a time)."
+        ),
     ] = None,
 ) -> None:
     """Consume the change stream (PERSONA_STREAM_URL) until stopped: keep the event lake
@@ -46,6 +54,7 @@ def worker_command(
         engine.leases,
         engine.clock,
         engine.settings.stream,
+        export=export,
         counted=engine.metrics.webhook_counted,
         published=engine.metrics.stream_published.inc,
     )

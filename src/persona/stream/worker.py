@@ -21,6 +21,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 
 import httpx
 
@@ -28,6 +29,7 @@ from persona.clock import Clock
 from persona.jobs import Leadership, PeriodicJob, start_all, stop_all
 from persona.leases import Leases
 from persona.storage.protocols import EventLake, Storage
+from persona.stream.export import Export
 from persona.stream.redis_stream import Received, RedisStream
 from persona.stream.relay import Relay
 from persona.stream.settings import StreamSettings
@@ -36,6 +38,7 @@ from persona.stream.webhooks import Deliveries, WebhookService
 log = logging.getLogger(__name__)
 
 LAKE_GROUP = "lake"
+EXPORT_GROUP = "export"
 WEBHOOK_GROUP = "webhook:"
 WEBHOOKS_SECONDS = 1.0  # how often the worker looks for webhooks created or deleted
 BLOCK_MS = 500  # how long one read waits for messages (and a stop is noticed within)
@@ -66,13 +69,15 @@ class Consumer:
         self,
         stream: RedisStream,
         group: str,
-        handle: Callable[[Sequence[Received]], None],
+        handle: Callable[[Sequence[Received]], object],
         *,
         name: str,
         count: int,
         claim_idle_ms: int,
+        when: Callable[[], bool] = lambda: True,
     ) -> None:
         self.group = group
+        self._when = when  # reads only while true (the exporter: while it holds its lease)
         self._stream = stream
         self._handle = handle
         self._name = name
@@ -93,6 +98,9 @@ class Consumer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self._when():
+                self._stop.wait(BLOCK_MS / 1000)
+                continue
             try:
                 received = self._stream.receive(
                     self.group, self._name, self._count, BLOCK_MS, self._claim_idle_ms
@@ -116,9 +124,11 @@ class Worker:
         clock: Clock,
         settings: StreamSettings,
         *,
+        export: Path | None = None,
         counted: Callable[[str, int], None] = lambda outcome, n: None,
         published: Callable[[int], None] = lambda messages: None,
     ) -> None:
+        self._export = None if export is None else Export(export)
         self._storage = storage
         self._published = published
         self._stream = stream
@@ -133,7 +143,7 @@ class Worker:
         self._consumers: dict[str, Consumer] = {}
         self._stopped = threading.Event()
 
-    def _consumer(self, group: str, handle: Callable[[Sequence[Received]], None]) -> Consumer:
+    def _consumer(self, group: str, handle: Callable[[Sequence[Received]], object]) -> Consumer:
         return Consumer(
             self._stream,
             group,
@@ -156,6 +166,10 @@ class Worker:
         lake = self._consumer(LAKE_GROUP, self._sync_lake)
         lake.start()
         self._consumers[LAKE_GROUP] = lake
+        exporting = self._start_export()
+        if exporting is not None:
+            started.append(exporting.job())
+            started[-1].start()
         try:
             while not self._stopped.is_set():
                 self._follow_webhooks()
@@ -163,6 +177,8 @@ class Worker:
         finally:
             stop_all(started)
             leadership.release()
+            if exporting is not None:
+                exporting.release()
             for consumer in self._consumers.values():
                 consumer.stop()
             for consumer in self._consumers.values():
@@ -171,6 +187,28 @@ class Worker:
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def _start_export(self) -> Leadership | None:
+        """The ``export`` group, read by the holder of the ``stream-export`` lease only, which
+        takes every pending message first (whoever left it): the files then receive the
+        stream in its order, which is what lets them drop what they hold already."""
+        if self._export is None:
+            return None
+        leadership = Leadership(self._leases, name="stream-export", ttl_seconds=5.0)
+        leadership.renew()
+        export = self._export
+        consumer = Consumer(
+            self._stream,
+            EXPORT_GROUP,
+            export.write,
+            name=self.name,
+            count=10_000,
+            claim_idle_ms=0,
+            when=leadership.held,
+        )
+        consumer.start()
+        self._consumers[EXPORT_GROUP] = consumer
+        return leadership
 
     def _follow_webhooks(self) -> None:
         try:

@@ -120,8 +120,22 @@ _SEQUENCE = "SELECT log_id, last FROM event_sequence WHERE id = 1"
 # commit side by side, not in the order of their ids. Every transaction older than the
 # snapshot's oldest running one has ended: the writes up to just below it are all in the
 # snapshot, and a later copy finds none older. The rows of younger writes wait for that copy.
+# Transactions ids are the server's, shared by all its databases: one running in another
+# database (pg_stat_activity says so, after the snapshot was taken) writes nothing here and
+# does not hold the copy back. One that ended meanwhile, or that this role may not see, does
+# (it is taken for one of this database's, which is always safe). Ids compare modulo 2^32:
+# pg_stat_activity shows them without their epoch.
 _POSTGRES_SEQUENCE = """
-SELECT log_id, pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1
+WITH snapshot AS (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+    SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+)
+SELECT log_id, coalesce(
+    (SELECT min(running::text::bigint) FROM snapshot, pg_snapshot_xip(snapshot.s) AS running
+     WHERE running::text::bigint % 4294967296 NOT IN (SELECT xid FROM elsewhere)),
+    (SELECT pg_snapshot_xmax(s)::text::bigint FROM snapshot)
+) - 1
 FROM event_sequence WHERE id = 1
 """
 _POSTGRES_EVENTS = """
