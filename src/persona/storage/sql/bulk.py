@@ -215,6 +215,10 @@ def events_after(
             chunks = _sqlite_written(cursor, _sqlite_row_text(version), write_seq, chunk_rows)
             yield WrittenEvents(str(log_id), int(last), chunks, found)
         return
+    with _postgres_few_after(engine, write_seq, chunk_rows, messages=messages) as few:
+        if few is not None:
+            yield few
+            return
     with _postgres_connection(engine) as connection, connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
         cursor.execute(_POSTGRES_SEQUENCE)
@@ -230,6 +234,39 @@ def events_after(
         reader = cursor.fetch_record_batch()
         yield WrittenEvents(str(log_id), int(last), _postgres_written(reader, chunk_rows), found)
         connection.rollback()  # it only read
+
+
+_POSTGRES_COUNT_WRITTEN = "SELECT count(*) FROM events WHERE write_seq > %s AND write_seq <= %s"
+
+
+@contextmanager
+def _postgres_few_after(
+    engine: Engine, write_seq: int, chunk_rows: int, *, messages: bool
+) -> Iterator[WrittenEvents | None]:
+    """``events_after`` through a pooled connection when the writes after ``write_seq`` hold at
+    most ``chunk_rows`` events (None otherwise): the relay asks twenty times a second, mostly
+    for a few rows, and a new connection each time costs more than the rows (the server starts
+    a process for each)."""
+    repeatable = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    with repeatable as connection, connection.begin():  # one snapshot
+        raw = driver_connection(connection)
+        log_id, last = raw.execute(_POSTGRES_SEQUENCE).fetchone()
+        (count,) = raw.execute(_POSTGRES_COUNT_WRITTEN, (write_seq, last)).fetchone()
+        if count > chunk_rows:
+            yield None
+            return
+        found = outbox_after(connection, write_seq, last) if messages else []
+        query = _POSTGRES_EVENTS.replace("$1", "%s").replace("$2", "%s")
+        rows = raw.execute(query, (write_seq, last)).fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(EVENT_COLUMNS)
+        table = pa.table(
+            [
+                pa.array(values, field.type)
+                for values, field in zip(columns, EVENT_COLUMNS, strict=True)
+            ],
+            schema=EVENT_COLUMNS,
+        )
+        yield WrittenEvents(str(log_id), int(last), iter([table] if rows else []), found)
 
 
 def _sqlite_written(cursor: Any, row: str, write_seq: int, chunk_rows: int) -> Iterator[pa.Table]:
