@@ -128,7 +128,6 @@ class Worker:
         counted: Callable[[str, int], None] = lambda outcome, n: None,
         published: Callable[[int], None] = lambda messages: None,
     ) -> None:
-        self._export = None if export is None else Export(export)
         self._storage = storage
         self._published = published
         self._stream = stream
@@ -139,6 +138,7 @@ class Worker:
         self._client = httpx.Client()
         self._deliveries = Deliveries(storage, clock, settings, self._client, counted=counted)
         self._clock = clock
+        self._export = None if export is None else Export(export)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._consumers: dict[str, Consumer] = {}
         self._stopped = threading.Event()
