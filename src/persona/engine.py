@@ -20,7 +20,7 @@ from persona.predictions.service import PredictionService
 from persona.privacy.service import PrivacyServices
 from persona.profiles import SharedProfileCache
 from persona.profiles.service import ProfileService
-from persona.recommend import answer_bytes
+from persona.recommend import SharedAnswers, answer_bytes
 from persona.recommend.registry import ModelRegistry
 from persona.recommend.service import RecommendationService
 from persona.segments.service import SegmentService
@@ -83,8 +83,10 @@ class Engine:
             AnswerCache(settings.profiles.cache_entries, settings.profiles.cache_seconds),
         )
         redis_client = _redis_client(settings)
+        shared_profiles = None
         if redis_client is not None and settings.profiles.cache_seconds > 0:
-            profiles.share_cache(SharedProfileCache(redis_client, settings.profiles.cache_seconds))
+            shared_profiles = SharedProfileCache(redis_client, settings.profiles.cache_seconds)
+            profiles.share_cache(shared_profiles)
         ingest = IngestService(storage, profiles, clock, settings.ingest, metrics)
         segments = SegmentService(storage, clock)
         clusters = ClusterService(
@@ -115,6 +117,10 @@ class Engine:
             ),
         )
         storage.add_commit_listener(recommendations.committed)
+        if shared_profiles is not None and settings.recommend.cache_seconds > 0:
+            # Answers are outdated by the same versions as the profiles they were read from.
+            shared = SharedAnswers(redis_client, settings.recommend.cache_seconds, shared_profiles)
+            recommendations.share_answers(shared)
         storage.add_reset_listener(recommendations.reset)
         recommendations.set_segment_favourites(segments.favourites.favoured_items)
         decisions = DecisionService(

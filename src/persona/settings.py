@@ -127,7 +127,8 @@ class Settings(BaseSettings):
         description="redis://… shares fast state among the API processes: per-key rate limits"
         " then hold across them (default: each process keeps its own), the lease that elects"
         " the process running the background jobs lives there (default: in the store), and"
-        " rendered profiles are shared (besides each process's own cache).",
+        " rendered profiles and recommendation answers are shared (besides each process's own"
+        " caches).",
     )
     stream_url: str | None = Field(
         default=None,

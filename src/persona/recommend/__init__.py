@@ -34,6 +34,7 @@ from persona.recommend.service import (
     answer_bytes,
 )
 from persona.recommend.settings import RecommendSettings
+from persona.recommend.shared_answers import SharedAnswers
 from persona.recommend.spark import lake_source, spark_sources
 from persona.recommend.training import (
     NotEnoughDataError,
@@ -53,6 +54,7 @@ __all__ = [
     "RecommendationService",
     "RecommendationsOut",
     "Report",
+    "SharedAnswers",
     "SourceFactory",
     "TrainingOutcome",
     "answer_bytes",

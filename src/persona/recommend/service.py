@@ -38,6 +38,7 @@ from persona.recommend.pipeline import PipelineConfig, Ranked, RecommendationPip
 from persona.recommend.registry import ModelRegistry, ModelVersion
 from persona.recommend.request import History
 from persona.recommend.request_builder import ItemTimes, RequestBuilder
+from persona.recommend.shared_answers import SharedAnswers
 from persona.recommend.shortlists import SHORTLIST_SIZE, LiveShortlist
 from persona.recommend.training import NOT_INTERACTIONS, NotEnoughDataError
 from persona.storage.protocols import Storage
@@ -112,6 +113,7 @@ class RecommendationService:
             cache if cache is not None else AnswerCache(ttl_seconds=0)
         )
         self._personalization_allowed: Callable[[str], bool] | None = None
+        self._shared: SharedAnswers | None = None  # see share_answers
         # The bulk check of the shortlists of the model set loaded last (see ``reload``).
         self.verification: Future[None] | None = None
 
@@ -212,6 +214,8 @@ class RecommendationService:
             return None
         cache_key = _cache_key(served, query)
         cached = self._from_cache(cache_key, query, started)
+        if cached is None:
+            cached = self._from_shared(served, cache_key, query, started)
         if cached is not None or served.shortlists is None:
             return cached
         if not self._allowed(query):
@@ -230,12 +234,59 @@ class RecommendationService:
         started: float,
     ) -> RecommendationResult | None:
         ticket = self.cache.ticket()
+        versions = self._shared_versions(query)
         found = self._from_shortlist(served, query, started)
         if found is None:
             return None
         profile_key, result = found
         self.cache.put(cache_key, (profile_key,), ticket, result)
+        self._share(served, query, profile_key, versions, result)
         return result
+
+    # Answers shared through Redis (``shared_answers``): looked up after this process's own
+    # cache, kept for people whose profile key the request names (the versions taken before
+    # the read must be those of the key the answer depends on).
+    def share_answers(self, shared: SharedAnswers) -> None:
+        self._shared = shared
+
+    def _own_keys(self, query: RecommendationQuery) -> tuple[str, str]:
+        return user_key(query.person_id), anonymous_key(query.person_id)
+
+    def _from_shared(
+        self,
+        served: ServedModel,
+        cache_key: _CacheKey,
+        query: RecommendationQuery,
+        started: float,
+    ) -> RecommendationResult | None:
+        shared = self._shared
+        if shared is None or not query.person_id:
+            return None
+        ticket = self.cache.ticket()  # before the read: a change meanwhile refuses the put
+        found = shared.get(shared.key(served.version.version, served.stamp, query))
+        if found is None:
+            return None
+        self.cache.put(cache_key, self._own_keys(query), ticket, found)
+        return replace(found, cached=True, timings_ms={"total": _ms_since(started)})
+
+    def _shared_versions(self, query: RecommendationQuery) -> list[int] | None:
+        if self._shared is None or not query.person_id:
+            return None
+        return self._shared.versions(self._own_keys(query))
+
+    def _share(
+        self,
+        served: ServedModel,
+        query: RecommendationQuery,
+        profile_key: str | None,
+        versions: list[int] | None,
+        result: RecommendationResult,
+    ) -> None:
+        own = self._own_keys(query)
+        if self._shared is None or versions is None or profile_key not in own:
+            return
+        key = self._shared.key(served.version.version, served.stamp, query)
+        self._shared.put(key, own, versions, result)
 
     def _from_cache(
         self, cache_key: _CacheKey, query: RecommendationQuery, started: float
@@ -309,12 +360,15 @@ class RecommendationService:
             return self.fallbacks.answer(Shortfall(query, history, None, "no trained model set"))
         cache_key = _cache_key(served, query)
         cached = self._from_cache(cache_key, query, started) if reuse else None
+        if cached is None and reuse:
+            cached = self._from_shared(served, cache_key, query, started)
         if cached is not None:
             return cached
         shortlisted = self._shortlisted(served, cache_key, query, started) if shortlist else None
         if shortlisted is not None:
             return shortlisted
         ticket = self.cache.ticket()
+        versions = self._shared_versions(query)
         read_at = served.freshness.now()  # before the history: see ``Freshness.keep_live``
         profile_key, history_ids = self.requests.history(query.person_id)
         # Someone not seen yet gets a profile under one of these keys with their first event.
@@ -365,6 +419,7 @@ class RecommendationService:
             return self.fallbacks.answer(Shortfall(query, history_ids, served, reason))
         result = answer(ranked)
         self.cache.put(cache_key, people, ticket, result)
+        self._share(served, query, profile_key, versions, result)
         return result
 
     def _from_shortlist(
