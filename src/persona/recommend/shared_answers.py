@@ -15,6 +15,7 @@ availability) in its own cache.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -53,7 +54,10 @@ class SharedAnswers:
             return None  # the shared profiles warn about an unreachable Redis
         if raw is None:
             return None
-        entry = orjson.loads(raw)
+        try:
+            entry = orjson.loads(zlib.decompress(raw))
+        except (zlib.error, orjson.JSONDecodeError):
+            return None  # written otherwise (an older release): ranked again
         if self._versions.versions(entry["keys"]) != entry["versions"]:
             return None
         value = entry["value"]
@@ -71,6 +75,8 @@ class SharedAnswers:
             return
         entry = {"keys": list(profile_keys), "versions": versions, "value": asdict(result)}
         try:
-            self._client.set(key, orjson.dumps(entry), px=self._ttl_ms)
+            # Compressed: item ids and source names repeat (1,725 bytes a 10-item answer as
+            # JSON on the synthetic shop, 526 compressed: 0.49 GiB a million answers).
+            self._client.set(key, zlib.compress(orjson.dumps(entry), 6), px=self._ttl_ms)
         except self._unreachable:
             return
