@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from persona.storage import EVENT_COLUMNS, EventLake
+
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 
 @contextmanager
@@ -45,3 +47,13 @@ def spark_session(master: str | None = None) -> Iterator[SparkSession]:
         yield session
     finally:
         session.stop()
+
+
+def lake_events(spark: SparkSession, lake: EventLake) -> DataFrame:
+    """The event lake brought up to date with the store, as Spark reads it: the files its
+    manifest names, with the lake's columns (none of them before the first event)."""
+    lake.sync()
+    files = [str(path) for path in lake.files()]
+    if not files:
+        return spark.createDataFrame(EVENT_COLUMNS.empty_table())
+    return spark.read.parquet(*files)

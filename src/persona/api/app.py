@@ -64,18 +64,18 @@ def background_jobs_of(engine: Engine, leadership: Leadership) -> list[PeriodicJ
     ]
 
 
-def _stream_jobs(engine: Engine) -> list[PeriodicJob]:
-    """With a change stream: its relay, in one process of the store at a time."""
+def _stream_jobs(engine: Engine) -> tuple[Leadership | None, list[PeriodicJob]]:
+    """With a change stream: its relay, in one process of the store at a time, and the lease
+    that elects it."""
     if engine.stream is None:
-        return []
-    _, jobs = relay_jobs(
+        return None, []
+    return relay_jobs(
         engine.storage,
         engine.stream,
         engine.leases,
         engine.settings.stream,
         engine.metrics.stream_published.inc,
     )
-    return jobs
 
 
 def _load_champion(engine: Engine) -> None:
@@ -145,6 +145,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
             engine.leases, ttl_seconds=engine.settings.server.jobs_lease_seconds
         )
         jobs: list[PeriodicJob] = []
+        relaying: Leadership | None = None
         if background_jobs:
             engine.storage.follow_changes()  # from here on
             # The champion is loaded before the first request, not by it: `persona serve`
@@ -152,7 +153,8 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
             await anyio.to_thread.run_sync(_load_champion, engine)
             leadership.renew()
             jobs = start_all(background_jobs_of(engine, leadership))
-            jobs += start_all(_stream_jobs(engine))
+            relaying, relay = _stream_jobs(engine)
+            jobs += start_all(relay)
         settle_heap()
         try:
             yield
@@ -160,6 +162,8 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
             stop_all(jobs)
             if background_jobs:
                 leadership.release()
+            if relaying is not None:
+                relaying.release()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -7,6 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,6 +43,12 @@ if TYPE_CHECKING:
     from persona.recommend import SourceFactory
     from persona.recommend.training import TrainingOutcome
     from persona.storage import InteractionSource
+
+
+class TrainingEngine(StrEnum):
+    LOCAL = "local"
+    SPARK = "spark"
+
 
 app = typer.Typer(help="persona: self-hosted personalization engine.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk import from CSV, JSON Lines or Parquet.", no_args_is_help=True)
@@ -379,13 +386,13 @@ def train(
         typer.Option("--as-of", help="Train only on events before this time (ISO 8601 or Unix s)."),
     ] = None,
     training_engine: Annotated[
-        str,
+        TrainingEngine,
         typer.Option(
             "--engine",
             help="local, or spark: Spark reads the event lake and fits ALS and the item"
             " neighbours (pip install 'persona[spark]').",
         ),
-    ] = "local",
+    ] = TrainingEngine.LOCAL,
     master: Annotated[
         str | None,
         typer.Option(help="Spark's master URL (default local[*]); with --engine spark."),
@@ -403,10 +410,7 @@ def train(
         except ValueError as exc:
             console.print(f"[red]--as-of: {exc}[/red]")
             raise typer.Exit(2) from None
-    if training_engine not in ("local", "spark"):
-        console.print(f"[red]--engine: {training_engine!r} is neither local nor spark[/red]")
-        raise typer.Exit(2)
-    if training_engine == "spark":
+    if training_engine is TrainingEngine.SPARK:
         from persona.recommend import lake_source, spark_sources
         from persona.spark import spark_session
 

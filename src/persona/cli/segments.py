@@ -3,6 +3,7 @@ line."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import orjson
@@ -96,28 +97,30 @@ def list_members(
         typer.echo(orjson.dumps(line).decode())
 
 
+class RefreshEngine(StrEnum):
+    STORE = "store"
+    SPARK = "spark"
+
+
 @segments_app.command("refresh")
 def refresh_segments(
     ctx: typer.Context,
     engine_name: Annotated[
-        str,
+        RefreshEngine,
         typer.Option(
             "--engine",
             help="store (its own query), or spark: Spark SQL over the event lake and a"
             " snapshot of the store (pip install 'persona[spark]').",
         ),
-    ] = "store",
+    ] = RefreshEngine.STORE,
     master: Annotated[
         str | None, typer.Option(help="Spark's master URL (default local[*]); with --engine spark.")
     ] = None,
 ) -> None:
     """Re-evaluate every segment for everyone now (what `persona serve` does on a schedule)."""
-    if engine_name not in ("store", "spark"):
-        console.print(f"[red]--engine: {engine_name!r} is neither store nor spark[/red]")
-        raise typer.Exit(2)
     engine = _open(ctx)
     try:
-        if engine_name == "spark":
+        if engine_name is RefreshEngine.SPARK:
             from persona.segments import SparkMatching
             from persona.spark import spark_session
 

@@ -54,6 +54,11 @@ def _cache_key(served: ServedModel, query: RecommendationQuery) -> _CacheKey:
     return served.version.version, query
 
 
+def _shared_key(shared: SharedAnswers, served: ServedModel, query: RecommendationQuery) -> str:
+    """The name of the answer in Redis: the model set in service and the request."""
+    return shared.key(served.version.version, served.stamp, query)
+
+
 def _anyone(key: _CacheKey) -> _CacheKey:
     """The key of the answer shared by everyone without a profile (no person id is empty)."""
     version, query = key
@@ -263,7 +268,7 @@ class RecommendationService:
         if shared is None or not query.person_id:
             return None
         ticket = self.cache.ticket()  # before the read: a change meanwhile refuses the put
-        found = shared.get(shared.key(served.version.version, served.stamp, query))
+        found = shared.get(_shared_key(shared, served, query))
         if found is None:
             return None
         self.cache.put(cache_key, self._own_keys(query), ticket, found)
@@ -285,8 +290,7 @@ class RecommendationService:
         own = self._own_keys(query)
         if self._shared is None or versions is None or profile_key not in own:
             return
-        key = self._shared.key(served.version.version, served.stamp, query)
-        self._shared.put(key, own, versions, result)
+        self._shared.put(_shared_key(self._shared, served, query), own, versions, result)
 
     def _from_cache(
         self, cache_key: _CacheKey, query: RecommendationQuery, started: float
@@ -372,11 +376,7 @@ class RecommendationService:
         read_at = served.freshness.now()  # before the history: see ``Freshness.keep_live``
         profile_key, history_ids = self.requests.history(query.person_id)
         # Someone not seen yet gets a profile under one of these keys with their first event.
-        people: tuple[str, ...] = (
-            (profile_key,)
-            if profile_key
-            else (user_key(query.person_id), anonymous_key(query.person_id))
-        )
+        people: tuple[str, ...] = (profile_key,) if profile_key else self._own_keys(query)
         if not history_ids:
             newcomer = self._newcomer_answer(served, query, profile_key)
             if newcomer is not None:

@@ -12,8 +12,6 @@ The session: ``persona.spark.spark_session`` (``local[*]`` unless a master URL i
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,12 +24,11 @@ from persona.recommend.algorithms.neighbours import ItemKNN, ItemKNNConfig
 from persona.recommend.dataset import Interactions
 from persona.recommend.pipeline import SourceFactory, default_sources
 from persona.recommend.sources import CandidateSource, ScorerSource
+from persona.spark import lake_events
 from persona.storage import INTERACTION_COLUMNS, EventLake
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-log = logging.getLogger(__name__)
 
 # MLlib scales the regularization by each row's count of ratings (ALS-WR); implicit does not.
 # This value gives MLlib's factors the quality of the local ALS on MovieLens (BENCHMARKS.md).
@@ -42,18 +39,13 @@ class SparkLake:
     """The lake's interaction columns as Spark reads them (``InteractionSource``): the same
     rows and order as the lake's own reader."""
 
-    def __init__(self, spark: SparkSession, lake: EventLake, files: list[Path]) -> None:
-        self._spark = spark
-        self._lake = lake
-        self._files = files
+    def __init__(self, events: DataFrame) -> None:
+        self._events = events
 
     def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
         from pyspark.sql import functions as f
 
-        if not self._files:
-            return INTERACTION_COLUMNS.empty_table()
-        frame = self._spark.read.parquet(*[str(p) for p in self._files])
-        frame = frame.where(f.col("item_id").isNotNull())
+        frame = self._events.where(f.col("item_id").isNotNull())
         if before_ms is not None:
             frame = frame.where(f.col("occurred_at_ms") < before_ms)
         ordered = frame.orderBy("occurred_at_ms", "event_id").select(*INTERACTION_COLUMNS.names)
@@ -62,8 +54,7 @@ class SparkLake:
 
 def lake_source(spark: SparkSession, lake: EventLake) -> SparkLake:
     """The lake brought up to date with the store, read by Spark."""
-    lake.sync()
-    return SparkLake(spark, lake, lake.files())
+    return SparkLake(lake_events(spark, lake))
 
 
 def _pairs(spark: SparkSession, data: Interactions) -> DataFrame:
@@ -114,7 +105,8 @@ class SparkALS(ALS):
 class SparkItemKNN(ItemKNN):
     """Cosine item-item neighbours counted by Spark: the co-occurrences of every pair of items
     (one row per person and pair), divided by the square roots of the two items' counts, the
-    top ``neighbours`` of each item kept (itself included, as the local one keeps it)."""
+    top ``neighbours`` of each item kept, ties broken by item index (itself among them, at 1.0;
+    implicit's may leave an item out of its own row where many neighbours tie at 1.0)."""
 
     def __init__(self, spark: SparkSession, config: ItemKNNConfig | None = None) -> None:
         super().__init__(config)

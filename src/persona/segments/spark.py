@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from persona.rules import Rule
+from persona.spark import lake_events
 from persona.storage import EventLake, Storage, spark_rule_sql
 
 if TYPE_CHECKING:
@@ -27,17 +28,7 @@ class SparkMatching:
     def __init__(self, spark: SparkSession, storage: Storage, lake: EventLake) -> None:
         self._spark = spark
         self._storage = storage
-        lake.sync()
-        files = [str(path) for path in lake.files()]
-        if files:
-            events = spark.read.parquet(*files)
-        else:  # no event yet: an empty view with the columns rules read
-            events = spark.sql(
-                "SELECT CAST(NULL AS STRING) AS profile_key, CAST(NULL AS STRING) AS type,"
-                " CAST(NULL AS STRING) AS item_id, CAST(NULL AS BIGINT) AS occurred_at_ms"
-                " WHERE false"
-            )
-        events.createOrReplaceTempView("events")
+        lake_events(spark, lake).createOrReplaceTempView("events")
         for name, table in storage.snapshot(STORE_VIEWS).items():
             spark.createDataFrame(table).createOrReplaceTempView(name)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from persona.storage.database import create_database_engine, migrate
 from persona.storage.lake import ParquetEventLake
 from persona.storage.protocols import (
+    EVENT_COLUMNS,
     INTERACTION_COLUMNS,
     Appended,
     AuditTrail,
@@ -63,6 +64,7 @@ from persona.storage.sql.segment_rules import spark_rule_sql
 
 __all__ = [
     "CHECKPOINT_BACKSTOP_PAGES",
+    "EVENT_COLUMNS",
     "INTERACTION_COLUMNS",
     "ApiKeyRecord",
     "Appended",

@@ -123,14 +123,12 @@ class Deliveries:
         client: httpx.Client,
         *,
         counted: Callable[[str, int], None] = lambda outcome, n: None,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._settings = settings
         self._client = client
         self._counted = counted  # (outcome, messages): metrics
-        self._sleep = sleep
 
     def deliver(self, hook: WebhookRecord, received: Sequence[Received]) -> None:
         wanted = [r.message for r in received if r.message.kind in hook.kinds]
@@ -141,6 +139,8 @@ class Deliveries:
         fresh = [m for m in wanted if m.message_id not in done]
         if len(fresh) < len(wanted):
             self._counted("skipped", len(wanted) - len(fresh))
+        if not fresh:
+            return
         size = self._settings.webhook_batch
         posted: list[tuple[list[str], int, str | None, list[str]]] = []
         for start in range(0, len(fresh), size):
@@ -175,7 +175,7 @@ class Deliveries:
         for attempt in range(1, settings.webhook_attempts + 1):
             if attempt > 1:
                 self._counted("retried", 1)
-                self._sleep(settings.webhook_backoff_seconds * 2 ** (attempt - 2))
+                time.sleep(settings.webhook_backoff_seconds * 2 ** (attempt - 2))
             headers = {
                 "Content-Type": "application/json",
                 WEBHOOK_HEADER: hook.webhook_id,

@@ -6,13 +6,11 @@ the write lock); those are named where they happen.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from typing import Any
 
-import orjson
 import pyarrow as pa
 from sqlalchemy import JSON, Boolean, Float, Integer, text
 from sqlalchemy.engine import Connection, Engine
@@ -28,7 +26,7 @@ from persona.storage.sql.audit import SqlAuditTrail
 from persona.storage.sql.bulk import events_after, interaction_columns
 from persona.storage.sql.catalog import SqlCatalog
 from persona.storage.sql.checkpoints import Checkpointer, truncate_wal
-from persona.storage.sql.common import driver_connection
+from persona.storage.sql.common import driver_connection, json_text
 from persona.storage.sql.consents import SqlConsentLog
 from persona.storage.sql.events import SqlEventLog
 from persona.storage.sql.held_events import SqlHeldEvents
@@ -270,12 +268,12 @@ class SqlStorage:
             # The feed must not keep an erased person's ids: their rows go, and a reset
             # (no keys) takes their place. The erasure deleted the person's unpublished messages
             # (the outbox is among the tables holding people); the stream hears of the erasure.
+            now = coordination.now_ms()
             uow.outbox.add(
                 [
                     StreamMessage(
                         f"erasure:{key}:{now}", "erasure", {"profile_key": key, "at_ms": now}
                     )
-                    for now in [int(time.time() * 1000)]
                     for key in sorted(uow.erased_profiles)
                 ]
             )
@@ -345,7 +343,7 @@ class SqlStorage:
                 for position, column in enumerate(table.columns):
                     values = [row[position] for row in rows]
                     if isinstance(column.type, JSON):
-                        values = [None if v is None else orjson.dumps(v).decode() for v in values]
+                        values = [None if v is None else json_text(v) for v in values]
                     columns[column.name] = pa.array(values, _arrow_type(column.type))
                 found[name] = pa.table(columns)
         return found

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from persona.storage.records import DeadLetter, StreamMessage, WebhookRecord
-from persona.storage.sql.common import chunks
+from persona.storage.sql.common import chunks, json_text
 from persona.storage.tables.stream import outbox, stream_positions, webhook_deliveries, webhooks
 
 
@@ -39,7 +39,7 @@ class SqlOutbox:
                     "kind": m.kind,
                     "message_id": m.message_id,
                     "profile_key": m.profile_key,
-                    "body": orjson.dumps(m.body).decode(),
+                    "body": json_text(m.body),
                 }
                 for m in messages
             ],
@@ -167,7 +167,7 @@ def _webhook_row(record: WebhookRecord) -> dict[str, Any]:
     return {
         "webhook_id": record.webhook_id,
         "url": record.url,
-        "kinds": orjson.dumps(list(record.kinds)).decode(),
+        "kinds": json_text(list(record.kinds)),
         "secret": record.secret,
         "created_at_ms": record.created_at_ms,
         "active": record.active,
