@@ -567,8 +567,19 @@ def evaluate(
             file_okay=False,
         ),
     ] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="A persona home: evaluate on its own events (each person's latest 20% held "
+            "out), with its settings for the served lists.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the offline protocol (MovieLens by default): every tuned baseline and persona."""
+    """Run the offline protocol (MovieLens by default): every tuned baseline, persona's
+    pipeline, and the lists persona serves (`persona recommend --all` after `persona train`)."""
     import itertools
 
     import orjson
@@ -579,13 +590,28 @@ def evaluate(
         registered_candidates,
         run_protocol,
     )
+    from persona.served_evaluation import SERVED, SERVED_GROUPS, home_frame, served_candidate
+    from persona.settings import load_settings
 
+    if data and home:
+        console.print("[red]give --data or --home (not both)[/red]")
+        raise typer.Exit(2)
+    served_settings: dict[str, object] = {}
     try:
         frame = read_workload(data) if data else None
     except FileNotFoundError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    candidates = registered_candidates()
+    if home is not None:
+        settings = load_settings(home=home)
+        engine = Engine.open(settings)
+        try:
+            frame = home_frame(engine)
+        finally:
+            engine.close()
+        # What shapes the lists; never where the home's data lives (its database, its stream).
+        served_settings = settings.model_dump(include=set(SERVED_GROUPS))
+    candidates = [*registered_candidates(), served_candidate(served_settings)]
     if only:
         candidates = [c for c in candidates if c.name in only]
     report = Report()
@@ -613,13 +639,14 @@ def evaluate(
         )
     wide = Console(width=200)
     wide.print(table)
-    ratios = report.ratios()
     best = report.best_baseline()
-    if ratios and best:
-        wide.print(
-            f"persona / best baseline ({best.name}): "
-            + ", ".join(f"{m} {v:.3f}" for m, v in ratios.items())
-        )
+    for name in ("persona", SERVED):
+        ratios = report.ratios(name)
+        if ratios and best:
+            wide.print(
+                f"{name} / best baseline ({best.name}): "
+                + ", ".join(f"{m} {v:.3f}" for m, v in ratios.items())
+            )
     if out:
         out.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
 
