@@ -34,7 +34,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from scipy import sparse
 
-from persona.recommend.algorithms.base import Scorer
+from persona.recommend.algorithms.base import Scorer, binary
 from persona.recommend.algorithms.ease import EASE, EASEConfig
 from persona.recommend.algorithms.factorization import ALS, BPR, ALSConfig, BPRConfig
 from persona.recommend.algorithms.graph import RP3beta, RP3betaConfig
@@ -219,6 +219,57 @@ def protocol_splits(frame: pd.DataFrame) -> tuple[Split, Split]:
     train, test = protocol_split(frame)
     inner_train, validation = protocol_split(train)
     return build_split(frame, inner_train, validation), build_split(frame, train, test)
+
+
+# Similar items -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NextItems:
+    """For each person with a held-out part: the last item of their train part (the page they
+    are on) and the first held-out item (what they went to next), as item indices."""
+
+    people: IntArray
+    last: IntArray
+    following: IntArray
+
+
+def next_items(frame: pd.DataFrame, split: Split) -> NextItems:
+    """The protocol split's next-item task (``protocol_split`` of ``frame``, which ``split``
+    indexes): ties in time broken by item, as the split breaks them."""
+    train, test = protocol_split(frame)
+    last = train.groupby("person").tail(1).set_index("person").item
+    first = test.groupby("person").head(1).set_index("person").item
+    both = last.index.intersection(first.index)
+    people = np.asarray([split.train.user_index(str(p)) for p in both], dtype=np.int64)
+    return NextItems(
+        people,
+        split.train.item_indices(str(i) for i in last[both]),
+        split.train.item_indices(str(i) for i in first[both]),
+    )
+
+
+class CoOccurrence:
+    """The baseline of similar items: the available items most people interacted with along
+    with the given one (raw counts, as a shop's "bought together" lists)."""
+
+    def __init__(self, data: Interactions) -> None:
+        self._matrix = binary(data.matrix()).tocsc()
+        self._available = data.item_table.available
+
+    def similar(self, item: int, k: int) -> IntArray:
+        column = self._matrix[:, [item]]
+        counts = np.asarray((column.T @ self._matrix).todense(), dtype=np.float64).ravel()
+        counts[item] = -1
+        counts[~self._available] = -1
+        best = np.argsort(-counts, kind="stable")[:k]
+        return best[counts[best] > 0]
+
+
+def hit_rate(lists: Sequence[Sequence[int]], following: IntArray) -> float:
+    """Share of the lists that hold the item that came next."""
+    hits = [int(f) in set(map(int, found)) for found, f in zip(lists, following, strict=True)]
+    return float(np.mean(hits)) if hits else 0.0
 
 
 # Recommenders --------------------------------------------------------------------------------

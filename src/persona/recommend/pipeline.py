@@ -49,6 +49,13 @@ POOL_SECONDS = 60  # the exploration pool is computed once for each minute
 # size it would dominate training, and the other sources scale instead.
 EASE_MAX_ITEMS = 10_000
 EASE_MIN_INTERACTIONS = 3  # rarer items take no part in EASE (the other sources score them)
+# Similar items: the sources whose one-item answers fuse, and their weights. On MovieLens's next
+# item after each person's last (hit rate@10, 671 people): EASE alone 0.080, ALS 0.080,
+# ItemKNN 0.067, content 0.015, item co-occurrence 0.049; these weights 0.086. Content
+# weighs little but is all there is for an item no one has interacted with yet.
+SIMILAR_SOURCES = {"ease": 1.0, "als": 1.0, "itemknn": 0.5, "content": 0.2}
+SIMILAR_POOL = 100  # each source's best items considered
+RRF_OFFSET = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
 WHY_LEFT_OUT = {
     "ease": f"dense EASE serves catalogs of up to {EASE_MAX_ITEMS:,} items (its memory grows "
     "with the square of the catalog, its time with the cube)",
@@ -533,6 +540,47 @@ class RecommendationPipeline:
         top = top[top != NOTHING]
         values = scores.at(np.zeros(len(top), dtype=np.int64), top)
         return [(int(i), float(v)) for i, v in zip(top, values, strict=True)]
+
+    def similar(self, item: int, k: int, as_of_s: int, exclude: IntArray | None = None) -> Ranked:
+        """Items like ``item`` ("more like this"): what each similarity source finds for a
+        history of that one item, fused by rank (reciprocal rank fusion, weights in
+        ``SIMILAR_SOURCES``), filtered as recommendations are; trending in its categories when
+        no source knows it.
+
+        Fused by rank rather than by score because the sources' scores share no scale (a
+        cosine, a regression weight, a dot product of factors); the ranker is not used: it
+        learned from whole histories and ranks one-item histories worse than the sources
+        (MovieLens next item, hit rate@10: 0.061 against 0.080 for EASE alone).
+        """
+        assert self.data is not None
+        history = History(np.asarray([item], dtype=np.int64), np.asarray([as_of_s]))
+        block = RequestBlock([history], np.asarray([as_of_s]), _hours(np.asarray([as_of_s])))
+        inputs = source_input(block, self.data.n_items)
+        blocked = self._blocked(block, [exclude])
+        fused: dict[int, float] = {}
+        proposers: dict[int, list[str]] = {}
+        for source in self.sources:
+            weight = SIMILAR_SOURCES.get(source.name)
+            if weight is None:
+                continue
+            scores = source.score(inputs)
+            top = scores.top(SIMILAR_POOL, blocked)[0]
+            top = top[top != NOTHING]
+            values = scores.at(np.zeros(len(top), dtype=np.int64), top)
+            for rank, found in enumerate(top[values > 0].tolist(), start=1):
+                fused[found] = fused.get(found, 0.0) + weight / (RRF_OFFSET + rank)
+                proposers.setdefault(found, []).append(source.name)
+        if not fused:
+            for name in ("category_trending", "trending"):
+                if any(s.name == name for s in self.sources):
+                    request = Request(history, as_of_s, exclude=exclude)
+                    ranked = self.rank_by_source(request, name, k)
+                    if ranked:
+                        slots = [Slot(i, float(v)) for i, v in ranked]
+                        return Ranked(slots, [[name] for _ in slots])
+            return Ranked([], [])
+        order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        return Ranked([Slot(i, fused[i]) for i in order], [proposers[i] for i in order])
 
     def excluded_mask(self, history: History, exclude: IntArray | None) -> npt.NDArray[np.bool_]:
         assert self.available is not None

@@ -62,3 +62,34 @@ class ModelVersionOut(BaseModel):
 class ModelsOut(BaseModel):
     serving: str | None
     versions: list[ModelVersionOut]
+
+
+class SimilarParams(BaseModel):
+    """The query parameters of a similar-items request."""
+
+    n: int = Field(default=10, ge=1, le=100, description="How many items.")
+    category: str | None = Field(
+        default=None, max_length=128, pattern=NO_NUL, description="Only this category."
+    )
+    exclude: list[Id] | None = Field(
+        default=None, max_length=200, description="Item ids to leave out (at most 200)."
+    )
+    user_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=NO_NUL,
+        description="Leave out what this person already has.",
+    )
+
+
+class SimilarItemsOut(BaseModel):
+    item_id: str
+    items: list[RecommendedItemOut]
+    source: str = Field(
+        description="`similar`; `trending` for an item newer than the model set; `none` "
+        "before any training."
+    )
+    reason: str | None = Field(default=None, description="Why the list is not `similar`.")
+    model_version: str | None
+    request_id: str | None

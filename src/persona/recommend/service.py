@@ -20,6 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 
+import numpy as np
+
 from persona.cache import AnswerCache
 from persona.clock import Clock
 from persona.identity import anonymous_key, user_key
@@ -531,6 +533,50 @@ class RecommendationService:
         self.cache.clear()
 
     # -- everyone at once ----------------------------------------------------------------------
+    def similar(
+        self,
+        item_id: str,
+        n: int = 10,
+        *,
+        exclude: Collection[str] = (),
+        category: str | None = None,
+        person_id: str | None = None,
+    ) -> RecommendationResult:
+        """Items like ``item_id``, filtered as recommendations are (unavailable items,
+        ``exclude``, outside ``category``) and, for ``person_id``, without what the person
+        already has: the same list for everyone else (``RecommendationPipeline.similar``).
+
+        An item the model set does not know yet (written to the catalog after the training)
+        is answered with what is trending, and before any training with nothing: ``source``
+        and ``reason`` say so."""
+        if self._served is None:
+            self.reload()
+        served = self._served
+        if served is None:
+            return RecommendationResult([], "none", None, "no trained model set yet")
+        pipeline = served.pipeline
+        assert pipeline.data is not None
+        query = RecommendationQuery(
+            person_id=person_id or "", n=n, category=category, exclude=tuple(exclude)
+        )
+        excluded = self.requests.exclusions(pipeline, query)
+        if person_id is not None and self._allowed(query):
+            had = [item for item, _ in self.requests.history(person_id)[1]]
+            excluded = np.union1d(excluded, pipeline.data.item_indices(had))
+        now_s = self._clock.now_ms() // 1000
+        index = pipeline.data.item_index(item_id)
+        if index is None:
+            request = Request(History.empty(), now_s, now_s // 3600 % 24, exclude=excluded)
+            found = pipeline.rank_by_source(request, "trending", n)
+            items = [RecommendedItem(pipeline.data.item_ids[i], v, ["trending"]) for i, v in found]
+            reason = "the item is newer than the model set: what is trending"
+            return RecommendationResult(items, "trending", served.version.version, reason)
+        ranked = pipeline.similar(index, n, now_s, excluded)
+        source = "similar" if all(s != ["trending"] for s in ranked.sources) else "trending"
+        return RecommendationResult(
+            ranked_items(pipeline, ranked), source, served.version.version, personalized=False
+        )
+
     def recommend_all(
         self,
         n: int,

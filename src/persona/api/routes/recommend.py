@@ -15,18 +15,23 @@ from persona.api.deps import EngineDep, engine_of, require, scoped
 from persona.api.problems import request_id_of
 from persona.api.query import parse_query, query_parameters
 from persona.engine import Engine
+from persona.errors import NotFoundError
 from persona.recommend.answer import RecommendationQuery
 from persona.recommend.schema import (
     ModelsOut,
     ModelVersionOut,
     RecommendationParams,
     RecommendationsOut,
+    RecommendedItemOut,
+    SimilarItemsOut,
+    SimilarParams,
 )
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
 PERSON_ID: dict[str, Any] = {"min_length": 1, "max_length": 128, "pattern": r"^[^\x00-\x1f\x7f]+$"}
 PersonId = Path(**PERSON_ID)
+ItemId = Path(**PERSON_ID)  # the same rule as the catalog's
 # The same rule for ``answer_directly``, which validates the path without FastAPI.
 PERSON_ID_TEXT: TypeAdapter[str] = TypeAdapter(Annotated[str, StringConstraints(**PERSON_ID)])
 
@@ -72,6 +77,40 @@ async def get_recommendations(request: Request, user_id: str = PersonId) -> Resp
         "cached": result.cached,
     }
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    operation_id="get_similar_items",
+    response_model=SimilarItemsOut,
+    openapi_extra=query_parameters(SimilarParams),
+    dependencies=[require(AnyScope((Scope.READ, Scope.DECIDE)))],
+)
+def get_similar_items(request: Request, item_id: str = ItemId) -> SimilarItemsOut:
+    """Items like this one ("more like this", for item pages), from co-occurrence, factors
+    and content, fused; filtered as recommendations are."""
+    engine = engine_of(request)
+    params = parse_query(SimilarParams, request)
+    if engine.catalog.get(item_id) is None:
+        raise NotFoundError(f"no item {item_id!r} in the catalog")
+    result = engine.recommendations.similar(
+        item_id,
+        params.n,
+        exclude=params.exclude or (),
+        category=params.category,
+        person_id=params.user_id,
+    )
+    return SimilarItemsOut(
+        item_id=item_id,
+        items=[
+            RecommendedItemOut(item_id=i.item_id, score=i.score, sources=i.sources)
+            for i in result.items
+        ],
+        source=result.source,
+        reason=result.reason,
+        model_version=result.model_version,
+        request_id=request_id_of(request),
+    )
 
 
 @router.get(
