@@ -23,7 +23,7 @@ from persona.recommend.evaluation import (
     ranking_metrics,
     workload_frame,
 )
-from persona.served_evaluation import ServedPersona
+from persona.cli.served import ServedPersona
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
 SHAPE = Shape(people=1_500, items=600, events=20_000, days=60, seed=11, end=END)

@@ -590,7 +590,7 @@ def evaluate(
         registered_candidates,
         run_protocol,
     )
-    from persona.served_evaluation import SERVED, SERVED_GROUPS, home_frame, served_candidate
+    from persona.cli.served import SERVED, SERVED_GROUPS, home_frame, served_candidate
     from persona.settings import load_settings
 
     if data and home:

@@ -10,7 +10,10 @@ from persona.recommend.answer import (
     RecommendationQuery,
     RecommendationResult,
 )
+from persona.recommend.dataset import IntArray, Interactions
 from persona.recommend.evaluation import (
+    COLUMNS,
+    Candidate,
     Report,
     read_workload,
     registered_candidates,
@@ -28,6 +31,9 @@ from persona.recommend.schema import (
     ModelVersionOut,
     RecommendationParams,
     RecommendationsOut,
+    RecommendedItemOut,
+    SimilarItemsOut,
+    SimilarParams,
 )
 from persona.recommend.service import (
     RecommendationService,
@@ -39,10 +45,16 @@ from persona.recommend.spark import lake_source, spark_sources
 from persona.recommend.training import (
     NotEnoughDataError,
     TrainingOutcome,
+    interaction_rows,
+    load_training_data,
     train_model_set,
 )
 
 __all__ = [
+    "COLUMNS",
+    "Candidate",
+    "IntArray",
+    "Interactions",
     "ModelRegistry",
     "ModelVersionOut",
     "ModelsOut",
@@ -53,12 +65,17 @@ __all__ = [
     "RecommendationResult",
     "RecommendationService",
     "RecommendationsOut",
+    "RecommendedItemOut",
     "Report",
     "SharedAnswers",
+    "SimilarItemsOut",
+    "SimilarParams",
     "SourceFactory",
     "TrainingOutcome",
     "answer_bytes",
+    "interaction_rows",
     "lake_source",
+    "load_training_data",
     "read_workload",
     "registered_candidates",
     "retrain_job",
