@@ -97,6 +97,31 @@ def test_ranked_items_with_sources_version_and_request_id(trained: TestClient) -
     assert not seen & {i["item_id"] for i in body["items"]}
 
 
+def test_every_item_says_why_and_history_reasons_name_the_persons_own_items(
+    trained: TestClient,
+) -> None:
+    seen = {e["item_id"] for e in events() if e["user_id"] == "p0"}
+    titles = {item["item_id"]: item["title"] for item in catalog()}
+    body = recommendations(trained, "p0", n=10)
+    kinds = [i["explanation"]["kind"] for i in body["items"]]
+    assert "history" in kinds, kinds
+    for item in body["items"]:
+        explanation = item["explanation"]
+        if explanation["kind"] == "history":
+            named = explanation["items"]
+            assert 1 <= len(named) <= 2
+            assert {n["item_id"] for n in named} <= seen
+            assert all(n["title"] == titles[n["item_id"]] for n in named)
+    stranger = recommendations(trained, "never-seen-anyone", n=5)
+    assert {i["explanation"]["kind"] for i in stranger["items"]} <= {
+        "trending",
+        "trending_in_category",
+        "popular",
+        "taste",
+        "new",
+    }
+
+
 def test_the_item_just_bought_is_gone_from_the_next_answer(
     trained: TestClient, engine: Engine
 ) -> None:

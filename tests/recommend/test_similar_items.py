@@ -68,6 +68,11 @@ def test_similar_items_share_the_items_taste_and_leave_the_item_out(
         scores = [i["score"] for i in answer["items"]]
         assert scores == sorted(scores, reverse=True)
         assert all(i["sources"] for i in answer["items"])
+        assert all(
+            i["explanation"]["kind"] == "history"
+            and [n["item_id"] for n in i["explanation"]["items"]] == [item]
+            for i in answer["items"]
+        )
 
 
 def test_filters_apply_exclude_category_unavailable_and_the_persons_history(
@@ -96,6 +101,7 @@ def test_an_item_newer_than_the_model_set_gets_trending_and_an_unknown_one_404(
     answer = similar(trained, "fresh", n=5)
     assert answer["source"] == "trending"
     assert answer["reason"]
+    assert {i["explanation"]["kind"] for i in answer["items"]} == {"trending"}
     assert len(answer["items"]) == 5
     missing = trained.get("/v1/items/nothing-here/similar")
     assert missing.status_code == 404

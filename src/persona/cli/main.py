@@ -517,7 +517,13 @@ def recommend(
         answer = {
             "user_id": user_id,
             "items": [
-                {"item_id": i.item_id, "score": i.score, "sources": i.sources} for i in result.items
+                {
+                    "item_id": i.item_id,
+                    "score": i.score,
+                    "sources": i.sources,
+                    "explanation": i.explanation,
+                }
+                for i in result.items
             ],
             "source": result.source,
             "model_version": result.model_version,

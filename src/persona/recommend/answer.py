@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from persona.recommend.dataset import Interactions
 from persona.recommend.pipeline import Ranked, RecommendationPipeline
 from persona.recommend.registry import ModelVersion
 from persona.recommend.shortlists import Freshness, ShortlistTable
@@ -30,6 +32,8 @@ class RecommendedItem:
     item_id: str
     score: float
     sources: list[str]
+    # Why, in data a page can render (see ``explain``); None for answers kept from before.
+    explanation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,67 @@ class ServedModel:
 def ranked_items(pipeline: RecommendationPipeline, ranked: Ranked) -> list[RecommendedItem]:
     assert pipeline.data is not None
     ids = pipeline.data.item_ids
+    because = ranked.because or [[] for _ in ranked.items]
     return [
-        RecommendedItem(ids[slot.item], json_score(slot.score), sources)
-        for slot, sources in zip(ranked.items, ranked.sources, strict=True)
+        RecommendedItem(
+            ids[slot.item],
+            json_score(slot.score),
+            sources,
+            explain(pipeline.data, slot.item, sources, led_by),
+        )
+        for slot, sources, led_by in zip(ranked.items, ranked.sources, because, strict=True)
     ]
+
+
+# What a source's proposal says about why, when no history item explains it, most telling first.
+_KIND_OF_SOURCE = {
+    "rule": "rule",
+    "exploration": "new",
+    "segment_trending": "segment",
+    "context_trending": "context",
+    "category_trending": "trending_in_category",
+    "trending": "trending",
+    "popular": "popular",
+}
+
+
+def explain(
+    data: Interactions, item: int, sources: Sequence[str], led_by: Sequence[int]
+) -> dict[str, Any]:
+    """Why ``item`` is in a list, for a page to render:
+
+    - ``{"kind": "history", "items": [{"item_id", "title"}, ...]}``: the person's items most
+      alike to it ("because you watched Toy Story"), or the item asked about for similar items;
+    - ``{"kind": "new", "category": ...}``: a new item shown to explore ("new in Comedy");
+    - ``{"kind": "trending_in_category", "category": ...}``, ``{"kind": "trending"}``,
+      ``{"kind": "popular"}``: what many people take lately;
+    - ``{"kind": "segment"}`` / ``{"kind": "context"}``: what people of the person's segments,
+      or on the same device and in the same country, take lately;
+    - ``{"kind": "rule"}``: placed by a business rule;
+    - ``{"kind": "taste"}``: the person's history as a whole (factors, content), with no one
+      item standing out.
+    """
+    categories = data.item_table.categories[item]
+    category = categories[0] if categories else None
+    if "rule" in sources:
+        return explanation("rule")
+    if "exploration" in sources:
+        return explanation("new", category=category)
+    if led_by:
+        titles = data.item_table.titles
+        named = [{"item_id": data.item_ids[i], "title": titles[i] or None} for i in led_by]
+        return explanation("history", items=named)
+    for source, kind in _KIND_OF_SOURCE.items():
+        if source in sources:
+            return explanation(kind, category=category if kind == "trending_in_category" else None)
+    return explanation("taste")
+
+
+def explanation(
+    kind: str, *, items: list[dict[str, Any]] | None = None, category: str | None = None
+) -> dict[str, Any]:
+    """One explanation, every key present (the API's ``ExplanationOut``)."""
+    return {"kind": kind, "items": items, "category": category}
 
 
 def json_score(score: float) -> float:

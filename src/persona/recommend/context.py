@@ -21,6 +21,7 @@ from persona.recommend.answer import (
     RecommendationResult,
     RecommendedItem,
     ServedModel,
+    explanation,
 )
 from persona.storage.protocols import Storage
 
@@ -100,7 +101,9 @@ def newcomer_answer(
             continue
         if query.category is not None and query.category not in data.item_table.categories[index]:
             continue
-        items.append(RecommendedItem(item_id, round(share, 6), ["context_trending"]))
+        items.append(
+            RecommendedItem(item_id, round(share, 6), ["context_trending"], explanation("context"))
+        )
         if len(items) == query.n:
             return RecommendationResult(
                 items,

@@ -19,6 +19,7 @@ from persona.recommend.answer import (
     RecommendationResult,
     RecommendedItem,
     ServedModel,
+    explanation,
 )
 from persona.recommend.request_builder import ItemTimes, RequestBuilder
 from persona.recommend.training import NOT_INTERACTIONS
@@ -66,7 +67,7 @@ class TrendingFallback:
         request = self._requests.request(pipeline, query, shortfall.history)
         ids = pipeline.data.item_ids
         items = [
-            RecommendedItem(ids[item], score, [self.name])
+            RecommendedItem(ids[item], score, [self.name], explanation("trending"))
             for item, score in pipeline.rank_by_source(request, self.name, query.n)
         ]
         return RecommendationResult(items, self.name, served.version.version, shortfall.reason)
@@ -93,7 +94,7 @@ class PopularFallback:
         chosen = [i for i in items if i not in seen][: query.n]
         version = shortfall.served.version.version if shortfall.served else None
         return RecommendationResult(
-            [RecommendedItem(item, 0.0, [self.name]) for item in chosen],
+            [RecommendedItem(item, 0.0, [self.name], explanation("popular")) for item in chosen],
             self.name,
             version,
             shortfall.reason,

@@ -55,6 +55,8 @@ EASE_MIN_INTERACTIONS = 3  # rarer items take no part in EASE (the other sources
 # weighs little but is all there is for an item no one has interacted with yet.
 SIMILAR_SOURCES = {"ease": 1.0, "als": 1.0, "itemknn": 0.5, "content": 0.2}
 SIMILAR_POOL = 100  # each source's best items considered
+BECAUSE_ITEMS = 2  # history items named as the reason for a recommended item
+BECAUSE_HISTORY = 200  # the latest interactions searched for them
 RRF_OFFSET = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
 WHY_LEFT_OUT = {
     "ease": f"dense EASE serves catalogs of up to {EASE_MAX_ITEMS:,} items (its memory grows "
@@ -124,6 +126,9 @@ class Shortlist:
 class Ranked:
     items: list[Slot]
     sources: list[list[str]]  # for each slot, the sources that proposed it
+    # For each slot, the items of the history (or the item asked about) that led to it, most
+    # alike first; empty where nothing the person did explains the slot.
+    because: list[list[int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -370,10 +375,11 @@ class RecommendationPipeline:
 
     # Serving --------------------------------------------------------------------------------
 
-    def rank(self, requests: Sequence[Request], k: int) -> list[Ranked]:
-        """A ranked list per request, without its history, exclusions or unavailable items."""
+    def rank(self, requests: Sequence[Request], k: int, *, explain: bool = False) -> list[Ranked]:
+        """A ranked list per request, without its history, exclusions or unavailable items;
+        ``explain``: with the history items that led to each (``because``)."""
         return [
-            self.finish(request, shortlist, k, content)
+            self.finish(request, shortlist, k, content, explain=explain)
             for request, (shortlist, content) in zip(
                 requests, self._shortlists(requests), strict=True
             )
@@ -431,6 +437,8 @@ class RecommendationPipeline:
         shortlist: Shortlist,
         k: int,
         content_scores: RowScores | None = None,
+        *,
+        explain: bool = False,
     ) -> Ranked:
         """The rerank stage over ranked candidates: business rules, diversity, exploration.
 
@@ -461,7 +469,31 @@ class RecommendationPipeline:
             shortlist.proposers.get(s.item, ["exploration"] if s.explored else ["rule"])
             for s in slots
         ]
-        return Ranked(slots, sources)
+        because = self.because(request.history.items, slots) if explain else []
+        return Ranked(slots, sources, because)
+
+    def because(self, history: IntArray, slots: Sequence[Slot]) -> list[list[int]]:
+        """For each slot, up to ``BECAUSE_ITEMS`` items of ``history`` most alike to it by the
+        item neighbours (co-occurrence cosine): what a page shows as "because you watched
+        ..." A slot no history item neighbours gets none."""
+        neighbours = next((s for s in self.sources if s.name == "itemknn"), None)
+        if neighbours is None or not len(history) or not slots:
+            return [[] for _ in slots]
+        assert isinstance(neighbours, ScorerSource)
+        similarity = getattr(neighbours.scorer, "similarity", None)
+        if similarity is None:
+            return [[] for _ in slots]
+        seen = np.unique(history[-BECAUSE_HISTORY:])
+        items = np.asarray([s.item for s in slots], dtype=np.int64)
+        # Rows: history items; columns: the slots (implicit's matrix holds each history
+        # item's neighbours in its row, see ``ItemKNN``).
+        block = similarity[seen][:, items].toarray()
+        found = []
+        for column in range(len(items)):
+            strengths = block[:, column]
+            best = np.argsort(-strengths, kind="stable")[:BECAUSE_ITEMS]
+            found.append([int(seen[b]) for b in best if strengths[b] > 0])
+        return found
 
     def _allowed_rules(self, request: Request) -> BusinessRules | None:
         """Business rules without pins on items that a filter excludes for this request."""
@@ -580,7 +612,11 @@ class RecommendationPipeline:
                         return Ranked(slots, [[name] for _ in slots])
             return Ranked([], [])
         order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
-        return Ranked([Slot(i, fused[i]) for i in order], [proposers[i] for i in order])
+        return Ranked(
+            [Slot(i, fused[i]) for i in order],
+            [proposers[i] for i in order],
+            [[item] for _ in order],
+        )
 
     def excluded_mask(self, history: History, exclude: IntArray | None) -> npt.NDArray[np.bool_]:
         assert self.available is not None

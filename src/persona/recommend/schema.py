@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from persona.documents import NO_NUL, Id
 
 
+class NamedItemOut(BaseModel):
+    item_id: str
+    title: str | None
+
+
+class ExplanationOut(BaseModel):
+    """Why an item is in the list, for a page to render."""
+
+    kind: Literal[
+        "history",
+        "new",
+        "trending_in_category",
+        "trending",
+        "popular",
+        "segment",
+        "context",
+        "rule",
+        "taste",
+    ] = Field(
+        description="`history`: the items of the person's history most alike to it (for similar"
+        ' items, the item asked about): "because you watched ..."; `new`: a new item shown to'
+        ' explore ("new in ..."); `trending_in_category`, `trending`, `popular`: what many'
+        " people take lately; `segment`, `context`: what people of the person's segments, or on"
+        " the same device and in the same country, take lately; `rule`: placed by a business"
+        " rule; `taste`: the person's history as a whole, no one item standing out."
+    )
+    items: list[NamedItemOut] | None = Field(default=None, description="For `history`.")
+    category: str | None = Field(
+        default=None, description="For `new` and `trending_in_category`: the item's category."
+    )
+
+
 class RecommendedItemOut(BaseModel):
     item_id: str
     score: float
     sources: list[str] = Field(description="The candidate sources that proposed the item.")
+    explanation: ExplanationOut | None = None
 
 
 class RecommendationParams(BaseModel):

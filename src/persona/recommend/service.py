@@ -31,6 +31,7 @@ from persona.recommend.answer import (
     RecommendationResult,
     RecommendedItem,
     ServedModel,
+    explanation,
     ranked_items,
 )
 from persona.recommend.batch import recommend_everyone
@@ -69,14 +70,23 @@ def _anyone(key: _CacheKey) -> _CacheKey:
 
 def answer_bytes(key: _CacheKey, result: RecommendationResult) -> int:
     """What a cached answer takes in memory, estimated from CPython's object sizes: the key's
-    texts (the person, the excluded ids ...) and each item with its sources."""
+    texts (the person, the excluded ids ...) and each item with its sources and explanation."""
     version, query = key
     texts = [version, query.person_id, *query.exclude, query.category or "", query.placement or ""]
     key_bytes = 400 + sum(57 + len(text) for text in texts)
     item_bytes = sum(
-        200 + len(item.item_id) + sum(57 + len(s) for s in item.sources) for item in result.items
+        200 + len(item.item_id) + sum(57 + len(s) for s in item.sources) + _explained(item)
+        for item in result.items
     )
     return key_bytes + 300 + item_bytes
+
+
+def _explained(item: RecommendedItem) -> int:
+    """An explanation's bytes: a small dict, and for each item named a dict of two texts."""
+    if item.explanation is None:
+        return 0
+    named = item.explanation.get("items") or ()
+    return 250 + sum(300 + len(i["item_id"]) + len(i["title"] or "") for i in named)
 
 
 def _ms_since(started: float) -> float:
@@ -440,7 +450,7 @@ class RecommendationService:
             if found is None:
                 return None
             profile_key, request, shortlist = found
-            ranked = served.pipeline.finish(request, shortlist, query.n)
+            ranked = served.pipeline.finish(request, shortlist, query.n, explain=True)
         except Exception:
             log.exception("answering from the shortlist failed; ranking live")
             return None
@@ -503,7 +513,7 @@ class RecommendationService:
         pipeline = served.pipeline
         request = self.requests.request(pipeline, query, history_ids, profile_key)
         if profile_key is None or served.shortlists is None or _has_context(query):
-            return pipeline.rank([request], query.n)[0]
+            return pipeline.rank([request], query.n, explain=True)[0]
         # Ranked as the batch ranks (unavailable items left out, no filter of this query),
         # then filtered for this query.
         unfiltered = RecommendationQuery(person_id=query.person_id)
@@ -513,8 +523,8 @@ class RecommendationService:
         served.freshness.keep_live(query.person_id, live)
         kept = pipeline.refilter(shortlist, request)
         if len(kept.items) < query.n:
-            return pipeline.rank([request], query.n)[0]
-        return pipeline.finish(request, kept, query.n)
+            return pipeline.rank([request], query.n, explain=True)[0]
+        return pipeline.finish(request, kept, query.n, explain=True)
 
     def sizes(self) -> dict[str, int]:
         """Entries of this service's in-memory tables (``Metrics.watch_tables``)."""
@@ -568,7 +578,9 @@ class RecommendationService:
         if index is None:
             request = Request(History.empty(), now_s, now_s // 3600 % 24, exclude=excluded)
             found = pipeline.rank_by_source(request, "trending", n)
-            items = [RecommendedItem(pipeline.data.item_ids[i], v, ["trending"]) for i, v in found]
+            ids = pipeline.data.item_ids
+            trending = explanation("trending")
+            items = [RecommendedItem(ids[i], v, ["trending"], trending) for i, v in found]
             reason = "the item is newer than the model set: what is trending"
             return RecommendationResult(items, "trending", served.version.version, reason)
         ranked = pipeline.similar(index, n, now_s, excluded)

@@ -68,7 +68,13 @@ async def get_recommendations(request: Request, user_id: str = PersonId) -> Resp
     answer = {
         "user_id": user_id,
         "items": [
-            {"item_id": i.item_id, "score": i.score, "sources": i.sources} for i in result.items
+            {
+                "item_id": i.item_id,
+                "score": i.score,
+                "sources": i.sources,
+                "explanation": i.explanation,
+            }
+            for i in result.items
         ],
         "source": result.source,
         "reason": result.reason,
@@ -103,7 +109,14 @@ def get_similar_items(request: Request, item_id: str = ItemId) -> SimilarItemsOu
     return SimilarItemsOut(
         item_id=item_id,
         items=[
-            RecommendedItemOut(item_id=i.item_id, score=i.score, sources=i.sources)
+            RecommendedItemOut.model_validate(
+                {
+                    "item_id": i.item_id,
+                    "score": i.score,
+                    "sources": i.sources,
+                    "explanation": i.explanation,
+                }
+            )
             for i in result.items
         ],
         source=result.source,
