@@ -19,14 +19,20 @@ def free_port() -> int:
 
 
 def start_server(
-    home: Path, port: int, *args: str, env: dict[str, str] | None = None
+    home: Path,
+    port: int,
+    *args: str,
+    env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
+    """``persona --home HOME [options] serve --port PORT [args]``, once it answers /readyz."""
     command = [
         sys.executable,
         "-m",
         "persona",
         "--home",
         str(home),
+        *options,
         "serve",
         "--port",
         str(port),

@@ -44,6 +44,7 @@ class PeriodicJob:
         self.run_once = run_once
         self.when = when
         self.at_start = at_start
+        self.counted: Callable[[str, bool], object] | None = None  # (name, ok) after each run
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -63,17 +64,25 @@ class PeriodicJob:
     def _tick(self) -> None:
         if self.when is not None and not self.when():
             return
+        ok = False
         try:
             self.run_once()
+            ok = True
         except Exception:
             log.exception(
                 "background job %s failed; it runs again in %ss", self.name, self.interval_seconds
             )
+        if self.counted is not None:
+            self.counted(self.name, ok)
 
 
-def start_all(jobs: Iterable[PeriodicJob]) -> list[PeriodicJob]:
+def start_all(
+    jobs: Iterable[PeriodicJob], counted: Callable[[str, bool], object] | None = None
+) -> list[PeriodicJob]:
+    """Start ``jobs``; ``counted`` hears each run's job name and whether it succeeded."""
     started = list(jobs)
     for job in started:
+        job.counted = counted
         job.start()
     return started
 

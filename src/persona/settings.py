@@ -7,6 +7,11 @@ variable: ``PERSONA_<NAME>`` at the top level, ``PERSONA_<GROUP>__<NAME>`` insid
 (``PERSONA_INGEST__MAX_BATCH_EVENTS=500``). A ``PERSONA_*`` variable that names no setting is
 refused, so a typo never silently falls back to a default; one that names a setting under its
 former, flat name is refused with its new name.
+
+The same settings can be written in a TOML file (``persona.toml`` in the home, or the file
+``--config``/``PERSONA_CONFIG`` names): top-level keys for the top-level settings, a table per
+group (``[ingest]``). The environment overrides the file, explicit overrides (command-line
+options) override both, and a key of the file that names no setting is refused like a variable.
 """
 
 from __future__ import annotations
@@ -14,13 +19,22 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from persona.access import AccessSettings
 from persona.config import SettingsGroup
@@ -36,6 +50,9 @@ from persona.stream import StreamSettings
 ENV_PREFIX = "PERSONA_"
 NESTED = "__"
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")  # what a browser sends as Origin
+DEFAULT_HOME = Path(".persona")
+SETTINGS_FILE_NAME = "persona.toml"  # in the home, unless --config names another file
+CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"  # not a setting: the settings file to read
 
 
 class SettingsError(ValueError):
@@ -93,6 +110,14 @@ class ServerSettings(SettingsGroup):
         description="Web origins (scheme://host[:port], a JSON list) whose pages may call the API"
         " from a browser; none by default.",
     )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Also serve the Prometheus metrics on this port, at /metrics and without an"
+        " API key (on the host's address; 0: off); with several processes, their sum"
+        " (docs/operations.md).",
+    )
 
     @field_validator("cors_origins")
     @classmethod
@@ -102,6 +127,12 @@ class ServerSettings(SettingsGroup):
                 raise ValueError(f"{origin!r} is no origin (scheme://host[:port], no path)")
         return origins
 
+    @model_validator(mode="after")
+    def _two_ports(self) -> ServerSettings:
+        if self.metrics_port == self.port:
+            raise ValueError("metrics_port must differ from port")
+        return self
+
 
 class Settings(BaseSettings):
     """Everything the engine can be told, with safe defaults for a single machine."""
@@ -110,7 +141,7 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="forbid", frozen=True
     )
 
-    home: Path = Field(default=Path(".persona"), description="Data directory of the engine.")
+    home: Path = Field(default=DEFAULT_HOME, description="Data directory of the engine.")
     database_url: str | None = Field(
         default=None,
         description="Default: a SQLite file in the home; postgresql://… selects PostgreSQL.",
@@ -147,6 +178,22 @@ class Settings(BaseSettings):
     predictions: PredictionSettings = Field(default_factory=PredictionSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit values, then the environment, then the settings file ``load_settings``
+        found (none when the settings are built directly)."""
+        found = _READING.get()
+        if found is None:
+            return init_settings, env_settings
+        return init_settings, env_settings, SettingsFileSource(settings_cls, found)
 
     @field_validator("home")
     @classmethod
@@ -186,6 +233,14 @@ def _prefix(group: str | None) -> str:
     return ENV_PREFIX if group is None else f"{ENV_PREFIX}{group}{NESTED}"
 
 
+def _group_fields() -> dict[str | None, set[str]]:
+    """The plain settings of the top level (``None``) and of each group, by name."""
+    groups = dict(_groups())
+    fields: dict[str | None, set[str]] = {None: set(Settings.model_fields) - set(groups)}
+    fields |= {group: set(model.model_fields) for group, model in groups.items()}
+    return fields
+
+
 def environment_names() -> dict[str, str]:
     """Every setting's environment variable, by its dotted name (``ingest.max_batch_events``)."""
     groups = dict(_groups())
@@ -207,12 +262,55 @@ def _shown(value: object) -> str:
 
 
 def _unsecret(value: str) -> str:
-    """A URL with its password masked (the database's and Redis's may carry one)."""
+    """A URL with its password masked (the database's and Redis's may carry one, after the
+    user name or as a ``password`` parameter)."""
     parts = urlsplit(value)
-    if not parts.password:
-        return value
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:(secret)@{host}"))
+    if "password=" in parts.query:
+        query = [(k, "(secret)" if k == "password" else v) for k, v in parse_qsl(parts.query)]
+        parts = parts._replace(query=urlencode(query, safe="()/:"))
+    if parts.password:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:(secret)@{host}")
+    return urlunsplit(parts)
+
+
+SECRET_NAME = re.compile(r"(^|_)(key|password|secret|token)$")  # pseudonym_key, not key_cache_…
+
+MASK = "(secret)"
+
+
+def masked(name: str, value: object) -> object:
+    """A setting's value as it may be shown: a secret (a ``SecretStr``, or a name that says
+    key, password, secret or token) as ``(secret)``, the password of a URL masked, the rest
+    as plain JSON-like values (paths as text, tuples as lists)."""
+    if value is None:
+        return None
+    if isinstance(value, SecretStr) or (SECRET_NAME.search(name) and not isinstance(value, bool)):
+        return MASK
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str):
+        return _unsecret(value)
+    if isinstance(value, tuple | list):
+        return [masked(name, v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): masked(name, v) for k, v in value.items()}
+    return value
+
+
+def effective_values(settings: Settings) -> dict[str, Any]:
+    """Every setting in effect, laid out as a settings file (the top level's, then a table per
+    group), secrets masked (``masked``)."""
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SettingsGroup):
+            values[name] = {
+                key: masked(key, getattr(value, key)) for key in type(value).model_fields
+            }
+        else:
+            values[name] = masked(name, value)
+    return values
 
 
 def _rows(model: BaseModel, prefix: str) -> Iterator[tuple[str, str, str]]:
@@ -246,12 +344,39 @@ def reference() -> str:
         "",
         "<!-- Written by `persona settings --reference`; a test keeps it equal to the code. -->",
         "",
-        "Every setting comes from an environment variable, read and validated once at start-up.",
-        "Top-level settings are `PERSONA_<NAME>`; the others belong to a group, one per part of",
-        "persona, and are `PERSONA_<GROUP>__<NAME>` (two underscores). Lists and maps are JSON.",
+        "Every setting comes from an environment variable or a settings file (below), read and",
+        "validated once at start-up. Top-level settings are `PERSONA_<NAME>`; the others belong",
+        "to a group, one per part of persona, and are `PERSONA_<GROUP>__<NAME>` (two",
+        "underscores). Lists and maps are JSON.",
         "A `PERSONA_*` variable that names no setting is refused; one that uses a setting's",
         "former flat name is refused with its new name. `persona settings` prints the values in",
         "effect.",
+        "",
+        "The same settings can be written in a TOML file: `persona.toml` in the home, or the",
+        "file `--config PATH` (or `PERSONA_CONFIG`) names. Top-level settings are top-level",
+        "keys; a group's are the keys of its table (`[server]`, `[ingest]` …). Lists and maps",
+        "are TOML arrays and tables:",
+        "",
+        "```toml",
+        'database_url = "postgresql://persona@db.internal/persona"',
+        "",
+        "[server]",
+        'host = "0.0.0.0"',
+        "workers = 4",
+        "metrics_port = 9100",
+        "",
+        "[profiles.event_weights]",
+        "view = 1.0",
+        "purchase = 8.0",
+        "```",
+        "",
+        "The environment overrides the file, and a command-line option (`persona serve --port`)",
+        "overrides both; a map given by a variable replaces the file's whole. A key that names",
+        "no setting is refused with the file's name, and so is a file that is not valid TOML",
+        "(with the line). `home` may be set only in a file named by `--config`, since",
+        "`persona.toml` is found through the home. `persona config show` prints every value in",
+        "effect as TOML (`--json` for JSON), secrets masked, each with where it came from:",
+        "`default`, `file`, `environment` or `option`.",
     ]
     defaults = Settings(home=Path(".persona"))
     for title, model, prefix in _sections(defaults):
@@ -320,6 +445,7 @@ def unknown_environment_keys(environ: dict[str, str] | None = None) -> list[str]
     names = environment_names()
     known = set(names.values()) | {f"{ENV_PREFIX}{group}".upper() for group, _ in _groups()}
     known.add(SUPERVISOR_PID)
+    known.add(CONFIG_VARIABLE)
     unknown = []
     for key in sorted(env):
         upper = key.upper()
@@ -341,14 +467,187 @@ def _given(overrides: dict[str, object]) -> dict[str, object]:
     return given
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build the settings from the environment plus explicit overrides (a group's overrides as
-    a dict, ``server={"port": 9000}``, merged with the rest of the group), refusing unknown
-    keys."""
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Build the settings from the settings file, the environment and explicit overrides (a
+    group's overrides as a dict, ``server={"port": 9000}``, merged with the rest of the group),
+    refusing unknown keys. The file is ``config_file`` (``--config``), else the one
+    ``PERSONA_CONFIG`` names, else ``persona.toml`` in the home if there is one."""
     unknown = unknown_environment_keys()
     if unknown:
         raise SettingsError(f"unknown setting(s) in the environment: {', '.join(unknown)}")
+    given = _given(overrides)
+    found = settings_file(config_file, given.get("home"))
+    reading = _READING.set(found)
     try:
-        return Settings(**_given(overrides))  # type: ignore[arg-type]
+        return Settings(**given)  # type: ignore[arg-type]
+    except SettingsError:
+        raise
     except ValueError as exc:
-        raise SettingsError(str(exc)) from exc
+        message = str(exc)
+        if found is not None and isinstance(exc, ValidationError):
+            origins = setting_origins(config_file, **overrides)
+            from_file = sorted(
+                {
+                    name
+                    for error in exc.errors()
+                    for name in [".".join(str(part) for part in error["loc"][:2])]
+                    if origins.get(name) == "file"
+                }
+            )
+            if from_file:
+                message += f"\n({', '.join(from_file)} from {found.path})"
+        raise SettingsError(message) from exc
+    finally:
+        _READING.reset(reading)
+
+
+@dataclass(frozen=True)
+class FoundSettingsFile:
+    """The settings file ``load_settings`` reads."""
+
+    path: Path
+    in_home: bool  # found in the home (rather than named by --config or PERSONA_CONFIG)
+
+
+# The file being read, for ``Settings.settings_customise_sources`` (pydantic-settings calls it
+# with the class alone): set by ``load_settings`` around the one construction that reads it.
+_READING: ContextVar[FoundSettingsFile | None] = ContextVar("settings_file", default=None)
+
+
+def _variable(environ: Mapping[str, str], name: str) -> str | None:
+    """An environment variable by name, in any case (as pydantic-settings reads them)."""
+    for key, value in environ.items():
+        if key.upper() == name:
+            return value
+    return None
+
+
+def settings_file(
+    config_file: Path | None = None,
+    home: object = None,
+    environ: Mapping[str, str] | None = None,
+) -> FoundSettingsFile | None:
+    """The settings file to read: ``config_file``, else the one ``PERSONA_CONFIG`` names (each
+    must exist), else ``persona.toml`` in the home (``home``, else ``PERSONA_HOME``, else the
+    default) if it exists."""
+    env = os.environ if environ is None else environ
+    named = config_file or _variable(env, CONFIG_VARIABLE)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"the settings file {path} does not exist")
+        return FoundSettingsFile(path, in_home=False)
+    where = home or _variable(env, environment_names()["home"]) or DEFAULT_HOME
+    path = Path(str(where)).expanduser() / SETTINGS_FILE_NAME
+    return FoundSettingsFile(path, in_home=True) if path.is_file() else None
+
+
+def read_settings_file(found: FoundSettingsFile) -> dict[str, Any]:
+    """The file's settings as a dict (a table per group), refusing a file that is not TOML
+    and keys that name no setting."""
+    try:
+        with found.path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{found.path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SettingsError(f"the settings file {found.path} cannot be read: {exc}") from None
+    unknown = unknown_file_keys(data)
+    if found.in_home and "home" in data:
+        unknown.append("home (set the home in a file given by --config or PERSONA_CONFIG)")
+    if unknown:
+        raise SettingsError(f"unknown setting(s) in {found.path}: {', '.join(unknown)}")
+    return data
+
+
+def unknown_file_keys(data: Mapping[str, Any]) -> list[str]:
+    """Keys of a settings file that name no setting (dotted inside a group's table), each
+    with its new place if it is a former flat name."""
+    fields = _group_fields()
+    unknown = []
+    for key, value in data.items():
+        if key in fields:
+            if not isinstance(value, dict):
+                unknown.append(f"{key} (a group: write it as a table, [{key}])")
+                continue
+            unknown += [f"{key}.{name}" for name in value if name not in fields[key]]
+        elif key not in fields[None]:
+            moved = FORMER_NAMES.get(key)
+            unknown.append(f"{key} (now {moved})" if moved else key)
+    return unknown
+
+
+def environment_settings(environ: Mapping[str, str] | None = None) -> set[str]:
+    """Dotted names of the settings the environment gives (a group's variable holding a JSON
+    object gives the settings it names)."""
+    env = os.environ if environ is None else environ
+    by_variable = {variable: name for name, variable in environment_names().items()}
+    group_variables = {f"{ENV_PREFIX}{group}".upper(): group for group, _ in _groups()}
+    given = set()
+    for key, value in env.items():
+        upper = key.upper()
+        if upper in by_variable:
+            given.add(by_variable[upper])
+        elif upper in group_variables:
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(parsed, dict):
+                given |= {f"{group_variables[upper]}.{name}" for name in parsed}
+    return given
+
+
+def _without(data: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """``data`` (a settings file's) without the settings named ``names`` (dotted)."""
+    kept: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key in Settings.model_fields:
+            value = {k: v for k, v in value.items() if f"{key}.{k}" not in names}
+        if key not in names:
+            kept[key] = value
+    return kept
+
+
+class SettingsFileSource(TomlConfigSettingsSource):
+    """A settings file as a source of pydantic-settings, below the environment.
+
+    pydantic-settings merges its sources key by key, down into maps: a map setting given both
+    here and by a variable would come out as the union of the two. The settings the
+    environment gives are dropped from the file instead, so a variable replaces a value whole.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], found: FoundSettingsFile) -> None:
+        self.found = found  # before the parent's constructor, which reads the file
+        super().__init__(settings_cls, toml_file=found.path)
+
+    def _read_file(self, path: Path | Traversable) -> dict[str, Any]:
+        return _without(read_settings_file(self.found), environment_settings())
+
+
+Origin = Literal["default", "file", "environment", "option"]
+
+
+def setting_origins(config_file: Path | None = None, **overrides: object) -> dict[str, Origin]:
+    """Where each setting in effect comes from, by dotted name (``server.port``): an explicit
+    override (``option``), the environment, the settings file, or its default. For the same
+    arguments as a ``load_settings`` call that succeeded."""
+    given = _given(overrides)
+    found = settings_file(config_file, given.get("home"))
+    in_file = read_settings_file(found) if found is not None else {}
+    from_environment = environment_settings()
+    origins: dict[str, Origin] = {}
+    for group, names in _group_fields().items():
+        explicit = given if group is None else given.get(group, {})
+        written = in_file if group is None else in_file.get(group, {})
+        for name in sorted(names):
+            dotted = name if group is None else f"{group}.{name}"
+            if isinstance(explicit, dict) and name in explicit:
+                origins[dotted] = "option"
+            elif dotted in from_environment:
+                origins[dotted] = "environment"
+            elif isinstance(written, dict) and name in written:
+                origins[dotted] = "file"
+            else:
+                origins[dotted] = "default"
+    return origins

@@ -35,7 +35,7 @@ def bearer(secret: str) -> dict[str, str]:
 
 
 ROUTES: list[tuple[str, str, Scope | AnyScope]] = [
-    ("POST", "/v1/events", Scope.INGEST),
+    ("POST", "/v1/events", AnyScope((Scope.INGEST, Scope.PUBLIC))),
     ("PUT", "/v1/items/i1", Scope.INGEST),
     ("POST", "/v1/items", Scope.INGEST),
     ("PUT", "/v1/users/u1/traits", Scope.INGEST),

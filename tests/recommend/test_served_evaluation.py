@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from persona.cli.main import app
+from persona.cli.served import ServedPersona
 from persona.demo.synthetic import Shape, generate
 from persona.recommend.algorithms.popularity import MostPopular
 from persona.recommend.evaluation import (
@@ -23,7 +24,6 @@ from persona.recommend.evaluation import (
     ranking_metrics,
     workload_frame,
 )
-from persona.cli.served import ServedPersona
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
 SHAPE = Shape(people=1_500, items=600, events=20_000, days=60, seed=11, end=END)

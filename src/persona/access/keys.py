@@ -37,6 +37,16 @@ class Scope(StrEnum):
     DECIDE = "decide"
     MEMBERS = "members"  # who is in a segment: member lists, exports, previews of any rule
     ADMIN = "admin"
+    # Safe to ship in a web page: send events and ask for decisions, nothing else. A public
+    # key holds no other scope (``ApiKeyService.create``), and no route but those two admits
+    # it (docs/security.md).
+    PUBLIC = "public"
+
+
+PUBLIC_ONLY = frozenset({Scope.PUBLIC})
+PUBLIC_REFUSED = (
+    "a public key may only send events (POST /v1/events) and ask for decisions (POST /v1/decisions)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +73,19 @@ class Principal:
         """Whether this key has ``scope`` (or ``admin``)."""
         return scope in self.scopes or Scope.ADMIN in self.scopes
 
+    @property
+    def public(self) -> bool:
+        """Whether this is a public key (the one a web page carries)."""
+        return self.scopes == PUBLIC_ONLY
+
     def require(self, scope: Scope | AnyScope) -> None:
         if scope in self.scopes or Scope.ADMIN in self.scopes:
             return
+        if isinstance(scope, AnyScope) and not self.scopes.isdisjoint(scope.scopes):
+            return
+        if self.public:  # the one message a page's developer needs: what the key is for
+            raise ForbiddenError(PUBLIC_REFUSED)
         if isinstance(scope, AnyScope):
-            if not self.scopes.isdisjoint(scope.scopes):
-                return
             names = " or ".join(repr(s.value) for s in scope.scopes)
             raise ForbiddenError(f"this key lacks the {names} scope")
         raise ForbiddenError(f"this key lacks the {scope.value!r} scope")
@@ -113,6 +130,10 @@ class ApiKeyService:
         scope_list = sorted({Scope(s).value for s in scopes})
         if not scope_list:
             raise ValueError("a key needs at least one scope")
+        if Scope.PUBLIC in scope_list and len(scope_list) > 1:
+            # a public key is readable by anyone who opens the page: any other scope on it
+            # would be handed to them too
+            raise ValueError("a public key holds no other scope")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         record = ApiKeyRecord(key_id, name, _hash(secret), scope_list, self._clock.now_ms())

@@ -26,6 +26,7 @@ from persona.api.routes import (
     privacy,
     profiles,
     recommend,
+    sdk,
     segments,
     webhooks,
 )
@@ -152,9 +153,9 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
             # accepts connections once this returns (another worker serves meanwhile).
             await anyio.to_thread.run_sync(_load_champion, engine)
             leadership.renew()
-            jobs = start_all(background_jobs_of(engine, leadership))
+            jobs = start_all(background_jobs_of(engine, leadership), engine.metrics.job_ran)
             relaying, relay = _stream_jobs(engine)
-            jobs += start_all(relay)
+            jobs += start_all(relay, engine.metrics.job_ran)
         settle_heap()
         try:
             yield
@@ -189,6 +190,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         experiments,
         privacy,
         webhooks,
+        sdk,  # the browser snippet (a static file, no key)
     )
     for module in modules:
         # The routes themselves, not ``include_router``: an included router is matched through

@@ -45,6 +45,20 @@ def presented_key(request: HTTPConnection) -> str | None:
     return request.headers.get("x-api-key")
 
 
+# The one route where a key may travel in the URL (``?key=``): a page's last events may leave
+# through ``navigator.sendBeacon``, which cannot set a header (docs/browser.md). Only a public
+# key is taken there: it is in the page anyway, and URLs end up in proxies' logs.
+KEY_IN_URL_ROUTES = frozenset({("POST", "/v1/events")})
+KEY_PARAMETER = "key"
+
+
+def key_in_url(connection: HTTPConnection) -> str | None:
+    """The key a request carries as ``?key=``, on the routes that take one there."""
+    if (connection.scope.get("method"), connection.scope.get("path")) not in KEY_IN_URL_ROUTES:
+        return None
+    return connection.query_params.get(KEY_PARAMETER)
+
+
 def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
@@ -75,7 +89,12 @@ def authenticate(engine: Engine, connection: HTTPConnection) -> Principal:
     failures = engine.failed_auth
     failures.refuse_if_empty(address, "too many requests without a valid key from this address")
     try:
-        return engine.keys.authenticate(presented_key(connection))
+        presented = presented_key(connection)
+        in_url = key_in_url(connection) if presented is None else None
+        principal = engine.keys.authenticate(presented or in_url)
+        if in_url is not None and not principal.public:
+            raise UnauthorizedError("only a public key may be given in the URL")
+        return principal
     except UnauthorizedError:
         failures.spend(address)
         raise

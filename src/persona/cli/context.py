@@ -15,8 +15,9 @@ console = Console(stderr=True)
 def settings_of(ctx: typer.Context, **overrides: object) -> Settings:
     """The validated settings; a configuration error ends the command with exit code 2."""
     home = getattr(ctx.obj, "home", None)
+    config = getattr(ctx.obj, "config", None)
     try:
-        return load_settings(home=home, **overrides)
+        return load_settings(config, home=home, **overrides)
     except SettingsError as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None

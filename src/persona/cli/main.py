@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,6 +21,7 @@ from rich.table import Table
 
 from persona import installed_version
 from persona.access.keys import Scope
+from persona.cli.config import config_app
 from persona.cli.context import open_engine as _open
 from persona.cli.context import settings_of
 from persona.cli.decide import experiments_app, placements_app
@@ -37,9 +40,19 @@ from persona.ingest.importer import (
     import_events,
     import_items,
 )
-from persona.settings import SUPERVISOR_PID, effective, environment_names, reference
+from persona.settings import (
+    CONFIG_VARIABLE,
+    SUPERVISOR_PID,
+    Settings,
+    effective,
+    environment_names,
+    reference,
+    settings_file,
+)
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from persona.recommend import SourceFactory
     from persona.recommend.training import TrainingOutcome
     from persona.storage import InteractionSource
@@ -62,6 +75,7 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(predictions_app, name="predictions")
 app.add_typer(clusters_app, name="clusters")
 app.add_typer(lake_app, name="lake")
+app.add_typer(config_app, name="config")
 app.command("scores")(scores_command)
 app.command("worker")(worker_command)
 
@@ -72,6 +86,7 @@ log = logging.getLogger("persona.cli")
 @dataclass
 class CliOptions:
     home: Path | None
+    config: Path | None = None  # the settings file (default: persona.toml in the home)
 
 
 def _print_version(asked: bool) -> None:
@@ -87,6 +102,15 @@ def options(
         Path | None,
         typer.Option("--home", envvar="PERSONA_HOME", help="Data directory (default ./.persona)."),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar=CONFIG_VARIABLE,
+            dir_okay=False,
+            help="Settings file (TOML; default: persona.toml in the home, if any).",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -94,7 +118,7 @@ def options(
         ),
     ] = False,
 ) -> None:
-    ctx.obj = CliOptions(home=home)
+    ctx.obj = CliOptions(home=home, config=config)
 
 
 def _progress() -> Progress:
@@ -122,7 +146,9 @@ def _report(title: str, summary: ImportSummary, seconds: float, *, events: bool)
         console.print(f"  [yellow]rejected[/yellow] {example}")
 
 
-def run_server(engine: Engine) -> None:
+def run_server(engine: Engine, config_file: Path | None = None) -> None:
+    """Serve ``engine`` (``config_file``: the settings file named on the command line, which
+    the worker processes read too)."""
     import uvicorn
 
     from persona.api.app import create_app
@@ -152,28 +178,59 @@ def run_server(engine: Engine) -> None:
         f", {workers} process{'es' if workers > 1 else ''}"
     )
     if workers > 1:
-        run_workers(engine, workers)
+        run_workers(engine, workers, config_file)
         return
-    uvicorn.run(
-        create_app(engine, background_jobs=True),
-        host=settings.server.host,
-        port=settings.server.port,
-        http=protocol_with_head_limits(
-            settings.server.head_timeout_seconds, settings.server.max_header_bytes
-        ),
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    with ExitStack() as stack:
+        if settings.server.metrics_port:
+            stack.callback(_serve_metrics(engine.metrics.registry, settings))
+        uvicorn.run(
+            create_app(engine, background_jobs=True),
+            host=settings.server.host,
+            port=settings.server.port,
+            http=protocol_with_head_limits(
+                settings.server.head_timeout_seconds, settings.server.max_header_bytes
+            ),
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
 
 
-def run_workers(engine: Engine, workers: int) -> None:
+def _serve_metrics(registry: CollectorRegistry, settings: Settings) -> Callable[[], None]:
+    """Serve ``registry`` on the metrics port (``server.metrics_port``); what stops it."""
+    from persona.observability import serve_metrics
+
+    host, port = settings.server.host, settings.server.metrics_port
+    try:
+        stop = serve_metrics(registry, host, port)
+    except OSError as exc:
+        console.print(f"[red]cannot serve the metrics on {host}:{port}:[/red] {exc.strerror}")
+        raise typer.Exit(2) from None
+    console.print(f"metrics on http://{host}:{port}/metrics (no key)")
+    return stop
+
+
+def _stream_lags(settings: Settings) -> Callable[[], Mapping[str, int]] | None:
+    """The change stream's lag per consumer group, read from Redis (None without a stream)."""
+    if settings.stream_url is None:
+        return None
+    import redis
+
+    from persona.stream import RedisStream
+
+    client = redis.Redis.from_url(settings.stream_url, socket_timeout=1.0)  # a scrape waits
+    return RedisStream(client, settings.stream.name, settings.stream.max_messages).lags
+
+
+def run_workers(engine: Engine, workers: int, config_file: Path | None = None) -> None:
     """``workers`` processes on one port, each with its own engine on the same home: this
     process binds the port and keeps them running; they build their settings from the
-    environment, which gets this command's own options."""
+    environment, which gets this command's own options, and from the same settings file.
+    With a metrics port, this process serves the sum of theirs."""
     import uvicorn
 
     from persona.api.server import HeadLimitsProtocol
+    from persona.observability import metrics_of_processes
 
     settings = engine.settings
     engine.close()  # each worker opens its own; this process only supervises
@@ -183,17 +240,25 @@ def run_workers(engine: Engine, workers: int) -> None:
     if settings.database_url:
         os.environ[names["database_url"]] = settings.database_url
     os.environ[SUPERVISOR_PID] = str(os.getpid())  # workers die with this process
-    uvicorn.run(
-        "persona.api.server:worker_app",
-        factory=True,
-        workers=workers,
-        host=settings.server.host,
-        port=settings.server.port,
-        http=HeadLimitsProtocol,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    found = settings_file(config_file, settings.home)
+    if found is not None:
+        os.environ[CONFIG_VARIABLE] = str(found.path.resolve())
+    with ExitStack() as stack:
+        if settings.server.metrics_port:
+            # before the workers start: they must see the variable when they import the client
+            registry = stack.enter_context(metrics_of_processes(_stream_lags(settings)))
+            stack.callback(_serve_metrics(registry, settings))
+        uvicorn.run(
+            "persona.api.server:worker_app",
+            factory=True,
+            workers=workers,
+            host=settings.server.host,
+            port=settings.server.port,
+            http=HeadLimitsProtocol,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
 
 
 @app.command()
@@ -206,10 +271,18 @@ def serve(
         int | None,
         typer.Option(help="Processes sharing the port (default: one per core).", min=0),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve the Prometheus metrics here, without a key (all processes' sum).",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API."""
-    server = {"host": host, "port": port, "workers": workers}
-    run_server(_open(ctx, server=server, dev_mode=True if dev else None))
+    server = {"host": host, "port": port, "workers": workers, "metrics_port": metrics_port}
+    run_server(_open(ctx, server=server, dev_mode=True if dev else None), ctx.obj.config)
 
 
 @app.command()
@@ -245,7 +318,7 @@ def demo(
     if train_after:
         _train(engine, before_ms=None)
     if serve_after:
-        run_server(engine)
+        run_server(engine, ctx.obj.config)
 
 
 @app.command()
@@ -332,8 +405,14 @@ def keys_create(
     scope: Annotated[list[Scope], typer.Option("--scope", help="Repeat for several scopes.")],
     name: Annotated[str, typer.Option(help="What the key is for.")] = "unnamed",
 ) -> None:
-    """Create a key; its secret is printed once, on stdout."""
-    created = _open(ctx).keys.create(name, scope)
+    """Create a key; its secret is printed once, on stdout. A `public` key (for web pages:
+    events and decisions only) holds no other scope."""
+    keys = _open(ctx).keys
+    try:
+        created = keys.create(name, scope)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     console.print(
         f"key {created.key_id} ({', '.join(created.scopes)}); the secret is shown only now:"
     )
@@ -590,13 +669,13 @@ def evaluate(
 
     import orjson
 
+    from persona.cli.served import SERVED, SERVED_GROUPS, home_frame, served_candidate
     from persona.recommend.evaluation import (
         Report,
         read_workload,
         registered_candidates,
         run_protocol,
     )
-    from persona.cli.served import SERVED, SERVED_GROUPS, home_frame, served_candidate
     from persona.settings import load_settings
 
     if data and home:

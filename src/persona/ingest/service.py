@@ -620,6 +620,8 @@ class IngestService:
         duplicates = len(outcomes) - accepted - held - rejected
         result = IngestResult(accepted, duplicates, rejected, outcomes, held)
         self._metrics.events_ingested(accepted, duplicates, rejected, held)
+        if batch.rejections:
+            self._metrics.events_rejected(r.code for r in batch.rejections)
         self._metrics.profile_updates.inc(batch.profiles_updated)
         return result
 

@@ -10,9 +10,13 @@ from persona.observability.logging import (
 )
 from persona.observability.metrics import (
     Metrics,
+    metrics_of_processes,
+    serve_metrics,
 )
 
 __all__ = [
     "Metrics",
     "configure_logging",
+    "metrics_of_processes",
+    "serve_metrics",
 ]

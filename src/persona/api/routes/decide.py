@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Body, Path, Request, Response
 
-from persona.access.keys import Scope
+from persona.access.keys import AnyScope, Scope
 from persona.api.deps import EngineDep, actor, engine_of, require, scoped
 from persona.api.query import json_body, parse_body
 from persona.clock import utc
@@ -195,7 +195,7 @@ def list_versions(name: str = PlacementName, engine: Engine = EngineDep) -> Plac
     response_model=DecisionsOut,
     openapi_extra=json_body(DecisionRequest),
 )
-@scoped(Scope.DECIDE)
+@scoped(AnyScope((Scope.DECIDE, Scope.PUBLIC)))  # a web page's key too
 async def decide(request: Request) -> Response:
     """Choose a variant for each placement; every decision is logged before the answer.
 

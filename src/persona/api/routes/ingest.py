@@ -10,8 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
-from persona.access.keys import Scope
-from persona.api.deps import EngineDep, require
+from persona.access.keys import AnyScope, Scope
+from persona.api.deps import KEY_PARAMETER, EngineDep, require
 from persona.api.query import MAX_ROW_ID, parse_json
 from persona.clock import utc_or_none
 from persona.documents import NO_NUL
@@ -38,6 +38,15 @@ _BODY_SCHEMA = {
 }
 _BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}
+}
+_KEY_IN_URL = {
+    "name": KEY_PARAMETER,
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 200},
+    "description": "A `public` key, for a client that cannot set a header (a page's"
+    " `navigator.sendBeacon`); any other key is refused here. Read only when the request"
+    " carries no key in a header.",
 }
 
 
@@ -67,8 +76,8 @@ def _json(data: Any) -> Response:
     operation_id="ingest_events",
     summary="Ingest one event or a batch of up to 1000",
     response_model=IngestResponse,
-    openapi_extra=_BODY,
-    dependencies=[require(Scope.INGEST)],
+    openapi_extra={**_BODY, "parameters": [_KEY_IN_URL]},
+    dependencies=[require(AnyScope((Scope.INGEST, Scope.PUBLIC)))],  # a web page's key too
 )
 async def ingest_events(request: Request, engine: Engine = EngineDep) -> Response:
     """Each event ends as `accepted`, `held` (stored aside for lack of consent, never used),
