@@ -10,6 +10,7 @@ from typing import Any
 
 from persona.recommend.dataset import Interactions
 from persona.recommend.pipeline import Ranked, RecommendationPipeline
+from persona.recommend.ranker import LambdaRanker
 from persona.recommend.registry import ModelVersion
 from persona.recommend.shortlists import Freshness, ShortlistTable
 
@@ -58,19 +59,56 @@ class ServedModel:
     stamp: int = 0  # when the model set's files last changed, as loaded
 
 
-def ranked_items(pipeline: RecommendationPipeline, ranked: Ranked) -> list[RecommendedItem]:
+def ranked_items(
+    pipeline: RecommendationPipeline, ranked: Ranked, *, probabilities: bool = True
+) -> list[RecommendedItem]:
+    """The slots as answered: ids, scores that mean something (``served_scores``), sources
+    and explanations. ``probabilities``: the slots' scores are the ranker's outputs (the
+    pipeline's lists), else a source's own scores (similar items, trending)."""
     assert pipeline.data is not None
     ids = pipeline.data.item_ids
     because = ranked.because or [[] for _ in ranked.items]
+    ranker = pipeline.ranker if probabilities else None
+    scores = served_scores([slot.score for slot in ranked.items], ranker)
     return [
         RecommendedItem(
-            ids[slot.item],
-            json_score(slot.score),
-            sources,
-            explain(pipeline.data, slot.item, sources, led_by),
+            ids[slot.item], score, sources, explain(pipeline.data, slot.item, sources, led_by)
         )
-        for slot, sources, led_by in zip(ranked.items, ranked.sources, because, strict=True)
+        for slot, score, sources, led_by in zip(
+            ranked.items, scores, ranked.sources, because, strict=True
+        )
     ]
+
+
+def served_scores(raw: Sequence[float], ranker: LambdaRanker | None = None) -> list[float]:
+    """Scores in [0, 1] that never rise down a list, with no sentinel values:
+
+    - with ``ranker``: the probability that the person takes the item next (the ranker's
+      output calibrated on people it did not learn from, ``ranker.calibrate``);
+    - otherwise: the source's score relative to the list's first item (1.0), or, where the
+      scores say nothing (none positive), the place in the list: 1, (n-1)/n, ... 1/n.
+
+    A pinned item (score +inf) counts as 1.0 and an explored one (NaN) as the score of the
+    item above it; then each score is capped by the one above, so that a boost, a pin or the
+    diversity rule that moved an item up never shows a higher score below a lower one.
+    """
+    n = len(raw)
+    finite = [r for r in raw if math.isfinite(r)]
+    top = max(finite, default=0.0)
+    values: list[float] = []
+    for place, r in enumerate(raw):
+        if r == math.inf:
+            value = 1.0
+        elif not math.isfinite(r):
+            value = values[-1] if values else 0.0
+        elif ranker is not None:
+            value = ranker.probability(r)
+        elif top > 0:
+            value = max(0.0, r / top)
+        else:
+            value = (n - place) / n
+        values.append(min(value, values[-1]) if values else value)
+    return values
 
 
 # What a source's proposal says about why, when no history item explains it, most telling first.
@@ -122,13 +160,3 @@ def explanation(
 ) -> dict[str, Any]:
     """One explanation, every key present (the API's ``ExplanationOut``)."""
     return {"kind": kind, "items": items, "category": category}
-
-
-def json_score(score: float) -> float:
-    """Scores are finite in JSON: pinned items rank above all, explored ones below."""
-    score = float(score)
-    if score == math.inf:
-        return 1e9
-    if not math.isfinite(score):
-        return -1e9
-    return score

@@ -20,6 +20,7 @@ from persona.recommend.answer import (
     RecommendedItem,
     ServedModel,
     explanation,
+    served_scores,
 )
 from persona.recommend.request_builder import ItemTimes, RequestBuilder
 from persona.recommend.training import NOT_INTERACTIONS
@@ -66,9 +67,11 @@ class TrendingFallback:
         assert pipeline.data is not None
         request = self._requests.request(pipeline, query, shortfall.history)
         ids = pipeline.data.item_ids
+        found = pipeline.rank_by_source(request, self.name, query.n)
+        scores = served_scores([score for _, score in found])
         items = [
             RecommendedItem(ids[item], score, [self.name], explanation("trending"))
-            for item, score in pipeline.rank_by_source(request, self.name, query.n)
+            for (item, _), score in zip(found, scores, strict=True)
         ]
         return RecommendationResult(items, self.name, served.version.version, shortfall.reason)
 
@@ -94,7 +97,10 @@ class PopularFallback:
         chosen = [i for i in items if i not in seen][: query.n]
         version = shortfall.served.version.version if shortfall.served else None
         return RecommendationResult(
-            [RecommendedItem(item, 0.0, [self.name], explanation("popular")) for item in chosen],
+            [
+                RecommendedItem(item, score, [self.name], explanation("popular"))
+                for item, score in zip(chosen, served_scores([0.0] * len(chosen)), strict=True)
+            ],
             self.name,
             version,
             shortfall.reason,

@@ -355,6 +355,7 @@ class RecommendationPipeline:
         data: Interactions,
         arrays: dict[str, dict[str, np.ndarray]],
         ranker_text: str | None,
+        calibration: tuple[float, float] | None = None,
     ) -> None:
         """Rebuild a fitted pipeline: saved sources are loaded, cheap ones fitted again."""
         self.sources = [
@@ -370,7 +371,9 @@ class RecommendationPipeline:
         self._attach(data)
         names = feature_names([s.name for s in self.sources])
         self.ranker = (
-            LambdaRanker.from_text(ranker_text, self.config.ranker, names) if ranker_text else None
+            LambdaRanker.from_text(ranker_text, self.config.ranker, names, calibration)
+            if ranker_text
+            else None
         )
 
     # Serving --------------------------------------------------------------------------------

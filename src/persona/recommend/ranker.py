@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,6 +37,9 @@ class RankerReport:
     positives: int
     best_iteration: int
     validation_ndcg10: float
+    # The ranker's output as a probability: P(next) = 1 / (1 + exp(-(slope * output +
+    # intercept))), fitted on the people it did not learn from (``calibrate``).
+    calibration: tuple[float, float] | None = None
 
 
 class LambdaRanker:
@@ -43,6 +47,7 @@ class LambdaRanker:
         self.config = config or RankerConfig()
         self.booster: lgb.Booster | None = None
         self.feature_names: list[str] = []
+        self.calibration: tuple[float, float] | None = None
 
     def fit(
         self,
@@ -98,13 +103,21 @@ class LambdaRanker:
         self.booster = booster
         self.feature_names = list(feature_names)
         best = booster.best_score.get("validation", {}).get("ndcg@10", float("nan"))
+        self.calibration = calibrate(self.predict(features[in_validation]), labels[in_validation])
         return RankerReport(
             rows=len(labels),
             groups=n_groups,
             positives=int(labels.sum()),
             best_iteration=int(booster.best_iteration or c.n_estimators),
             validation_ndcg10=float(best),
+            calibration=self.calibration,
         )
+
+    def probability(self, output: float) -> float:
+        """The ranker's ``output`` for a candidate as the probability that the person takes it
+        next (see ``calibrate``); without a calibration, a logistic of the output."""
+        slope, intercept = self.calibration or (1.0, 0.0)
+        return float(1.0 / (1.0 + math.exp(-max(-500.0, min(500.0, slope * output + intercept)))))
 
     def predict(self, features: FloatMatrix) -> npt.NDArray[np.float64]:
         assert self.booster is not None, "fit or load first"
@@ -118,8 +131,15 @@ class LambdaRanker:
         return str(self.booster.model_to_string(num_iteration=self.booster.best_iteration or None))
 
     @classmethod
-    def from_text(cls, text: str, config: RankerConfig, feature_names: list[str]) -> LambdaRanker:
+    def from_text(
+        cls,
+        text: str,
+        config: RankerConfig,
+        feature_names: list[str],
+        calibration: tuple[float, float] | None = None,
+    ) -> LambdaRanker:
         ranker = cls(config)
+        ranker.calibration = calibration
         ranker.booster = lgb.Booster(model_str=text)
         if ranker.booster.feature_name() != feature_names:
             raise ValueError("the saved ranker was trained with other features")
@@ -128,3 +148,19 @@ class LambdaRanker:
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
+
+
+def calibrate(
+    outputs: npt.NDArray[np.float64], labels: npt.NDArray[np.int8]
+) -> tuple[float, float]:
+    """Platt scaling: the logistic regression of the labels on the ranker's outputs, over the
+    candidates of people the ranker did not learn from. LambdaRank's outputs only order a
+    person's candidates; this makes them a probability a client can compare across lists and
+    threshold ("show only above 5%")."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(labels)) < 2:
+        return (1.0, 0.0)
+    model = LogisticRegression(C=1e6)  # barely regularized: two parameters, many rows
+    model.fit(outputs.reshape(-1, 1), labels)
+    return (float(model.coef_[0][0]), float(model.intercept_[0]))

@@ -43,7 +43,15 @@ class ExplanationOut(BaseModel):
 
 class RecommendedItemOut(BaseModel):
     item_id: str
-    score: float
+    score: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="In [0, 1], never higher than the score of an item above it. For the "
+        "pipeline's lists (`source: pipeline`): the probability that the person takes the "
+        "item next, as the ranker estimates it (calibrated on people it did not learn from). "
+        "Otherwise the answering source's score relative to the list's first item, or the "
+        "place in the list (1, (n-1)/n, ...) where the source has no score.",
+    )
     sources: list[str] = Field(description="The candidate sources that proposed the item.")
     explanation: ExplanationOut | None = None
 

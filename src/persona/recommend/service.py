@@ -33,6 +33,7 @@ from persona.recommend.answer import (
     ServedModel,
     explanation,
     ranked_items,
+    served_scores,
 )
 from persona.recommend.batch import recommend_everyone
 from persona.recommend.context import ContextTrends, newcomer_answer
@@ -580,13 +581,20 @@ class RecommendationService:
             found = pipeline.rank_by_source(request, "trending", n)
             ids = pipeline.data.item_ids
             trending = explanation("trending")
-            items = [RecommendedItem(ids[i], v, ["trending"], trending) for i, v in found]
+            scores = served_scores([v for _, v in found])
+            items = [
+                RecommendedItem(ids[i], score, ["trending"], trending)
+                for (i, _), score in zip(found, scores, strict=True)
+            ]
             reason = "the item is newer than the model set: what is trending"
             return RecommendationResult(items, "trending", served.version.version, reason)
         ranked = pipeline.similar(index, n, now_s, excluded)
         source = "similar" if all(s != ["trending"] for s in ranked.sources) else "trending"
         return RecommendationResult(
-            ranked_items(pipeline, ranked), source, served.version.version, personalized=False
+            ranked_items(pipeline, ranked, probabilities=False),
+            source,
+            served.version.version,
+            personalized=False,
         )
 
     def recommend_all(
@@ -628,10 +636,13 @@ def _has_context(query: RecommendationQuery) -> bool:
 def load_pipeline(registry: ModelRegistry, version: ModelVersion) -> RecommendationPipeline:
     config = pipeline_config_from(version.manifest.get("config", {}))
     pipeline = RecommendationPipeline(config)
+    ranker = version.manifest.get("ranker") or {}
+    calibration = ranker.get("calibration")
     pipeline.restore(
         registry.load_interactions(version),
         registry.load_source_arrays(version),
         registry.load_ranker_text(version),
+        (float(calibration[0]), float(calibration[1])) if calibration else None,
     )
     return pipeline
 
