@@ -373,3 +373,40 @@ def test_merged_proposals_keep_the_first_proposal_and_every_position(seed: int) 
     assert len(ranks) == 3
     got = np.column_stack(ranks) if len(expected) else np.zeros((0, 3))
     np.testing.assert_array_equal(got, np.array([e[3] for e in expected]).reshape(-1, 3))
+
+
+def test_a_boost_lifts_an_item_whose_ranker_output_is_negative() -> None:
+    rules = BusinessRules(boosts={3: 3.0})
+    slots = rerank(
+        np.asarray([0, 1, 2, 3]),
+        np.asarray([-1.0, -1.5, -1.9, -2.0]),  # LambdaRank outputs are often all negative
+        4,
+        categories=CATS,
+        config=RerankConfig(1.0, 0.0),
+        rules=rules,
+    )
+    assert [s.item for s in slots] == [3, 0, 1, 2]  # -2.0 + log(3) = -0.90
+
+
+def test_business_rules_apply_within_their_dates_by_item_category_and_tag() -> None:
+    from persona.recommend.business import BusinessRuleIn, RuleTargets, business_rules
+    from tests.recommend.synthetic import interactions
+
+    data = interactions()
+    written = [
+        {"action": "pin", "item_id": "i3", "position": 2},
+        {"action": "bury", "category": "horror", "starts_at": "2030-01-01T00:00:00Z"},
+        {"action": "boost", "category": "drama", "factor": 2.0},
+        {"action": "boost", "item_id": "i0", "factor": 3.0},
+        {"action": "pin", "item_id": "unknown", "position": 1},
+    ]
+    rules = [BusinessRuleIn.model_validate(r).rule() for r in written]
+    now = 1_900_000_000_000  # 2030-03-17: the bury has started
+    found = business_rules(rules, RuleTargets(data), now)
+    assert found is not None
+    assert found.pins == {3: 1}
+    assert found.boosts[0] == 6.0  # drama and its own boost multiply
+    assert found.boosts[4] == 2.0
+    assert found.buried == frozenset(i for i in range(len(data.item_ids)) if i % 4 == 3)
+    before = business_rules(rules, RuleTargets(data), 1_800_000_000_000)
+    assert before is not None and not before.buried

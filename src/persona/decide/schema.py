@@ -23,6 +23,7 @@ from pydantic import (
 
 from persona.documents import NO_NUL, Id, Text, check_json_document
 from persona.errors import InvalidPlacementError
+from persona.recommend import BusinessRuleIn
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 VARIANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
@@ -117,6 +118,12 @@ class RecommendationsConfig(BaseModel):
         default=None, max_length=128, pattern=NO_NUL, description="Only this category."
     )
     exclude: list[Text] = Field(default_factory=list, max_length=500)
+    rules: list[BusinessRuleIn] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Business rules of the list (pin, boost, bury), also applied to "
+        "`GET /v1/users/{id}/recommendations?placement=` this placement.",
+    )
 
 
 class ExperimentSettings(BaseModel):

@@ -51,6 +51,7 @@ from persona.errors import ConflictError, UnknownPlacementError
 from persona.identity import anonymous_key, user_key
 from persona.ids import uuid7_hex
 from persona.profiles.service import ProfileService
+from persona.recommend import BusinessRule
 from persona.recommend.answer import RecommendationQuery, RecommendationResult
 from persona.recommend.service import RecommendationService
 from persona.storage.protocols import DecisionStore, Storage, UnitOfWork
@@ -214,6 +215,17 @@ class DecisionService:
         if found is None:
             raise UnknownPlacementError(f"placement {name!r} has no version {version}")
         return found
+
+    def recommendation_rules(self, name: str) -> tuple[BusinessRule, ...]:
+        """The business rules of placement ``name``'s recommendations (its current version),
+        for a recommendation request that names it; none for an unknown placement."""
+        found = self._current([name]).get(name)
+        if found is None:
+            return ()
+        config = self.configs.config_of(name, found.version, found.config)
+        if config.recommendations is None:
+            return ()
+        return tuple(rule.rule() for rule in config.recommendations.rules)
 
     def bandit_state(self, name: str, version: int) -> dict[str, dict[str, list[float]]]:
         """``{bucket: {variant: [successes, failures]}}`` of a thompson placement's version."""
@@ -446,6 +458,7 @@ class DecisionService:
             hour=request.context.hour,
             category=settings.category,
             exclude=tuple(settings.exclude),
+            rules=tuple(rule.rule() for rule in settings.rules),
         )
 
 

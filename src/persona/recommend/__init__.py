@@ -10,6 +10,7 @@ from persona.recommend.answer import (
     RecommendationQuery,
     RecommendationResult,
 )
+from persona.recommend.business import BusinessRule, BusinessRuleIn
 from persona.recommend.dataset import IntArray, Interactions
 from persona.recommend.evaluation import (
     COLUMNS,
@@ -52,6 +53,8 @@ from persona.recommend.training import (
 
 __all__ = [
     "COLUMNS",
+    "BusinessRule",
+    "BusinessRuleIn",
     "Candidate",
     "IntArray",
     "Interactions",

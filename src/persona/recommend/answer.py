@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from persona.recommend.business import BusinessRule
 from persona.recommend.dataset import Interactions
 from persona.recommend.pipeline import Ranked, RecommendationPipeline
 from persona.recommend.ranker import LambdaRanker
@@ -26,6 +27,7 @@ class RecommendationQuery:
     category: str | None = None
     exclude: Sequence[str] = ()
     budget_ms: float | None = None  # None: the service's latency budget
+    rules: tuple[BusinessRule, ...] = ()  # the placement's business rules
 
 
 @dataclass(frozen=True)

@@ -472,6 +472,11 @@ class RecommendationPipeline:
             shortlist.proposers.get(s.item, ["exploration"] if s.explored else ["rule"])
             for s in slots
         ]
+        # A pinned item a source proposed too is where it is by the rule.
+        sources = [
+            [*found, "rule"] if s.score == np.inf and "rule" not in found else found
+            for s, found in zip(slots, sources, strict=True)
+        ]
         because = self.because(request.history.items, slots) if explain else []
         return Ranked(slots, sources, because)
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from persona.clock import utc
 from persona.durable import fsync_path
+from persona.errors import NotFoundError
 from persona.recommend.dataset import Interactions, ItemTable
 from persona.recommend.shortlists import ShortlistTable
 
@@ -116,6 +117,16 @@ class ModelRegistry:
         temporary.write_text(version)
         os.replace(temporary, pointer)
         self.prune()
+
+    def promote_stored(self, version: str) -> ModelVersion:
+        """Make a stored version the champion, whatever its metrics: a rollback, or a
+        promotion by hand. Servers follow the champion within a second (``follow_champion``);
+        the next scheduled training compares its challenger with this one."""
+        found = self.get(version)
+        if found is None:
+            raise NotFoundError(f"no model set {version!r}")
+        self.promote(found.version)
+        return found
 
     def prune(self, keep: int = KEEP_VERSIONS) -> list[str]:
         """Delete all but the newest ``keep`` versions; the champion is always kept."""

@@ -12,10 +12,12 @@ from persona.clock import Clock
 from persona.identity import user_key
 from persona.profiles.service import ProfileService
 from persona.recommend.answer import RecommendationQuery
+from persona.recommend.business import RuleTargets, business_rules
 from persona.recommend.context import ContextTrends
 from persona.recommend.dataset import IntArray
 from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
 from persona.recommend.request import History, known_candidates
+from persona.recommend.rerank import BusinessRules
 from persona.recommend.shortlists import Freshness, ShortlistTable, Signature
 from persona.recommend.training import NOT_INTERACTIONS, interaction_rows
 from persona.storage.protocols import Storage
@@ -48,6 +50,7 @@ class RequestBuilder:
         self._unavailable_ids = Refreshed(self._read_unavailable, UNAVAILABLE_TTL_SECONDS)
         self._segment_favourites: Callable[[str], list[str]] | None = None
         self._unavailable_memo: tuple[list[str], RecommendationPipeline, IntArray] | None = None
+        self._rule_targets: RuleTargets | None = None  # of the model set in service
         self._category_memo: tuple[RecommendationPipeline | None, dict[str, IntArray]] = (
             None,
             {},
@@ -137,6 +140,7 @@ class RequestBuilder:
             as_of_s=now_s,
             hour=int(now_s // 3600 % 24),
             exclude=self.exclusions(pipeline, query),
+            rules=self.rules(pipeline, query),
         )
         kept = pipeline.refilter(shortlist, request)
         if len(kept.items) < query.n:
@@ -165,8 +169,22 @@ class RequestBuilder:
             as_of_s=now_s,
             hour=hour,
             exclude=self.exclusions(pipeline, query),
+            rules=self.rules(pipeline, query),
             extra=self._serving_candidates(pipeline, query, profile_key),
         )
+
+    def rules(
+        self, pipeline: RecommendationPipeline, query: RecommendationQuery
+    ) -> BusinessRules | None:
+        """The query's business rules in force now, by the model set's item indices."""
+        if not query.rules:
+            return None
+        data = pipeline.data
+        assert data is not None
+        targets = self._rule_targets
+        if targets is None or targets.data is not data:
+            targets = self._rule_targets = RuleTargets(data)
+        return business_rules(query.rules, targets, self._clock.now_ms())
 
     def exclusions(
         self, pipeline: RecommendationPipeline, query: RecommendationQuery

@@ -63,7 +63,7 @@ class BusinessRules:
     """Per-request or per-placement rules: items pinned to positions, boosted or buried."""
 
     pins: Mapping[int, int] = field(default_factory=dict)  # item index -> 0-based position
-    boosts: Mapping[int, float] = field(default_factory=dict)  # item index -> score multiplier
+    boosts: Mapping[int, float] = field(default_factory=dict)  # item index -> odds multiplier
     buried: frozenset[int] = frozenset()
 
 
@@ -111,7 +111,12 @@ def _pairs(ranked: IntArray, scores: np.ndarray) -> list[tuple[int, float]]:
 
 
 def _apply_rules(order: list[tuple[int, float]], rules: BusinessRules) -> list[tuple[int, float]]:
-    boosted = [(item, score * rules.boosts.get(item, 1.0)) for item, score in order]
+    # A boost multiplies the item's odds, exp(score): it adds log(factor) to the ranker's
+    # output, which may be negative (a product would then push a boosted item down).
+    boosted = [
+        (item, score + math.log(rules.boosts[item]) if item in rules.boosts else score)
+        for item, score in order
+    ]
     kept = sorted((p for p in boosted if p[0] not in rules.buried), key=lambda p: -p[1])
     return kept + [p for p in boosted if p[0] in rules.buried]
 

@@ -56,6 +56,7 @@ async def get_recommendations(request: Request, user_id: str = PersonId) -> Resp
         hour=params.hour,
         category=params.category,
         exclude=tuple(params.exclude or ()),
+        rules=engine.decisions.recommendation_rules(params.placement) if params.placement else (),
     )
     # A cached answer is served from the event loop; ranking goes to a worker thread.
     service = engine.recommendations
