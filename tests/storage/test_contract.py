@@ -333,6 +333,17 @@ class TestReadBesideWrite:
 
 
 class TestCatalog:
+    def test_items_written_since_a_moment_come_latest_first(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.catalog.upsert([item("a", updated_at_ms=1_000), item("b", updated_at_ms=2_000)])
+            uow.catalog.upsert([item("c", updated_at_ms=3_000), item("d", updated_at_ms=3_000)])
+        with engine.storage.read() as uow:
+            assert [i.item_id for i in uow.catalog.written_since(1_000, 10)] == ["c", "d", "b"]
+            assert [i.item_id for i in uow.catalog.written_since(1_500, 2)] == ["c", "d"]
+            assert uow.catalog.written_since(3_000, 10) == []
+            found = uow.catalog.written_since(2_500, 1)[0]
+        assert found == item("c", updated_at_ms=3_000)
+
     def test_upsert_get_replace_and_categories(self, engine: Engine) -> None:
         with engine.storage.write() as uow:
             uow.catalog.upsert([item("1"), item("2", categories=["c"])])

@@ -15,12 +15,14 @@ from persona.recommend.answer import RecommendationQuery
 from persona.recommend.business import RuleTargets, business_rules
 from persona.recommend.context import ContextTrends
 from persona.recommend.dataset import IntArray
+from persona.recommend.new_items import FRESH_LIMIT, FRESH_TTL_SECONDS
 from persona.recommend.pipeline import RecommendationPipeline, Request, Shortlist
 from persona.recommend.request import History, known_candidates
 from persona.recommend.rerank import BusinessRules
 from persona.recommend.shortlists import Freshness, ShortlistTable, Signature
 from persona.recommend.training import NOT_INTERACTIONS, interaction_rows
 from persona.storage.protocols import Storage
+from persona.storage.records import ItemRecord
 
 UNAVAILABLE_TTL_SECONDS = 1.0
 CATEGORY_MEMO_ENTRIES = 256  # categories asked for, whose complements are kept per model set
@@ -48,6 +50,8 @@ class RequestBuilder:
         # Changes made through this process show at once (``catalog_changed``), those of
         # another process within the second.
         self._unavailable_ids = Refreshed(self._read_unavailable, UNAVAILABLE_TTL_SECONDS)
+        self.fresh_since_ms = 0  # the model set's training moment (``new_items``)
+        self._fresh_items = Refreshed(self._read_fresh_items, FRESH_TTL_SECONDS)
         self._segment_favourites: Callable[[str], list[str]] | None = None
         self._unavailable_memo: tuple[list[str], RecommendationPipeline, IntArray] | None = None
         self._rule_targets: RuleTargets | None = None  # of the model set in service
@@ -253,6 +257,15 @@ class RequestBuilder:
 
     def catalog_changed(self) -> None:
         self._unavailable_ids.forget()
+        self._fresh_items.forget()
+
+    def fresh_items(self) -> list[ItemRecord]:
+        """The items written to the catalog since the model set was trained, latest first."""
+        return self._fresh_items.get()
+
+    def _read_fresh_items(self) -> list[ItemRecord]:
+        with self._storage.read() as uow:
+            return uow.catalog.written_since(self.fresh_since_ms, FRESH_LIMIT)
 
     def _read_unavailable(self) -> list[str]:
         with self._storage.read() as uow:

@@ -19,11 +19,12 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from datetime import datetime
 
 import numpy as np
 
 from persona.cache import AnswerCache
-from persona.clock import Clock
+from persona.clock import Clock, epoch_ms
 from persona.identity import anonymous_key, user_key
 from persona.profiles.service import ProfileService
 from persona.recommend.answer import (
@@ -38,6 +39,7 @@ from persona.recommend.answer import (
 from persona.recommend.batch import recommend_everyone
 from persona.recommend.context import ContextTrends, newcomer_answer
 from persona.recommend.fallback import FallbackChain, PopularFallback, Shortfall, TrendingFallback
+from persona.recommend.new_items import with_new_item
 from persona.recommend.pipeline import PipelineConfig, Ranked, RecommendationPipeline, Request
 from persona.recommend.registry import ModelRegistry, ModelVersion
 from persona.recommend.request import History
@@ -166,6 +168,8 @@ class RecommendationService:
         served = ServedModel(champion, pipeline, shortlists, stamp=stamp)
         with self._lock:
             self._served = served
+            self.requests.fresh_since_ms = _trained_ms(champion)
+            self.requests.catalog_changed()
         self.cache.clear()
         log.info("serving model set %s", champion.version)
         if shortlists is not None:
@@ -235,10 +239,28 @@ class RecommendationService:
         if cached is None:
             cached = self._from_shared(served, cache_key, query, started)
         if cached is not None or served.shortlists is None:
-            return cached
+            return self._with_new_item(served, query, cached)
         if not self._allowed(query):
             return None
-        return self._shortlisted(served, cache_key, query, started)
+        return self._with_new_item(
+            served, query, self._shortlisted(served, cache_key, query, started)
+        )
+
+    def _with_new_item(
+        self,
+        served: ServedModel,
+        query: RecommendationQuery,
+        result: RecommendationResult | None,
+    ) -> RecommendationResult | None:
+        """The pipeline's answer with a place for an item newer than the model set
+        (``new_items``)."""
+        if result is None or result.source != "pipeline":
+            return result
+        fresh = self.requests.fresh_items()
+        if not fresh:
+            return result
+        assert served.pipeline.data is not None
+        return with_new_item(result, query, fresh, served.pipeline.data)
 
     def _allowed(self, query: RecommendationQuery) -> bool:
         allowed = self._personalization_allowed
@@ -350,7 +372,11 @@ class RecommendationService:
     ) -> RecommendationResult:
         """The person's answer, ranked live when nothing else holds. ``looked_up``: the caller
         asked ``lookup`` just before, so the cache and the shortlist are not tried again."""
-        return self._recommend(query, reuse=not looked_up, shortlist=not looked_up)
+        result = self._recommend(query, reuse=not looked_up, shortlist=not looked_up)
+        served = self._served
+        if served is None:
+            return result
+        return self._with_new_item(served, query, result) or result
 
     def _recommend(
         self,
@@ -626,6 +652,14 @@ class RecommendationService:
     def close(self) -> None:
         self._refresher.shutdown(wait=False, cancel_futures=True)
         self._workers.shutdown(wait=False, cancel_futures=True)
+
+
+def _trained_ms(version: ModelVersion) -> int:
+    """When the model set was made (what the catalog held then, it knows)."""
+    created = version.manifest.get("created_at")
+    if not isinstance(created, str):
+        return 0
+    return epoch_ms(datetime.fromisoformat(created))
 
 
 def _has_context(query: RecommendationQuery) -> bool:

@@ -227,6 +227,11 @@ class Catalog(Protocol):
 
     def list(self, *, after_id: str | None, limit: int) -> list[ItemRecord]: ...
 
+    def written_since(self, since_ms: int, limit: int) -> list[ItemRecord]:
+        """Up to ``limit`` items written (created or changed) after ``since_ms``, the latest
+        first."""
+        ...
+
     def count(self) -> int: ...
 
 

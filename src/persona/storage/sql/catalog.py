@@ -97,6 +97,16 @@ class SqlCatalog:
             query = query.where(t.c.item_id > after_id)
         return [_item(row) for row in self._c.execute(query)]
 
+    def written_since(self, since_ms: int, limit: int) -> list[ItemRecord]:
+        t = tables.items
+        query = (
+            select(t)
+            .where(t.c.updated_at_ms > since_ms)
+            .order_by(t.c.updated_at_ms.desc(), t.c.item_id)
+            .limit(limit)
+        )
+        return [_item(row) for row in self._c.execute(query)]
+
     def count(self) -> int:
         return int(self._c.execute(select(func.count()).select_from(tables.items)).scalar_one())
 
