@@ -107,3 +107,22 @@ def test_similar_items_find_the_next_item_more_often_than_co_occurrence(
     assert all(len(found) == DEPTH // 2 for found in ours)
     ours_rate, theirs_rate = hit_rate(ours, task.following), hit_rate(theirs, task.following)
     assert ours_rate >= SIMILAR_OVER_COOCCURRENCE * theirs_rate, (ours_rate, theirs_rate)
+
+
+def test_a_newcomer_gets_well_known_items_not_arbitrary_ones(
+    fitted: tuple[Split, RecommendationPipeline],
+) -> None:
+    from persona.recommend.request import History
+
+    split, pipeline = fitted
+    as_of = int(split.train.timestamps_ms.max() // 1000)
+    [ranked] = pipeline.rank([Request(History.empty(), as_of, hour=12)], 10)
+    counts = np.bincount(split.train.items, minlength=split.train.n_items)
+    known = int((counts > 0).sum())
+    place = np.empty(len(counts), dtype=np.int64)
+    place[np.argsort(-counts, kind="stable")] = np.arange(len(counts))
+    places = [int(place[s.item]) for s in ranked.items]
+    assert len(places) == 10
+    assert all(sources == ["trending"] for sources in ranked.sources), ranked.sources
+    # Trending weighs the latest interactions: well known, not necessarily the all-time top.
+    assert max(places) < 0.15 * known, places

@@ -519,6 +519,8 @@ class RecommendationPipeline:
         (by content similarity: ``content_scores`` when the caller has them already)."""
         if not self.config.rerank.exploration_share or self.facts is None:
             return None
+        if not len(request.history.items):
+            return None  # nothing to fit a new item to: a newcomer sees the best-known items
         pool = self._exploration_pool(request.as_of_s)
         keep = ~self.excluded_mask(request.history, request.exclude)[pool]
         candidates = pool[keep]
@@ -665,9 +667,12 @@ class RecommendationPipeline:
         names = SourceNames([s.name for s in self.sources])
         all_scores: dict[str, Scores] = {}
         proposals = _Proposals(len(block))
+        no_history = np.asarray([not len(h.items) for h in block.histories], dtype=np.bool_)
         for source in self.sources:
             scores = source.score(inputs)
             top = scores.top(self.config.candidates[source.name], blocked)
+            if no_history.any() and getattr(source, "needs_history", True):
+                top[no_history] = NOTHING  # see ``CandidateSource``
             proposals.add(top, names.bit(source.name), ranked=True)
             all_scores[source.name] = scores
         for name, items in _extra_columns(extras, self.config.candidates).items():

@@ -54,6 +54,10 @@ SIMILARITY_MEMO_MAX = 10_000_000  # catalog x pool similarities kept for explora
 
 @runtime_checkable
 class CandidateSource(Protocol):
+    """Proposes and scores items for requests. A source proposes nothing to a request without
+    history unless it says ``needs_history = False``: what it would propose is arbitrary (every
+    item scores zero), and a newcomer's list is then the best-known items, not obscure ones."""
+
     name: str
 
     def fit(self, data: Interactions) -> None: ...
@@ -297,6 +301,7 @@ class Trending:
     """What many people interacted with shortly before the moment of the request."""
 
     name = "trending"
+    needs_history = False  # the one source with something to propose to a newcomer
 
     def __init__(self, config: TrendingConfig | None = None) -> None:
         self.config = config or TrendingConfig()
