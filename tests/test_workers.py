@@ -396,3 +396,21 @@ def test_the_leader_retrains_clusters_on_schedule(home: tuple[Path, dict[str, st
             time.sleep(0.5)
         runs = _log_counts(path, started, "predictive models retrained")
         assert runs[0] == 0 and runs[1] >= 2, runs  # one process
+
+
+def test_the_first_requests_after_ready_are_answered_by_the_pipeline(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    """At the default budget (50 ms): the model set is loaded and warmed before /readyz says
+    so, so neither a ranking from scratch (a request naming its context) nor one from the
+    batch's shortlist falls back to trending."""
+    path, env = home
+    with _servers(path, env, 1) as [(base_url, _)]:
+        live = httpx.get(
+            f"{base_url}/v1/users/p0/recommendations?n=10&device=mobile&country=FR", timeout=10
+        )
+        assert live.status_code == 200, live.text
+        assert live.json()["source"] == "pipeline", live.json()
+        assert not live.json()["cached"]
+        assert recommended(base_url, "p1")["source"] == "pipeline"
+        assert recommended(base_url, "someone-new")["source"] == "pipeline"

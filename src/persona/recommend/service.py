@@ -163,8 +163,13 @@ class RecommendationService:
         stamp = self.registry.stamp(champion)
         pipeline = load_pipeline(self.registry, champion)
         shortlists = self.registry.load_shortlists(champion)
-        # One ranking before serving pays the first-call costs outside any request's budget.
-        pipeline.rank([Request(History.empty(), self._clock.now_ms() // 1000)], 10)
+        # One ranking before serving pays the first-call costs outside any request's budget,
+        # on a thread that ranks requests; and the context counts a request naming its
+        # context reads are read now, not by the first such request.
+        warm = [Request(History.empty(), self._clock.now_ms() // 1000)]
+        with contextlib.suppress(RuntimeError):  # shut down: no thread to warm
+            self._workers.submit(pipeline.rank, warm, 10).result()
+        self.requests.context_trends.ranked({})
         served = ServedModel(champion, pipeline, shortlists, stamp=stamp)
         with self._lock:
             self._served = served
