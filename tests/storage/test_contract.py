@@ -231,8 +231,58 @@ class TestEventLog:
         with engine.storage.read() as uow:
             assert uow.events.count() == 0
 
+    def test_type_counts_per_bucket_of_event_time(self, engine: Engine) -> None:
+        minute = 60_000
+        base = 1_767_225_600_000  # a minute's start
+        with engine.storage.write() as uow:
+            uow.events.append(
+                [
+                    event("early", at=base - 1),  # before the window
+                    event("a", at=base),
+                    event("b", at=base + minute - 1),
+                    event("c", at=base + minute - 1, type="click"),
+                    event("d", at=base + 2 * minute + 5),
+                    event("late", at=base + 3 * minute),  # the window's end is open
+                ]
+            )
+        with engine.storage.read() as uow:
+            counts = uow.events.type_counts(base, base + 3 * minute, minute)
+            hours = uow.events.type_counts(0, base + 4 * minute, 3_600_000)
+        assert counts == [
+            (base, "click", 1),
+            (base, "view", 2),
+            (base + 2 * minute, "view", 1),
+        ]
+        assert sum(n for _, _, n in hours) == 6 and {at % 3_600_000 for at, _, _ in hours} == {0}
+
 
 class TestQuarantineLog:
+    def test_counts_by_code_and_over_time(self, engine: Engine) -> None:
+        day = 86_400_000
+        records = [
+            QuarantineRecord(code=code, message="m", raw="{}", source="api", received_at_ms=at)
+            for code, at in [("c1", 10), ("c1", day + 1), ("c1", day + 2), ("c2", day + 3)]
+        ]
+        with engine.storage.write() as uow:
+            assert uow.quarantine.code_counts() == []
+            uow.quarantine.add(records)
+        with engine.storage.read() as uow:
+            first = uow.quarantine.list(after_id=0, limit=1)[0].quarantine_id
+        assert first is not None
+        with engine.storage.write() as uow:
+            uow.quarantine.mark_replayed(first, "e1", 20)
+        with engine.storage.read() as uow:
+            assert uow.quarantine.code_counts() == [("c1", 3, 1), ("c2", 1, 0)]
+            assert uow.quarantine.code_counts_over_time(0, day) == [
+                (0, "c1", 1),
+                (day, "c1", 2),
+                (day, "c2", 1),
+            ]
+            assert uow.quarantine.code_counts_over_time(day + 2, day) == [
+                (day, "c1", 1),
+                (day, "c2", 1),
+            ]
+
     def test_add_list_page_and_replay_once(self, engine: Engine) -> None:
         records = [
             QuarantineRecord(

@@ -79,6 +79,21 @@ class TestDecisionStore:
             found = uow.decisions.decisions(["d1", "d2", "d3", "missing"])
         assert found == {"d1": logged[0], "d2": logged[1], "d3": decision("d3")}
 
+    def test_a_profiles_latest_decisions_newest_first(self, engine: Engine) -> None:
+        engine.storage.log_decisions(
+            [
+                decision("d1", "u:1", decided_at_ms=10),
+                decision("d2", "u:2", decided_at_ms=20),
+                decision("d3", "u:1", decided_at_ms=30),
+                decision("d4", "u:1", decided_at_ms=20),
+            ]
+        )
+        with engine.storage.read() as uow:
+            latest = uow.decisions.for_profile("u:1", 2)
+            assert uow.decisions.for_profile("u:9", 5) == []
+        assert [d.decision_id for d in latest] == ["d3", "d4"]
+        assert latest[0] == decision("d3", "u:1", decided_at_ms=30)
+
     def test_many_decisions_beyond_one_parameter_chunk(self, engine: Engine) -> None:
         engine.storage.log_decisions([decision(f"d{i}") for i in range(2000)])
         with engine.storage.read() as uow:

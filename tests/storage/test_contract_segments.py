@@ -62,6 +62,24 @@ class TestSegmentStore:
                 (30, None),
             ]
 
+    def test_entries_and_exits_per_bucket(self, engine: Engine) -> None:
+        with engine.storage.write() as uow:
+            uow.segments.enter("s", ["u:1", "u:2", "u:3"], 1_005)
+            uow.segments.enter("other", ["u:1"], 1_005)
+        with engine.storage.write() as uow:
+            uow.segments.exit("s", ["u:1"], 1_010)
+            uow.segments.exit("s", ["u:2"], 3_000)
+            uow.segments.enter("s", ["u:1"], 3_999)
+        with engine.storage.read() as uow:
+            assert uow.segments.membership_changes("s", 1_000) == [
+                (1_000, 3, 1),
+                (3_000, 1, 1),
+            ]
+            assert uow.segments.membership_changes("missing", 1_000) == []
+            changes = uow.segments.membership_changes("s", 10)
+        # the running sum of entries less exits ends at the members of now
+        assert sum(entered - exited for _, entered, exited in changes) == 2
+
     def test_what_members_did(self, engine: Engine) -> None:
         with engine.storage.write() as uow:
             uow.events.append(

@@ -27,6 +27,7 @@ PREFIX = "psk"
 # ``psk_<12 hex>_<43 url-safe characters>`` as ``create`` makes them; anything else is refused
 # before any lookup, so a presented key can cost neither a query nor memory.
 KEY_SHAPE = re.compile(rf"{PREFIX}_([0-9a-f]{{1,32}})_([A-Za-z0-9_-]{{16,128}})")
+KEY_ID_SHAPE = re.compile(r"[0-9a-f]{1,32}")
 MAX_KEY_CHARS = 200
 MAX_CACHED_KEYS = 10_000
 
@@ -170,6 +171,15 @@ class ApiKeyService:
         valid = hmac.compare_digest(_hash(secret), expected)
         if record is None or not valid or record.revoked_at_ms is not None:
             raise UnauthorizedError("the API key is not valid")
+        return Principal(record.key_id, frozenset(Scope(s) for s in record.scopes))
+
+    def active(self, key_id: str) -> Principal | None:
+        """The principal of a key by its id while the key is not revoked (for a session that
+        a key opened, which holds the id and never the secret); looked up as ``authenticate``
+        does, so a revocation reaches it within ``cache_seconds``."""
+        record = self._lookup(key_id) if KEY_ID_SHAPE.fullmatch(key_id) else None
+        if record is None or record.revoked_at_ms is not None:
+            return None
         return Principal(record.key_id, frozenset(Scope(s) for s in record.scopes))
 
     def _lookup(self, key_id: str) -> ApiKeyRecord | None:

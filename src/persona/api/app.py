@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 import persona
+from persona.api import ui
 from persona.api.deps import install_security_docs, key_check
 from persona.api.direct import answer_directly
 from persona.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -199,6 +200,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         # only, which their routes already carry.
         app.router.routes.extend(module.router.routes)
     install_security_docs(app, [module.router for module in modules])
+    ui.install(app, engine)  # the dashboard at /ui (docs/ui.md): pages, not API operations
     _match_hot_routes_first(app)
     answer_directly(
         app, "GET", "/v1/users/{user_id}/recommendations", {"user_id": recommend.PERSON_ID_TEXT}
@@ -210,7 +212,7 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         max_bytes=server.max_body_bytes,
         max_header_bytes=server.max_header_bytes,
         body_timeout_seconds=server.body_timeout_seconds,
-        authenticate=key_check(engine),
+        authenticate=ui.outside_ui(key_check(engine)),  # dashboard forms carry a session
     )
     app.add_middleware(RequestContextMiddleware, metrics=engine.metrics)
     if server.cors_origins:

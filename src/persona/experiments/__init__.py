@@ -13,11 +13,13 @@ from persona.experiments.results import (
 from persona.experiments.schema import (
     ExperimentList,
     ExperimentResults,
+    SequentialPath,
 )
 
 __all__ = [
     "ExperimentList",
     "ExperimentResults",
     "ExperimentService",
+    "SequentialPath",
     "with_noisy_counts",
 ]

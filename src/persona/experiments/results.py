@@ -18,7 +18,7 @@ from persona.clock import utc
 from persona.decide.placements import ARM, CLICK, CONVERSION, HOLDOUT, IMPRESSION
 from persona.decide.schema import EXPERIMENT_POLICIES, PlacementBody, experiment_id
 from persona.decide.service import DecisionService
-from persona.errors import InsufficientDataError, UnknownPlacementError
+from persona.errors import InsufficientDataError, InvalidRequestError, UnknownPlacementError
 from persona.experiments import stats
 from persona.experiments.schema import (
     ArmResult,
@@ -30,6 +30,7 @@ from persona.experiments.schema import (
     MeanComparison,
     RateComparison,
     SampleRatio,
+    SequentialPath,
 )
 from persona.privacy.aggregates import MECHANISM, noisy_count
 from persona.storage.protocols import DecisionStore, Storage
@@ -107,17 +108,24 @@ class ExperimentService:
             started_at=utc(version.created_at_ms),
         )
 
-    def results(self, value: str, *, cuped: bool = False) -> ExperimentResults:
+    def _find(
+        self, store: DecisionStore, value: str
+    ) -> tuple[PlacementRecord, VersionRecord, PlacementBody]:
         name, wanted = parse_experiment_id(value)
+        record = store.placements([name]).get(name)
+        if record is None:
+            raise UnknownPlacementError(f"no experiment {value!r}")
+        version = store.version(name, wanted if wanted is not None else record.version)
+        if version is None or version.policy not in EXPERIMENT_POLICIES:
+            raise UnknownPlacementError(f"no experiment {value!r}")
+        config = self._decisions.configs.config_of(name, version.version, version.config)
+        return record, version, config
+
+    def results(self, value: str, *, cuped: bool = False) -> ExperimentResults:
         with self._storage.read() as uow:
             store = uow.decisions
-            record = store.placements([name]).get(name)
-            if record is None:
-                raise UnknownPlacementError(f"no experiment {value!r}")
-            version = store.version(name, wanted if wanted is not None else record.version)
-            if version is None or version.policy not in EXPERIMENT_POLICIES:
-                raise UnknownPlacementError(f"no experiment {value!r}")
-            config = self._decisions.configs.config_of(name, version.version, version.config)
+            record, version, config = self._find(store, value)
+            name = record.name
             arms = _load_arms(store, name, version.version, config)
             bandit = (
                 store.all_arm_counts(name, version.version)
@@ -130,6 +138,27 @@ class ExperimentService:
                 keys = {k for arm in arms.values() for k in arm.units}
                 pre = uow.events.value_totals(keys, self._purchase_types, version.created_at_ms)
         return self._analyse(record, version, config, arms, control, bandit, pre if cuped else None)
+
+    def sequential_paths(self, value: str, metric: str = "conversion_rate") -> list[SequentialPath]:
+        """For each arm against the control, the sequential test after every look (the
+        results give the last one). Arms without units yet, or a control without any, have no
+        path."""
+        attribute = {"click_rate": "clicked", "conversion_rate": "converted"}.get(metric)
+        if attribute is None:
+            raise InvalidRequestError("metric: click_rate or conversion_rate")
+        with self._storage.read() as uow:
+            store = uow.decisions
+            _, version, config = self._find(store, value)
+            arms = _load_arms(store, version.placement, version.version, config)
+        control = arms.get(_control_arm(config))
+        if control is None or not control.units:
+            return []
+        settings = config.experiment
+        return [
+            _path(control, arm, attribute, metric, settings.confidence, settings.mixing_sd)
+            for arm in arms.values()
+            if arm is not control and arm.units
+        ]
 
     def _analyse(
         self,
@@ -309,6 +338,35 @@ def _rate(
         sequential_p_value=sequential.p_value,
         sequential_ci=_finite(sequential.ci),
         probability_to_beat_control=bayes.probability_to_beat_control,
+    )
+
+
+def _path(
+    control: _Arm, treatment: _Arm, attribute: str, metric: str, confidence: float, mixing_sd: float
+) -> SequentialPath:
+    """The running values ``stats.sequential_test`` ends with, at every look."""
+    c_looks, t_looks = _looks(control, treatment, attribute)
+    difference, variance = stats.proportion_difference(
+        [c.units for c in c_looks],
+        [c.conversions for c in c_looks],
+        [t.units for t in t_looks],
+        [t.conversions for t in t_looks],
+    )
+    p_values = stats.always_valid_p_values(difference, variance, mixing_sd=mixing_sd)
+    radius = stats.confidence_radius(variance, mixing_sd=mixing_sd, confidence=confidence)
+    lower = np.maximum.accumulate(difference - radius)
+    upper = np.minimum.accumulate(difference + radius)
+    crossed = lower > upper  # as the test does: the look's own interval then
+    lower = np.where(crossed, difference - radius, lower)
+    upper = np.where(crossed, difference + radius, upper)
+    return SequentialPath(
+        arm=treatment.name,
+        metric=metric,
+        units=[c.units + t.units for c, t in zip(c_looks, t_looks, strict=True)],
+        difference=[float(x) for x in difference],
+        p_value=[float(x) for x in p_values],
+        lower=[float(x) if math.isfinite(x) else None for x in lower],
+        upper=[float(x) if math.isfinite(x) else None for x in upper],
     )
 
 

@@ -121,3 +121,19 @@ class ExperimentResults(BaseModel):
         default=None, description="`noisy`: the privacy loss, split evenly over an arm's counts."
     )
     mechanism: str | None = Field(default=None, description="`noisy`: the noise, `laplace`.")
+
+
+class SequentialPath(BaseModel):
+    """The always-valid test of one arm against the control after each look (every 100 units,
+    in order of first exposure): how the sequential p-value and the confidence sequence
+    moved. The last look is what the results report."""
+
+    arm: str
+    metric: str = Field(description="`click_rate` or `conversion_rate`.")
+    units: list[int] = Field(description="Units of both arms at each look.")
+    difference: list[float] = Field(description="Treatment rate less control rate.")
+    p_value: list[float] = Field(description="The always-valid p-value (never rises).")
+    lower: list[float | None] = Field(
+        description="The confidence sequence's lower bound (null while unbounded)."
+    )
+    upper: list[float | None]

@@ -6,6 +6,12 @@ rest of the package is its own business."""
 
 from __future__ import annotations
 
+from persona.ingest.activity import (
+    IngestActivity,
+    RejectionCount,
+    Series,
+    StoredTotals,
+)
 from persona.ingest.importer import (
     ImportFormatError,
     ImportSummary,
@@ -33,12 +39,16 @@ __all__ = [
     "EventIn",
     "ImportFormatError",
     "ImportSummary",
+    "IngestActivity",
     "IngestResponse",
     "IngestService",
     "IngestSettings",
     "QuarantineEntry",
     "QuarantinePage",
     "Rejection",
+    "RejectionCount",
+    "Series",
+    "StoredTotals",
     "ValidEvent",
     "count_rows",
     "import_events",

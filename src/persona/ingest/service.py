@@ -23,6 +23,7 @@ from persona.documents import Identifier
 from persona.errors import BatchTooLargeError, ConflictError, NotFoundError, WriteConflictError
 from persona.identity import anonymous_key, user_key
 from persona.ids import uuid4
+from persona.ingest.activity import IngestActivity
 from persona.ingest.schema import (
     EventFields,
     EventIn,
@@ -419,6 +420,7 @@ class IngestService:
         self._listeners: list[IngestListener] = []
         self._gate: IngestGate | None = None
         self._hasher = UNKEYED
+        self.activity = IngestActivity(storage)  # what came in and what was refused
 
     def set_gate(self, gate: IngestGate) -> None:
         """Let privacy transform, refuse or set aside events before anything is stored."""

@@ -187,6 +187,17 @@ class Metrics:
         for code, count in collections.Counter(codes).items():
             self.rejections.labels(code).inc(count)
 
+    @staticmethod
+    def totals(counter: Counter) -> dict[tuple[str, ...], float]:
+        """A counter's values by label values (in the order its labels are declared): this
+        process's counts since it started, as its ``/metrics`` shows them."""
+        found: dict[tuple[str, ...], float] = {}
+        for family in counter.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    found[tuple(sample.labels.values())] = sample.value
+        return found
+
     def job_ran(self, job: str, ok: bool) -> None:
         self.job_runs.labels(job, "ok" if ok else "failed").inc()
 

@@ -23,6 +23,7 @@ from persona.recommend.evaluation import (
 from persona.recommend.pipeline import SourceFactory
 from persona.recommend.registry import (
     ModelRegistry,
+    ModelVersion,
 )
 from persona.recommend.scheduler import (
     retrain_job,
@@ -59,6 +60,7 @@ __all__ = [
     "IntArray",
     "Interactions",
     "ModelRegistry",
+    "ModelVersion",
     "ModelVersionOut",
     "ModelsOut",
     "NotEnoughDataError",

@@ -175,6 +175,29 @@ class SegmentService:
         with self._storage.read() as uow:
             return uow.segments.member_count(name)
 
+    def size_history(self, name: str, points: int = 60) -> list[tuple[int, int]]:
+        """``(time, size)`` at the end of each of about ``points`` equal steps from the
+        segment's creation to now, from the entries and exits its history keeps.
+
+        The history holds the people still stored: an erased person's stays went with them, so
+        past sizes leave them out."""
+        now = self._clock.now_ms()
+        with self._storage.read() as uow:
+            record = uow.segments.get(name)
+            if record is None:
+                raise NotFoundError(f"no segment named {name!r}")
+            span = max(now - record.created_at_ms, 1)
+            bucket = max(1_000, -(-span // max(points, 1)))
+            changes = uow.segments.membership_changes(name, bucket)
+        first = record.created_at_ms - record.created_at_ms % bucket
+        size = sum(entered - exited for at, entered, exited in changes if at < first)
+        by_start = {at: entered - exited for at, entered, exited in changes}
+        found = []
+        for start in range(first, now + 1, bucket):
+            size += by_start.get(start, 0)
+            found.append((min(start + bucket, now), size))
+        return found
+
     # -- reading memberships -------------------------------------------------------------------
     def preview(
         self, rule_text: str, sample_size: int = 10, *, timeout_ms: int = PREVIEW_TIMEOUT_MS

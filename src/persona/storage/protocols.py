@@ -166,9 +166,26 @@ class EventLog(Protocol):
         """Every event in (occurred_at_ms, event_id) order."""
         ...
 
+    def type_counts(
+        self, since_ms: int, until_ms: int, bucket_ms: int
+    ) -> list[tuple[int, str, int]]:
+        """``(bucket start, type, events)`` of the events whose event time is in
+        ``[since_ms, until_ms)``, in buckets of ``bucket_ms`` counted from the epoch, by bucket
+        (the dashboard's activity chart; a range of the event-time index)."""
+        ...
+
 
 class QuarantineLog(Protocol):
     def add(self, records: Sequence[QuarantineRecord]) -> None: ...
+
+    def code_counts(self) -> list[tuple[str, int, int]]:
+        """``(code, entries, replayed)`` per rejection code, most entries first."""
+        ...
+
+    def code_counts_over_time(self, since_ms: int, bucket_ms: int) -> list[tuple[int, str, int]]:
+        """``(bucket start, code, entries)`` of the entries received since ``since_ms``, in
+        buckets of ``bucket_ms`` counted from the epoch, by bucket."""
+        ...
 
     def list(
         self, *, after_id: int, limit: int, code: str | None = None
@@ -225,12 +242,12 @@ class Catalog(Protocol):
         """The categories of every item, by item id."""
         ...
 
-    def list(self, *, after_id: str | None, limit: int) -> list[ItemRecord]: ...
-
     def written_since(self, since_ms: int, limit: int) -> list[ItemRecord]:
         """Up to ``limit`` items written (created or changed) after ``since_ms``, the latest
         first."""
         ...
+
+    def list(self, *, after_id: str | None, limit: int) -> list[ItemRecord]: ...
 
     def count(self) -> int: ...
 
@@ -274,6 +291,11 @@ class DecisionStore(Protocol):
         ...
 
     def decisions(self, decision_ids: Collection[str]) -> dict[str, DecisionRecord]: ...
+
+    def for_profile(self, profile_key: str, limit: int) -> list[DecisionRecord]:
+        """The latest decisions made for a profile, newest first. The log has no index by
+        person (every decision would pay for one): this reads all of it, as an export does."""
+        ...
 
     def exposures(
         self, placement: str, version: int, cohorts: Collection[str]
@@ -378,6 +400,12 @@ class SegmentStore(Protocol):
 
     def history(self, profile_key: str) -> list[MembershipRecord]:
         """Every stay of a profile, open or closed, oldest first."""
+        ...
+
+    def membership_changes(self, segment: str, bucket_ms: int) -> list[tuple[int, int, int]]:
+        """``(bucket start, entries, exits)`` of ``segment``'s stays in buckets of
+        ``bucket_ms`` counted from the epoch, by bucket (buckets without any left out): the
+        running sum of entries less exits is the segment's size over time."""
         ...
 
     def matching(self, rule: Rule, now_ms: int) -> set[str]:

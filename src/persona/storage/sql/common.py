@@ -17,7 +17,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Table
+from sqlalchemy import BigInteger, ColumnElement, Table, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
@@ -34,6 +34,18 @@ def chunks(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
     iterator = iter(values)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def bucket_start(column: ColumnElement[int], bucket_ms: int) -> ColumnElement[int]:
+    """The start of the ``bucket_ms`` bucket (counted from the epoch) a time column falls in.
+
+    The width is written into the statement as a number, not bound: PostgreSQL matches a
+    GROUP BY expression to the selected one by text, and two bound copies of a parameter are
+    two expressions to it."""
+    if bucket_ms <= 0:
+        raise ValueError("a bucket is at least a millisecond")
+    width = literal_column(str(int(bucket_ms)), BigInteger)
+    return column - column % width
 
 
 def is_sqlite(connection: Connection) -> bool:

@@ -168,6 +168,16 @@ class SqlDecisionStore:
             found.update((row[0], DecisionRecord(*row)) for row in rows)
         return found
 
+    def for_profile(self, profile_key: str, limit: int) -> list[DecisionRecord]:
+        d = decisions
+        rows = self._c.execute(
+            select(d)
+            .where(d.c.profile_key == profile_key)
+            .order_by(d.c.decided_at_ms.desc(), d.c.decision_id.desc())
+            .limit(limit)
+        )
+        return [DecisionRecord(*row) for row in rows]
+
     def exposures(
         self, placement: str, version: int, cohorts: Collection[str]
     ) -> list[tuple[str, str | None, str, int, int]]:

@@ -21,6 +21,7 @@ from persona.storage.records import (
 )
 from persona.storage.sql.common import (
     IN_CHUNK,
+    bucket_start,
     chunks,
     driver_connection,
     has_jsonb,
@@ -388,6 +389,19 @@ class SqlEventLog:
         )
         for row in result:
             yield _event(row)
+
+    def type_counts(
+        self, since_ms: int, until_ms: int, bucket_ms: int
+    ) -> list[tuple[int, str, int]]:
+        t = tables.events
+        bucket = bucket_start(t.c.occurred_at_ms, bucket_ms)
+        query = (
+            select(bucket, t.c.type, func.count())
+            .where(t.c.occurred_at_ms >= since_ms, t.c.occurred_at_ms < until_ms)
+            .group_by(bucket, t.c.type)
+            .order_by(bucket, t.c.type)
+        )
+        return [(int(at), str(kind), int(n)) for at, kind, n in self._c.execute(query)]
 
 
 _ITEM_HISTORY = (

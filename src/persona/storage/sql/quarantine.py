@@ -12,6 +12,7 @@ from persona.storage import tables
 from persona.storage.records import (
     QuarantineRecord,
 )
+from persona.storage.sql.common import bucket_start
 
 
 class SqlQuarantineLog:
@@ -35,6 +36,27 @@ class SqlQuarantineLog:
             for r in records
         ]
         self._c.execute(tables.quarantine.insert(), rows)
+
+    def code_counts(self) -> list[tuple[str, int, int]]:
+        t = tables.quarantine
+        entries = func.count().label("entries")
+        query = (
+            select(t.c.code, entries, func.count(t.c.replayed_at_ms))
+            .group_by(t.c.code)
+            .order_by(entries.desc(), t.c.code)
+        )
+        return [(str(code), int(n), int(replayed)) for code, n, replayed in self._c.execute(query)]
+
+    def code_counts_over_time(self, since_ms: int, bucket_ms: int) -> list[tuple[int, str, int]]:
+        t = tables.quarantine
+        bucket = bucket_start(t.c.received_at_ms, bucket_ms)
+        query = (
+            select(bucket, t.c.code, func.count())
+            .where(t.c.received_at_ms >= since_ms)
+            .group_by(bucket, t.c.code)
+            .order_by(bucket, t.c.code)
+        )
+        return [(int(at), str(code), int(n)) for at, code, n in self._c.execute(query)]
 
     def list(self, *, after_id: int, limit: int, code: str | None = None) -> list[QuarantineRecord]:
         t = tables.quarantine

@@ -14,7 +14,13 @@ from sqlalchemy.engine import Connection
 from persona.rules import Rule
 from persona.storage import tables
 from persona.storage.records import MembershipRecord, SegmentRecord, StreamMessage
-from persona.storage.sql.common import chunks, driver_connection, is_sqlite, statement_deadline
+from persona.storage.sql.common import (
+    bucket_start,
+    chunks,
+    driver_connection,
+    is_sqlite,
+    statement_deadline,
+)
 from persona.storage.sql.segment_rules import select_members
 from persona.storage.sql.stream import SqlOutbox
 from persona.storage.tables.segments import segment_memberships, segments
@@ -182,6 +188,20 @@ class SqlSegmentStore:
             .order_by(m.c.entered_at_ms, m.c.membership_id)
         )
         return [_membership(row._mapping) for row in self._c.execute(query)]
+
+    def membership_changes(self, segment: str, bucket_ms: int) -> list[tuple[int, int, int]]:
+        m = segment_memberships
+        changes: dict[int, list[int]] = {}
+        for column, slot in ((m.c.entered_at_ms, 0), (m.c.exited_at_ms, 1)):
+            bucket = bucket_start(column, bucket_ms)
+            query = (
+                select(bucket, func.count())
+                .where(m.c.segment == segment, column.is_not(None))
+                .group_by(bucket)
+            )
+            for at, n in self._c.execute(query):
+                changes.setdefault(int(at), [0, 0])[slot] += int(n)
+        return [(at, entered, exited) for at, (entered, exited) in sorted(changes.items())]
 
     def matching(self, rule: Rule, now_ms: int) -> set[str]:
         return set(self._c.execute(self._select(rule, now_ms)).scalars())

@@ -1,0 +1,42 @@
+"""Debian's Chromium driven by Playwright, as the snippet's browser tests drive it
+(tests/sdk/test_snippet.py): the system's browser (``PERSONA_TEST_CHROMIUM``, default
+/usr/bin/chromium), never ``playwright install``. Without the browser or Playwright the tests
+are skipped with the reason; in CI (``CI`` set) they fail."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+CHROMIUM = os.environ.get("PERSONA_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+def browser_problem() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright is not installed (pip install -e '.[dev]')"
+    if shutil.which(CHROMIUM) is None:
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set PERSONA_TEST_CHROMIUM)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    problem = browser_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem}; the browser tests are mandatory in CI")
+        pytest.skip(f"{problem}: the browser tests of the dashboard are skipped")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
