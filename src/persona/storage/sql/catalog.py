@@ -90,13 +90,6 @@ class SqlCatalog:
             found.update((row.item_id, row.categories) for row in rows)
         return found
 
-    def list(self, *, after_id: str | None, limit: int) -> list[ItemRecord]:
-        t = tables.items
-        query = select(t).order_by(t.c.item_id).limit(limit)
-        if after_id is not None:
-            query = query.where(t.c.item_id > after_id)
-        return [_item(row) for row in self._c.execute(query)]
-
     def written_since(self, since_ms: int, limit: int) -> list[ItemRecord]:
         t = tables.items
         query = (
@@ -105,6 +98,13 @@ class SqlCatalog:
             .order_by(t.c.updated_at_ms.desc(), t.c.item_id)
             .limit(limit)
         )
+        return [_item(row) for row in self._c.execute(query)]
+
+    def list(self, *, after_id: str | None, limit: int) -> list[ItemRecord]:
+        t = tables.items
+        query = select(t).order_by(t.c.item_id).limit(limit)
+        if after_id is not None:
+            query = query.where(t.c.item_id > after_id)
         return [_item(row) for row in self._c.execute(query)]
 
     def count(self) -> int:
