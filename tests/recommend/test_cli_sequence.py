@@ -9,6 +9,7 @@ import orjson
 from typer.testing import CliRunner
 
 from persona.cli.main import app
+from persona.recommend.registry import ModelRegistry
 from tests.recommend.synthetic import catalog, events
 
 runner = CliRunner()
@@ -59,3 +60,27 @@ def test_import_train_recommend_all(tmp_path: Path) -> None:
     answer = orjson.loads(single.stdout.strip().splitlines()[-1])
     assert answer["user_id"] == "p3" and len(answer["items"]) == 4
     assert answer["source"] == "pipeline"
+
+    # Two model sets: the second serves after its training, a rollback serves the first again.
+    first = runner.invoke(app, ["--home", home, "models", "list"])
+    assert first.exit_code == 0 and first.output.count("*") == 1, first.output
+    none_yet = runner.invoke(app, ["--home", home, "models", "rollback"])
+    assert none_yet.exit_code == 1  # no earlier champion
+    retrained = runner.invoke(app, ["--home", home, "train"])
+    assert retrained.exit_code == 0, retrained.output
+    registry = ModelRegistry(Path(home) / "models")
+    stored = [v.version for v in registry.versions()]
+    champion = registry.champion()
+    assert champion is not None
+    oldest = stored[0]
+    if champion.version == oldest:  # the second training was not promoted: roll to it by hand
+        oldest = stored[-1]
+    promoted = runner.invoke(app, ["--home", home, "models", "promote", oldest])
+    assert promoted.exit_code == 0, promoted.output
+    assert promoted.stdout.startswith(f"serving {oldest}")
+    unknown = runner.invoke(app, ["--home", home, "models", "promote", "no-such"])
+    assert unknown.exit_code == 1
+    assert registry.champion().version == oldest  # type: ignore[union-attr]
+    back = runner.invoke(app, ["--home", home, "models", "rollback"])
+    assert back.exit_code == 0, back.output
+    assert registry.champion().version == champion.version  # type: ignore[union-attr]

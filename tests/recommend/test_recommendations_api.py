@@ -519,6 +519,38 @@ def test_a_worse_challenger_is_not_promoted(engine: Engine, client: TestClient) 
     assert registry.champion().version == champion.version  # type: ignore[union-attr]
 
 
+def test_a_model_set_is_promoted_and_rolled_back_by_the_api_and_audited(
+    engine: Engine, client: TestClient, clock: FakeClock
+) -> None:
+    load(client)
+    train(engine)
+    registry = engine.recommendations.registry
+    first = registry.champion()
+    assert first is not None
+    clock.advance(60)  # another version name
+    manifest = first.manifest | {"metrics": {"ndcg@10": 0.0}}  # any challenger beats it
+    (first.path / "manifest.json").write_text(__import__("json").dumps(manifest))
+    second = train_model_set(
+        engine.storage, registry, engine.clock, engine.settings.profiles.event_weights
+    )
+    assert second.promoted
+    engine.recommendations.reload()
+    served = lambda: recommendations(client, "p1")["model_version"]  # noqa: E731
+    assert served() == second.version.version
+
+    back = client.post("/v1/models/rollback")
+    assert back.status_code == 200, back.text
+    assert back.json() == {"serving": first.version, "previous": second.version.version}
+    assert served() == first.version
+    again = client.post(f"/v1/models/{second.version.version}/promote")
+    assert again.json() == {"serving": second.version.version, "previous": first.version}
+    assert served() == second.version.version
+    assert client.post("/v1/models/no-such-version/promote").status_code == 404
+    with engine.storage.read() as uow:
+        actions = [e.action for e in uow.audit.page(after_id=0, limit=100)]
+    assert actions.count("model.promote") == 2
+
+
 def test_distinct_requests_cannot_grow_the_answer_cache_past_its_bytes(
     trained: TestClient, engine: Engine
 ) -> None:

@@ -26,6 +26,7 @@ from persona.cli.context import open_engine as _open
 from persona.cli.context import settings_of
 from persona.cli.decide import experiments_app, placements_app
 from persona.cli.lake import lake_app
+from persona.cli.models import models_app
 from persona.cli.predictions import clusters_app, predictions_app, scores_command
 from persona.cli.privacy import privacy_app
 from persona.cli.segments import segments_app
@@ -74,6 +75,7 @@ app.add_typer(placements_app, name="placements")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(predictions_app, name="predictions")
 app.add_typer(clusters_app, name="clusters")
+app.add_typer(models_app, name="models")
 app.add_typer(lake_app, name="lake")
 app.add_typer(config_app, name="config")
 app.command("scores")(scores_command)

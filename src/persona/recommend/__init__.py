@@ -31,6 +31,7 @@ from persona.recommend.scheduler import (
 from persona.recommend.schema import (
     ModelsOut,
     ModelVersionOut,
+    PromotedOut,
     RecommendationParams,
     RecommendationsOut,
     RecommendedItemOut,
@@ -64,6 +65,7 @@ __all__ = [
     "ModelVersionOut",
     "ModelsOut",
     "NotEnoughDataError",
+    "PromotedOut",
     "RecommendSettings",
     "RecommendationParams",
     "RecommendationQuery",

@@ -26,6 +26,7 @@ from persona.recommend.dataset import Interactions, ItemTable
 from persona.recommend.shortlists import ShortlistTable
 
 CHAMPION = "champion"
+PREVIOUS = "previous-champion"
 SHORTLISTS = "shortlists.npz"
 KEEP_VERSIONS = 3  # model sets are large (an EASE matrix is items^2 floats): keep a few
 
@@ -114,9 +115,27 @@ class ModelRegistry:
     def promote(self, version: str) -> None:
         pointer = self.root / CHAMPION
         temporary = self.root / f".{CHAMPION}.tmp"
+        before = self.champion()
+        if before is not None and before.version != version:
+            # The champion it replaces, for a rollback (written before the switch: a crash
+            # between the two leaves a note of a champion that still serves, never none).
+            previous = self.root / f".{PREVIOUS}.tmp"
+            previous.write_text(before.version)
+            os.replace(previous, self.root / PREVIOUS)
         temporary.write_text(version)
         os.replace(temporary, pointer)
         self.prune()
+
+    def previous_champion(self) -> ModelVersion | None:
+        """The champion before the present one, while it is stored (a rollback's target)."""
+        pointer = self.root / PREVIOUS
+        if not pointer.exists():
+            return None
+        found = self.get(pointer.read_text().strip())
+        champion = self.champion()
+        if found is None or (champion is not None and found.version == champion.version):
+            return None
+        return found
 
     def promote_stored(self, version: str) -> ModelVersion:
         """Make a stored version the champion, whatever its metrics: a rollback, or a
@@ -129,14 +148,11 @@ class ModelRegistry:
         return found
 
     def prune(self, keep: int = KEEP_VERSIONS) -> list[str]:
-        """Delete all but the newest ``keep`` versions; the champion is always kept."""
-        champion = self.champion()
+        """Delete all but the newest ``keep`` versions; the champion, and the one before it
+        (a rollback's target), are always kept."""
+        kept = {v.version for v in (self.champion(), self.previous_champion()) if v is not None}
         versions = self.versions()
-        doomed = [
-            v
-            for v in versions[: max(0, len(versions) - keep)]
-            if champion is None or v.version != champion.version
-        ]
+        doomed = [v for v in versions[: max(0, len(versions) - keep)] if v.version not in kept]
         for v in doomed:
             shutil.rmtree(v.path, ignore_errors=True)
         return [v.version for v in doomed]

@@ -134,3 +134,8 @@ class SimilarItemsOut(BaseModel):
     reason: str | None = Field(default=None, description="Why the list is not `similar`.")
     model_version: str | None
     request_id: str | None
+
+
+class PromotedOut(BaseModel):
+    serving: str = Field(description="The model set now in service.")
+    previous: str | None = Field(description="The one it replaced (what a rollback serves).")

@@ -25,6 +25,7 @@ import numpy as np
 
 from persona.cache import AnswerCache
 from persona.clock import Clock, epoch_ms
+from persona.errors import NotFoundError
 from persona.identity import anonymous_key, user_key
 from persona.profiles.service import ProfileService
 from persona.recommend.answer import (
@@ -568,6 +569,22 @@ class RecommendationService:
                 (f"shortlists.{name}", count) for name, count in served.freshness.sizes().items()
             )
         return sizes
+
+    def promote(self, version: str) -> tuple[ModelVersion, ModelVersion | None]:
+        """Serve a stored model set, whatever its metrics (a promotion by hand): this process
+        at once, the others within a second (``follow_champion``). Returns it and the champion
+        it replaced."""
+        before = self.registry.champion()
+        chosen = self.registry.promote_stored(version)
+        self.reload()
+        return chosen, before
+
+    def rollback(self) -> tuple[ModelVersion, ModelVersion | None]:
+        """Serve again the champion before the present one."""
+        previous = self.registry.previous_champion()
+        if previous is None:
+            raise NotFoundError("no earlier champion is stored to roll back to")
+        return self.promote(previous.version)
 
     def catalog_changed(self) -> None:
         """Forget the cached unavailable items and answers (this process changed the catalog)."""

@@ -11,7 +11,7 @@ from pydantic import StringConstraints, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from persona.access.keys import AnyScope, Scope
-from persona.api.deps import EngineDep, engine_of, require, scoped
+from persona.api.deps import EngineDep, actor, engine_of, require, scoped
 from persona.api.problems import request_id_of
 from persona.api.query import parse_query, query_parameters
 from persona.engine import Engine
@@ -20,6 +20,7 @@ from persona.recommend.answer import RecommendationQuery
 from persona.recommend.schema import (
     ModelsOut,
     ModelVersionOut,
+    PromotedOut,
     RecommendationParams,
     RecommendationsOut,
     RecommendedItemOut,
@@ -152,3 +153,39 @@ def list_models(engine: Engine = EngineDep) -> ModelsOut:
         for v in reversed(registry.versions())
     ]
     return ModelsOut(serving=champion.version if champion else None, versions=versions)
+
+
+VersionName = Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+
+
+@router.post(
+    "/models/{version}/promote",
+    operation_id="promote_model",
+    response_model=PromotedOut,
+    dependencies=[require(Scope.ADMIN)],
+)
+def promote_model(request: Request, version: str = VersionName) -> PromotedOut:
+    """Serve a stored model set, whatever its metrics: this process at once, the others within
+    a second. Audited; the next scheduled training compares its challenger with it."""
+    engine = engine_of(request)
+    chosen, before = engine.recommendations.promote(version)
+    return _promoted(request, engine, chosen.version, before.version if before else None)
+
+
+@router.post(
+    "/models/rollback",
+    operation_id="rollback_model",
+    response_model=PromotedOut,
+    dependencies=[require(Scope.ADMIN)],
+)
+def rollback_model(request: Request) -> PromotedOut:
+    """Serve again the champion before the present one (404 when none is stored)."""
+    engine = engine_of(request)
+    chosen, before = engine.recommendations.rollback()
+    return _promoted(request, engine, chosen.version, before.version if before else None)
+
+
+def _promoted(request: Request, engine: Engine, serving: str, previous: str | None) -> PromotedOut:
+    details = {"previous": previous}
+    engine.privacy.audit.record(actor(request), "model.promote", f"model:{serving}", details)
+    return PromotedOut(serving=serving, previous=previous)
