@@ -23,7 +23,12 @@ def secured(
     tmp_path: Path, database_url: str, clock: FakeClock
 ) -> Iterator[tuple[Engine, TestClient]]:
     engine = open_engine(
-        tmp_path, database_url, clock, dev_mode=False, access={"key_cache_seconds": 0}
+        tmp_path,
+        database_url,
+        clock,
+        dev_mode=False,
+        # every operation is asked without a key: more than the default burst of failures
+        access={"key_cache_seconds": 0, "failed_auth_burst": 500},
     )
     with TestClient(create_app(engine), raise_server_exceptions=False) as client:
         yield engine, client
