@@ -270,6 +270,16 @@ def test_segments_are_listed_and_small_ones_keep_their_members(server: Server) -
     assert "buyers" in names and raised.value.code == "k_anonymity"
 
 
+def test_similar_items_answer_and_an_unknown_item_is_not_found(server: Server) -> None:
+    with Persona(server.url, server.admin_key, retry=QUICK) as client:
+        client.put_item({"item_id": "sku-similar", "title": "A thing", "categories": ["things"]})
+        answer = client.similar("sku-similar", n=3)
+        assert answer.item_id == "sku-similar"
+        assert answer.source in {"similar", "trending", "none"} and answer.items is not None
+        with pytest.raises(NotFoundError):
+            client.similar("no-such-item")
+
+
 def test_the_async_client_does_the_same_round_trip(server: Server) -> None:
     user = _person()
 
@@ -332,6 +342,9 @@ ANSWERS: dict[type[BaseModel], str] = {
     models.TraitsWritten: "TraitsWritten",
     models.Recommendations: "RecommendationsOut",
     models.RecommendedItem: "RecommendedItemOut",
+    models.Explanation: "ExplanationOut",
+    models.NamedItem: "NamedItemOut",
+    models.SimilarItems: "SimilarItemsOut",
     models.Decision: "DecisionOut",
     models.Decisions: "DecisionsOut",
     models.Item: "Item",

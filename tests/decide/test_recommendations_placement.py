@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from persona.clock import FakeClock
 from persona.engine import Engine
-from tests.decide.placements import create, decide, post_events
+from persona.recommend.training import train_model_set
+from tests.decide.placements import create, decide, outcome, post_events
 from tests.recommend.synthetic import CATEGORIES
 from tests.recommend.test_recommendations_api import load, train
 
@@ -126,3 +128,69 @@ def recommendations_of(client: TestClient, person: str) -> list[str]:
 
 def category(item_id: str) -> str:
     return CATEGORIES[int(item_id[1:]) % len(CATEGORIES)]
+
+
+def test_two_model_sets_are_compared_as_the_arms_of_an_ab_placement(
+    client: TestClient, engine: Engine, clock: FakeClock
+) -> None:
+    load(client)
+    train(engine)
+    registry = engine.recommendations.registry
+    first = registry.champion()
+    assert first is not None
+    clock.advance(60)
+    second = train_model_set(
+        engine.storage, registry, engine.clock, engine.settings.profiles.event_weights
+    ).version.version
+    assert second != first.version
+    engine.recommendations.budget_ms = 5_000
+    create(
+        client,
+        {
+            "name": "models",
+            "policy": "ab",
+            "recommendations": {"n": 5},
+            "variants": [
+                {"id": "old", "model_version": first.version},
+                {"id": "new", "model_version": second},
+            ],
+        },
+    )
+    arms: dict[str, set[str]] = {}
+    for person in range(40):
+        [decision] = decide(client, "models", user_id=f"p{person}")
+        assert decision["reason"] == "assigned"
+        payload = decision["payload"]
+        assert len(payload["items"]) == 5 and payload["source"] == "pipeline"
+        arms.setdefault(decision["variant"], set()).add(payload["model_version"])
+        post_events(
+            client, [outcome(f"imp-{person}", decision["decision_id"], "impression", f"p{person}")]
+        )
+    assert arms == {"old": {first.version}, "new": {second}}
+    results = client.get("/v1/experiments/models.v1/results")
+    assert results.status_code == 200, results.text
+    by_arm = {arm["arm"]: arm for arm in results.json()["arms"]}
+    assert set(by_arm) == {"old", "new"}
+    assert sum(arm["units"] for arm in by_arm.values()) == 40
+    assert sum(arm["impressions"] for arm in by_arm.values()) == 40
+
+
+def test_an_arm_naming_a_model_set_no_longer_stored_says_so(
+    client: TestClient, engine: Engine
+) -> None:
+    load(client)
+    train(engine)
+    engine.recommendations.budget_ms = 5_000
+    create(
+        client,
+        {
+            "name": "gone",
+            "policy": "ab",
+            "recommendations": {"n": 5},
+            "variants": [{"id": "only", "model_version": "20200101T000000-deleted"}],
+        },
+    )
+    [decision] = decide(client, "gone", user_id="p1")
+    assert decision["variant"] == "only"
+    assert decision["payload"]["source"] != "pipeline"
+    assert "not stored" in decision["payload"]["reason"]

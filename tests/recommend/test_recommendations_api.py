@@ -189,6 +189,13 @@ def _context_views(client: TestClient, items: list[str], **context: str) -> None
         for item in items
     ]
     assert client.post("/v1/events", json=views).status_code == 200
+    # The counts are read as the model set loads, then at most once a minute: read them now.
+    engine_of(client).recommendations.context_trends.forget()
+
+
+def engine_of(client: TestClient) -> Engine:
+    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    return engine
 
 
 def test_a_newcomer_gets_what_is_trending_in_their_context(trained: TestClient) -> None:

@@ -42,6 +42,7 @@ DOMAIN_STATUSES: Mapping[str, frozenset[int]] = {
     "preview_segment": frozenset({503}),  # busy: previews running, or too slow
     "erase_subject": frozenset({409}),  # ambiguous_subject
     "export_subject": frozenset({409}),  # ambiguous_subject
+    "rollback_model": frozenset({404}),  # no earlier champion stored
 }
 
 # What the framework's own validation answer is replaced by.

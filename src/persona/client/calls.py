@@ -35,6 +35,7 @@ from persona.client.models import (
     Recommendations,
     Segment,
     SegmentList,
+    SimilarItems,
     TraitsWritten,
     UpsertResult,
 )
@@ -263,6 +264,23 @@ def get_recommendations(
         f"/v1/users/{_segment(person_id)}/recommendations",
         _model(Recommendations),
         params=tuple(params),
+    )
+
+
+def get_similar_items(
+    item_id: str,
+    *,
+    n: int = 10,
+    category: str | None = None,
+    exclude: Iterable[str] = (),
+    user_id: str | None = None,
+) -> Call[SimilarItems]:
+    params: list[tuple[str, str | int]] = [("n", n)]
+    named: dict[str, str | None] = {"category": category, "user_id": user_id}
+    params += [(key, value) for key, value in named.items() if value is not None]
+    params += [("exclude", other) for other in exclude]
+    return Call(
+        "GET", f"/v1/items/{_segment(item_id)}/similar", _model(SimilarItems), params=tuple(params)
     )
 
 

@@ -143,10 +143,37 @@ class TraitsWritten(_Answer):
 # --- recommendations and decisions ----------------------------------------------------------
 
 
+class NamedItem(_Answer):
+    item_id: str
+    title: str | None
+
+
+class Explanation(_Answer):
+    """Why an item is in a list: ``kind`` ``history`` (``items``: the person's items most alike
+    to it), ``new`` (with its ``category``), ``trending_in_category``, ``trending``, ``popular``,
+    ``segment``, ``context``, ``rule`` or ``taste``."""
+
+    kind: str
+    items: list[NamedItem] | None = None
+    category: str | None = None
+
+
 class RecommendedItem(_Answer):
     item_id: str
-    score: float
+    score: float  # in [0, 1], never rising down a list
     sources: list[str]
+    explanation: Explanation | None = None
+
+
+class SimilarItems(_Answer):
+    """Items like ``item_id`` ("more like this"); ``source`` ``similar``, or what answered."""
+
+    item_id: str
+    items: list[RecommendedItem]
+    source: str
+    reason: str | None = None
+    model_version: str | None
+    request_id: str | None
 
 
 class Recommendations(_Answer):

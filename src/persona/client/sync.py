@@ -29,6 +29,7 @@ from persona.client.models import (
     ProfileSegments,
     Recommendations,
     Segment,
+    SimilarItems,
     TraitsWritten,
 )
 from persona.client.retry import RetryPolicy
@@ -171,6 +172,21 @@ class Persona:
             device=device,
             country=country,
             hour=hour,
+        )
+        return self.perform(call)
+
+    def similar(
+        self,
+        item_id: str,
+        n: int = 10,
+        *,
+        category: str | None = None,
+        exclude: Iterable[str] = (),
+        user_id: str | None = None,
+    ) -> SimilarItems:
+        """Items like ``item_id``; ``user_id`` leaves out what that person already has."""
+        call = calls.get_similar_items(
+            item_id, n=n, category=category, exclude=exclude, user_id=user_id
         )
         return self.perform(call)
 

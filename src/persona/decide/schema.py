@@ -78,6 +78,15 @@ class VariantConfig(BaseModel):
         description="`rules`: the highest priority that matches wins.",
     )
     weight: float = Field(default=1.0, ge=0, description="`ab`: relative share of units.")
+    model_version: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="An `ab` or `thompson` placement with a `recommendations` section: the "
+        "stored model set this arm's lists come from (default: the one in service), so that "
+        "two model sets are compared online through the experiment's results.",
+    )
 
     @field_validator("payload")
     @classmethod
@@ -179,8 +188,13 @@ class PlacementBody(BaseModel):
             self.thompson = ThompsonConfig()
         if self.policy != "thompson" and self.thompson is not None:
             raise ValueError("the thompson section is for policy 'thompson'")
-        if self.policy != "recommendations" and self.recommendations is not None:
-            raise ValueError("the recommendations section is for policy 'recommendations'")
+        if self.policy == "rules" and self.recommendations is not None:
+            raise ValueError(
+                "the recommendations section is for policies 'recommendations', 'ab' and"
+                " 'thompson' (whose arms are then lists, each from its variant's model_version)"
+            )
+        if self.recommendations is None and any(v.model_version for v in self.variants):
+            raise ValueError("a variant's model_version needs a recommendations section")
         if self.policy == "ab" and sum(v.weight for v in self.variants) <= 0:
             raise ValueError("ab weights must not all be zero")
         return self

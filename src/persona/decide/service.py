@@ -13,8 +13,8 @@ Attribution of what followed a decision is the ingest listener of ``attribution`
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
@@ -40,6 +40,7 @@ from persona.decide.placements import (
     PlacementConfigs,
 )
 from persona.decide.schema import (
+    EXPERIMENT_POLICIES,
     RECOMMENDATIONS_VARIANT,
     DecisionRequest,
     PlacementBody,
@@ -97,6 +98,24 @@ class _Plan:
     choices: dict[str, _Choice]
     to_recommend: list[str]  # personalized recommendations placements, chosen afterwards
     logged: bool = True  # False for an erased person: answered, never stored
+    # `ab` and `thompson` placements whose arms are lists: chosen, their items still to rank
+    arm_lists: list[str] = field(default_factory=list)
+
+    def queries(self, request: DecisionRequest) -> Iterator[tuple[str, RecommendationQuery]]:
+        """The recommendation query of every placement that still needs its items."""
+        for name in self.to_recommend:
+            yield name, _recommendation_query(request, self.configs[name])
+        for name in self.arm_lists:
+            config = self.configs[name]
+            variant = config.variant(self.choices[name].variant)
+            model = variant.model_version if variant is not None else None
+            yield name, _recommendation_query(request, config, model)
+
+    def answered(self, name: str, result: RecommendationResult) -> None:
+        if name in self.arm_lists:  # the arm stays chosen: its payload is the list
+            self.choices[name].payload = _list_payload(result)
+        else:
+            self.choices[name] = _recommended(result, self.configs[name])
 
 
 STATUS_ACTIONS = {"paused": "placement.pause", "active": "placement.resume"}
@@ -258,13 +277,12 @@ class DecisionService:
     def decide(self, request: DecisionRequest) -> list[Decision]:
         """Choose and log; returns once the decisions are committed (CLI, tests)."""
         plan = self._plan(request)
-        for name in plan.to_recommend:
-            query = self._recommendation_query(request, plan.configs[name])
+        for name, query in plan.queries(request):
             result = self._recommendations.lookup(query) or self._recommendations.recommend(
                 query, looked_up=True
             )
             self._answered(result.source, result.cached)
-            plan.choices[name] = _recommended(result, plan.configs[name])
+            plan.answered(name, result)
         decisions, records = self._logged(request, plan)
         if plan.logged:
             self._log.write(records)
@@ -280,13 +298,12 @@ class DecisionService:
         requests (group commit), while the request waits on a future.
         """
         plan = self._plan(request)
-        for name in plan.to_recommend:
-            query = self._recommendation_query(request, plan.configs[name])
+        for name, query in plan.queries(request):
             result = self._recommendations.lookup(query)
             if result is None:
                 result = await anyio.to_thread.run_sync(self._recommendations.recommend, query)
             self._answered(result.source, result.cached)
-            plan.choices[name] = _recommended(result, plan.configs[name])
+            plan.answered(name, result)
         decisions, records = self._logged(request, plan)
         if plan.logged:
             await self._log.write_async(records)
@@ -325,7 +342,14 @@ class DecisionService:
             elif config.policy == "thompson":
                 choices[name] = self._by_bandit(name, record.version, config, facts)
         to_recommend = [n for n in request.placements if n not in choices]
-        return _Plan(now, unit, found, configs, choices, to_recommend)
+        arm_lists = [
+            n
+            for n in request.placements
+            if configs[n].policy in EXPERIMENT_POLICIES
+            and configs[n].recommendations is not None
+            and choices[n].variant
+        ]
+        return _Plan(now, unit, found, configs, choices, to_recommend, arm_lists=arm_lists)
 
     def _logged(
         self, request: DecisionRequest, plan: _Plan
@@ -439,38 +463,44 @@ class DecisionService:
             chosen = policy.choose(bucket)
         return _Choice(chosen, ARM, "exploit", bucket=bucket)
 
-    @staticmethod
-    def _recommendation_query(
-        request: DecisionRequest, config: PlacementBody
-    ) -> RecommendationQuery:
-        """The pipeline's query for a ``recommendations`` placement.
 
-        It carries no per-request budget, so that identical requests share the recommendation
-        service's cached answer (dropped when the person's events are committed).
-        """
-        settings = config.recommendations
-        assert settings is not None
-        return RecommendationQuery(
-            person_id=request.user_id or request.anonymous_id or "",
-            n=settings.n,
-            device=request.context.device,
-            country=request.context.country,
-            hour=request.context.hour,
-            category=settings.category,
-            exclude=tuple(settings.exclude),
-            rules=tuple(rule.rule() for rule in settings.rules),
-        )
+def _recommendation_query(
+    request: DecisionRequest, config: PlacementBody, model_version: str | None = None
+) -> RecommendationQuery:
+    """The pipeline's query for a placement's list (``model_version``: an arm's model set).
+
+    It carries no per-request budget, so that identical requests share the recommendation
+    service's cached answer (dropped when the person's events are committed).
+    """
+    settings = config.recommendations
+    assert settings is not None
+    return RecommendationQuery(
+        person_id=request.user_id or request.anonymous_id or "",
+        n=settings.n,
+        device=request.context.device,
+        country=request.context.country,
+        hour=request.context.hour,
+        category=settings.category,
+        exclude=tuple(settings.exclude),
+        rules=tuple(rule.rule() for rule in settings.rules),
+        model_version=model_version,
+    )
+
+
+def _list_payload(result: RecommendationResult) -> dict[str, Any]:
+    return {
+        "items": [{"item_id": i.item_id, "score": i.score} for i in result.items],
+        "source": result.source,
+        "reason": result.reason,
+        "model_version": result.model_version,
+    }
 
 
 def _recommended(result: RecommendationResult, config: PlacementBody) -> _Choice:
     """The choice of a ``recommendations`` placement: the pipeline's items, or the fallback."""
     if not result.items and config.fallback is not None:
         return _Choice(config.fallback, OUTSIDE, "no_items")
-    payload = {
-        "items": [{"item_id": i.item_id, "score": i.score} for i in result.items],
-        "source": result.source,
-        "model_version": result.model_version,
-    }
+    payload = _list_payload(result)
     reason = result.source if result.reason is None else f"{result.source}: {result.reason}"
     return _Choice(RECOMMENDATIONS_VARIANT, ARM, reason, payload=payload)
 

@@ -28,6 +28,7 @@ class RecommendationQuery:
     exclude: Sequence[str] = ()
     budget_ms: float | None = None  # None: the service's latency budget
     rules: tuple[BusinessRule, ...] = ()  # the placement's business rules
+    model_version: str | None = None  # a stored model set to answer from (None: the champion)
 
 
 @dataclass(frozen=True)

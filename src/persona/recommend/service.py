@@ -52,6 +52,8 @@ from persona.storage.protocols import Storage
 
 log = logging.getLogger(__name__)
 
+OTHER_MODEL_SETS = 2  # stored model sets kept loaded beside the champion, for experiments
+
 _CacheKey = tuple[str, RecommendationQuery]
 
 
@@ -118,6 +120,8 @@ class RecommendationService:
         self.registry = registry
         self.budget_ms = budget_ms
         self._served: ServedModel | None = None
+        self._others: dict[str, ServedModel] = {}  # stored versions experiments' arms name
+        self._loading = threading.Lock()
         self._lock = threading.Lock()
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recommend")
         # Aged answers are ranked again one at a time, each answer once (see ``_from_cache``).
@@ -148,9 +152,11 @@ class RecommendationService:
 
     # -- the model set in service --------------------------------------------------------------
     def refresh(self) -> ModelVersion | None:
-        """Load the champion again even if it is in service (its files were rewritten)."""
+        """Load the champion again even if it is in service (its files were rewritten, as an
+        erasure rewrites every stored model set); other loaded model sets are dropped."""
         with self._lock:
             self._served = None
+            self._others.clear()
         return self.reload()
 
     def reload(self) -> ModelVersion | None:
@@ -161,17 +167,8 @@ class RecommendationService:
         with self._lock:
             if self._served and self._served.version.version == champion.version:
                 return champion
-        stamp = self.registry.stamp(champion)
-        pipeline = load_pipeline(self.registry, champion)
-        shortlists = self.registry.load_shortlists(champion)
-        # One ranking before serving pays the first-call costs outside any request's budget,
-        # on a thread that ranks requests; and the context counts a request naming its
-        # context reads are read now, not by the first such request.
-        warm = [Request(History.empty(), self._clock.now_ms() // 1000)]
-        with contextlib.suppress(RuntimeError):  # shut down: no thread to warm
-            self._workers.submit(pipeline.rank, warm, 10).result()
-        self.requests.context_trends.ranked({})
-        served = ServedModel(champion, pipeline, shortlists, stamp=stamp)
+        served = self._load(champion)
+        shortlists = served.shortlists
         with self._lock:
             self._served = served
             self.requests.fresh_since_ms = _trained_ms(champion)
@@ -182,6 +179,56 @@ class RecommendationService:
             with contextlib.suppress(RuntimeError):  # shut down: nothing to verify for
                 self.verification = self._refresher.submit(self._verify_in_bulk, served)
         return champion
+
+    def _load(self, version: ModelVersion) -> ServedModel:
+        stamp = self.registry.stamp(version)
+        pipeline = load_pipeline(self.registry, version)
+        shortlists = self.registry.load_shortlists(version)
+        # One ranking before serving pays the first-call costs outside any request's budget.
+        # (On this thread: OpenBLAS keeps the thread count a worker thread set first, and
+        # ``runtime.blas_single_threaded`` then no longer holds in the main thread.)
+        pipeline.rank([Request(History.empty(), self._clock.now_ms() // 1000)], 10)
+        if pipeline.ranker is not None:
+            # ... and the ranker's first prediction on a thread that ranks requests (its
+            # threading runtime starts per thread): tens of milliseconds once per thread.
+            features = np.zeros((1, len(pipeline.ranker.feature_names)), dtype=np.float32)
+            with contextlib.suppress(RuntimeError):  # shut down: no thread to warm
+                self._workers.submit(pipeline.ranker.predict, features).result()
+        # The context counts a request naming its context reads (once a minute) are read now,
+        # not by the first such request (a tenth of a millisecond to tens of them).
+        self.requests.context_trends.ranked({})
+        return ServedModel(version, pipeline, shortlists, stamp=stamp)
+
+    def _serving(self, query: RecommendationQuery, *, load: bool = True) -> ServedModel | None:
+        """The model set that answers ``query``: the champion, or the stored version it names
+        (an experiment's arm; at most ``OTHER_MODEL_SETS`` of them kept loaded, the least
+        recently asked dropped). None when it names one that is not stored, or not loaded yet
+        and ``load`` is false."""
+        served = self._served
+        wanted = query.model_version
+        if wanted is None or (served is not None and served.version.version == wanted):
+            return served
+        with self._lock:
+            found = self._others.pop(wanted, None)
+            if found is not None:
+                self._others[wanted] = found  # the most recently asked last
+                return found
+        if not load:
+            return None
+        version = self.registry.get(wanted)
+        if version is None:
+            return None
+        with self._loading:  # one load at a time: two requests for a new arm load it once
+            with self._lock:
+                found = self._others.get(wanted)
+            if found is None:
+                found = self._load(version)
+                log.info("serving model set %s beside the champion", wanted)
+            with self._lock:
+                self._others[wanted] = found
+                while len(self._others) > OTHER_MODEL_SETS:
+                    self._others.pop(next(iter(self._others)))
+        return found
 
     def _verify_in_bulk(self, served: ServedModel) -> None:
         """Compare everyone's shortlist with the store in one read, in the background: on a
@@ -219,6 +266,12 @@ class RecommendationService:
             self.reload()
         elif self.registry.stamp(champion) != served.stamp:
             self.refresh()
+        with self._lock:
+            others = list(self._others.items())
+        for name, other in others:  # rewritten (an erasure) or deleted: loaded again if asked
+            if self.registry.get(name) is None or self.registry.stamp(other.version) != other.stamp:
+                with self._lock:
+                    self._others.pop(name, None)
 
     @property
     def served_version(self) -> str | None:
@@ -237,7 +290,7 @@ class RecommendationService:
         answers.
         """
         started = time.perf_counter()
-        served = self._served
+        served = self._serving(query, load=False)
         if served is None:
             return None
         cache_key = _cache_key(served, query)
@@ -379,7 +432,7 @@ class RecommendationService:
         """The person's answer, ranked live when nothing else holds. ``looked_up``: the caller
         asked ``lookup`` just before, so the cache and the shortlist are not tried again."""
         result = self._recommend(query, reuse=not looked_up, shortlist=not looked_up)
-        served = self._served
+        served = self._serving(query, load=False)
         if served is None:
             return result
         return self._with_new_item(served, query, result) or result
@@ -400,13 +453,18 @@ class RecommendationService:
                 self.reload()
             except Exception:
                 log.exception("the model set could not be loaded")
-        served = self._served
+        served = self._serving(query)
         if not self._allowed(query):
             # Without personalization consent nothing about the person is used, history included.
             return self.fallbacks.answer(Shortfall(query, [], served, NO_CONSENT))
         if served is None:
             history = self.requests.history(query.person_id)[1]
-            return self.fallbacks.answer(Shortfall(query, history, None, "no trained model set"))
+            reason = "no trained model set"
+            if query.model_version is not None:
+                # An experiment's arm is never answered by another model set unannounced.
+                reason = f"model set {query.model_version!r} is not stored"
+                return self.fallbacks.answer(Shortfall(query, history, self._served, reason))
+            return self.fallbacks.answer(Shortfall(query, history, None, reason))
         cache_key = _cache_key(served, query)
         cached = self._from_cache(cache_key, query, started) if reuse else None
         if cached is None and reuse:
