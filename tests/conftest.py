@@ -21,6 +21,7 @@ from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.settings import Settings
 from persona.storage.database import normalize_url
+from tests.browser import browser  # noqa: F401  (a fixture of the browser tests)
 
 POSTGRES_URL = os.environ.get(
     "PERSONA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

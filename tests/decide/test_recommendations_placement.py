@@ -8,8 +8,8 @@ from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.recommend.training import train_model_set
 from tests.decide.placements import create, decide, outcome, post_events
+from tests.recommend.serving import load, train
 from tests.recommend.synthetic import CATEGORIES
-from tests.recommend.test_recommendations_api import load, train
 
 
 def test_pipeline_items_are_served_and_reused_until_the_person_acts(

@@ -3,7 +3,6 @@ writing process at once, in another process of the same store within a second.""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -13,20 +12,15 @@ from fastapi.testclient import TestClient
 
 from persona.api.app import create_app
 from persona.clock import FakeClock
-from persona.engine import Engine
 from tests.conftest import open_engine
-from tests.recommend.test_recommendations_api import load, recommendations
-from tests.recommend.test_similar_items import model_set  # noqa: F401  (a fixture)
+from tests.recommend.serving import recommendations
 
 
 @pytest.fixture
-def trained(client: TestClient, engine: Engine, model_set: Path, clock: FakeClock) -> TestClient:  # noqa: F811
-    load(client)
-    shutil.copytree(model_set, engine.recommendations.registry.root, dirs_exist_ok=True)
-    assert engine.recommendations.reload() is not None
-    engine.recommendations.budget_ms = 5_000  # the test machine is shared: no fallbacks
-    clock.advance(60)  # a minute after the training
-    return client
+def later(trained: TestClient, clock: FakeClock) -> TestClient:
+    """The served store a minute after its model set was trained."""
+    clock.advance(60)
+    return trained
 
 
 def new_item(client: TestClient, item_id: str, category: str) -> None:
@@ -39,7 +33,8 @@ def listed(body: dict[str, Any], item_id: str) -> dict[str, Any] | None:
     return next((i for i in body["items"] if i["item_id"] == item_id), None)
 
 
-def test_a_new_item_fitting_the_list_takes_its_last_place_at_once(trained: TestClient) -> None:
+def test_a_new_item_fitting_the_list_takes_its_last_place_at_once(later: TestClient) -> None:
+    trained = later
     before = recommendations(trained, "p0", n=10)  # p0 favours drama (cached from here on)
     new_item(trained, "fresh-drama", "drama")
     new_item(trained, "fresh-other", "no-one-watches-this")
@@ -59,8 +54,9 @@ def test_a_new_item_fitting_the_list_takes_its_last_place_at_once(trained: TestC
 
 
 def test_another_process_serves_it_within_a_second(
-    trained: TestClient, tmp_path: Path, database_url: str, clock: FakeClock
+    later: TestClient, tmp_path: Path, database_url: str, clock: FakeClock
 ) -> None:
+    trained = later
     other = open_engine(tmp_path, database_url, clock)
     try:
         other.recommendations.reload()

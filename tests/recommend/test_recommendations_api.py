@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from persona.api.app import create_app
 from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.recommend.pipeline import RecommendationPipeline
@@ -18,53 +15,9 @@ from persona.recommend.schema import RecommendationsOut
 from persona.recommend.service import REFRESH_PAUSE_FACTOR
 from persona.recommend.settings import RecommendSettings
 from persona.recommend.training import train_model_set
-from tests.conftest import NOW_MS, open_engine
+from tests.conftest import NOW_MS
+from tests.recommend.serving import load, recommendations, train
 from tests.recommend.synthetic import START_S, catalog, events
-from tests.recommend.synthetic import train as train_and_promote
-
-
-def load(client: TestClient) -> None:
-    response = client.post("/v1/items", json={"items": catalog()})
-    assert response.status_code == 200, response.text
-    rows = events()
-    for start in range(0, len(rows), 1000):
-        response = client.post("/v1/events", json=rows[start : start + 1000])
-        assert response.status_code == 200, response.text
-
-
-def train(engine: Engine) -> None:
-    train_and_promote(engine)
-    engine.recommendations.reload()
-
-
-def recommendations(client: TestClient, user: str, **params: Any) -> Any:
-    response = client.get(f"/v1/users/{user}/recommendations", params=params)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-@pytest.fixture(scope="module")
-def model_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One model set trained on the synthetic data, for every test that only serves it."""
-    home = tmp_path_factory.mktemp("trained")
-    engine = open_engine(home, f"sqlite:///{home / 'persona.db'}", FakeClock(NOW_MS))
-    try:
-        with TestClient(create_app(engine)) as client:
-            load(client)
-        train(engine)
-    finally:
-        engine.close()
-    return home / "models"
-
-
-@pytest.fixture
-def trained(client: TestClient, engine: Engine, model_set: Path) -> TestClient:
-    """The synthetic data in this test's store, served by the model set trained on it."""
-    load(client)
-    shutil.copytree(model_set, engine.recommendations.registry.root, dirs_exist_ok=True)
-    assert engine.recommendations.reload() is not None
-    engine.recommendations.budget_ms = 5_000  # the test machine is shared: no flaky fallbacks
-    return client
 
 
 def strip_scores(items: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:

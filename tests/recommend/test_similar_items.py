@@ -3,41 +3,13 @@ answers for items the model set does not know."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from persona.api.app import create_app
-from persona.clock import FakeClock
-from persona.engine import Engine
 from persona.recommend.schema import SimilarItemsOut
-from tests.conftest import NOW_MS, open_engine
+from tests.recommend.serving import load
 from tests.recommend.synthetic import CATEGORIES, events
-from tests.recommend.test_recommendations_api import load, train
-
-
-@pytest.fixture(scope="module")
-def model_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("trained")
-    engine = open_engine(home, f"sqlite:///{home / 'persona.db'}", FakeClock(NOW_MS))
-    try:
-        with TestClient(create_app(engine)) as client:
-            load(client)
-        train(engine)
-    finally:
-        engine.close()
-    return home / "models"
-
-
-@pytest.fixture
-def trained(client: TestClient, engine: Engine, model_set: Path) -> TestClient:
-    load(client)
-    shutil.copytree(model_set, engine.recommendations.registry.root, dirs_exist_ok=True)
-    assert engine.recommendations.reload() is not None
-    return client
 
 
 def similar(client: TestClient, item: str, **params: Any) -> dict[str, Any]:

@@ -13,10 +13,8 @@ set) they fail.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
 import socket
 import threading
 import time
@@ -40,32 +38,8 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(300)]
 
-CHROMIUM = os.environ.get("PERSONA_TEST_CHROMIUM", "/usr/bin/chromium")
 PLACEMENT = "home_hero"
 WAIT_SECONDS = 15.0  # for what the page sent to be readable through the API
-
-
-def _browser_problem() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "Playwright is not installed (pip install -e '.[dev]')"
-    if shutil.which(CHROMIUM) is None:
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set PERSONA_TEST_CHROMIUM)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    problem = _browser_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"{problem}; the browser tests are mandatory in CI")
-        pytest.skip(f"{problem}: the browser tests of the snippet are skipped")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
 
 
 PAGE = """<!doctype html>

@@ -24,7 +24,6 @@ from persona.access.keys import Scope
 from persona.engine import Engine
 from tests.server import free_port, start_server
 from tests.ui import seed as seeded
-from tests.ui.browser import browser  # noqa: F401  (the fixture)
 from tests.ui.conftest import SCREENSHOT_DIRECTORIES, SeededHome, settings_of
 
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ class Visit:
 
 
 @pytest.fixture
-def signed_in(browser: Browser, dashboard: Dashboard) -> Iterator[Visit]:  # noqa: F811
+def signed_in(browser: Browser, dashboard: Dashboard) -> Iterator[Visit]:
     """A browser context signed in with the admin key, through the sign-in form."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -196,7 +195,7 @@ def test_a_segment_is_defined_through_the_form_after_a_live_preview(
 
 
 def test_a_read_key_signs_in_and_sees_no_admin_forms(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     dashboard: Dashboard,
 ) -> None:
     context = browser.new_context()

@@ -1,5 +1,5 @@
-"""Debian's Chromium driven by Playwright, as the snippet's browser tests drive it
-(tests/sdk/test_snippet.py): the system's browser (``PERSONA_TEST_CHROMIUM``, default
+"""Debian's Chromium driven by Playwright, for the browser tests (the snippet's and the
+dashboard's): the system's browser (``PERSONA_TEST_CHROMIUM``, default
 /usr/bin/chromium), never ``playwright install``. Without the browser or Playwright the tests
 are skipped with the reason; in CI (``CI`` set) they fail."""
 
@@ -33,7 +33,7 @@ def browser() -> Iterator[Browser]:
     if problem:
         if os.environ.get("CI"):
             pytest.fail(f"{problem}; the browser tests are mandatory in CI")
-        pytest.skip(f"{problem}: the browser tests of the dashboard are skipped")
+        pytest.skip(f"{problem}: the browser tests are skipped")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
