@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from persona.engine import Engine
 from persona.recommend.schema import SimilarItemsOut
 from tests.recommend.serving import load
 from tests.recommend.synthetic import CATEGORIES, events
@@ -86,3 +87,17 @@ def test_before_any_training_the_list_is_empty_and_says_why(client: TestClient) 
     assert answer["items"] == []
     assert answer["source"] == "none"
     assert answer["reason"]
+
+
+def test_an_items_list_is_kept_for_everyone_until_the_catalog_changes(
+    trained: TestClient, engine: Engine
+) -> None:
+    service = engine.recommendations
+    first = service.similar("i0", 5)
+    again = service.similar("i0", 5)
+    assert not first.cached and again.cached
+    assert again.items == first.items
+    assert not service.similar("i0", 5, person_id="p1").cached  # a person's own: never kept
+    response = trained.put("/v1/items/i0", json={"title": "renamed", "categories": ["drama"]})
+    assert response.status_code == 200, response.text
+    assert not service.similar("i0", 5).cached
