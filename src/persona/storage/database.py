@@ -24,6 +24,7 @@ HEADS = frozenset(
         "0007_coordination",
         "0008_event_sequence",
         "0009_stream",
+        "0010_items_written",
     }
 )
 WRITE_OPTION = "persona_write"

@@ -109,6 +109,7 @@ items = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     Column("attributes", Document, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
+    Index("ix_items_updated_at", "updated_at_ms"),  # Catalog.written_since
 )
 
 # One row: a counter every write to `items` bumps, so caches of catalog data (item_cache) can
