@@ -9,6 +9,7 @@ here so that a stored configuration is always usable.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import (
@@ -23,7 +24,7 @@ from pydantic import (
 
 from persona.documents import NO_NUL, Id, Text, check_json_document
 from persona.errors import InvalidPlacementError
-from persona.recommend import BusinessRuleIn
+from persona.recommend import BusinessRule, BusinessRuleIn
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 VARIANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
@@ -133,6 +134,12 @@ class RecommendationsConfig(BaseModel):
         description="Business rules of the list (pin, boost, bury), also applied to "
         "`GET /v1/users/{id}/recommendations?placement=` this placement.",
     )
+
+    @cached_property
+    def business_rules(self) -> tuple[BusinessRule, ...]:
+        """The rules as a recommendation query carries them: converted once for a placement's
+        version (``PlacementConfigs`` parses each once), not at every decision."""
+        return tuple(rule.rule() for rule in self.rules)
 
 
 class ExperimentSettings(BaseModel):

@@ -244,7 +244,7 @@ class DecisionService:
         config = self.configs.config_of(name, found.version, found.config)
         if config.recommendations is None:
             return ()
-        return tuple(rule.rule() for rule in config.recommendations.rules)
+        return config.recommendations.business_rules
 
     def bandit_state(self, name: str, version: int) -> dict[str, dict[str, list[float]]]:
         """``{bucket: {variant: [successes, failures]}}`` of a thompson placement's version."""
@@ -482,7 +482,7 @@ def _recommendation_query(
         hour=request.context.hour,
         category=settings.category,
         exclude=tuple(settings.exclude),
-        rules=tuple(rule.rule() for rule in settings.rules),
+        rules=settings.business_rules,
         model_version=model_version,
     )
 

@@ -62,9 +62,8 @@ def with_new_item(
             best, best_fit = record, fit
     if best is None:
         return result
-    last = result.items[-1] if len(result.items) >= query.n else None
-    kept = result.items[:-1] if last is not None else result.items
-    score = (last or result.items[-1]).score  # the place's own: scores never rise down a list
+    kept = result.items[:-1] if len(result.items) >= query.n else result.items
+    score = result.items[-1].score  # the last place's own: scores never rise down a list
     category = next((c for c in best.categories if taste[c]), None)
     new = RecommendedItem(best.item_id, score, ["new_items"], explanation("new", category=category))
     return replace(result, items=[*kept, new])
