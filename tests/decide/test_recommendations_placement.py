@@ -6,9 +6,8 @@ from fastapi.testclient import TestClient
 
 from persona.clock import FakeClock
 from persona.engine import Engine
-from persona.recommend.training import train_model_set
 from tests.decide.placements import create, decide, outcome, post_events
-from tests.recommend.serving import load, train
+from tests.recommend.serving import load, train, train_twice
 from tests.recommend.synthetic import CATEGORIES
 
 
@@ -133,16 +132,8 @@ def category(item_id: str) -> str:
 def test_two_model_sets_are_compared_as_the_arms_of_an_ab_placement(
     client: TestClient, engine: Engine, clock: FakeClock
 ) -> None:
-    load(client)
-    train(engine)
-    registry = engine.recommendations.registry
-    first = registry.champion()
-    assert first is not None
-    clock.advance(60)
-    second = train_model_set(
-        engine.storage, registry, engine.clock, engine.settings.profiles.event_weights
-    ).version.version
-    assert second != first.version
+    first, trained_second = train_twice(client, engine, clock)
+    second = trained_second.version.version
     engine.recommendations.budget_ms = 5_000
     create(
         client,

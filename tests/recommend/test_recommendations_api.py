@@ -16,7 +16,7 @@ from persona.recommend.service import REFRESH_PAUSE_FACTOR
 from persona.recommend.settings import RecommendSettings
 from persona.recommend.training import train_model_set
 from tests.conftest import NOW_MS
-from tests.recommend.serving import load, recommendations, train
+from tests.recommend.serving import load, recommendations, train, train_twice
 from tests.recommend.synthetic import START_S, catalog, events
 
 
@@ -482,17 +482,7 @@ def test_a_worse_challenger_is_not_promoted(engine: Engine, client: TestClient) 
 def test_a_model_set_is_promoted_and_rolled_back_by_the_api_and_audited(
     engine: Engine, client: TestClient, clock: FakeClock
 ) -> None:
-    load(client)
-    train(engine)
-    registry = engine.recommendations.registry
-    first = registry.champion()
-    assert first is not None
-    clock.advance(60)  # another version name
-    manifest = first.manifest | {"metrics": {"ndcg@10": 0.0}}  # any challenger beats it
-    (first.path / "manifest.json").write_text(__import__("json").dumps(manifest))
-    second = train_model_set(
-        engine.storage, registry, engine.clock, engine.settings.profiles.event_weights
-    )
+    first, second = train_twice(client, engine, clock, second_wins=True)
     assert second.promoted
     engine.recommendations.reload()
     served = lambda: recommendations(client, "p1")["model_version"]  # noqa: E731

@@ -30,11 +30,12 @@ import pytest
 from persona.access.keys import Scope
 from persona.engine import Engine
 from persona.settings import Settings
+from tests.browser import page_errors
 from tests.decide.placements import ab
 from tests.server import free_port, start_server
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -171,14 +172,7 @@ def visit(
     if before:
         context.add_init_script(before)  # runs in the page before the snippet does
     page = context.new_page()
-    seen = Visit(page)
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            seen.errors.append(message.text)
-
-    page.on("console", console)
-    page.on("pageerror", lambda error: seen.errors.append(f"uncaught: {error}"))
+    seen = Visit(page, page_errors(page))
     context.on(
         "request",
         lambda request: (

@@ -22,12 +22,13 @@ import pytest
 
 from persona.access.keys import Scope
 from persona.engine import Engine
+from tests.browser import page_errors
 from tests.server import free_port, start_server
 from tests.ui import seed as seeded
 from tests.ui.conftest import SCREENSHOT_DIRECTORIES, SeededHome, settings_of
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, ConsoleMessage, Page
+    from playwright.sync_api import Browser, Page
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -122,14 +123,7 @@ def signed_in(browser: Browser, dashboard: Dashboard) -> Iterator[Visit]:
     """A browser context signed in with the admin key, through the sign-in form."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    seen = Visit(page)
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            seen.errors.append(message.text)
-
-    page.on("console", console)
-    page.on("pageerror", lambda error: seen.errors.append(f"uncaught: {error}"))
+    seen = Visit(page, page_errors(page))
     page.goto(f"{dashboard.base}/ui/models")
     assert page.url.startswith(f"{dashboard.base}/ui/login?next=")  # not signed in yet
     page.screenshot(path=str(dashboard.screenshots / "login.png"))
