@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 from scipy import sparse
 
 from persona.catalog.schema import ItemIn
@@ -30,7 +29,7 @@ from persona.engine import Engine
 from persona.recommend.answer import RecommendationQuery
 from persona.recommend.dataset import IntArray, Interactions
 from persona.recommend.evaluation import COLUMNS, Candidate
-from persona.recommend.training import interaction_rows, load_training_data
+from persona.recommend.training import load_training_data
 from persona.settings import Settings, load_settings
 
 SERVED = "persona (served)"
@@ -159,13 +158,11 @@ def home_frame(engine: Engine) -> pd.DataFrame:
     creation times and categories. People are the home's profiles (anonymous ids merged)."""
     weights = engine.settings.profiles.event_weights
     catalog = load_training_data(engine.storage, weights, events=engine.lake).interactions
-    rows = interaction_rows(engine.lake).select(["profile_key", "item_id", "occurred_at_ms"])
-    rows = rows.filter(pc.is_valid(rows["item_id"]))
     frame = pd.DataFrame(
         {
-            "person": rows["profile_key"].to_numpy(zero_copy_only=False),
-            "item": rows["item_id"].to_numpy(zero_copy_only=False),
-            "timestamp": rows["occurred_at_ms"].to_numpy() // SECOND_MS,
+            "person": np.asarray(catalog.user_ids, dtype=object)[catalog.users],
+            "item": np.asarray(catalog.item_ids, dtype=object)[catalog.items],
+            "timestamp": catalog.timestamps_ms // SECOND_MS,
         }
     )
     frame = frame.sort_values("timestamp", kind="stable").drop_duplicates(["person", "item"])

@@ -48,7 +48,6 @@ from persona.recommend.spark import lake_source, spark_sources
 from persona.recommend.training import (
     NotEnoughDataError,
     TrainingOutcome,
-    interaction_rows,
     load_training_data,
     train_model_set,
 )
@@ -80,7 +79,6 @@ __all__ = [
     "SourceFactory",
     "TrainingOutcome",
     "answer_bytes",
-    "interaction_rows",
     "lake_source",
     "load_training_data",
     "read_workload",
