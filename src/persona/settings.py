@@ -99,6 +99,14 @@ class ServerSettings(SettingsGroup):
         description="The background jobs run in one process, which renews a lease this long;"
         " when it dies, another takes over once the lease expires.",
     )
+    warmup_seconds: float = Field(
+        default=2.0,
+        ge=0.0,
+        description="At start, wait up to this long for the start-up work (every person's"
+        " shortlist checked against the store) before taking requests, so that the first ones"
+        " do not share the cores with it; a larger store becomes ready first and finishes it"
+        " in the background.",
+    )
     worker_threads: int = Field(
         default=8,
         ge=1,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from persona.api.app import create_app
 from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.recommend.pipeline import RecommendationPipeline
@@ -269,6 +271,43 @@ def test_shortlists_are_verified_in_bulk_when_a_model_set_is_loaded(
     acted(trained, "p1")  # a change heard after the bulk read: p1 is ranked live again
     assert recommendations(trained, "p1", n=5)["source"] == "pipeline"
     assert ranked == [1, 1]
+
+
+def test_a_server_takes_requests_once_its_start_up_reads_are_done(
+    trained: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`persona serve` starts taking requests after the shortlists' bulk check and the read of
+    who holds consent, so its first requests do not share the cores with them; a check that
+    outlasts ``server.warmup_seconds`` goes on in the background."""
+    service = engine.recommendations
+    service.refresh()  # served already: the server's start finds the champion in service
+    assert service.verification is not None
+    service.verification.result(timeout=30)
+    checked = threading.Event()
+    verify = service._verify_in_bulk
+
+    def slow(served: Any) -> None:
+        time.sleep(0.5)
+        verify(served)
+        checked.set()
+
+    monkeypatch.setattr(service, "_verify_in_bulk", slow)
+    holders: list[int] = []
+    read = engine.privacy.consent.refresh_holders
+    monkeypatch.setattr(
+        engine.privacy.consent, "refresh_holders", lambda: holders.append(read()) or holders[-1]
+    )
+    service._served = None  # as in a new process: the start loads the champion
+    with TestClient(create_app(engine, background_jobs=True)):
+        assert checked.is_set() and len(holders) == 1
+    checked.clear()
+    service._served = None
+    server = engine.settings.server.model_copy(update={"warmup_seconds": 0.1})
+    monkeypatch.setattr(engine, "settings", engine.settings.model_copy(update={"server": server}))
+    started = time.monotonic()
+    with TestClient(create_app(engine, background_jobs=True)):
+        assert not checked.is_set() and time.monotonic() - started < 0.5
+    assert checked.wait(30)
 
 
 def test_a_shortlist_is_left_for_live_ranking_once_the_person_acts(

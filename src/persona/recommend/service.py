@@ -190,20 +190,34 @@ class RecommendationService:
         stamp = self.registry.stamp(version)
         pipeline = load_pipeline(self.registry, version)
         shortlists = self.registry.load_shortlists(version)
-        # One ranking before serving pays the first-call costs outside any request's budget.
-        # (On this thread: OpenBLAS keeps the thread count a worker thread set first, and
-        # ``runtime.blas_single_threaded`` then no longer holds in the main thread.)
-        pipeline.rank([Request(History.empty(), self._clock.now_ms() // 1000)], 10)
-        if pipeline.ranker is not None:
-            # ... and the ranker's first prediction on a thread that ranks requests (its
-            # threading runtime starts per thread): tens of milliseconds once per thread.
-            features = np.zeros((1, len(pipeline.ranker.feature_names)), dtype=np.float32)
-            with contextlib.suppress(RuntimeError):  # shut down: no thread to warm
-                self._workers.submit(pipeline.ranker.predict, features).result()
-        # The context counts a request naming its context reads (once a minute) are read now,
-        # not by the first such request (a tenth of a millisecond to tens of them).
-        self.requests.context_trends.ranked({})
+        # Rankings before serving pay the first-call costs outside any request's budget, on
+        # the path a request takes: a person with a history, naming a context (filters, the
+        # search with exclusions, exploration, the context's candidates, explanations).
+        # First on this thread (OpenBLAS keeps the thread count a worker thread set first,
+        # and ``runtime.blas_single_threaded`` then no longer holds in the main thread), then
+        # on a thread that ranks requests (the ranker's threading runtime starts per thread:
+        # tens of milliseconds once per thread). Reading the context counts (once a minute)
+        # is then not left to the first request naming a context either.
+        warm_up = self._warm_up_request(pipeline)
+        ranked = pipeline.rank([warm_up], 10, explain=True)[0]
+        ranked_items(pipeline, ranked)
+        with contextlib.suppress(RuntimeError):  # shut down: no thread to warm
+            self._workers.submit(pipeline.rank, [warm_up], 10, explain=True).result()
         return ServedModel(version, pipeline, shortlists, stamp=stamp)
+
+    def _warm_up_request(self, pipeline: RecommendationPipeline) -> Request:
+        """A request as a known person's would be: the first fitted person's latest items,
+        now, with a device and a country."""
+        data = pipeline.data
+        assert data is not None
+        histories = pipeline.histories()
+        history = histories[0] if len(histories) else History.empty()
+        recent = [
+            (data.item_ids[int(i)], int(t))
+            for i, t in zip(history.items, history.times_s, strict=True)
+        ]
+        query = RecommendationQuery(person_id="", device="mobile", country="US")
+        return self.requests.request(pipeline, query, recent[-self.requests.history_limit :])
 
     def _serving(self, query: RecommendationQuery, *, load: bool = True) -> ServedModel | None:
         """The model set that answers ``query``: the champion, or the stored version it names
@@ -235,6 +249,18 @@ class RecommendationService:
                 while len(self._others) > OTHER_MODEL_SETS:
                     self._others.pop(next(iter(self._others)))
         return found
+
+    def settle(self, timeout_seconds: float) -> bool:
+        """Wait up to ``timeout_seconds`` for the bulk check of the shortlists that the last
+        load started; whether it is over."""
+        verification = self.verification
+        if verification is None:
+            return True
+        try:
+            verification.result(timeout=timeout_seconds)
+        except TimeoutError:
+            return False
+        return True
 
     def _verify_in_bulk(self, served: ServedModel) -> None:
         """Compare everyone's shortlist with the store in one read, in the background: on a
