@@ -60,6 +60,7 @@ FEATURES: tuple[str, ...] = (
 )
 HEURISTIC_FEATURES = ("days_since_last", "events")
 MIN_POSITIVES = 5
+TIE_BREAK = 1e-6  # the share of the raw score in an isotonic probability
 
 
 class NotEnoughHistoryError(NothingToLearnError):
@@ -230,8 +231,8 @@ class PropensityModel:
     orders them by recency.
 
     Calibration is isotonic when the calibration slice has enough of both labels, otherwise
-    Platt scaling (a logistic curve on the raw log-odds). Platt keeps the order of the raw
-    scores; isotonic merges them into steps, which can cost ranking quality on little data.
+    Platt scaling (a logistic curve on the raw log-odds). Both keep the order of the raw
+    scores: isotonic merges them into steps, whose ties the raw score breaks.
     """
 
     booster: lgb.Booster
@@ -251,7 +252,10 @@ class PropensityModel:
     def probability(self, features: FloatArray) -> FloatArray:
         raw = self.raw(features)
         if self.calibration == "isotonic":
-            return np.interp(raw, self.calibration_x, self.calibration_y)
+            # the isotonic map is a staircase: the people on one step would tie and lose the
+            # order the classifier gave them; a vanishing share of the raw score keeps it
+            stepped = np.interp(raw, self.calibration_x, self.calibration_y)
+            return (1.0 - TIE_BREAK) * stepped + TIE_BREAK * raw
         if self.calibration == "platt":
             slope, intercept = self.calibration_x
             return np.asarray(1.0 / (1.0 + np.exp(-(slope * _logit(raw) + intercept))))
