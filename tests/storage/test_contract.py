@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import inspect, select
 
@@ -148,18 +149,23 @@ class TestEventLog:
                     event("e2", "u:1", 30, item_id="i2", type="click", value=2.0),
                     event("e3", "u:2", 20, item_id="i2", context={"device": "tv"}),
                     event("e4", "u:2", 40, item_id=None, type="identify", context=None),
-                    event("e5", "u:3", 50, item_id="i3", type="impression"),
+                    event("e5", "u:3", 50, item_id="i3", type="impression", context=None),
                     event("e6", "u:1", 5, item_id="i1", type="purchase", value=9.5),
                 ]
             )
         columns = engine.storage.interaction_columns()
-        assert columns.column_names == ["profile_key", "item_id", "type", "occurred_at_ms", "value"]
-        assert [tuple(row.values()) for row in columns.to_pylist()] == [
-            ("u:1", "i1", "purchase", 5, 9.5),
-            ("u:1", "i1", "view", 10, None),
-            ("u:2", "i2", "view", 20, None),
-            ("u:1", "i2", "click", 30, 2.0),
-            ("u:3", "i3", "impression", 50, None),
+        assert columns.column_names == [
+            *("profile_key", "item_id", "type", "occurred_at_ms", "value", "context")
+        ]
+        assert [
+            (*list(row.values())[:-1], row["context"] and orjson.loads(row["context"]))
+            for row in columns.to_pylist()
+        ] == [
+            ("u:1", "i1", "purchase", 5, 9.5, {"device": "mobile"}),
+            ("u:1", "i1", "view", 10, None, {"device": "mobile"}),
+            ("u:2", "i2", "view", 20, None, {"device": "tv"}),
+            ("u:1", "i2", "click", 30, 2.0, {"device": "mobile"}),
+            ("u:3", "i3", "impression", 50, None, None),
         ]
         assert engine.storage.interaction_columns(before_ms=20)["occurred_at_ms"].to_pylist() == [
             5,

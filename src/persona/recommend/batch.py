@@ -10,7 +10,13 @@ import numpy as np
 from persona.clock import Clock
 from persona.identity import split_key
 from persona.recommend.answer import RecommendationQuery, RecommendedItem, ServedModel, ranked_items
-from persona.recommend.pipeline import Request, histories_of
+from persona.recommend.dataset import IntArray, Interactions
+from persona.recommend.pipeline import (
+    RecommendationPipeline,
+    Request,
+    histories_of,
+    last_context,
+)
 from persona.recommend.request import History
 from persona.recommend.request_builder import RequestBuilder
 from persona.recommend.training import load_training_data
@@ -46,6 +52,7 @@ def recommend_everyone(
     now_s = clock.now_ms() // 1000
     unavailable = requests.exclusions(pipeline, RecommendationQuery(person_id=""))
     histories = histories_of(current)
+    contexts = _latest_contexts(current, pipeline)
     block = pipeline.config.block_size
     for start in range(0, current.n_users, block):
         people = range(start, min(start + block, current.n_users))
@@ -65,9 +72,27 @@ def recommend_everyone(
                     as_of,
                     hour=as_of // 3600 % 24,
                     exclude=unavailable,
+                    context={name: int(codes[person]) for name, codes in contexts.items()},
                 )
             )
         for person, ranked in zip(people, pipeline.rank(batch, n), strict=True):
             yield split_key(current.user_ids[person])[1], ranked_items(pipeline, ranked)
         if progress:
             progress(len(people))
+
+
+def _latest_contexts(
+    current: Interactions, pipeline: RecommendationPipeline
+) -> dict[str, IntArray]:
+    """Each person's latest context in the store, as the model set's codes, by field."""
+    model = None if pipeline.data is None else pipeline.data.context
+    if current.context is None or model is None:
+        return {}
+    found = {}
+    for name, latest in last_context(current).items():
+        recode = np.asarray(
+            [model.code(name, value) for value in current.context.values[name]] + [-1],
+            dtype=np.int64,
+        )
+        found[name] = recode[latest]  # -1 (none) takes the last entry
+    return found

@@ -23,9 +23,8 @@ from persona.recommend.answer import (
     ServedModel,
     explanation,
 )
+from persona.recommend.dataset import CONTEXT_FIELDS
 from persona.storage.protocols import Storage
-
-CONTEXT_FIELDS = ("device", "country")
 
 
 @dataclass(frozen=True)

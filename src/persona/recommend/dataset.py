@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import sparse
 
 IntArray = npt.NDArray[np.int64]
@@ -39,6 +43,69 @@ class ItemTable:
         )
 
 
+CONTEXT_FIELDS = ("device", "country")  # what of an event's context the recommenders use
+# The most frequent values of a field kept apart; rarer ones count as no value (a bound on the
+# tables of ``features.ContextLift`` whatever a site sends as its devices).
+MAX_CONTEXT_VALUES = 1_000
+
+
+@dataclass(frozen=True)
+class ContextColumns:
+    """The context each interaction happened in: for each of ``CONTEXT_FIELDS``, a code per
+    row into that field's values (lower-cased, most frequent first), -1 where none was sent."""
+
+    values: dict[str, list[str]]
+    codes: dict[str, IntArray]
+
+    @classmethod
+    def from_json(cls, documents: pa.Array | pa.ChunkedArray) -> ContextColumns:
+        """From each event's context as JSON text (null: none). Each distinct text is parsed
+        once: a site that sends a few contexts over millions of events parses a few."""
+        encoded = pc.dictionary_encode(documents)
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        parsed = [orjson.loads(text) for text in encoded.dictionary.to_pylist()]
+        values: dict[str, list[str]] = {}
+        codes: dict[str, IntArray] = {}
+        for name in CONTEXT_FIELDS:
+            per_text = pa.array([_context_value(d, name) for d in parsed], pa.string())
+            per_row = per_text.take(encoded.indices)
+            counted = pc.value_counts(per_row.drop_null()).flatten()
+            by_count = sorted(
+                zip(counted[0].to_pylist(), counted[1].to_pylist(), strict=True),
+                key=lambda pair: (-pair[1], pair[0]),
+            )
+            kept = [value for value, _ in by_count[:MAX_CONTEXT_VALUES]]
+            found = pc.index_in(per_row, value_set=pa.array(kept, pa.string()))
+            values[name] = kept
+            codes[name] = np.asarray(pc.fill_null(found, -1), dtype=np.int64)
+        return cls(values, codes)
+
+    def take(self, rows: IntArray) -> ContextColumns:
+        return ContextColumns(self.values, {name: c[rows] for name, c in self.codes.items()})
+
+    def fields(self) -> list[str]:
+        """The fields some interaction has a value of."""
+        return [name for name in CONTEXT_FIELDS if self.values.get(name)]
+
+    def code(self, name: str, value: str | None) -> int:
+        """The code of a value (-1: unknown, or none)."""
+        if not value:
+            return -1
+        return self._codes.get(name, {}).get(value.strip().lower(), -1)
+
+    @cached_property
+    def _codes(self) -> dict[str, dict[str, int]]:
+        return {name: {v: i for i, v in enumerate(found)} for name, found in self.values.items()}
+
+
+def _context_value(document: object, name: str) -> str | None:
+    value = document.get(name) if isinstance(document, dict) else None
+    if not isinstance(value, str):
+        return None
+    return value.strip().lower() or None
+
+
 @dataclass(frozen=True)
 class Interactions:
     """One row per interaction, with users and items as dense indices.
@@ -55,6 +122,7 @@ class Interactions:
     weights: FloatArray
     values: FloatArray  # the event's value (rating, revenue) or NaN
     item_table: ItemTable
+    context: ContextColumns | None = None  # None: the interactions come without one
     _user_index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     _item_index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
@@ -92,6 +160,7 @@ class Interactions:
             weights=self.weights[rows],
             values=self.values[rows],
             item_table=self.item_table,
+            context=None if self.context is None else self.context.take(rows),
         )
 
     def matrix(self) -> sparse.csr_matrix:

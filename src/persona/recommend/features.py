@@ -36,9 +36,53 @@ class ItemFacts:
         self.log_popularity = np.log1p(self.timeline.total_counts)
         created = data.item_table.created_at_ms // 1000
         self.created_s = np.where(created > 0, created, -1).astype(np.int64)
+        self.context = ContextLift(data)
 
 
-def feature_names(source_names: Sequence[str]) -> list[str]:
+class ContextLift:
+    """How much more an item is chosen in one context (a device, a country) than overall: the
+    log of its share of the context's interactions over its share of all of them, each share
+    smoothed towards the overall one by ``PRIOR_INTERACTIONS`` (a context seen a few times
+    says little). Counted over the fitted interactions, which end before the moment of the
+    examples the ranker learns from."""
+
+    PRIOR_INTERACTIONS = 50.0
+
+    def __init__(self, data: Interactions) -> None:
+        self._counts: dict[str, sparse.csr_matrix] = {}
+        self._totals: dict[str, npt.NDArray[np.float64]] = {}
+        counts = np.bincount(data.items, minlength=data.n_items).astype(np.float64)
+        self._overall = (counts + 1.0) / (counts.sum() + data.n_items)
+        if data.context is None:
+            return
+        for name in data.context.fields():
+            codes = data.context.codes[name]
+            known = codes >= 0
+            per_value = sparse.csr_matrix(
+                (np.ones(int(known.sum())), (codes[known], data.items[known])),
+                shape=(len(data.context.values[name]), data.n_items),
+            )
+            per_value.sum_duplicates()
+            self._counts[name] = per_value
+            self._totals[name] = np.asarray(per_value.sum(axis=1)).ravel()
+
+    def lift(self, name: str, codes: IntArray, items: IntArray) -> FloatMatrix:
+        """The lift of each (context value, item) pair; NaN where the value is unknown."""
+        out = np.full(len(items), np.nan, dtype=np.float32)
+        per_value = self._counts.get(name)
+        known = np.flatnonzero(codes >= 0)
+        if per_value is None or not len(known):
+            return out
+        value, item = codes[known], items[known]
+        count = np.asarray(per_value[value, item]).ravel()
+        overall = self._overall[item]
+        prior = self.PRIOR_INTERACTIONS
+        share = (count + prior * overall) / (self._totals[name][value] + prior)
+        out[known] = np.log(share / overall)
+        return out
+
+
+def feature_names(source_names: Sequence[str], context_fields: Sequence[str] = ()) -> list[str]:
     names = []
     for source in source_names:
         names += [f"{source}_score", f"{source}_rank"]
@@ -57,8 +101,18 @@ def feature_names(source_names: Sequence[str]) -> list[str]:
         "recent_category_affinity",
         "days_since_related",
         "hour",
+        *(f"context_{name}_lift" for name in context_fields),
     ]
     return names
+
+
+def context_fields_of(names: Sequence[str]) -> list[str]:
+    """The context fields a ranker trained with ``names`` (``feature_names``) uses."""
+    return [
+        n.removeprefix("context_").removesuffix("_lift")
+        for n in names
+        if n.startswith("context_") and n.endswith("_lift")
+    ]
 
 
 def build_features(
@@ -68,6 +122,7 @@ def build_features(
     candidates: Sequence[IntArray],
     source_scores: Mapping[str, Scores],
     source_ranks: Mapping[str, FloatMatrix],
+    context_fields: Sequence[str] = (),
 ) -> FloatMatrix:
     """One row per (request, candidate) in the order of ``candidates``; see ``feature_names``.
 
@@ -106,6 +161,10 @@ def build_features(
     columns.append(_row_dot(person.recent_category_mix[rows], item_categories))
     columns.append(_days_since_related(person.last_category_time_s, rows, item_categories, as_of))
     columns.append(block.hours[rows].astype(np.float32))
+    unknown = np.full(len(block), -1, dtype=np.int64)
+    for name in context_fields:
+        codes = block.contexts.get(name, unknown)
+        columns.append(facts.context.lift(name, codes[rows], items))
     return np.column_stack([np.asarray(c, dtype=np.float32) for c in columns])
 
 

@@ -23,7 +23,12 @@ from persona.recommend.algorithms.ease import EASE, EASEConfig
 from persona.recommend.algorithms.factorization import ALS
 from persona.recommend.algorithms.neighbours import ItemKNN, ItemKNNConfig
 from persona.recommend.dataset import FloatArray, IntArray, Interactions, history_matrix
-from persona.recommend.features import ItemFacts, build_features, feature_names
+from persona.recommend.features import (
+    ItemFacts,
+    build_features,
+    context_fields_of,
+    feature_names,
+)
 from persona.recommend.proposers import SourceBits, SourceNames
 from persona.recommend.ranker import LambdaRanker, RankerConfig, RankerReport
 from persona.recommend.request import Histories, History, RequestBlock, source_input
@@ -108,6 +113,9 @@ class Request:
     hour: int = 12
     exclude: IntArray | None = None  # further item indices to leave out (filters, business)
     rules: BusinessRules | None = None
+    # The request's device and country as codes of the fitted data, by field (absent or -1:
+    # unknown); see ``context_codes`` and ``person_context``.
+    context: Mapping[str, int] = field(default_factory=dict)
     # Candidates known only at serving time, by source name: what the person's context or
     # segments favour. They join the learned sources' candidates and are ranked like them.
     extra: Mapping[str, IntArray] = field(default_factory=dict)
@@ -157,6 +165,9 @@ class RecommendationPipeline:
         self.available: npt.NDArray[np.bool_] | None = None
         self._histories = Histories(EMPTY, EMPTY, np.zeros(1, dtype=np.int64))
         self._last_times: IntArray = np.zeros(0, dtype=np.int64)
+        self._last_context: dict[str, IntArray] = {}  # each fitted person's latest, by field
+        # The context fields the ranker learns from: those the training data has values of.
+        self.context_fields: list[str] = []
         self._pools: dict[int, IntArray] = {}  # exploration pools by minute, the latest few
 
     # Training -------------------------------------------------------------------------------
@@ -164,6 +175,7 @@ class RecommendationPipeline:
     def fit(self, data: Interactions, progress: Progress | None = None) -> FitReport:
         say = progress or (lambda _: None)
         c = self.config
+        self.context_fields = [] if data.context is None else data.context.fields()
         # Cutoffs, latest last: each hides the latest share of what the previous one kept, so
         # the ranker learns from several moments of each history (more examples, less noise).
         latest = temporal_holdout(data, c.holdout_share)
@@ -254,6 +266,7 @@ class RecommendationPipeline:
         self.available = data.item_table.available.copy()
         self._histories = histories_of(data)
         self._last_times = last_times_s(data)
+        self._last_context = last_context(data)
 
     def _collect_examples(
         self,
@@ -305,7 +318,7 @@ class RecommendationPipeline:
             np.concatenate(examples.labels),
             np.asarray(examples.sizes, dtype=np.int64),
             np.asarray(examples.held_out, dtype=np.bool_),
-            feature_names([s.name for s in self.sources]),
+            feature_names([s.name for s in self.sources], self.context_fields),
         )
         self.ranker = ranker
         return report
@@ -334,11 +347,27 @@ class RecommendationPipeline:
             histories=[self._histories[u] for u in people],
             as_of_s=self._last_times[people],
             hours=_hours(self._last_times[people]),
+            contexts={name: codes[people] for name, codes in self._last_context.items()},
         )
 
     def _offline_request(self, person: int) -> Request:
         as_of = int(self._last_times[person])
-        return Request(self._histories[person], as_of, int(_hours(np.asarray([as_of]))[0]))
+        hour = int(_hours(np.asarray([as_of]))[0])
+        return Request(self._histories[person], as_of, hour, context=self.person_context(person))
+
+    def person_context(self, person: int) -> dict[str, int]:
+        """The context of a fitted person's latest interaction that had one, by field (codes;
+        -1: none): what a request that names none is taken to come from, as the ranker's
+        examples are."""
+        return {name: int(codes[person]) for name, codes in self._last_context.items()}
+
+    def context_codes(self, values: Mapping[str, str | None]) -> dict[str, int]:
+        """Context values (``{"device": "mobile", "country": "FR"}``) as codes of the fitted
+        data; a value it never saw is unknown (-1)."""
+        context = None if self.data is None else self.data.context
+        if context is None:
+            return {}
+        return {name: context.code(name, value) for name, value in values.items()}
 
     def histories(self) -> Histories:
         """Each fitted person's history, by person index."""
@@ -369,12 +398,15 @@ class RecommendationPipeline:
             else:
                 raise ValueError(f"the model set has no saved state for source {source.name!r}")
         self._attach(data)
-        names = feature_names([s.name for s in self.sources])
-        self.ranker = (
-            LambdaRanker.from_text(ranker_text, self.config.ranker, names, calibration)
-            if ranker_text
-            else None
-        )
+        self.ranker = None
+        self.context_fields = []
+        if ranker_text:
+            ranker = LambdaRanker.from_text(ranker_text, self.config.ranker, calibration)
+            self.context_fields = context_fields_of(ranker.feature_names)
+            names = feature_names([s.name for s in self.sources], self.context_fields)
+            if ranker.feature_names != names:
+                raise ValueError("the saved ranker was trained with other features")
+            self.ranker = ranker
 
     # Serving --------------------------------------------------------------------------------
 
@@ -407,6 +439,10 @@ class RecommendationPipeline:
                 histories=[r.history for r in chunk],
                 as_of_s=np.asarray([r.as_of_s for r in chunk], dtype=np.int64),
                 hours=np.asarray([r.hour for r in chunk], dtype=np.int64),
+                contexts={
+                    name: np.asarray([r.context.get(name, -1) for r in chunk], dtype=np.int64)
+                    for name in self.context_fields
+                },
             )
             candidates, features, proposers, content = self._candidates_and_features(
                 block, [r.exclude for r in chunk], [r.extra for r in chunk]
@@ -681,7 +717,9 @@ class RecommendationPipeline:
         splits = np.cumsum(np.bincount(rows, minlength=len(block)))[:-1]
         candidates = np.split(items, splits)
         by_source = dict(zip(all_scores, ranks, strict=True))
-        features = build_features(self.facts, block, inputs, candidates, all_scores, by_source)
+        features = build_features(
+            self.facts, block, inputs, candidates, all_scores, by_source, self.context_fields
+        )
         proposers = [
             SourceBits(c, b, names) for c, b in zip(candidates, np.split(bits, splits), strict=True)
         ]
@@ -746,6 +784,22 @@ def last_times_s(data: Interactions) -> IntArray:
     last = np.zeros(data.n_users, dtype=np.int64)
     np.maximum.at(last, data.users, data.timestamps_ms // 1000)
     return last
+
+
+def last_context(data: Interactions) -> dict[str, IntArray]:
+    """Each person's latest known value of each context field (codes; -1: never one)."""
+    if data.context is None:
+        return {}
+    found = {}
+    for name in data.context.fields():
+        codes = data.context.codes[name]
+        known = np.flatnonzero(codes >= 0)
+        # In time order (ties by row), the last row of each person wins the assignment.
+        known = known[np.lexsort((known, data.timestamps_ms[known]))]
+        latest = np.full(data.n_users, -1, dtype=np.int64)
+        latest[data.users[known]] = codes[known]
+        found[name] = latest
+    return found
 
 
 def _hours(times_s: IntArray) -> IntArray:

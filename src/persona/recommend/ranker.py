@@ -135,15 +135,13 @@ class LambdaRanker:
         cls,
         text: str,
         config: RankerConfig,
-        feature_names: list[str],
         calibration: tuple[float, float] | None = None,
     ) -> LambdaRanker:
+        """A saved ranker, with the names of the features it was trained with."""
         ranker = cls(config)
         ranker.calibration = calibration
         ranker.booster = lgb.Booster(model_str=text)
-        if ranker.booster.feature_name() != feature_names:
-            raise ValueError("the saved ranker was trained with other features")
-        ranker.feature_names = feature_names
+        ranker.feature_names = list(ranker.booster.feature_name())
         return ranker
 
     def config_dict(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import numpy as np
 from persona.clock import utc
 from persona.durable import fsync_path
 from persona.errors import NotFoundError
-from persona.recommend.dataset import Interactions, ItemTable
+from persona.recommend.dataset import CONTEXT_FIELDS, ContextColumns, Interactions, ItemTable
 from persona.recommend.shortlists import ShortlistTable
 
 CHAMPION = "champion"
@@ -180,7 +180,7 @@ class ModelRegistry:
             users_dtype = arrays["users"].dtype
             arrays["user_ids"] = user_ids[keep_users]
             arrays["users"] = new_index[arrays["users"][rows]].astype(users_dtype)
-            for name in ("items", "timestamps_ms", "weights", "values"):
+            for name in ("items", "timestamps_ms", "weights", "values", *_context_codes(arrays)):
                 arrays[name] = arrays[name][rows]
             _replace_npz(path, arrays)
             shortlists = self.load_shortlists(version)
@@ -201,6 +201,7 @@ class ModelRegistry:
                 weights=arrays["weights"],
                 values=arrays["values"],
                 item_table=table,
+                context=_load_context(arrays),
             )
 
     def load_source_arrays(self, version: ModelVersion) -> dict[str, dict[str, np.ndarray]]:
@@ -252,7 +253,26 @@ def _save_interactions(path: Path, data: Interactions) -> None:
         "weights": data.weights,
         "values": data.values,
     }
+    if data.context is not None:
+        for name in CONTEXT_FIELDS:
+            arrays[f"context_{name}_values"] = np.asarray(data.context.values[name], dtype=str)
+            arrays[f"context_{name}_codes"] = data.context.codes[name]
     _savez(path, arrays)
+
+
+def _context_codes(arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """The names of the saved arrays that hold a code per interaction."""
+    return [f"context_{name}_codes" for name in CONTEXT_FIELDS if f"context_{name}_codes" in arrays]
+
+
+def _load_context(arrays: Mapping[str, np.ndarray]) -> ContextColumns | None:
+    """The interactions' context (None in a model set saved before it was kept)."""
+    if not _context_codes(arrays):
+        return None
+    return ContextColumns(
+        {name: [str(v) for v in arrays[f"context_{name}_values"]] for name in CONTEXT_FIELDS},
+        {name: np.asarray(arrays[f"context_{name}_codes"]) for name in CONTEXT_FIELDS},
+    )
 
 
 def _item_table_json(table: ItemTable) -> dict[str, Any]:

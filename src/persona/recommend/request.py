@@ -61,6 +61,9 @@ class RequestBlock:
     histories: Sequence[History]
     as_of_s: IntArray
     hours: IntArray  # hour of day of each request (0-23), a context feature
+    # Each request's device and country, as codes of the fitted data (``ContextColumns``;
+    # -1: unknown), by field: context features.
+    contexts: Mapping[str, IntArray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.histories)

@@ -174,8 +174,21 @@ class RequestBuilder:
             hour=hour,
             exclude=self.exclusions(pipeline, query),
             rules=self.rules(pipeline, query),
+            context=self.context(pipeline, query, profile_key),
             extra=self._serving_candidates(pipeline, query, profile_key),
         )
+
+    def context(
+        self, pipeline: RecommendationPipeline, query: RecommendationQuery, profile_key: str | None
+    ) -> dict[str, int]:
+        """The request's device and country as the model set's codes: what the query names,
+        else what the person's latest interaction in the training data had."""
+        data = pipeline.data
+        assert data is not None
+        person = None if profile_key is None else data.user_index(profile_key)
+        own = {} if person is None else pipeline.person_context(person)
+        named = {"device": query.device, "country": query.country}
+        return {**own, **pipeline.context_codes({k: v for k, v in named.items() if v})}
 
     def rules(
         self, pipeline: RecommendationPipeline, query: RecommendationQuery

@@ -312,6 +312,7 @@ def rank_everyone(
                 histories[u],
                 as_of_s,
                 hour=as_of_s // 3600 % 24,
+                context=pipeline.person_context(u),
                 extra=known_candidates(data, extra_candidates(people[u]))
                 if extra_candidates
                 else {},

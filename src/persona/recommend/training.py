@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from persona.clock import Clock, utc
 from persona.errors import NothingToLearnError
-from persona.recommend.dataset import Interactions, ItemTable
+from persona.recommend.dataset import ContextColumns, Interactions, ItemTable
 from persona.recommend.pipeline import (
     FitReport,
     PipelineConfig,
@@ -88,6 +88,7 @@ def load_training_data(
         weights=strength[np.asarray(kinds.indices, dtype=np.int64)],
         values=np.asarray(pc.fill_null(columns["value"], np.nan), dtype=np.float32),
         item_table=_item_table(items, len(item_ids)),
+        context=ContextColumns.from_json(columns["context"]),
     )
     return TrainingData(interactions, len(items))
 

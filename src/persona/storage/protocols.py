@@ -54,6 +54,7 @@ INTERACTION_COLUMNS = pa.schema(
         ("type", pa.string()),
         ("occurred_at_ms", pa.int64()),
         ("value", pa.float64()),
+        ("context", pa.string()),  # JSON text; null when the event has none
     ]
 )
 """What ``interaction_columns`` gives: the events training learns from."""
@@ -712,8 +713,8 @@ class Storage(Protocol):
     def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
         """Every event that names an item (only those before ``before_ms`` if given), in
         event-time order, ties in event id order, as columns: profile_key, item_id, type,
-        occurred_at_ms, value (null when none). A snapshot read in bulk, for training: no
-        Python object per event."""
+        occurred_at_ms, value (null when none), context (JSON text, null when none). A
+        snapshot read in bulk, for training: no Python object per event."""
         ...
 
     def events_after(

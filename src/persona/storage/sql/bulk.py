@@ -37,7 +37,8 @@ CHUNK_ROWS = 1_000_000  # SQLite builds each chunk as one string: well below its
 _NULL = "\x1e"  # how the SQLite texts below write SQL NULL (the record separator)
 
 _POSTGRES_QUERY = """
-SELECT profile_key, item_id, type, occurred_at_ms, value
+SELECT profile_key, item_id, type, occurred_at_ms, value,
+    nullif(context::text, 'null') AS context
 FROM events
 WHERE item_id IS NOT NULL AND occurred_at_ms < $1
 ORDER BY occurred_at_ms, event_id COLLATE "C"
@@ -47,11 +48,12 @@ ORDER BY occurred_at_ms, event_id COLLATE "C"
 _SQLITE_CHUNK = """
 SELECT group_concat(
     profile_key || char(31) || item_id || char(31) || type || char(31) || occurred_at_ms
-    || char(31) || CASE WHEN value IS NULL THEN '' ELSE printf('%!.17g', value) END
-    || char(31) || event_id, char(10)
+    || char(31) || CASE WHEN value IS NULL THEN char(30) ELSE printf('%!.17g', value) END
+    || char(31) || coalesce(nullif(context, 'null'), char(30)) || char(31) || event_id,
+    char(10)
 )
 FROM (
-    SELECT profile_key, item_id, type, occurred_at_ms, value, event_id FROM events
+    SELECT profile_key, item_id, type, occurred_at_ms, value, context, event_id FROM events
     WHERE item_id IS NOT NULL AND occurred_at_ms < ? AND (occurred_at_ms, event_id) > (?, ?)
     ORDER BY occurred_at_ms, event_id
     LIMIT ?
@@ -77,7 +79,7 @@ def _sqlite_interactions(engine: Engine, before_ms: int) -> pa.Table:
             (text,) = cursor.execute(_SQLITE_CHUNK, (before_ms, *after, CHUNK_ROWS)).fetchone()
             if not text:
                 break
-            chunk = _parse(text.encode(), _SQLITE_FIELDS, null=False)
+            chunk = _parse(text.encode(), _SQLITE_FIELDS)
             chunks.append(chunk.drop_columns(["event_id"]))
             if chunk.num_rows < CHUNK_ROWS:
                 break
@@ -88,16 +90,12 @@ def _sqlite_interactions(engine: Engine, before_ms: int) -> pa.Table:
     return pa.concat_tables(chunks).cast(INTERACTION_COLUMNS)
 
 
-def _parse(data: bytes, fields: pa.Schema, *, null: bool) -> pa.Table:
+def _parse(data: bytes, fields: pa.Schema) -> pa.Table:
     """Rows of ``data`` (fields separated by the unit separator, rows by newlines) as columns
-    of ``fields``. With ``null``, a field that is the record separator alone is null; without,
-    an empty number is null and an empty text stays text."""
-    if null:
-        convert = pa_csv.ConvertOptions(
-            column_types=fields, null_values=[_NULL], strings_can_be_null=True
-        )
-    else:
-        convert = pa_csv.ConvertOptions(column_types=fields, strings_can_be_null=False)
+    of ``fields``; a field that is the record separator alone is null."""
+    convert = pa_csv.ConvertOptions(
+        column_types=fields, null_values=[_NULL], strings_can_be_null=True
+    )
     return pa_csv.read_csv(
         io.BytesIO(data),
         read_options=pa_csv.ReadOptions(column_names=fields.names),
@@ -280,7 +278,7 @@ def _sqlite_written(cursor: Any, row: str, write_seq: int, chunk_rows: int) -> I
         if not rows:
             return
         try:
-            chunk = _parse(text.encode(), _WRITTEN_FIELDS, null=True)
+            chunk = _parse(text.encode(), _WRITTEN_FIELDS)
         except pa.ArrowInvalid:  # (its message would quote the row: say less)
             raise ValueError("an event's text holds a separator (a control character)") from None
         if chunk.num_rows != rows:
