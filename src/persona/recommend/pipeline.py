@@ -706,9 +706,14 @@ class RecommendationPipeline:
         no_history = np.asarray([not len(h.items) for h in block.histories], dtype=np.bool_)
         for source in self.sources:
             scores = source.score(inputs)
-            top = scores.top(self.config.candidates[source.name], blocked)
-            if no_history.any() and getattr(source, "needs_history", True):
-                top[no_history] = NOTHING  # see ``CandidateSource``
+            wanted = self.config.candidates[source.name]
+            if no_history.all() and getattr(source, "needs_history", True):
+                # only newcomers: nothing to search for (see ``CandidateSource``)
+                top = np.full((len(block), max(1, wanted)), NOTHING, dtype=np.int64)
+            else:
+                top = scores.top(wanted, blocked)
+                if no_history.any() and getattr(source, "needs_history", True):
+                    top[no_history] = NOTHING  # see ``CandidateSource``
             proposals.add(top, names.bit(source.name), ranked=True)
             all_scores[source.name] = scores
         for name, items in _extra_columns(extras, self.config.candidates).items():

@@ -26,7 +26,7 @@ import numpy as np
 from persona.cache import AnswerCache
 from persona.clock import Clock, epoch_ms
 from persona.errors import NotFoundError
-from persona.identity import anonymous_key, user_key
+from persona.identity import anonymous_key, split_key, user_key
 from persona.profiles.service import ProfileService
 from persona.recommend.answer import (
     RecommendationQuery,
@@ -198,26 +198,32 @@ class RecommendationService:
         # on a thread that ranks requests (the ranker's threading runtime starts per thread:
         # tens of milliseconds once per thread). Reading the context counts (once a minute)
         # is then not left to the first request naming a context either.
-        warm_up = self._warm_up_request(pipeline)
-        ranked = pipeline.rank([warm_up], 10, explain=True)[0]
-        ranked_items(pipeline, ranked)
-        with contextlib.suppress(RuntimeError):  # shut down: no thread to warm
-            self._workers.submit(pipeline.rank, [warm_up], 10, explain=True).result()
+        try:
+            warm_up = self._warm_up_request(pipeline)
+            ranked = pipeline.rank([warm_up], 10, explain=True)[0]
+            ranked_items(pipeline, ranked)
+            with contextlib.suppress(RuntimeError):  # shut down: no thread to warm
+                self._workers.submit(pipeline.rank, [warm_up], 10, explain=True).result()
+        except Exception:  # slower first requests, not a model set left unserved
+            log.exception("warming up model set %s failed", version.version)
         return ServedModel(version, pipeline, shortlists, stamp=stamp)
 
     def _warm_up_request(self, pipeline: RecommendationPipeline) -> Request:
-        """A request as a known person's would be: the first fitted person's latest items,
-        now, with a device and a country."""
+        """A request as a known person's would be: the first fitted person's, now, with a
+        device and a country, built with the reads a request makes (their history and
+        signature, their segments' favourites, the items written since training), each
+        first read (the statement compiled, the bulk reads behind them) done here."""
         data = pipeline.data
         assert data is not None
-        histories = pipeline.histories()
-        history = histories[0] if len(histories) else History.empty()
-        recent = [
-            (data.item_ids[int(i)], int(t))
-            for i, t in zip(history.items, history.times_s, strict=True)
-        ]
-        query = RecommendationQuery(person_id="", device="mobile", country="US")
-        return self.requests.request(pipeline, query, recent[-self.requests.history_limit :])
+        if not data.n_users:
+            return Request(History.empty(), self._clock.now_ms() // 1000)
+        profile_key = data.user_ids[0]
+        person_id = split_key(profile_key)[1]
+        self.requests.signature(person_id)
+        self.requests.fresh_items()
+        key, history = self.requests.history(person_id)
+        query = RecommendationQuery(person_id=person_id, device="mobile", country="US")
+        return self.requests.request(pipeline, query, history, key)
 
     def _serving(self, query: RecommendationQuery, *, load: bool = True) -> ServedModel | None:
         """The model set that answers ``query``: the champion, or the stored version it names
