@@ -8,6 +8,7 @@ question two binary searches, for any number of (item, moment) pairs at once.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -35,6 +36,10 @@ class ItemTimeline:
         self._items_by_time = data.items[by_time]
         # Serving asks about "now" for every request: within a second the answer is the same.
         self._cached_window_counts = lru_cache(maxsize=64)(self._window_counts)
+        # ... and from one second to the next, only the interactions that entered or left the
+        # window change it: the latest counts of each window, to move forward from.
+        self._latest: dict[float, tuple[int, npt.NDArray[np.float32]]] = {}
+        self._latest_lock = threading.Lock()
 
     def count_between(
         self, items: IntArray, start_s: npt.ArrayLike, end_s: npt.ArrayLike
@@ -63,9 +68,36 @@ class ItemTimeline:
         return self._cached_window_counts(int(as_of_s), float(window_days))
 
     def _window_counts(self, as_of_s: int, window_days: float) -> npt.NDArray[np.float32]:
-        counts = self.count_before(self._every_item, as_of_s, window_days)
+        """Moved forward from the latest counts of the window when they are of an earlier
+        moment and few interactions passed its edges since (a served second after another:
+        usually none), else counted anew: two searches for every item of the catalog, about
+        2 ms a window on 9,000 items, paid by the first request of every second."""
+        width = int(window_days * DAY_S)
+        with self._latest_lock:
+            latest = self._latest.get(window_days)
+        counts = None
+        if latest is not None and latest[0] <= as_of_s:
+            moment, before = latest
+            entered = self._between(moment, as_of_s)
+            left = self._between(moment - width, as_of_s - width)
+            if len(entered) + len(left) <= self.n_items // 8:
+                counts = before.copy()
+                np.add.at(counts, entered, 1.0)
+                np.subtract.at(counts, left, 1.0)
+        if counts is None:
+            counts = self.count_before(self._every_item, as_of_s, window_days)
         counts.flags.writeable = False
+        with self._latest_lock:
+            kept = self._latest.get(window_days)
+            if kept is None or kept[0] <= as_of_s:
+                self._latest[window_days] = (as_of_s, counts)
         return counts
+
+    def _between(self, start_s: int, end_s: int) -> IntArray:
+        """The items of the interactions in ``[start_s, end_s)``."""
+        lo = np.searchsorted(self._times, start_s, side="left")
+        hi = np.searchsorted(self._times, end_s, side="left")
+        return self._items_by_time[lo:hi]
 
     def trending(self, as_of_s: IntArray, windows_days: tuple[float, ...]) -> np.ndarray:
         """A rows x items trending score: interactions in recent windows before each row's moment.
