@@ -261,6 +261,30 @@ def test_a_page_tracks_identifies_decides_and_attributes_its_impression_and_clic
     assert shop.errors == []
 
 
+def test_an_item_of_a_list_is_reported_with_its_position(shop: Visit, persona: Persona) -> None:
+    user = "browser-user-2"
+    shop.page.evaluate(
+        """async ([key, user]) => {
+            persona.init({ key, flushIntervalMs: 200 });
+            persona.identify(user);
+            const decision = await persona.decide("home_hero");
+            persona.observe(document.getElementById("hero"), decision, { item_id: "i3", position: 2 });
+        }""",
+        [persona.public_key, user],
+    )
+    shop.page.click("#hero")
+    shop.page.evaluate("() => persona.flush()")
+
+    def shown() -> list[dict[str, Any]] | None:
+        events = persona.events_of(user, "user")
+        found = [e for e in events if e["type"] in ("impression", "click")]
+        return found if len(found) == 2 else None
+
+    for event in wait_for(shown, "the impression and the click"):
+        assert event["item_id"] == "i3" and event["properties"]["position"] == 2
+    assert shop.errors == []
+
+
 def test_an_impression_waits_until_half_the_element_is_in_view(
     shop: Visit, persona: Persona
 ) -> None:

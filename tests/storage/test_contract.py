@@ -18,6 +18,7 @@ from persona.storage.database import (
     migrate,
     revisions,
 )
+from persona.storage.protocols import SHOWN_COLUMNS
 from persona.storage.records import (
     ApiKeyRecord,
     EventRecord,
@@ -203,6 +204,60 @@ class TestEventLog:
                 "u:2": [RecentEvent("view", "i2", 20)],
             }
             assert set(uow.events.recent_events(["u:2"], None, ["identify"])) == {"u:2"}
+
+    def test_shown_columns_are_the_impressions_and_clicks_of_lists(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        listed = {"list_id": "home-7", "position": 2}
+        with engine.storage.write() as uow:
+            uow.events.append(
+                [
+                    event(
+                        "s1",
+                        "u:1",
+                        10,
+                        type="impression",
+                        decision_id="d1",
+                        properties={"position": 1},
+                    ),
+                    event(
+                        "s2",
+                        "u:1",
+                        11,
+                        item_id="i2",
+                        type="impression",
+                        decision_id="d1",
+                        properties={"position": "2"},
+                    ),  # not an integer: no position
+                    event(
+                        "s3",
+                        "u:1",
+                        12,
+                        item_id="i2",
+                        type="click",
+                        decision_id="d1",
+                        properties=None,
+                    ),
+                    event("s4", "u:2", 13, type="impression", properties=listed),
+                    event("s5", "u:2", 14, type="click", properties={"list_id": 7}),
+                    event("s6", "u:2", 15, type="impression", properties={"list_id": "a\nb"}),
+                    event("s7", "u:2", 16, type="impression", properties={"position": 1}),
+                    event("s8", "u:2", 17, type="view", decision_id="d2"),
+                    event("s9", "u:2", 18, item_id=None, type="impression", decision_id="d2"),
+                ]
+            )
+        columns = engine.storage.shown_columns()
+        assert columns.schema == SHOWN_COLUMNS
+        assert [tuple(row.values()) for row in columns.to_pylist()] == [
+            ("u:1", "i1", "impression", 10, "d1", 1),
+            ("u:1", "i2", "impression", 11, "d1", None),
+            ("u:1", "i2", "click", 12, "d1", None),
+            ("u:2", "i1", "impression", 13, "home-7", 2),
+            ("u:2", "i1", "click", 14, "7", None),
+        ]
+        assert engine.storage.shown_columns(before_ms=12).num_rows == 2
+        monkeypatch.setattr(bulk, "CHUNK_ROWS", 2)  # in chunks: the same rows
+        assert engine.storage.shown_columns().equals(columns)
 
     def test_interaction_columns_in_bulk_whatever_comes_first(
         self, engine: Engine, monkeypatch: pytest.MonkeyPatch

@@ -34,6 +34,7 @@ from persona.recommend.ranker import LambdaRanker, RankerConfig, RankerReport
 from persona.recommend.request import Histories, History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, Slot, rerank
 from persona.recommend.scores import NOTHING, Blocked, RowScores, Scores
+from persona.recommend.shown import NOT_SHOWN, ShownLists
 from persona.recommend.sources import (
     CandidateSource,
     CategoryTrending,
@@ -70,6 +71,8 @@ WHY_LEFT_OUT = {
 
 
 EMPTY = np.zeros(0, dtype=np.int64)
+SHOWN = "shown"  # the candidates of the ranker's examples that are lists people were shown
+MAX_SHOWN = 1_000  # items of one person's shown lists taken as candidates
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,14 @@ class RecommendationPipeline:
 
     # Training -------------------------------------------------------------------------------
 
-    def fit(self, data: Interactions, progress: Progress | None = None) -> FitReport:
+    def fit(
+        self,
+        data: Interactions,
+        progress: Progress | None = None,
+        shown: ShownLists | None = None,
+    ) -> FitReport:
+        """Fit the sources and learn the ranker from ``data``; ``shown``: the lists people were
+        shown and clicked in (of ``data``'s people and items), which also teach the ranker."""
         say = progress or (lambda _: None)
         c = self.config
         self.context_fields = [] if data.context is None else data.context.fields()
@@ -202,7 +212,9 @@ class RecommendationPipeline:
                 say(f"fitting candidate sources before cutoff {n} of {len(cutoffs)}")
                 self._fit_sources(cut_early)
                 say(f"collecting what came next after cutoff {n} of {len(cutoffs)}")
-                self._collect_examples(examples, cut_later, people, validation)
+                # The lists shown after the latest cutoff are seen from its histories.
+                latest_shown = shown if n == len(cutoffs) else None
+                self._collect_examples(examples, cut_later, people, validation, latest_shown)
             say("learning the ranker")
             report = self._fit_ranker(examples)
             say("measuring the pipeline on people the ranker did not learn from")
@@ -274,8 +286,11 @@ class RecommendationPipeline:
         later: Sequence[IntArray],
         people: IntArray,
         validation: npt.NDArray[np.bool_],
+        shown: ShownLists | None = None,
     ) -> None:
-        """Candidates of the fitted sources for each person, labelled by what came next.
+        """Candidates of the fitted sources for each person, labelled by what came next; and
+        each list ``shown`` to a person the ranker learns from after their history's end, its
+        items labelled by their clicks, at the positions shown (see ``shown``).
 
         Blocks are scored on a thread per core (as in the batch ranking, the heavy steps run
         outside the interpreter's lock) and taken in order, so the examples do not depend on
@@ -288,10 +303,15 @@ class RecommendationPipeline:
         count = -(-count // threads) * threads
         size = max(1, -(-len(people) // count))
 
+        # Lists teach, never measure: clicks say what was liked at the positions shown, and
+        # the validation measures what people did unprompted (see ``shown``).
+        lists = self._lists_after_history(shown, people[~validation])
+
         def scored(start: int) -> tuple[int, IntArray, list[IntArray], np.ndarray]:
             chunk = people[start : start + size]
+            extras = [{SHOWN: _shown_items(shown, lists.get(int(p), []))} for p in chunk]
             candidates, features, _, _ = self._candidates_and_features(
-                self._block(chunk), [None] * len(chunk)
+                self._block(chunk), [None] * len(chunk), extras if lists else ()
             )
             return start, chunk, candidates, features
 
@@ -305,8 +325,27 @@ class RecommendationPipeline:
                     if relevant.any():
                         examples.features.append(features[offsets[row] : offsets[row + 1]])
                         examples.labels.append(relevant.astype(np.int8))
+                        examples.positions.append(np.full(len(relevant), NOT_SHOWN))
                         examples.sizes.append(len(relevant))
                         examples.held_out.append(bool(validation[start + row]))
+                    if shown is not None:
+                        mine = features[offsets[row] : offsets[row + 1]]
+                        for k in lists.get(int(person), []):
+                            _add_shown_list(examples, shown, k, candidates[row], mine)
+
+    def _lists_after_history(
+        self, shown: ShownLists | None, people: IntArray
+    ) -> dict[int, list[int]]:
+        """The lists each of these people was shown after the end of their fitted history."""
+        if shown is None or not len(shown):
+            return {}
+        wanted = set(people.tolist())
+        return {
+            person: after
+            for person, lists in shown.by_person().items()
+            if person in wanted
+            and (after := [k for k in lists if shown.moments_s[k] >= self._last_times[person]])
+        }
 
     def _fit_ranker(self, examples: _Examples) -> RankerReport | None:
         if not any(examples.held_out) or all(examples.held_out):
@@ -319,6 +358,8 @@ class RecommendationPipeline:
             np.asarray(examples.sizes, dtype=np.int64),
             np.asarray(examples.held_out, dtype=np.bool_),
             feature_names([s.name for s in self.sources], self.context_fields),
+            positions=np.concatenate(examples.positions) if examples.shown_lists else None,
+            shown_lists=examples.shown_lists,
         )
         self.ranker = ranker
         return report
@@ -716,7 +757,8 @@ class RecommendationPipeline:
                     top[no_history] = NOTHING  # see ``CandidateSource``
             proposals.add(top, names.bit(source.name), ranked=True)
             all_scores[source.name] = scores
-        for name, items in _extra_columns(extras, self.config.candidates).items():
+        limits = {**self.config.candidates, SHOWN: MAX_SHOWN}
+        for name, items in _extra_columns(extras, limits).items():
             proposals.add(items, names.bit(name))
         rows, items, bits, ranks = proposals.merged(blocked)
         splits = np.cumsum(np.bincount(rows, minlength=len(block)))[:-1]
@@ -751,8 +793,10 @@ class _Examples:
 
     features: list[np.ndarray] = field(default_factory=list)
     labels: list[npt.NDArray[np.int8]] = field(default_factory=list)
+    positions: list[IntArray] = field(default_factory=list)  # see ``shown``
     sizes: list[int] = field(default_factory=list)
     held_out: list[bool] = field(default_factory=list)
+    shown_lists: int = 0  # groups that are lists people were shown
 
 
 def temporal_holdout(data: Interactions, share: float) -> tuple[Interactions, list[IntArray]]:
@@ -862,6 +906,45 @@ class _Proposals:
                 rank[at[mine]] = rank_of[mine]
                 ranks.append(rank)
         return row[first[order]], item[first[order]], merged[order], ranks
+
+
+def _add_shown_list(
+    examples: _Examples,
+    shown: ShownLists,
+    k: int,
+    candidates: IntArray,
+    features: np.ndarray,
+) -> None:
+    """List ``k`` as a group of examples: its items among the person's candidates (the items
+    of their history never are), labelled by the clicks; when one was clicked and another
+    passed over."""
+    items, positions, clicked = shown.of(k)
+    found = _positions_in(candidates, items)
+    taken = found >= 0
+    if clicked[taken].any() and taken.sum() >= 2:
+        examples.features.append(features[found[taken]])
+        examples.labels.append(clicked[taken].astype(np.int8))
+        examples.positions.append(positions[taken])
+        examples.sizes.append(int(taken.sum()))
+        examples.held_out.append(False)
+        examples.shown_lists += 1
+
+
+def _shown_items(shown: ShownLists | None, lists: Sequence[int]) -> IntArray:
+    """Every item of these lists, once."""
+    if shown is None or not lists:
+        return EMPTY
+    return np.unique(np.concatenate([shown.of(k)[0] for k in lists]))
+
+
+def _positions_in(candidates: IntArray, items: IntArray) -> IntArray:
+    """Where each item is among the candidates (-1: not there)."""
+    if not len(candidates):
+        return np.full(len(items), -1, dtype=np.int64)
+    order = np.argsort(candidates, kind="stable")
+    at = np.minimum(np.searchsorted(candidates, items, sorter=order), len(candidates) - 1)
+    found = order[at]
+    return np.where(candidates[found] == items, found, -1)
 
 
 def _extra_columns(

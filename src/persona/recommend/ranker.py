@@ -37,6 +37,7 @@ class RankerReport:
     positives: int
     best_iteration: int
     validation_ndcg10: float
+    shown_lists: int = 0  # groups that were lists people were shown (``recommend.shown``)
     # The ranker's output as a probability: P(next) = 1 / (1 + exp(-(slope * output +
     # intercept))), fitted on the people it did not learn from (``calibrate``).
     calibration: tuple[float, float] | None = None
@@ -56,8 +57,13 @@ class LambdaRanker:
         group_sizes: npt.NDArray[np.int64],
         held_out: npt.NDArray[np.bool_],
         feature_names: list[str],
+        *,
+        positions: npt.NDArray[np.int64] | None = None,
+        shown_lists: int = 0,
     ) -> RankerReport:
-        """Train on groups (one per person); stop boosting early on the ``held_out`` groups."""
+        """Train on groups (one per person and moment, or per list a person was shown); stop
+        boosting early on the ``held_out`` groups. ``positions``: where each example was shown
+        (``recommend.shown``), whose part in the clicks LightGBM then learns apart."""
         c = self.config
         n_groups = len(group_sizes)
         row_group = np.repeat(np.arange(n_groups), group_sizes)
@@ -85,6 +91,7 @@ class LambdaRanker:
             group=group_sizes[~held_out],
             feature_name=feature_names,
             free_raw_data=True,
+            position=None if positions is None else positions[~in_validation].astype(np.int32),
         )
         valid = lgb.Dataset(
             features[in_validation],
@@ -110,6 +117,7 @@ class LambdaRanker:
             positives=int(labels.sum()),
             best_iteration=int(booster.best_iteration or c.n_estimators),
             validation_ndcg10=float(best),
+            shown_lists=shown_lists,
             calibration=self.calibration,
         )
 

@@ -22,6 +22,7 @@ from persona.recommend.pipeline import (
 )
 from persona.recommend.registry import ModelRegistry, ModelVersion
 from persona.recommend.shortlists import ExtraCandidates, rank_everyone
+from persona.recommend.shown import ShownLists
 from persona.storage.protocols import InteractionSource, Storage
 from persona.storage.records import ItemRecord
 
@@ -140,8 +141,10 @@ def train_model_set(
     data = load_training_data(storage, weights, before_ms=before_ms, events=events).interactions
     if not len(data.users):
         raise NotEnoughDataError("no events with an item to learn from")
+    say("reading the lists people were shown")
+    shown = ShownLists.from_columns(storage.shown_columns(before_ms), data)
     pipeline = RecommendationPipeline(config, sources)
-    report = pipeline.fit(data, say)
+    report = pipeline.fit(data, say, shown)
     now_ms = clock.now_ms()
     say("ranking everyone (the shortlists requests start from)")
     shortlists = rank_everyone(pipeline, now_ms // 1000, extra_candidates)

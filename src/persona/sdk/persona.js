@@ -122,11 +122,16 @@
   };
 
   // An impression once half the element is in view, a click at each click, both carrying the
-  // decision id. Returns a function that stops watching.
-  const observe = (element, decision) => {
+  // decision id; for an item of a list, its id and position too (what the ranker learns
+  // from). Returns a function that stops watching.
+  const observe = (element, decision, item) => {
     if (!element || !decision || !decision.decision_id) return () => {};
     const fields = { decision_id: decision.decision_id };
     const properties = { placement: decision.placement, variant: decision.variant };
+    if (item && item.item_id) {
+      fields.item_id = String(item.item_id);
+      if (Number.isInteger(item.position)) properties.position = item.position;
+    }
     let seen = false, watcher = null;
     const impression = () => {
       if (seen) return;

@@ -59,6 +59,18 @@ INTERACTION_COLUMNS = pa.schema(
 )
 """What ``interaction_columns`` gives: the events training learns from."""
 
+SHOWN_COLUMNS = pa.schema(
+    [
+        ("profile_key", pa.string()),
+        ("item_id", pa.string()),
+        ("type", pa.string()),  # impression or click
+        ("occurred_at_ms", pa.int64()),
+        ("list_id", pa.string()),  # the decision's id, else the list_id property
+        ("position", pa.int64()),  # the position property; null when none
+    ]
+)
+"""What ``shown_columns`` gives: the items people were shown in lists, and clicked."""
+
 EVENT_COLUMNS = pa.schema(
     [
         ("event_id", pa.string()),
@@ -715,6 +727,13 @@ class Storage(Protocol):
         event-time order, ties in event id order, as columns: profile_key, item_id, type,
         occurred_at_ms, value (null when none), context (JSON text, null when none). A
         snapshot read in bulk, for training: no Python object per event."""
+        ...
+
+    def shown_columns(self, before_ms: int | None = None) -> pa.Table:
+        """Every impression and click naming an item and a list (a ``decision_id``, or a
+        ``list_id`` property of printable ASCII), before ``before_ms`` if given, in event-time
+        order, ties in event id order, as ``SHOWN_COLUMNS``: what the ranker learns positions
+        and clicks from. Read in bulk, like ``interaction_columns``."""
         ...
 
     def events_after(

@@ -27,7 +27,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Engine
 
-from persona.storage.protocols import EVENT_COLUMNS, INTERACTION_COLUMNS, WrittenEvents
+from persona.storage.protocols import (
+    EVENT_COLUMNS,
+    INTERACTION_COLUMNS,
+    SHOWN_COLUMNS,
+    WrittenEvents,
+)
 from persona.storage.records import StreamMessage
 from persona.storage.sql.common import driver_connection
 from persona.storage.sql.stream import outbox_after
@@ -61,33 +66,85 @@ FROM (
 """
 _SQLITE_FIELDS = pa.schema([*INTERACTION_COLUMNS, ("event_id", pa.string())])
 
+# The list an impression or a click was in: the decision's id, or the ``list_id`` property a
+# page sends for a list it got otherwise; ids of printable ASCII only (the texts above are
+# split on control characters). The position: the ``position`` property, when an integer.
+_SQLITE_SHOWN_CHUNK = """
+SELECT group_concat(
+    profile_key || char(31) || item_id || char(31) || type || char(31) || occurred_at_ms
+    || char(31) || list_id || char(31) || coalesce(position, char(30)) || char(31) || event_id,
+    char(10)
+)
+FROM (
+    SELECT * FROM (
+        SELECT profile_key, item_id, type, occurred_at_ms, event_id,
+            coalesce(decision_id, json_extract(properties, '$.list_id')) AS list_id,
+            CASE WHEN json_type(properties, '$.position') = 'integer'
+                THEN json_extract(properties, '$.position') END AS position
+        FROM events
+        WHERE item_id IS NOT NULL AND type IN ('impression', 'click') AND occurred_at_ms < ?
+            AND (occurred_at_ms, event_id) > (?, ?)
+    )
+    WHERE list_id != '' AND list_id NOT GLOB '*[^ -~]*'
+    ORDER BY occurred_at_ms, event_id
+    LIMIT ?
+)
+"""
+_SQLITE_SHOWN_FIELDS = pa.schema([*SHOWN_COLUMNS, ("event_id", pa.string())])
+_POSTGRES_SHOWN = """
+SELECT profile_key, item_id, type, occurred_at_ms, list_id, position FROM (
+    SELECT profile_key, item_id, type, occurred_at_ms,
+        coalesce(decision_id, properties->>'list_id') AS list_id,
+        CASE WHEN jsonb_typeof(properties->'position') = 'number'
+            AND (properties->>'position') ~ '^-?[0-9]+$'
+            THEN (properties->>'position')::bigint END AS position,
+        event_id
+    FROM events
+    WHERE item_id IS NOT NULL AND type IN ('impression', 'click') AND occurred_at_ms < $1
+) AS shown
+WHERE list_id ~ '^[ -~]+$'
+ORDER BY occurred_at_ms, event_id COLLATE "C"
+"""
+
 
 def interaction_columns(engine: Engine, before_ms: int | None) -> pa.Table:
     """Every event that names an item (before ``before_ms`` if given), in event-time order."""
     before = END_OF_TIME_MS if before_ms is None else int(before_ms)
     if engine.dialect.name == "sqlite":
-        return _sqlite_interactions(engine, before)
-    return _postgres_interactions(engine, before)
+        return _sqlite_in_chunks(engine, _SQLITE_CHUNK, _SQLITE_FIELDS, before)
+    return _postgres_table(engine, _POSTGRES_QUERY, before, INTERACTION_COLUMNS)
 
 
-def _sqlite_interactions(engine: Engine, before_ms: int) -> pa.Table:
+def shown_columns(engine: Engine, before_ms: int | None) -> pa.Table:
+    """Every impression and click of an item in a list (before ``before_ms`` if given), in
+    event-time order: ``Storage.shown_columns``."""
+    before = END_OF_TIME_MS if before_ms is None else int(before_ms)
+    if engine.dialect.name == "sqlite":
+        return _sqlite_in_chunks(engine, _SQLITE_SHOWN_CHUNK, _SQLITE_SHOWN_FIELDS, before)
+    return _postgres_table(engine, _POSTGRES_SHOWN, before, SHOWN_COLUMNS)
+
+
+def _sqlite_in_chunks(engine: Engine, query: str, fields: pa.Schema, before_ms: int) -> pa.Table:
+    """The rows of ``query`` (a chunk after a (time, event id), see ``_SQLITE_CHUNK``) as
+    ``fields``, without the event id that orders them."""
     chunks: list[pa.Table] = []
     after: tuple[int, str] = (-(1 << 62), "")
     with engine.connect() as connection, connection.begin():  # one snapshot for every chunk
         cursor = driver_connection(connection).cursor()
         while True:
-            (text,) = cursor.execute(_SQLITE_CHUNK, (before_ms, *after, CHUNK_ROWS)).fetchone()
+            (text,) = cursor.execute(query, (before_ms, *after, CHUNK_ROWS)).fetchone()
             if not text:
                 break
-            chunk = _parse(text.encode(), _SQLITE_FIELDS)
+            chunk = _parse(text.encode(), fields)
             chunks.append(chunk.drop_columns(["event_id"]))
             if chunk.num_rows < CHUNK_ROWS:
                 break
             last = chunk.slice(chunk.num_rows - 1)
             after = (last["occurred_at_ms"][0].as_py(), last["event_id"][0].as_py())
+    schema = pa.schema([f for f in fields if f.name != "event_id"])
     if not chunks:
-        return INTERACTION_COLUMNS.empty_table()
-    return pa.concat_tables(chunks).cast(INTERACTION_COLUMNS)
+        return schema.empty_table()
+    return pa.concat_tables(chunks).cast(schema)
 
 
 def _parse(data: bytes, fields: pa.Schema) -> pa.Table:
@@ -104,13 +161,13 @@ def _parse(data: bytes, fields: pa.Schema) -> pa.Table:
     )
 
 
-def _postgres_interactions(engine: Engine, before_ms: int) -> pa.Table:
+def _postgres_table(engine: Engine, query: str, before_ms: int, schema: pa.Schema) -> pa.Table:
     with _postgres_connection(engine) as connection, connection.cursor() as cursor:
-        cursor.execute(_POSTGRES_QUERY, (before_ms,))
+        cursor.execute(query, (before_ms,))
         table: pa.Table = cursor.fetch_arrow_table()
     if not table.num_rows:
-        return INTERACTION_COLUMNS.empty_table()
-    return table.cast(INTERACTION_COLUMNS)
+        return schema.empty_table()
+    return table.cast(schema)
 
 
 _SEQUENCE = "SELECT log_id, last FROM event_sequence WHERE id = 1"

@@ -23,7 +23,7 @@ from persona.storage.protocols import CommitListener, WrittenEvents
 from persona.storage.records import DecisionRecord, StreamMessage
 from persona.storage.sql import coordination, decisions, stream
 from persona.storage.sql.audit import SqlAuditTrail
-from persona.storage.sql.bulk import events_after, interaction_columns
+from persona.storage.sql.bulk import events_after, interaction_columns, shown_columns
 from persona.storage.sql.catalog import SqlCatalog
 from persona.storage.sql.checkpoints import Checkpointer, truncate_wal
 from persona.storage.sql.common import driver_connection, json_text
@@ -325,6 +325,9 @@ class SqlStorage:
 
     def interaction_columns(self, before_ms: int | None = None) -> pa.Table:
         return interaction_columns(self.engine, before_ms)
+
+    def shown_columns(self, before_ms: int | None = None) -> pa.Table:
+        return shown_columns(self.engine, before_ms)
 
     def events_after(
         self, write_seq: int, chunk_rows: int = 250_000, *, messages: bool = False
