@@ -100,7 +100,7 @@ class ServerSettings(SettingsGroup):
         " when it dies, another takes over once the lease expires.",
     )
     warmup_seconds: float = Field(
-        default=2.0,
+        default=1.0,
         ge=0.0,
         description="At start, wait up to this long for the start-up work (every person's"
         " shortlist checked against the store) before taking requests, so that the first ones"
