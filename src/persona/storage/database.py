@@ -25,6 +25,7 @@ HEADS = frozenset(
         "0008_event_sequence",
         "0009_stream",
         "0010_items_written",
+        "0011_events_shown",
     }
 )
 WRITE_OPTION = "persona_write"

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -23,6 +24,7 @@ metadata = MetaData()
 Document = JSON().with_variant(JSONB(), "postgresql")
 
 ID = 128  # longest id a client may send
+SHOWN_TYPES = "type IN ('impression', 'click')"  # the events of lists shown (``ix_events_shown``)
 
 events = Table(
     "events",
@@ -48,6 +50,14 @@ events = Table(
     Index("ix_events_profile_time", "profile_key", "occurred_at_ms"),
     Index("ix_events_occurred_at", "occurred_at_ms"),
     Index("ix_events_write_seq", "write_seq"),
+    # ``Storage.shown_columns``: the impressions and clicks, without a scan of every event.
+    Index(
+        "ix_events_shown",
+        "occurred_at_ms",
+        "event_id",
+        sqlite_where=text(SHOWN_TYPES),
+        postgresql_where=text(SHOWN_TYPES),
+    ),
 )
 
 # One row: a random id of this event log, and on SQLite the number of the last write that
