@@ -488,7 +488,8 @@ class RecommendationPipeline:
             candidates, features, proposers, content = self._candidates_and_features(
                 block, [r.exclude for r in chunk], [r.extra for r in chunk]
             )
-            scores = self._score(features, candidates)
+            newcomers = [not len(r.history.items) for r in chunk]
+            scores = self._score(features, candidates, newcomers)
             offsets = np.cumsum([0] + [len(c) for c in candidates])
             for row in range(len(chunk)):
                 row_scores = scores[offsets[row] : offsets[row + 1]]
@@ -498,12 +499,22 @@ class RecommendationPipeline:
                 )
                 yield shortlist, None if content is None else RowScores(content, row)
 
-    def _score(self, features: np.ndarray, candidates: Sequence[IntArray]) -> np.ndarray:
-        if self.ranker is not None and len(features):
-            return self.ranker.predict(features)
-        # Without a ranker (too little data to learn one), candidates keep the order in which
-        # the sources proposed them: the first source's best first.
-        return np.concatenate([-np.arange(len(c), dtype=np.float64) for c in candidates])
+    def _score(
+        self, features: np.ndarray, candidates: Sequence[IntArray], newcomers: Sequence[bool]
+    ) -> np.ndarray:
+        """The ranker's score of every candidate of a block. Without a ranker (too little data
+        to learn one), candidates keep the order in which the sources proposed them: the first
+        source's best first. So do a newcomer's (no history: what is trending), which the ranker
+        never learned from, each given the row's scores from the best down."""
+        in_order = [-np.arange(len(c), dtype=np.float64) for c in candidates]
+        if self.ranker is None or not len(features):
+            return np.concatenate(in_order) if in_order else np.zeros(0)
+        scores = self.ranker.predict(features)
+        offsets = np.cumsum([0] + [len(c) for c in candidates])
+        for row in np.flatnonzero(newcomers):
+            row_scores = scores[offsets[row] : offsets[row + 1]]
+            row_scores[:] = -np.sort(-row_scores)
+        return scores
 
     def refilter(self, shortlist: Shortlist, request: Request) -> Shortlist:
         """The shortlist without what this request excludes (its history, filters and the
