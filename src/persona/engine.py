@@ -132,6 +132,8 @@ class Engine:
             purchase_types=purchase_types,
         )
         ingest.add_listener(decisions.attribution.on_events)
+        # A model set an experiment's arm is served from outlives the pruning of old ones.
+        recommendations.registry.keep_in_use(decisions.model_versions_in_use)
         decisions.set_answer_counter(
             lambda source, cached: metrics.recommendation_answered(source, cached, "decisions")
         )

@@ -6,6 +6,8 @@ from fastapi.testclient import TestClient
 
 from persona.clock import FakeClock
 from persona.engine import Engine
+from persona.recommend.registry import KEEP_VERSIONS
+from persona.recommend.training import train_model_set
 from tests.decide.placements import create, decide, outcome, post_events
 from tests.recommend.serving import load, train, train_twice
 from tests.recommend.synthetic import CATEGORIES
@@ -185,3 +187,29 @@ def test_an_arm_naming_a_model_set_no_longer_stored_says_so(
     assert decision["variant"] == "only"
     assert decision["payload"]["source"] != "pipeline"
     assert "not stored" in decision["payload"]["reason"]
+
+
+def test_a_model_set_an_arm_is_served_from_outlives_the_pruning_of_old_ones(
+    client: TestClient, engine: Engine, clock: FakeClock
+) -> None:
+    first, _ = train_twice(client, engine, clock, second_wins=True)
+    create(
+        client,
+        {
+            "name": "kept",
+            "policy": "ab",
+            "recommendations": {"n": 5},
+            "variants": [{"id": "old", "model_version": first.version}, {"id": "now"}],
+        },
+    )
+    paused = client.post("/v1/placements/kept/pause")  # it may be resumed: still kept
+    assert paused.status_code == 200, paused.text
+    registry = engine.recommendations.registry
+    for _ in range(KEEP_VERSIONS + 1):  # the first is neither among the newest nor the previous
+        clock.advance(60)
+        trained = train_model_set(
+            engine.storage, registry, engine.clock, engine.settings.profiles.event_weights
+        )
+        registry.promote(trained.version.version)
+    assert registry.get(first.version) is not None
+    assert len(registry.versions()) == KEEP_VERSIONS + 1  # the newest, and the arm's

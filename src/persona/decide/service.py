@@ -222,6 +222,15 @@ class DecisionService:
         with self._storage.read() as uow:
             return list(uow.decisions.placements().values())
 
+    def model_versions_in_use(self) -> set[str]:
+        """The stored model sets that placements' arms are served from (a paused placement's
+        too: it may be resumed)."""
+        found = set()
+        for record in self.all():
+            config = self.configs.config_of(record.name, record.version, record.config)
+            found |= {v.model_version for v in config.variants if v.model_version}
+        return found
+
     def versions(self, name: str) -> tuple[PlacementRecord, list[VersionRecord]]:
         with self._storage.read() as uow:
             store = uow.decisions

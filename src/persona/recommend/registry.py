@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ class ModelVersion:
 class ModelRegistry:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._in_use: Callable[[], Collection[str]] | None = None  # see ``keep_in_use``
 
     def versions(self) -> list[ModelVersion]:
         if not self.root.exists():
@@ -147,10 +148,17 @@ class ModelRegistry:
         self.promote(found.version)
         return found
 
+    def keep_in_use(self, in_use: Callable[[], Collection[str]]) -> None:
+        """Where the versions still in use come from (the model sets that placements' arms
+        name): pruning keeps them."""
+        self._in_use = in_use
+
     def prune(self, keep: int = KEEP_VERSIONS) -> list[str]:
-        """Delete all but the newest ``keep`` versions; the champion, and the one before it
-        (a rollback's target), are always kept."""
+        """Delete all but the newest ``keep`` versions; the champion, the one before it (a
+        rollback's target) and those in use (``keep_in_use``) are always kept."""
         kept = {v.version for v in (self.champion(), self.previous_champion()) if v is not None}
+        if self._in_use is not None:
+            kept |= set(self._in_use())
         versions = self.versions()
         doomed = [v for v in versions[: max(0, len(versions) - keep)] if v.version not in kept]
         for v in doomed:
