@@ -60,7 +60,7 @@ def background_jobs_of(engine: Engine, leadership: Leadership) -> list[PeriodicJ
         PeriodicJob(
             "follow-champion", CHAMPION_CHECK_SECONDS, engine.recommendations.follow_champion
         ),
-        consent_holders_job(engine.privacy.consent, at_start=False),  # see _warm_up
+        consent_holders_job(engine.privacy.consent),  # read first by _warm_up
         PeriodicJob("trim-heap", TRIM_SECONDS, trim_heap),
         *leader_only,
     ]

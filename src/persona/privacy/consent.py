@@ -354,9 +354,7 @@ def _own_keys(book: ConsentBook, profile_key: str) -> list[str]:
     return book.keys_for(None, profile_key)
 
 
-def consent_holders_job(consent: ConsentService, *, at_start: bool = True) -> PeriodicJob:
-    """Every server process keeps its snapshot of who has consent records (at start, unless
-    the caller read it already, then twice per lifetime of a snapshot)."""
-    return PeriodicJob(
-        "consent-holders", HOLDERS_SECONDS / 2, consent.refresh_holders, at_start=at_start
-    )
+def consent_holders_job(consent: ConsentService) -> PeriodicJob:
+    """Every server process keeps its snapshot of who has consent records: twice per lifetime
+    of a snapshot, after the first read, which the server makes before taking requests."""
+    return PeriodicJob("consent-holders", HOLDERS_SECONDS / 2, consent.refresh_holders)

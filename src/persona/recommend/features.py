@@ -36,7 +36,7 @@ class ItemFacts:
         self.log_popularity = np.log1p(self.timeline.total_counts)
         created = data.item_table.created_at_ms // 1000
         self.created_s = np.where(created > 0, created, -1).astype(np.int64)
-        self.context = ContextLift(data)
+        self.context = ContextLift(data, self.timeline.total_counts)
 
 
 class ContextLift:
@@ -48,10 +48,11 @@ class ContextLift:
 
     PRIOR_INTERACTIONS = 50.0
 
-    def __init__(self, data: Interactions) -> None:
+    def __init__(self, data: Interactions, item_counts: npt.NDArray[np.float32]) -> None:
+        """``item_counts``: each item's interactions in ``data`` (``ItemTimeline``'s)."""
         self._counts: dict[str, sparse.csr_matrix] = {}
         self._totals: dict[str, npt.NDArray[np.float64]] = {}
-        counts = np.bincount(data.items, minlength=data.n_items).astype(np.float64)
+        counts = item_counts.astype(np.float64)
         self._overall = (counts + 1.0) / (counts.sum() + data.n_items)
         if data.context is None:
             return

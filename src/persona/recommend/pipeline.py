@@ -309,9 +309,13 @@ class RecommendationPipeline:
 
         def scored(start: int) -> tuple[int, IntArray, list[IntArray], np.ndarray]:
             chunk = people[start : start + size]
-            extras = [{SHOWN: _shown_items(shown, lists.get(int(p), []))} for p in chunk]
+            extras = (
+                [{SHOWN: _shown_items(shown, lists.get(int(p), []))} for p in chunk]
+                if lists
+                else []
+            )
             candidates, features, _, _ = self._candidates_and_features(
-                self._block(chunk), [None] * len(chunk), extras if lists else ()
+                self._block(chunk), [None] * len(chunk), extras
             )
             return start, chunk, candidates, features
 
@@ -506,8 +510,8 @@ class RecommendationPipeline:
         to learn one), candidates keep the order in which the sources proposed them: the first
         source's best first. So do a newcomer's (no history: what is trending), which the ranker
         never learned from, each given the row's scores from the best down."""
-        in_order = [-np.arange(len(c), dtype=np.float64) for c in candidates]
         if self.ranker is None or not len(features):
+            in_order = [-np.arange(len(c), dtype=np.float64) for c in candidates]
             return np.concatenate(in_order) if in_order else np.zeros(0)
         scores = self.ranker.predict(features)
         offsets = np.cumsum([0] + [len(c) for c in candidates])
