@@ -161,7 +161,12 @@ def test_two_servers_a_worker_and_the_stream_survive_sigkill_under_load(
             "variants": [{"id": "a", "payload": {}}, {"id": "b", "payload": {}}],
         }
         assert httpx.post(f"{first}/v1/placements", json=placement).status_code == 201
-        time.sleep(2.5)  # the worker joins the webhook's group
+        # The export receives what is published once a worker started exporting: from then on.
+        assert engine.stream is not None
+        deadline = time.monotonic() + 30
+        while "export" not in engine.stream.lags():
+            assert time.monotonic() < deadline, "the worker did not start exporting"
+            time.sleep(0.1)
         load.thread.start()
         time.sleep(3)
 

@@ -187,7 +187,7 @@ class Engine:
             rate_limits=rate_limits,
             failed_auth=failed_auth,
             leases=storage if redis_client is None else RedisLeases(redis_client),
-            webhooks=WebhookService(storage, clock),
+            webhooks=WebhookService(storage, clock, stream),
             stream=stream,
         )
 

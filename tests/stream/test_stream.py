@@ -264,7 +264,6 @@ def test_a_segment_webhook_receives_each_change_signed(
     streamed: Engine, receiver: Receiver, running: Worker
 ) -> None:
     hook = streamed.webhooks.create(receiver.url, ["segment"], "s" * 32)
-    time.sleep(1.5)  # the worker joins the webhook's group (it reads from then on)
     streamed.segments.create("buyers", "did(purchase)")
     streamed.ingest.ingest([{"event_id": "e1", "type": "purchase", "user_id": "u1", "value": 5}])
     wait_for(lambda: len(receiver.messages()) == 1)
@@ -275,6 +274,25 @@ def test_a_segment_webhook_receives_each_change_signed(
     [message] = receiver.messages()
     assert message["kind"] == "segment"  # events were not asked for
     assert message["data"]["change"] == "enter" and message["data"]["segment"] == "buyers"
+
+
+def test_a_webhook_receives_the_changes_made_before_any_worker_saw_it(
+    streamed: Engine, receiver: Receiver
+) -> None:
+    """Its consumer group is made with the webhook: a worker that starts late (or notices the
+    webhook late) still delivers every change published since its creation."""
+    streamed.webhooks.create(receiver.url, ["event"])
+    streamed.ingest.ingest([{"event_id": "e1", "type": "view", "user_id": "u1"}])
+    relay(streamed)
+    worker = worker_of(streamed)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(receiver.messages()) == 1)
+        assert receiver.messages()[0]["id"] == "event:e1"
+    finally:
+        worker.stop()
+        thread.join(10)
 
 
 def test_failed_posts_are_retried_then_dead_lettered(streamed: Engine, redis_url: str) -> None:
@@ -361,19 +379,23 @@ def test_webhooks_through_the_api(streamed: Engine) -> None:
     assert f'persona_stream_lag{{group="{GROUP}"}}' in metrics
 
 
-def test_the_export_writes_each_message_once_in_stream_order(
-    streamed: Engine, tmp_path: Path
-) -> None:
-    """An exporter that dies after writing its file and before acknowledging: the next one
-    takes the pending messages first, drops what the files hold, and writes the rest."""
+def first_export(streamed: Engine, tmp_path: Path) -> tuple[RedisStream, Export, list[Received]]:
+    """Three events published and read by a first exporter."""
     stream = stream_of(streamed)
     stream.join("export")
     streamed.ingest.ingest(
         [{"event_id": f"e{n}", "type": "view", "user_id": "u1"} for n in range(3)]
     )
     relay(streamed)
-    first = Export(tmp_path / "export")
-    got = stream.receive("export", "first", 100, 100, 0)
+    return stream, Export(tmp_path / "export"), stream.receive("export", "first", 100, 100, 0)
+
+
+def test_the_export_writes_each_message_once_in_stream_order(
+    streamed: Engine, tmp_path: Path
+) -> None:
+    """An exporter that dies after writing its file and before acknowledging: the next one
+    takes the pending messages first, drops what the files hold, and writes the rest."""
+    stream, first, got = first_export(streamed, tmp_path)
     assert first.write(got) == 3  # ... and dies before the acknowledgement
     streamed.ingest.ingest([{"event_id": "e3", "type": "view", "user_id": "u2"}])
     relay(streamed)
@@ -393,3 +415,32 @@ def test_the_export_writes_each_message_once_in_stream_order(
     assert [line["id"] for line in lines] == ["event:e0", "event:e1", "event:e2", "event:e3"]
     assert lines[3]["data"]["user_id"] is not None and lines[3]["kind"] == "event"
     assert stream.lags()["export"] == 0
+
+
+def test_the_export_drops_a_message_the_relay_published_again(
+    streamed: Engine, tmp_path: Path
+) -> None:
+    """A relay that dies after publishing, before noting it, publishes the same messages again
+    under new entries: the export writes each id once, even when the exporter that wrote the
+    first copies died before indexing them."""
+    stream, first, got = first_export(streamed, tmp_path)
+    assert first.write(got) == 3
+    stream.ack("export", got)
+    first.close()
+    (tmp_path / "export" / ".written.sqlite").unlink()  # it died before indexing its file
+    # The relay's copies, the first two of them twice in one read.
+    copies = [r.message for r in got]
+    stream.publish([*copies, copies[0], copies[1]])
+    streamed.ingest.ingest([{"event_id": "e3", "type": "view", "user_id": "u2"}])
+    relay(streamed)
+    second = Export(tmp_path / "export")
+    again = stream.receive("export", "second", 100, 100, 0)
+    assert len(again) == 6
+    assert second.write(again) == 1
+    stream.ack("export", again)
+    lines = [
+        orjson.loads(line)["id"]
+        for path in sorted((tmp_path / "export").glob("date=*/*.jsonl"))
+        for line in path.read_bytes().splitlines()
+    ]
+    assert lines == ["event:e0", "event:e1", "event:e2", "event:e3"]

@@ -163,9 +163,11 @@ def create_app(engine: Engine, *, background_jobs: bool = False) -> FastAPI:
         relaying: Leadership | None = None
         if background_jobs:
             engine.storage.follow_changes()  # from here on
-            # The champion is loaded before the first request, not by it: `persona serve`
-            # accepts connections once this returns (another worker serves meanwhile).
-            await anyio.to_thread.run_sync(_load_champion, engine)
+        # The champion is loaded before the first request, not by it (a load would spend the
+        # request's budget): `persona serve` accepts connections once this returns (another
+        # worker serves meanwhile).
+        await anyio.to_thread.run_sync(_load_champion, engine)
+        if background_jobs:
             await anyio.to_thread.run_sync(_warm_up, engine)
             leadership.renew()
             jobs = start_all(background_jobs_of(engine, leadership), engine.metrics.job_ran)

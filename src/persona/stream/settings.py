@@ -48,5 +48,7 @@ class StreamSettings(SettingsGroup):
     deliveries_kept_days: float = Field(
         default=7.0,
         gt=0,
-        description="How long a delivered message's id is kept to drop it when redelivered.",
+        description=(
+            "How long a delivered or exported message's id is kept to drop it when delivered again."
+        ),
     )

@@ -36,12 +36,13 @@ from persona.clock import Clock
 from persona.errors import NotFoundError
 from persona.storage.protocols import Storage
 from persona.storage.records import DeadLetter, WebhookRecord
-from persona.stream.redis_stream import Received
+from persona.stream.redis_stream import Received, RedisStream
 from persona.stream.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
 KINDS = ("event", "segment", "decision", "erasure")
+GROUP_PREFIX = "webhook:"  # a webhook's consumer group is this and its id
 SIGNATURE_HEADER = "Persona-Signature"
 WEBHOOK_HEADER = "Persona-Webhook-Id"
 
@@ -66,12 +67,18 @@ def verify(secret: str, header: str, body: bytes, *, tolerance_seconds: float = 
     return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
+def webhook_group(webhook_id: str) -> str:
+    """The consumer group of the stream that a webhook's deliveries read."""
+    return GROUP_PREFIX + webhook_id
+
+
 class WebhookService:
     """Webhooks as the API manages them (admin)."""
 
-    def __init__(self, storage: Storage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock, stream: RedisStream | None = None) -> None:
         self._storage = storage
         self._clock = clock
+        self._stream = stream
 
     def create(self, url: str, kinds: Sequence[str], secret: str | None = None) -> WebhookRecord:
         record = WebhookRecord(
@@ -82,9 +89,19 @@ class WebhookService:
             created_at_ms=self._clock.now_ms(),
             active=True,
         )
-        with self._storage.write() as uow:
-            uow.webhooks.add(record)
-            uow.changes_profiles(())
+        # Its consumer group is made now, not when a worker first sees the webhook: every
+        # change published from its creation on reaches it, however late a worker looks.
+        group = webhook_group(record.webhook_id)
+        if self._stream is not None:
+            self._stream.join(group)
+        try:
+            with self._storage.write() as uow:
+                uow.webhooks.add(record)
+                uow.changes_profiles(())
+        except BaseException:
+            if self._stream is not None:
+                self._stream.leave(group)
+            raise
         return record
 
     def active(self) -> list[WebhookRecord]:

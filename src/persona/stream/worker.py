@@ -33,13 +33,12 @@ from persona.stream.export import Export
 from persona.stream.redis_stream import Received, RedisStream
 from persona.stream.relay import Relay
 from persona.stream.settings import StreamSettings
-from persona.stream.webhooks import Deliveries, WebhookService
+from persona.stream.webhooks import GROUP_PREFIX, Deliveries, WebhookService, webhook_group
 
 log = logging.getLogger(__name__)
 
 LAKE_GROUP = "lake"
 EXPORT_GROUP = "export"
-WEBHOOK_GROUP = "webhook:"
 WEBHOOKS_SECONDS = 1.0  # how often the worker looks for webhooks created or deleted
 BLOCK_MS = 500  # how long one read waits for messages (and a stop is noticed within)
 PRUNE_SECONDS = 3600.0
@@ -138,7 +137,7 @@ class Worker:
         self._client = httpx.Client()
         self._deliveries = Deliveries(storage, clock, settings, self._client, counted=counted)
         self._clock = clock
-        self._export = None if export is None else Export(export)
+        self._export = None if export is None else Export(export, settings.deliveries_kept_days)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._consumers: dict[str, Consumer] = {}
         self._stopped = threading.Event()
@@ -150,7 +149,7 @@ class Worker:
             handle,
             name=self.name,
             # A webhook's read is posted in requests of ``webhook_batch``, noted in one write.
-            count=self._settings.webhook_batch * 10 if group.startswith(WEBHOOK_GROUP) else 10_000,
+            count=self._settings.webhook_batch * 10 if group.startswith(GROUP_PREFIX) else 10_000,
             claim_idle_ms=int(self._settings.claim_idle_seconds * 1000),
         )
 
@@ -184,6 +183,8 @@ class Worker:
             for consumer in self._consumers.values():
                 consumer.join(BLOCK_MS / 1000 * 4)
             self._client.close()
+            if self._export is not None:
+                self._export.close()
 
     def stop(self) -> None:
         self._stopped.set()
@@ -212,7 +213,7 @@ class Worker:
 
     def _follow_webhooks(self) -> None:
         try:
-            hooks = {WEBHOOK_GROUP + h.webhook_id: h for h in self._webhooks.active()}
+            hooks = {webhook_group(h.webhook_id): h for h in self._webhooks.active()}
         except Exception:
             log.exception("the webhooks could not be read; trying again")
             return
@@ -222,7 +223,7 @@ class Worker:
                 consumer.start()
                 self._consumers[group] = consumer
                 log.info("delivering to webhook %s (%s)", hook.webhook_id, hook.url)
-        for group in [g for g in self._consumers if g.startswith(WEBHOOK_GROUP)]:
+        for group in [g for g in self._consumers if g.startswith(GROUP_PREFIX)]:
             if group not in hooks:
                 self._consumers.pop(group).stop()
                 self._stream.leave(group)
