@@ -202,3 +202,24 @@ def test_ease_loads_weights_saved_for_the_whole_catalog() -> None:
     model = EASE.from_arrays(EASEConfig(), {"weights": weights})
     scores = model.score(sparse.csr_matrix(np.asarray([[1.0, 0.0]], dtype=np.float32)))
     np.testing.assert_allclose(scores, [[0.0, 0.5]])
+
+
+def test_rp3beta_keeps_each_items_best_walks_of_the_dense_definition() -> None:
+    """Item i's row holds its ``neighbours`` largest W_ij = P(i -> u)^alpha P(u -> j)^alpha
+    summed over people u, divided by pop_j^beta, with no step back to i itself (ties at the
+    edge may pick either item: the values kept are compared)."""
+    config = RP3betaConfig(alpha=0.7, beta=0.4, neighbours=6)
+    data = interactions()
+    scorer = RP3beta(config)
+    scorer.fit(data)
+    x = (data.matrix().toarray() > 0).astype(np.float64)
+    to_item = (x / np.maximum(x.sum(axis=1, keepdims=True), 1)) ** config.alpha
+    to_person = (x.T / np.maximum(x.T.sum(axis=1, keepdims=True), 1)) ** config.alpha
+    walk = (to_person @ to_item) / np.maximum(x.sum(axis=0), 1)[None, :] ** config.beta
+    np.fill_diagonal(walk, 0.0)
+    kept = scorer.similarity.toarray()
+    for item in range(x.shape[1]):
+        best = np.sort(walk[item])[::-1][: config.neighbours]
+        found = np.sort(kept[item])[::-1][: config.neighbours]
+        np.testing.assert_allclose(found, best, rtol=1e-5, atol=1e-9)
+        assert (kept[item] > 0).sum() <= config.neighbours and kept[item, item] == 0

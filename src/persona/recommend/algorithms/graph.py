@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from implicit.nearest_neighbours import ItemItemRecommender
 from scipy import sparse
-from sklearn.preprocessing import normalize
 
 from persona.recommend.algorithms.base import ItemSimilarityScorer, binary
 from persona.recommend.dataset import Interactions
-
-BLOCK = 1024  # item rows walked at once: the dense block is BLOCK x n_items floats
 
 
 @dataclass(frozen=True)
@@ -24,8 +22,9 @@ class RP3betaConfig:
 class RP3beta(ItemSimilarityScorer):
     """Item-to-item transition probabilities raised to ``alpha``, divided by popularity^beta.
 
-    Hand-written because no maintained library offers it; it is a few sparse products
-    (Paudel et al., 2017), with each item's row pruned to its ``neighbours`` best.
+    Hand-written because no maintained library offers it (Paudel et al., 2017): a weighting
+    of the interactions, implicit's nearest-item search, and each item's row pruned to its
+    ``neighbours`` best.
     """
 
     name = "rp3beta"
@@ -34,40 +33,32 @@ class RP3beta(ItemSimilarityScorer):
         super().__init__(config or RP3betaConfig())
 
     def fit(self, data: Interactions) -> None:
+        """The walk from item i to item j is W_ij = pop_i^-alpha * C_ij * pop_j^-beta, with
+        C = X' D_u^-alpha X (X binary, D_u people's degrees, pop the items' degrees). With
+        Y = D_u^(-alpha/2) X D_pop^-beta, the Gram matrix Y'Y is pop_i^-beta C_ij pop_j^-beta:
+        in each row, the same order as W. implicit's item-item search (multi-threaded, a
+        top-k heap per item) finds each row's best of Y'Y; a row's scale makes them W."""
         c = self.config
         x = binary(data.matrix())
-        user_to_item = normalize(x, norm="l1", axis=1).power(c.alpha)
-        item_to_user = normalize(x.T.tocsr(), norm="l1", axis=1).power(c.alpha)
-        popularity = np.asarray(x.sum(axis=0)).ravel()
-        penalty = np.power(np.maximum(popularity, 1.0), -c.beta).astype(np.float32)
-        self.similarity = sparse.vstack(
-            [
-                _top_per_row(_walk_block(item_to_user, user_to_item, penalty, start), c.neighbours)
-                for start in range(0, x.shape[1], BLOCK)
-            ],
-            format="csr",
-        )
+        degrees = np.asarray(x.sum(axis=1)).ravel()
+        popularity = np.maximum(np.asarray(x.sum(axis=0)).ravel(), 1.0)
+        people = np.power(np.maximum(degrees, 1.0), -c.alpha / 2)
+        y = sparse.diags(people) @ x @ sparse.diags(np.power(popularity, -c.beta))
+        search = ItemItemRecommender(K=c.neighbours + 1, num_threads=0)  # + itself
+        search.fit(sparse.csr_matrix(y, dtype=np.float64), show_progress=False)
+        gram = sparse.csr_matrix(search.similarity, dtype=np.float32)
+        gram.setdiag(0.0)  # no self-loops
+        gram.eliminate_zeros()
+        walk = sparse.diags(np.power(popularity, c.beta - c.alpha).astype(np.float32)) @ gram
+        self.similarity = _top_per_row(sparse.csr_matrix(walk, dtype=np.float32), c.neighbours)
 
 
-def _walk_block(
-    item_to_user: sparse.csr_matrix,
-    user_to_item: sparse.csr_matrix,
-    penalty: np.ndarray,
-    start: int,
-) -> np.ndarray:
-    """Rows ``start:start + BLOCK`` of the penalized two-step walk, dense, no self-loops."""
-    stop = min(start + BLOCK, item_to_user.shape[0])
-    walk: np.ndarray = (item_to_user[start:stop] @ user_to_item).toarray().astype(np.float32)
-    walk *= penalty[None, :]
-    walk[np.arange(stop - start), np.arange(start, stop)] = 0.0
-    return walk
-
-
-def _top_per_row(dense: np.ndarray, k: int) -> sparse.csr_matrix:
-    k = min(k, dense.shape[1])
-    keep = np.argpartition(-dense, k - 1, axis=1)[:, :k]
-    rows = np.repeat(np.arange(dense.shape[0]), k)
-    values = np.take_along_axis(dense, keep, axis=1).ravel()
-    m = sparse.csr_matrix((values, (rows, keep.ravel())), shape=dense.shape, dtype=np.float32)
+def _top_per_row(m: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    """Each row's ``k`` largest entries (the search kept one more, for the item itself)."""
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((-m.data, rows))  # by row, then largest first
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - m.indptr[rows[order]]
+    m.data[rank >= k] = 0.0
     m.eliminate_zeros()
     return m
