@@ -59,7 +59,7 @@ class Export:
     def __init__(self, root: Path, kept_days: float = 7.0) -> None:
         self.root = root
         self._kept_days = kept_days
-        self._last: tuple[int, int] | None = None  # the latest entry written, once looked up
+        self._last = (0, 0)  # the latest entry written (see ``_open``)
         self._index: sqlite3.Connection | None = None  # opened at the first write
         self._pruned_on: str | None = None
 
@@ -68,9 +68,10 @@ class Export:
             self._index.close()
             self._index = None
 
-    def _written(self) -> sqlite3.Connection:
-        """The index of the ids written, with the latest file's ids in it (a new exporter's
-        predecessor may have died between writing that file and indexing it)."""
+    def _open(self) -> sqlite3.Connection:
+        """The index of the ids written, opened at the first write, with what the latest file
+        holds: its last entry, and its ids (a new exporter's predecessor may have died between
+        writing that file and indexing it)."""
         if self._index is None:
             self.root.mkdir(parents=True, exist_ok=True)
             index = sqlite3.connect(self.root / INDEX, check_same_thread=False)
@@ -80,10 +81,12 @@ class Export:
             if latest is not None:
                 ids = [orjson.loads(line)["id"] for line in latest.read_bytes().splitlines()]
                 self._note(index, ids, latest.parent.name.removeprefix("date="))
+                self._last = _last_entry(latest)
             self._index = index
         return self._index
 
     def _latest_file(self) -> Path | None:
+        """The file holding the latest entry: in the latest day's directory."""
         days = sorted(self.root.glob("date=*")) if self.root.exists() else []
         files = [path for day in days[-1:] for path in day.iterdir() if FILE.match(path.name)]
         return max(files, key=_last_entry, default=None)
@@ -121,20 +124,12 @@ class Export:
             index.execute("DELETE FROM written WHERE day < ?", (before,))
         self._pruned_on = today
 
-    def last_written(self) -> tuple[int, int]:
-        """The latest entry in the files (0-0 before the first): in the latest day's
-        directory, which the latest file is in."""
-        if self._last is None:
-            latest = self._latest_file()
-            self._last = (0, 0) if latest is None else _last_entry(latest)
-        return self._last
-
     def write(self, received: Sequence[Received]) -> int:
         """Write the messages after the latest entry written as one file; returns how many."""
-        last = self.last_written()
-        index = self._written()
+        index = self._open()
         later = sorted(
-            (r for r in received if _entry(r.entry_id) > last), key=lambda r: _entry(r.entry_id)
+            (r for r in received if _entry(r.entry_id) > self._last),
+            key=lambda r: _entry(r.entry_id),
         )
         fresh = self._unwritten(index, later)
         if not fresh:
