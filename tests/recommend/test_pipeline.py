@@ -379,7 +379,7 @@ def test_a_boost_lifts_an_item_whose_ranker_output_is_negative() -> None:
     rules = BusinessRules(boosts={3: 3.0})
     slots = rerank(
         np.asarray([0, 1, 2, 3]),
-        np.asarray([-1.0, -1.5, -1.9, -2.0]),  # LambdaRank outputs are often all negative
+        np.asarray([-1.0, -1.5, -1.9, -2.0]),  # ranker outputs are often all negative
         4,
         categories=CATS,
         config=RerankConfig(1.0, 0.0),

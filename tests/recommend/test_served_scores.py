@@ -8,11 +8,11 @@ import math
 import numpy as np
 
 from persona.recommend.answer import served_scores
-from persona.recommend.ranker import LambdaRanker, calibrate
+from persona.recommend.ranker import LearnedRanker, calibrate
 
 
 def test_a_ranked_list_with_a_pin_and_an_explored_item_keeps_its_order_in_range() -> None:
-    ranker = LambdaRanker()
+    ranker = LearnedRanker()
     ranker.calibration = (1.0, -2.0)
     raw = [math.inf, 3.0, 4.5, 1.0, math.nan]  # pinned, a boosted item below a better one
     scores = served_scores(raw, ranker)
@@ -37,7 +37,7 @@ def test_calibration_turns_outputs_into_frequencies() -> None:
     slope, intercept = calibrate(outputs, labels)
     assert abs(slope - 2.0) < 0.2
     assert abs(intercept + 3.0) < 0.2
-    ranker = LambdaRanker()
+    ranker = LearnedRanker()
     ranker.calibration = (slope, intercept)
     predicted = np.asarray([ranker.probability(o) for o in outputs])
     assert abs(predicted.mean() - labels.mean()) < 0.01

@@ -11,7 +11,7 @@ from typing import Any
 from persona.recommend.business import BusinessRule
 from persona.recommend.dataset import Interactions
 from persona.recommend.pipeline import Ranked, RecommendationPipeline
-from persona.recommend.ranker import LambdaRanker
+from persona.recommend.ranker import LearnedRanker
 from persona.recommend.registry import ModelVersion
 from persona.recommend.shortlists import Freshness, ShortlistTable
 
@@ -83,7 +83,7 @@ def ranked_items(
     ]
 
 
-def served_scores(raw: Sequence[float], ranker: LambdaRanker | None = None) -> list[float]:
+def served_scores(raw: Sequence[float], ranker: LearnedRanker | None = None) -> list[float]:
     """Scores in [0, 1] that never rise down a list, with no sentinel values:
 
     - with ``ranker``: the probability that the person takes the item next (the ranker's

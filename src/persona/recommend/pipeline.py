@@ -30,7 +30,7 @@ from persona.recommend.features import (
     feature_names,
 )
 from persona.recommend.proposers import SourceBits, SourceNames
-from persona.recommend.ranker import LambdaRanker, RankerConfig, RankerReport
+from persona.recommend.ranker import LearnedRanker, RankerConfig, RankerReport
 from persona.recommend.request import Histories, History, RequestBlock, source_input
 from persona.recommend.rerank import BusinessRules, RerankConfig, SeededDraws, Slot, rerank
 from persona.recommend.scores import NOTHING, Blocked, RowScores, Scores
@@ -162,7 +162,7 @@ class RecommendationPipeline:
         self.config = config or PipelineConfig()
         self._source_factory = source_factory or default_sources
         self.sources: list[CandidateSource] = []
-        self.ranker: LambdaRanker | None = None
+        self.ranker: LearnedRanker | None = None
         self.facts: ItemFacts | None = None
         self.data: Interactions | None = None
         self.available: npt.NDArray[np.bool_] | None = None
@@ -355,7 +355,7 @@ class RecommendationPipeline:
         if not any(examples.held_out) or all(examples.held_out):
             self.ranker = None
             return None
-        ranker = LambdaRanker(self.config.ranker)
+        ranker = LearnedRanker(self.config.ranker)
         report = ranker.fit(
             np.vstack(examples.features),
             np.concatenate(examples.labels),
@@ -446,7 +446,7 @@ class RecommendationPipeline:
         self.ranker = None
         self.context_fields = []
         if ranker_text:
-            ranker = LambdaRanker.from_text(ranker_text, self.config.ranker, calibration)
+            ranker = LearnedRanker.from_text(ranker_text, self.config.ranker, calibration)
             self.context_fields = context_fields_of(ranker.feature_names)
             names = feature_names([s.name for s in self.sources], self.context_fields)
             if ranker.feature_names != names:
