@@ -156,3 +156,52 @@ def test_writers_in_parallel_fold_each_event_once_and_keep_what_they_acknowledge
         alone.close()
     assert parallel.keys() == expected.keys()
     assert parallel == expected
+
+
+def test_a_visitor_identified_while_a_write_of_theirs_waits_ends_in_the_person(
+    tmp_path: Path, postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write beside others stores its events before it locks their profiles: a visitor of
+    the batch may be identified meanwhile by a write that commits first. Their events of the
+    batch end in the person's profile, as if the writes had run one after the other."""
+    first = writer_engine(tmp_path / "first", postgres_schema_url)
+    second = writer_engine(tmp_path / "second", postgres_schema_url)
+    first_views = [
+        {"event_id": "v0", "type": "view", "anonymous_id": "a1", "item_id": "i1", "timestamp": 1},
+        {"event_id": "v1", "type": "view", "anonymous_id": "a1", "item_id": "i2", "timestamp": 2},
+    ]
+    later_views = [
+        {"event_id": "v2", "type": "view", "anonymous_id": "a1", "item_id": "i3", "timestamp": 3},
+        {"event_id": "v3", "type": "view", "user_id": "u1", "item_id": "i4", "timestamp": 4},
+    ]
+    identify = {"event_id": "id1", "type": "identify", "anonymous_id": "a1", "user_id": "u1"}
+    start_s = NOW_MS // 1000 - 86_400
+    for event in [*first_views, *later_views, identify]:
+        event["timestamp"] = start_s + int(event.get("timestamp", 5))
+    try:
+        assert first.ingest.ingest(first_views).accepted == 2  # the visitor has a profile
+        hold = type(first.profiles).hold
+        linked_meanwhile = []
+
+        def identified_meanwhile(self: Any, uow: Any, update: Any) -> Any:
+            if self is first.profiles and not linked_meanwhile:
+                linked_meanwhile.append(second.ingest.ingest([identify]).accepted)
+            return hold(self, uow, update)
+
+        monkeypatch.setattr(type(first.profiles), "hold", identified_meanwhile)
+        assert first.ingest.ingest(later_views).accepted == 2
+        assert linked_meanwhile == [1]
+        after = states(first)
+    finally:
+        first.close()
+        second.close()
+
+    alone = writer_engine(tmp_path / "alone", f"sqlite:///{tmp_path / 'alone.db'}")
+    try:
+        for batch in (first_views, [identify], later_views):
+            alone.ingest.ingest(batch)
+        expected = states(alone)
+    finally:
+        alone.close()
+    assert "a:a1" not in after and after == expected
+    assert after["u:u1"]["counts"]["view"] == 4, after["u:u1"]

@@ -564,7 +564,7 @@ class IngestService:
         return not isinstance(fields, Rejection) and PayloadHasher.legacy(fields) == stored
 
     def _store(self, uow: UnitOfWork, batch: _Batch, now_ms: int, source: str) -> None:
-        self._profiles.hold(uow, list(batch.candidates.values()))
+        uow.lock_events(batch.candidates)  # beside other writes: see below
         stored = uow.events.payload_hashes(list(batch.candidates))
         for event in list(batch.candidates.values()):
             known = stored.get(event.event_id)
@@ -583,19 +583,29 @@ class IngestService:
         update = self._profiles.prepare(uow, batch.fresh)
         profile_keys = update.keys
         records = [_record(e, profile_keys[e.event_id], now_ms, source) for e in batch.fresh]
+        # Where writes take turns (SQLite), the profiles are read beside the events' write,
+        # through another transaction (this one's connection is busy; the write lock keeps
+        # them as they are). A write beside others (PostgreSQL) has locked its event ids (a
+        # write storing one of them waits; most batches share none) and writes its events
+        # before it locks the profiles and reads them (``ProfileService.hold``): the part of
+        # it that other writes of the same people wait for (most batches sent side by side
+        # share some) is as short as it can be.
+        beside = not uow.locks_profiles
         with uow.events.appending(records) as appended:
-            # While the storage writes the events: read the profiles through another
-            # transaction (this one's connection is busy; the write lock keeps them as they
-            # are), then fold them and settle the answer, which are pure computation.
-            with self._storage.read_beside_write() as snapshot:
-                update.load(snapshot)
-            update.fold()
-            batch.settle(profile_keys.values())
+            if beside:
+                with self._storage.read_beside_write() as snapshot:
+                    update.load(snapshot)
         if len(appended.ids) != len(records):
             if uow.locks_profiles:  # a write beside this one stored an id of it first
                 raise WriteConflictError("an event id was stored meanwhile by another write")
             # Cannot happen under the write lock; refuse to acknowledge rather than guess.
             raise RuntimeError("the event log refused events that passed the duplicate check")
+        if not beside:
+            update = self._profiles.hold(uow, update)
+            profile_keys = update.keys
+            update.load(uow)
+        update.fold()  # pure computation, as is settling the answer
+        batch.settle(profile_keys.values())
         update.save(uow, now_ms)
         # The storage's commit listeners (caches) hear these keys once readers can see the
         # new data: every id the events carry, merged-away anonymous ones included. The

@@ -10,7 +10,7 @@ import orjson
 
 from persona.cache import AnswerCache
 from persona.clock import DAY_MS, Clock, iso_z
-from persona.errors import NotFoundError
+from persona.errors import NotFoundError, WriteConflictError
 from persona.identity import anonymous_key, split_key, user_key
 from persona.profiles.aggregate import AggregateRules, Foldable, ProfileState
 from persona.profiles.schema import Profile
@@ -150,21 +150,36 @@ class ProfileService:
         update.save(uow, now_ms)
         return update.keys
 
-    def hold(self, uow: UnitOfWork, events: Sequence[IdentifiedEvent]) -> None:
-        """In a write beside others (``UnitOfWork.locks_profiles``), lock every profile the
-        events may change before anything is read: the ids they name and the people their
-        anonymous ids are linked to, all at once (in one order, so that two writes never wait
-        for each other in a circle). A link made between the read of the links and the locks
-        is found by reading them again; its person is locked then (a rare second step, the one
-        that may meet another write's locks the other way round: the database then refuses
-        one)."""
-        if not uow.locks_profiles or not events:
-            return
-        anon_keys = [anonymous_key(e.anonymous_id) for e in events if e.anonymous_id]
-        named = {user_key(e.user_id) for e in events if e.user_id}.union(anon_keys)
-        links = uow.profiles.resolve_aliases(anon_keys)
-        uow.lock_profiles(named.union(links.values()))
-        uow.lock_profiles(uow.profiles.resolve_aliases(anon_keys).values())
+    def hold(self, uow: UnitOfWork, update: ProfileUpdate) -> ProfileUpdate:
+        """In a write beside others (``UnitOfWork.locks_profiles``), lock every profile a
+        prepared ``update`` may change, all at once (in one order, so that two writes never
+        wait for each other in a circle): the ids its events name and the people their
+        anonymous ids were linked to when it was prepared. The write has stored its events
+        already: the locks are taken as late as they can be, since writes that share a person
+        (most batches sent side by side do) wait for each other's.
+
+        Returns the update to apply. An anonymous id linked since the update was prepared (by
+        a write that committed meanwhile) has its person locked too, this write's events
+        stored under the anonymous id moved to them (the linking write moved the others), and
+        the update prepared again; the database refuses one of two writes whose second locks
+        meet the other's (``WriteConflictError``, and the caller runs it again), as it does
+        one that links the same anonymous id at once."""
+        if not uow.locks_profiles or not update.events:
+            return update
+        anon_keys = [anonymous_key(e.anonymous_id) for e in update.events if e.anonymous_id]
+        stored = {k: v for k, v in update.links.items() if k not in update.new_links}
+        named = {user_key(e.user_id) for e in update.events if e.user_id}.union(anon_keys)
+        uow.lock_profiles(named.union(stored.values()))
+        now = uow.profiles.resolve_aliases(anon_keys)
+        if now == stored:
+            return update
+        moved = {alias: person for alias, person in now.items() if alias not in stored}
+        kept = all(now.get(alias) == person for alias, person in stored.items())
+        if not kept or set(moved).intersection(update.new_links):
+            raise WriteConflictError("an anonymous id was linked by a write beside this one")
+        uow.lock_profiles(moved.values())
+        uow.events.reassign_profiles(moved)
+        return self.prepare(uow, update.events)
 
     def prepare(self, uow: UnitOfWork, events: Sequence[IdentifiedEvent]) -> ProfileUpdate:
         """Find each event's profile (``keys``), following identity links.

@@ -663,6 +663,13 @@ class UnitOfWork(Protocol):
         Elsewhere it does nothing."""
         ...
 
+    def lock_events(self, event_ids: Iterable[str]) -> None:
+        """In a write that ``locks_profiles``, hold these event ids until the commit, as
+        ``lock_profiles`` holds profiles: a write that stores events locks their ids before it
+        looks for them, so that of two writes storing one id, the second finds it stored.
+        Elsewhere it does nothing."""
+        ...
+
     def changes_profiles(self, profile_keys: Iterable[str]) -> None:
         """Declare that this write changes what reads show of these profiles, and of no other.
 
