@@ -87,8 +87,7 @@ class LearnedRanker:
         row_group = np.repeat(np.arange(n_groups), group_sizes)
         in_validation = held_out[row_group]
         params: dict[str, Any] = {
-            "objective": OBJECTIVE if positions is None else POSITIONS_OBJECTIVE,
-            "lambdarank_truncation_level": LAMBDARANK_TRUNCATION,
+            "objective": OBJECTIVE,
             "metric": "ndcg",
             "eval_at": [10],
             "learning_rate": c.learning_rate,
@@ -103,6 +102,9 @@ class LearnedRanker:
             "num_threads": c.threads,
             "verbosity": -1,
         }
+        if positions is not None:
+            params["objective"] = POSITIONS_OBJECTIVE
+            params["lambdarank_truncation_level"] = LAMBDARANK_TRUNCATION
         train = lgb.Dataset(
             features[~in_validation],
             labels[~in_validation],
@@ -124,8 +126,10 @@ class LearnedRanker:
             valid_sets=[valid],
             valid_names=["validation"],
             callbacks=[lgb.early_stopping(c.early_stopping_rounds, verbose=False)],
+            keep_training_booster=True,  # copied once below, not also by ``train``
         )
-        # Only the trees up to the best round are kept (and saved).
+        # Only the trees up to the best round are kept (and saved); the training booster and
+        # its data are let go.
         best = booster.best_iteration or None
         self.booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         self.feature_names = list(feature_names)

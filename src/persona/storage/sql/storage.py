@@ -53,16 +53,16 @@ PG_FEED_LOCK = 0x70657274
 _RETRYABLE = {"40P01", "40001"}
 BESIDE_CONNECTIONS = 4  # PostgreSQL: reads beside parallel writes at once (read_beside_write)
 # A profile's lock is its key's 64-bit hash; the keys of a write are locked in one statement, in
-# the order of their hashes, so two writes never each wait for a lock the other holds.
-_PG_LOCK_PROFILES = """
+# the order of their hashes, so two writes never each wait for a lock the other holds. Event ids
+# are locked the same way, hashed with another seed: a write takes its events' locks first and
+# its profiles' last, each set at once and in hash order, so no two writes wait in a circle.
+_PG_LOCK_KEYS = """
 SELECT count(pg_advisory_xact_lock(h)) FROM (
-    SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h
+    SELECT DISTINCT hashtextextended(k, CAST(:seed AS bigint)) AS h
+    FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h
 ) AS wanted
 """
-# Event ids are locked the same way, hashed with another seed: a write takes its events' locks
-# first and its profiles' last, each set in one statement and in hash order, so no two writes
-# wait for each other in a circle.
-_PG_LOCK_EVENTS = _PG_LOCK_PROFILES.replace("hashtextextended(k, 0)", "hashtextextended(k, 1)")
+_PROFILE_LOCKS, _EVENT_LOCKS = 0, 1  # the hash seeds
 
 
 class SqlUnitOfWork:
@@ -152,13 +152,15 @@ class SqlUnitOfWork:
     def lock_profiles(self, profile_keys: Iterable[str]) -> None:
         wanted = set(profile_keys) - self._locked
         if self._locks_profiles and wanted:
-            self.connection.execute(text(_PG_LOCK_PROFILES), {"keys": list(wanted)})
+            self.connection.execute(
+                text(_PG_LOCK_KEYS), {"keys": list(wanted), "seed": _PROFILE_LOCKS}
+            )
             self._locked |= wanted
 
     def lock_events(self, event_ids: Iterable[str]) -> None:
         wanted = list(event_ids)
         if self._locks_profiles and wanted:
-            self.connection.execute(text(_PG_LOCK_EVENTS), {"keys": wanted})
+            self.connection.execute(text(_PG_LOCK_KEYS), {"keys": wanted, "seed": _EVENT_LOCKS})
 
     def changes_profiles(self, profile_keys: Iterable[str]) -> None:
         if self.changed_profiles is None:
