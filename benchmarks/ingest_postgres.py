@@ -9,6 +9,10 @@ bare `executemany` of the same rows.
   batch sent beside it;
 - `movielens`: the first 40,000 MovieLens ratings as `rate` events, person by person, as a
   history is backfilled: batches beside each other share a person at most.
+With `--routing person`, each client sends the events of its own people instead (a person's
+anonymous and user ids are one person; the events keep their order within a client), as a
+collector or load balancer that routes by person would: batches sent side by side then share
+no one, and never wait for each other's profile locks.
 They go:
 - to one `persona serve` process (all 4 clients);
 - to two, each with a home of its own on the same database, as on two hosts (2 clients each).
@@ -25,7 +29,16 @@ median round counts. PostgreSQL shares the machine's two cores with the servers 
 Bars: two processes at least 1.3x the events/s of one; one process at least 30% of the bare
 `executemany`.
 
+Where the time goes, for each way through the servers (means over the rounds):
+- the processor, in cores, from each process's own counters in /proc (Linux): the servers,
+  PostgreSQL's processes, this process (the clients), and the whole machine;
+- the ingest transactions, sampled every 10 ms from `pg_stat_activity`: how many wait for an
+  advisory lock (a profile, or an event id another batch is storing), how many run or wait in
+  PostgreSQL otherwise (the commit's flush included), and how many are idle in their transaction
+  while the server works (in Python) or sends the next statement.
+
     .venv/bin/python benchmarks/ingest_postgres.py [--rounds 3] [--url postgresql://...]
+        [--data shop|movielens] [--routing time|person]
 """
 
 from __future__ import annotations
@@ -38,6 +51,7 @@ import os
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -81,6 +95,90 @@ class Round:
     @property
     def ratio(self) -> float:
         return self.one / self.bare
+
+
+# Where the time of a run through the servers went (see the module's docstring).
+ACCOUNTS = (
+    ("servers", "cores: servers"),
+    ("postgres", "PostgreSQL"),
+    ("clients", "clients"),
+    ("machine", "machine"),
+    ("locked", "transactions: waiting for a lock"),
+    ("database", "in PostgreSQL"),
+    ("server", "in the server"),
+)
+
+
+def _cpu_seconds() -> dict[int, tuple[str, float]]:
+    """Every process's processor seconds (user and system), by pid, with its part: the
+    servers (`persona ... serve`), PostgreSQL, this process, or other."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if int(entry.name) == os.getpid():
+            part = "clients"
+        elif command.startswith("postgres"):
+            part = "postgres"
+        elif " serve " in command and "--port" in command:
+            part = "servers"
+        else:
+            part = "other"
+        found[int(entry.name)] = (part, seconds)
+    return found
+
+
+def _machine_busy() -> float:
+    """Processor seconds the whole machine has spent busy (all but idle and I/O wait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+_ACTIVITY = """
+SELECT count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock'),
+       count(*) FILTER (WHERE state = 'active' AND wait_event_type IS DISTINCT FROM 'Lock'),
+       count(*) FILTER (WHERE state = 'idle in transaction')
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+  AND datname = current_database()
+"""
+
+
+@contextlib.contextmanager
+def accounted(url: str, into: dict[str, float]) -> Iterator[None]:
+    """Fill ``into`` with where the block's time went (``ACCOUNTS``): processor cores by part,
+    and the mean number of transactions in each state (sampled every 10 ms)."""
+    samples: list[tuple[int, int, int]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(url, autocommit=True) as connection:
+            while not done.wait(0.01):
+                row = connection.execute(_ACTIVITY).fetchone()
+                if row is not None:
+                    samples.append(row)
+
+    sampler = threading.Thread(target=sample)
+    before, busy, started = _cpu_seconds(), _machine_busy(), time.perf_counter()
+    sampler.start()
+    try:
+        yield
+    finally:
+        after, busy, seconds = _cpu_seconds(), _machine_busy() - busy, time.perf_counter() - started
+        done.set()
+        sampler.join()
+    for pid, (part, cpu) in after.items():
+        into[part] = into.get(part, 0.0) + (cpu - before.get(pid, (part, 0.0))[1]) / seconds
+    into["machine"] = busy / seconds
+    for index, name in enumerate(("locked", "database", "server")):
+        into[name] = statistics.fmean(s[index] for s in samples) if samples else float("nan")
 
 
 def movielens(directory: Path) -> tuple[Path, list[dict[str, Any]]]:
@@ -160,15 +258,40 @@ def prepared_homes(
     return homes, key
 
 
+def by_person(events: list[dict[str, Any]]) -> list[list[bytes]]:
+    """The events as ``CLIENTS`` lanes of batches, each person's in one lane (an anonymous id
+    in the lane of the user it is identified as), in their order."""
+    linked: dict[str, str] = {}
+    for e in events:
+        if e["type"] == "identify" and e.get("user_id") and e.get("anonymous_id"):
+            linked.setdefault(e["anonymous_id"], e["user_id"])
+    lanes: list[list[dict[str, Any]]] = [[] for _ in range(CLIENTS)]
+    for e in events:
+        person = e.get("user_id") or linked.get(e["anonymous_id"], e["anonymous_id"])
+        lanes[
+            int(hashlib.blake2b(person.encode(), digest_size=4).hexdigest(), 16) % CLIENTS
+        ].append(e)
+    return [
+        [orjson.dumps(lane[i : i + BATCH]) for i in range(0, len(lane), BATCH)] for lane in lanes
+    ]
+
+
 def through_servers(
-    directory: Path, url: str, items: Path, bodies: list[bytes], processes: int
+    directory: Path,
+    url: str,
+    items: Path,
+    bodies: list[bytes],
+    processes: int,
+    accounts: dict[str, float],
+    lanes: list[list[bytes]] | None = None,
 ) -> float:
     with schema(url) as fresh:
         env = store_settings(fresh)
         homes, key = prepared_homes(directory, items, processes, env)
         with contextlib.ExitStack() as servers:
             urls = [servers.enter_context(running_server(home, env)) for home in homes]
-            accepted, seconds = post_all(urls, key, bodies, CLIENTS)
+            with accounted(url, accounts):
+                accepted, seconds = post_all(urls, key, bodies, CLIENTS, lanes)
     if accepted != EVENTS:
         raise RuntimeError(f"{accepted} of {EVENTS} events accepted")
     return accepted / seconds
@@ -226,9 +349,16 @@ def bare(directory: Path, url: str, rows: list[tuple[Any, ...]]) -> float:
 
 
 def run_round(
-    number: int, url: str, items: Path, events: list[dict[str, Any]], rows: list[Any]
+    number: int,
+    url: str,
+    items: Path,
+    events: list[dict[str, Any]],
+    rows: list[Any],
+    accounts: dict[str, list[dict[str, float]]],
+    routing: str,
 ) -> Round:
     bodies = [orjson.dumps(events[i : i + BATCH]) for i in range(0, len(events), BATCH)]
+    lanes = by_person(events) if routing == "person" else None
     results: dict[str, float] = {}
     order = ["one", "two", "bare"]
     shift = (number - 1) % len(order)
@@ -238,7 +368,11 @@ def run_round(
                 results[name] = bare(Path(tmp), url, rows)
             else:
                 processes = 1 if name == "one" else 2
-                results[name] = through_servers(Path(tmp), url, items, bodies, processes)
+                account: dict[str, float] = {}
+                results[name] = through_servers(
+                    Path(tmp), url, items, bodies, processes, account, lanes
+                )
+                accounts.setdefault(name, []).append(account)
     return Round(results["one"], results["two"], results["bare"])
 
 
@@ -247,23 +381,41 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median one counts")
     parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL (a schema per run)")
     parser.add_argument("--data", choices=["shop", "movielens"], default="shop")
+    parser.add_argument(
+        "--routing",
+        choices=["time", "person"],
+        default="time",
+        help="time: the next batch of the stream to the next free client; person: each "
+        "client sends its own people's events",
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         items, events = (shop if options.data == "shop" else movielens)(Path(tmp))
         rows = stored_rows(events)
-        print(f"{options.data}: {len(events):,} events in batches of {BATCH}, {CLIENTS} clients")
+        print(
+            f"{options.data}: {len(events):,} events in batches of {BATCH}, {CLIENTS} clients,"
+            f" routed by {options.routing}"
+        )
         print(
             f"{'round':<6} {'1 process':>10} {'2 processes':>12} {'bare rows/s':>12}"
             f" {'2 / 1':>6} {'1 / bare':>9}"
         )
         rounds = []
+        accounts: dict[str, list[dict[str, float]]] = {}
         for number in range(1, options.rounds + 1):
-            result = run_round(number, options.url, items, events, rows)
+            result = run_round(number, options.url, items, events, rows, accounts, options.routing)
             rounds.append(result)
             print(
                 f"{number:<6} {result.one:>10,.0f} {result.two:>12,.0f} {result.bare:>12,.0f}"
                 f" {result.speedup:>6.2f} {result.ratio:>9.0%}"
             )
+    print("where the time went (means of the rounds):")
+    for name, title in (("one", "1 process"), ("two", "2 processes")):
+        parts = ", ".join(
+            f"{label} {statistics.fmean(a.get(key, 0.0) for a in accounts[name]):.2f}"
+            for key, label in ACCOUNTS
+        )
+        print(f"  {title}: {parts}")
     speedup = statistics.median(r.speedup for r in rounds)
     ratio = statistics.median(r.ratio for r in rounds)
     print(f"median: 2 / 1 = {speedup:.2f}x, 1 / bare = {ratio:.0%}")
