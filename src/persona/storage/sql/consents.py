@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import asdict
-from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, insert, null, select, text, union_all
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection
 
 from persona.storage.records import ConsentChange, ConsentEntry
@@ -15,8 +14,11 @@ from persona.storage.sql.common import driver_connection, is_sqlite, json_text
 from persona.storage.tables import aliases
 from persona.storage.tables.privacy import consents
 
-# What ``book`` asks, as plain SQL for SQLite: ingest asks it once per batch, and building the
-# general query with its two IN lists costs several times running it.
+# What ``book`` asks, as plain SQL: ingest asks it once per batch, and building a query with two
+# IN lists costs several times running it (and PostgreSQL would parse it anew for each batch's
+# number of keys). The consent given under each key, and under the user each anonymous key was
+# linked to (both branches use an index); the keys as one parameter each (a JSON array;
+# PostgreSQL: an array).
 _SQLITE_BOOK = """
 SELECT consent_id, profile_key, purpose, status, effective_at_ms, NULL FROM consents
  WHERE profile_key IN (SELECT value FROM json_each(?))
@@ -24,6 +26,15 @@ UNION ALL
 SELECT c.consent_id, c.profile_key, c.purpose, c.status, c.effective_at_ms, a.alias_key
   FROM aliases a JOIN consents c ON c.profile_key = a.profile_key
  WHERE a.alias_key IN (SELECT value FROM json_each(?))
+ORDER BY 1
+"""
+_POSTGRES_BOOK = """
+SELECT consent_id, profile_key, purpose, status, effective_at_ms, NULL FROM consents
+ WHERE profile_key = ANY(%s)
+UNION ALL
+SELECT c.consent_id, c.profile_key, c.purpose, c.status, c.effective_at_ms, a.alias_key
+  FROM aliases a JOIN consents c ON c.profile_key = a.profile_key
+ WHERE a.alias_key = ANY(%s)
 ORDER BY 1
 """
 
@@ -65,21 +76,9 @@ class SqlConsentLog:
             parameters = (json_text(list(profile_keys)), json_text(list(linked)))
             rows = driver_connection(self._c).execute(_SQLITE_BOOK, parameters)
             return [ConsentEntry._make(row) for row in rows]
-        t, a = consents, aliases
-        columns = (t.c.consent_id, t.c.profile_key, t.c.purpose, t.c.status, t.c.effective_at_ms)
-        query: CompoundSelect[Any] | Select[Any] = select(*columns, null().label("via")).where(
-            t.c.profile_key.in_(list(profile_keys))
-        )
-        if linked:
-            # consent given under the user an anonymous id was linked to (both branches use an
-            # index)
-            through = (
-                select(*columns, a.c.alias_key.label("via"))
-                .select_from(a.join(t, t.c.profile_key == a.c.profile_key))
-                .where(a.c.alias_key.in_(list(linked)))
-            )
-            query = union_all(query, through)
-        return [ConsentEntry._make(row) for row in self._c.execute(query.order_by("consent_id"))]
+        with driver_connection(self._c).cursor() as cursor:  # the keys as two arrays
+            cursor.execute(_POSTGRES_BOOK, (list(profile_keys), list(linked)))
+            return [ConsentEntry._make(row) for row in cursor]
 
     def of_person(self, user_key: str, anonymous_key: str, purpose: str) -> list[ConsentEntry]:
         # Read on every recommendation request: straight to the driver on SQLite.

@@ -42,6 +42,13 @@ _POSTGRES_PROFILES = (
     " WHERE profile_key = ANY(%s)"
 )
 _POSTGRES_ALIAS_LINKS = "SELECT alias_key, profile_key FROM aliases WHERE alias_key = ANY(%s)"
+# A batch's merged profiles and new links, under its profile locks: arrays, as the reads above.
+_POSTGRES_DELETE = "DELETE FROM profiles WHERE profile_key = ANY(%s)"
+_POSTGRES_ADD_ALIASES = """
+INSERT INTO aliases (alias_key, profile_key, created_at_ms)
+SELECT alias_key, profile_key, %s FROM unnest(%s::text[], %s::text[]) AS l (alias_key, profile_key)
+ON CONFLICT (alias_key) DO NOTHING
+"""
 _SQLITE_PROFILES = (
     "SELECT profile_key, state, traits, updated_at_ms FROM profiles"
     " WHERE profile_key IN (SELECT value FROM json_each(?))"
@@ -102,6 +109,10 @@ class SqlProfileStore:
         self._c.execute(statement)
 
     def delete(self, profile_keys: Sequence[str]) -> None:
+        if not is_sqlite(self._c):
+            with driver_connection(self._c).cursor() as cursor:
+                cursor.execute(_POSTGRES_DELETE, (list(profile_keys),))
+            return
         t = tables.profiles
         for chunk in chunks(list(profile_keys)):
             self._c.execute(delete(t).where(t.c.profile_key.in_(chunk)))
@@ -116,6 +127,10 @@ class SqlProfileStore:
 
     def add_aliases(self, links: Mapping[str, str], at_ms: int) -> None:
         if not links:
+            return
+        if not is_sqlite(self._c):
+            with driver_connection(self._c).cursor() as cursor:
+                cursor.execute(_POSTGRES_ADD_ALIASES, (at_ms, list(links), list(links.values())))
             return
         t = tables.aliases
         statement = upsert_insert(self._c, t).on_conflict_do_nothing(index_elements=[t.c.alias_key])
