@@ -135,9 +135,10 @@ def post_all(
 
 
 def bare_rows(events: Sequence[dict[str, Any]], received_at_ms: int) -> list[tuple[Any, ...]]:
-    """The rows the server stores for these events (JSON documents absent, as in the events)."""
+    """The rows the server stores for these events (JSON documents absent, as in the events),
+    each with its batch's write number, as the server numbers its write transactions."""
     rows = []
-    for e in events:
+    for index, e in enumerate(events):
         digest = hashlib.blake2b(orjson.dumps(e), digest_size=16).hexdigest()
         rows.append(
             (
@@ -155,6 +156,7 @@ def bare_rows(events: Sequence[dict[str, Any]], received_at_ms: int) -> list[tup
                 None,
                 digest,
                 "api",
+                1 + index // BATCH,
             )
         )
     return rows
