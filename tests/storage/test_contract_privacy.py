@@ -183,11 +183,12 @@ class TestTombstones:
         assert times == {"h1": 10, "h2": 10, "h3": 20}
 
     def test_many_hashes_beyond_one_parameter_chunk(self, engine: Engine) -> None:
-        hashes = [f"h{i:04d}" for i in range(2000)]
+        hashes = [f"h{i:04d}" for i in range(2000)] + ['quote"d', "it's", "[x]"]
         with engine.storage.write() as uow:
             uow.tombstones.add(hashes[::2], 1)
         with engine.storage.read() as uow:
             assert uow.tombstones.erased(hashes) == set(hashes[::2])
+            assert uow.tombstones.erased(set(hashes[1::2])) == set()
 
 
 class TestHeldEvents:

@@ -11,8 +11,6 @@ import pytest
 from persona.clock import FakeClock
 from persona.engine import Engine
 from persona.storage import sql, tables
-from persona.storage.records import ConsentChange
-from persona.storage.sql import tombstones
 from tests.conftest import open_engine
 from tests.storage.test_contract import event, item
 
@@ -199,37 +197,3 @@ def test_appending_works_in_a_forked_child(sqlite_engine: Engine, tmp_path: Path
         child.kill()
         pytest.fail("the child hung on its first append")
     assert child.exitcode == 0
-
-
-def test_the_privacy_gate_reads_what_the_core_statements_read(
-    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every ingest batch reads tombstones and its people's consent book by plain SQL. The
-    tombstones' read is compared with the core statement it stands for; the consent book has
-    plain SQL on both stores (PostgreSQL's with arrays), held to one contract by
-    ``test_contract_privacy``."""
-    engine = open_engine(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", clock)
-    changes = [
-        ConsentChange("u:1", "analytics", "granted", 10, "api", 11),
-        ConsentChange("a:x", "ads", "denied", 20, "event", 21),
-        ConsentChange("u:2", "analytics", "denied", 30, "api", 31),
-    ]
-    try:
-        with engine.storage.write() as uow:
-            uow.profiles.add_aliases({"a:x": "u:1"}, 1)
-            uow.consents.add(changes)
-            uow.tombstones.add(["h1", 'quote"d'], 1)
-
-        def read() -> tuple[set[str], list[tuple[object, ...]]]:
-            with engine.storage.read() as uow:
-                erased = uow.tombstones.erased(["h1", 'quote"d', "h2"])
-                book = uow.consents.book(["a:x", "u:1", "u:2", "u:3"], ["a:x"])
-            return erased, sorted(book, key=str)
-
-        fast = read()
-        monkeypatch.setattr(tombstones, "is_sqlite", lambda connection: False)
-        assert read() == fast
-        assert fast[0] == {"h1", 'quote"d'}
-        assert len(fast[1]) == 4  # u:1's change comes directly and through a:x
-    finally:
-        engine.close()

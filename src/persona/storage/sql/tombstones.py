@@ -7,13 +7,17 @@ from collections.abc import Collection
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from persona.storage.sql.common import chunks, driver_connection, is_sqlite, json_text
+from persona.storage.sql.common import driver_connection, is_sqlite, json_text
 from persona.storage.tables.privacy import subject_tombstones
 
-# Once per ingest batch: plain SQL through the driver on SQLite, as the other ingest statements.
+# Once per ingest batch, as soon as a store holds a tombstone: plain SQL through the driver, the
+# hashes as one parameter, as the other ingest statements. On PostgreSQL one array instead of
+# IN lists of 900 through SQLAlchemy: 2,000 hashes against 10,000 tombstones in 5.4 ms instead
+# of 15 (medians of 100, 2026-12-07).
 _SQLITE_ERASED = (
     "SELECT id_hash FROM subject_tombstones WHERE id_hash IN (SELECT value FROM json_each(?))"
 )
+_POSTGRES_ERASED = "SELECT id_hash FROM subject_tombstones WHERE id_hash = ANY(%s)"
 
 
 class SqlTombstones:
@@ -39,10 +43,6 @@ class SqlTombstones:
                 _SQLITE_ERASED, (json_text(list(id_hashes)),)
             )
             return {h for (h,) in found}
-        t = subject_tombstones
-        erased: set[str] = set()
-        for chunk in chunks(id_hashes):
-            erased.update(
-                self._c.execute(select(t.c.id_hash).where(t.c.id_hash.in_(chunk))).scalars()
-            )
-        return erased
+        with driver_connection(self._c).cursor() as cursor:
+            cursor.execute(_POSTGRES_ERASED, (list(id_hashes),))
+            return {h for (h,) in cursor}
