@@ -124,6 +124,34 @@ def test_sparse_and_nonzero_scores_break_ties_by_item(
 
 @settings(max_examples=60, deadline=None)
 @given(
+    rows=st.integers(1, 6),
+    items=st.integers(1, 60),
+    n=st.integers(1, 12),
+    broken=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_scores_that_are_not_finite_count_as_zero(
+    rows: int, items: int, n: int, broken: float, seed: int
+) -> None:
+    """A source's NaN or infinite score is a 0: never proposed by the nonzero scores, ranked as
+    0 by the dense ones, read back as 0; the source's own matrix is left as it was."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-3, 4, (rows, items)).astype(np.float32)
+    where = rng.random((rows, items)) < broken
+    values[where] = rng.choice(np.array([np.nan, np.inf, -np.inf], dtype=np.float32), where.sum())
+    handed = values.copy()
+    cleaned = np.where(np.isfinite(values), values, np.float32(0))
+    blocked = _blocked(rng, rows, items, 0.2)
+    every_row, every_item = _every_pair(rows, items)
+    for kind in (DenseScores, NonzeroScores):
+        scores = kind(values)
+        assert _proposals(scores.top(n, blocked)) == _proposals(kind(cleaned).top(n, blocked))
+        np.testing.assert_array_equal(scores.at(every_row, every_item), cleaned.ravel())
+    np.testing.assert_array_equal(values, handed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
     rows=st.integers(1, 8),
     items=st.integers(1, 60),
     features=st.integers(1, 6),

@@ -123,8 +123,13 @@ class Scores(Protocol):
 
 class DenseScores:
     def __init__(self, matrix: np.ndarray) -> None:
-        finite = np.nan_to_num(np.asarray(matrix, dtype=np.float32), nan=0, posinf=0, neginf=0)
-        self.matrix: FloatArray = finite
+        """``matrix`` is kept as it is when every score is finite (the sources hand over
+        matrices of their own, which nothing changes afterwards), else a copy with the
+        non-finite scores as 0: one pass over it instead of a copy and three."""
+        scores: FloatArray = np.asarray(matrix, dtype=np.float32)
+        if not np.isfinite(scores).all():
+            scores = np.nan_to_num(scores, nan=0, posinf=0, neginf=0)
+        self.matrix = scores
 
     def top(self, n: int, blocked: Blocked) -> IntArray:
         return _best(self.matrix, n, blocked.dense)
@@ -182,16 +187,31 @@ class NonzeroScores(DenseScores):
     proposed; among equal scores, the lower item comes first."""
 
     def top(self, n: int, blocked: Blocked) -> IntArray:
-        """Each row's ``n``-th best score is found by partitioning, then the entries above it,
-        and as many of those equal to it as there is room for, in item order."""
+        """Each row's ``n``-th best score is found by partitioning, then the entries at or
+        above it (a row scoring fewer than ``n`` items: all it scores). Only the rows where
+        more than ``n`` reach it, by ties at it, keep just as many of the tied ones as there is
+        room for, in item order: most rows take one comparison pass, not five and a running
+        count (2026-12-07: 22 to 34 ms instead of 33 to 41 for 256 rows of 9,066 to 10,000
+        items, and as fast with every row tied)."""
         m = self.matrix
         masked = np.where(blocked.dense | (m == 0), np.float32(-np.inf), m)
         n = max(1, min(n, m.shape[1]))
-        nth = -np.partition(-masked, n - 1, axis=1)[:, n - 1]
-        above = masked > nth[:, None]
-        tied = masked == nth[:, None]
-        room = n - above.sum(axis=1)
-        take = (above | (tied & (np.cumsum(tied, axis=1) <= room[:, None]))) & (masked > -np.inf)
+        # The n-th least of the negated scores: partitioned near its start, as the many -inf
+        # (unscored) entries make partitioning near the end several times slower.
+        negated = -masked
+        negated.partition(n - 1, axis=1)
+        nth = -negated[:, n - 1]
+        lowest = np.maximum(nth, np.finfo(np.float32).min)  # -inf: every finite score
+        take = masked >= lowest[:, None]
+        crowded = np.flatnonzero(np.count_nonzero(take, axis=1) > n)
+        if len(crowded):
+            some, bar = masked[crowded], nth[crowded, None]
+            kept = some > bar
+            room = n - np.count_nonzero(kept, axis=1)
+            tied_rows, tied_items = np.nonzero(some == bar)  # in item order within a row
+            first = _positions_in_rows(tied_rows, len(crowded)) < room[tied_rows]
+            kept[tied_rows[first], tied_items[first]] = True
+            take[crowded] = kept
         rows, items = np.nonzero(take)
         order = np.lexsort((items, -masked[rows, items], rows))
         rows, items = rows[order], items[order]
